@@ -1,0 +1,74 @@
+/*=========================================================================
+ *  AGCL for ITK — Apache License 2.0, see LICENSE.
+ *=========================================================================*/
+// agcl: command-line front end of AGCL for ITK.
+
+#include "Subcommands.h"
+
+#include "agcl/BuildInfo.h"
+#include "agcl/Threading.h"
+
+#include "itkMacro.h"
+
+#include <c10/util/Exception.h>
+
+#include <iostream>
+
+int
+main(int argc, char ** argv)
+{
+  using namespace agcl::cli;
+  CLI::App app{ "agcl: multi-organ segmentation of abdominal CT with attention-guided contrastive learning (AGCL)",
+                "agcl" };
+  app.set_version_flag("--version", "agcl " + agcl::Version());
+  app.require_subcommand(1);
+  int threads = 0;
+  app.add_option("--threads", threads,
+                 "LibTorch intra-op threads (default: $AGCL_NUM_THREADS, else the number of cores)")
+    ->check(CLI::PositiveNumber);
+
+  Runner runner;
+  RegisterInfo(app, runner);
+  RegisterInspect(app, runner);
+
+  try
+  {
+    app.parse(argc, argv);
+  }
+  catch (const CLI::ParseError & e)
+  {
+    const int code = app.exit(e);
+    return code == 0 ? kSuccess : kBadInput;
+  }
+
+  try
+  {
+    agcl::ConfigureThreads(threads);
+    return runner ? runner() : kSuccess;
+  }
+  catch (const InputError & e)
+  {
+    std::cerr << "agcl: error: " << e.what() << std::endl;
+    return kBadInput;
+  }
+  catch (const std::invalid_argument & e)
+  {
+    std::cerr << "agcl: error: " << e.what() << std::endl;
+    return kBadInput;
+  }
+  catch (const itk::ExceptionObject & e)
+  {
+    std::cerr << "agcl: failed: " << e.GetDescription() << std::endl;
+    return kRuntimeFailure;
+  }
+  catch (const c10::Error & e)
+  {
+    std::cerr << "agcl: failed (LibTorch): " << e.what_without_backtrace() << std::endl;
+    return kRuntimeFailure;
+  }
+  catch (const std::exception & e)
+  {
+    std::cerr << "agcl: failed: " << e.what() << std::endl;
+    return kRuntimeFailure;
+  }
+}

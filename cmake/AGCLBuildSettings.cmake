@@ -1,0 +1,40 @@
+# Compiler settings shared by every target of the project.
+
+set(CMAKE_CXX_STANDARD 17)
+set(CMAKE_CXX_STANDARD_REQUIRED ON)
+set(CMAKE_CXX_EXTENSIONS OFF)
+set(CMAKE_POSITION_INDEPENDENT_CODE ON)
+if(NOT CMAKE_BUILD_TYPE AND NOT CMAKE_CONFIGURATION_TYPES)
+  set(CMAKE_BUILD_TYPE Release CACHE STRING "Build type" FORCE)
+endif()
+
+# ccache: with CCACHE_BASEDIR at the source root, builds in different
+# checkouts share hits (absolute paths would make every file miss).
+option(AGCL_USE_CCACHE "Compile through ccache when it is installed" ON)
+if(AGCL_USE_CCACHE AND NOT CMAKE_CXX_COMPILER_LAUNCHER)
+  find_program(AGCL_CCACHE_PROGRAM ccache)
+  if(AGCL_CCACHE_PROGRAM)
+    set(CMAKE_C_COMPILER_LAUNCHER
+        ${CMAKE_COMMAND} -E env CCACHE_BASEDIR=${PROJECT_SOURCE_DIR} CCACHE_NOHASHDIR=1 ${AGCL_CCACHE_PROGRAM})
+    set(CMAKE_CXX_COMPILER_LAUNCHER ${CMAKE_C_COMPILER_LAUNCHER})
+    message(STATUS "AGCL: compiling through ${AGCL_CCACHE_PROGRAM}")
+  endif()
+endif()
+
+# Precompiled headers pay off from ~3 torch translation units on; ccache
+# cannot cache a PCH build unless told the PCH is safe to hash by content.
+option(AGCL_USE_PCH "Precompile the LibTorch headers of torch-heavy targets" ON)
+if(AGCL_USE_PCH AND AGCL_CCACHE_PROGRAM)
+  set(CMAKE_C_COMPILER_LAUNCHER
+      ${CMAKE_COMMAND} -E env CCACHE_BASEDIR=${PROJECT_SOURCE_DIR} CCACHE_NOHASHDIR=1
+      "CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime" ${AGCL_CCACHE_PROGRAM})
+  set(CMAKE_CXX_COMPILER_LAUNCHER ${CMAKE_C_COMPILER_LAUNCHER})
+endif()
+
+option(AGCL_USE_CUDA "Build the project's own CUDA code (none yet; LibTorch's CUDA works without it)" OFF)
+if(AGCL_USE_CUDA)
+  enable_language(CUDA)
+endif()
+
+option(AGCL_BUILD_BENCHMARKS "Build the Google Benchmark programs under benchmarks/" ON)
+option(AGCL_BUILD_EXAMPLES "Build the example programs under examples/" ON)
