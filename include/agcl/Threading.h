@@ -23,6 +23,13 @@ constexpr const char * kThreadsEnvironmentVariable = "AGCL_NUM_THREADS";
 int
 ConfigureThreads(int requested = 0);
 
+/** The thread count ConfigureThreads would choose: `requested` if positive, else the
+ *  value of `environmentValue` (AGCL_NUM_THREADS; null or empty = unset), else `cores`
+ *  (at least 1). Throws std::invalid_argument for a negative request or an environment
+ *  value that is not an integer in 1..4096. */
+int
+ResolveThreadCount(int requested, const char * environmentValue, int cores);
+
 /** The intra-op thread count LibTorch uses now. */
 int
 CurrentThreads();

@@ -24,51 +24,43 @@ std::mutex & ThreadsMutex()
 
 bool g_Configured = false;
 
-int
-ThreadsFromEnvironment()
-{
-  const char * value = std::getenv(kThreadsEnvironmentVariable);
-  if (value == nullptr || *value == '\0')
-  {
-    return 0;
-  }
-  char * end = nullptr;
-  const long parsed = std::strtol(value, &end, 10);
-  if (end == value || *end != '\0' || parsed <= 0 || parsed > 4096)
-  {
-    throw std::invalid_argument(std::string(kThreadsEnvironmentVariable) + "='" + value +
-                                "': expected a positive integer thread count");
-  }
-  return static_cast<int>(parsed);
-}
 } // namespace
+
+int
+ResolveThreadCount(int requested, const char * environmentValue, int cores)
+{
+  if (requested < 0)
+  {
+    throw std::invalid_argument("thread count must be positive, got " + std::to_string(requested));
+  }
+  if (requested > 0)
+  {
+    return requested;
+  }
+  if (environmentValue != nullptr && *environmentValue != '\0')
+  {
+    char *     end = nullptr;
+    const long parsed = std::strtol(environmentValue, &end, 10);
+    if (end == environmentValue || *end != '\0' || parsed <= 0 || parsed > 4096)
+    {
+      throw std::invalid_argument(std::string(kThreadsEnvironmentVariable) + "='" + environmentValue +
+                                  "': expected a positive integer thread count (1..4096)");
+    }
+    return static_cast<int>(parsed);
+  }
+  return cores > 0 ? cores : 1;
+}
 
 int
 ConfigureThreads(int requested)
 {
-  if (requested < 0)
-  {
-    throw std::invalid_argument("agcl::ConfigureThreads: thread count must be positive, got " +
-                                std::to_string(requested));
-  }
   std::lock_guard<std::mutex> lock(ThreadsMutex());
   if (requested == 0 && g_Configured)
   {
     return at::get_num_threads();
   }
-  int threads = requested;
-  if (threads == 0)
-  {
-    threads = ThreadsFromEnvironment();
-  }
-  if (threads == 0)
-  {
-    threads = static_cast<int>(std::thread::hardware_concurrency());
-    if (threads <= 0)
-    {
-      threads = 1;
-    }
-  }
+  const int threads = ResolveThreadCount(
+    requested, std::getenv(kThreadsEnvironmentVariable), static_cast<int>(std::thread::hardware_concurrency()));
   at::set_num_threads(threads);
   g_Configured = true;
   return at::get_num_threads();
