@@ -126,7 +126,8 @@ ImageToTensor<TImage>::View(TImage * image, const RegionType & region, TensorCom
     using StorageType = typename TraitsType::StorageType;
     auto * base = reinterpret_cast<StorageType *>(const_cast<void *>(static_cast<const void *>(image->GetBufferPointer())));
     // The deleter holds a reference to the pixel container: the buffer lives as long as the tensor.
-    auto container = image->GetPixelContainer();
+    // (GetPixelContainer() returns a raw pointer: take a SmartPointer explicitly.)
+    typename TImage::PixelContainerConstPointer container = image->GetPixelContainer();
 
     at::Tensor view;
     agclTorchTryMacro("ImageToTensor::View",
@@ -171,7 +172,8 @@ ImageToTensor<TImage>::Copy(const TImage *          image,
     const at::Tensor view = View(const_cast<TImage *>(image), region, axis);
     agclTorchTryMacro("ImageToTensor::Copy",
                       result = view.to(device, TraitsType::ScalarType, /*non_blocking=*/false, /*copy=*/true,
-                                       at::MemoryFormat::Contiguous));
+                                       at::MemoryFormat::Contiguous)
+                               .contiguous());
     return result;
   }
   else if constexpr (TraitsType::Supported)
@@ -241,8 +243,11 @@ ImageToTensor<TImage>::Copy(const TImage *          image,
       agclTorchTryMacro("ImageToTensor::Copy", host = host.squeeze(-1));
     }
     agclTorchTryMacro("ImageToTensor::Copy",
-                      result = host.to(device, TraitsType::ScalarType, /*non_blocking=*/false, /*copy=*/false,
-                                       at::MemoryFormat::Contiguous));
+                      // Tensor::to() may return a permuted tensor unchanged even when asked for a
+                      // contiguous one (suggest_memory_format() is "contiguous" below 4D): be explicit.
+                      result = host.contiguous().to(device, TraitsType::ScalarType, /*non_blocking=*/false,
+                                                    /*copy=*/false)
+                                 .contiguous());
     return result;
   }
   return result; // not reached: VerifyImage throws for unsupported types

@@ -113,7 +113,9 @@ TensorToImage<TImage>::Convert(const at::Tensor &      tensor,
         order.push_back(0);
         host = host.permute(order);
       }
-      host = host.to(c10::Device(c10::DeviceType::CPU), TraitsType::ScalarType, false, false, at::MemoryFormat::Contiguous);
+      // Tensor::to(..., MemoryFormat::Contiguous) can hand back a permuted tensor unchanged
+      // (its suggested format is "contiguous" below 4D), so ask for contiguity explicitly.
+      host = host.to(c10::Device(c10::DeviceType::CPU)).contiguous();
     });
 
     ImagePointer image = TImage::New();
