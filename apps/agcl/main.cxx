@@ -37,6 +37,19 @@ main(int argc, char ** argv)
   }
   catch (const CLI::ParseError & e)
   {
+    // CLI11 reports an unknown subcommand only as "a subcommand is required": name it.
+    const std::vector<std::string> rest = app.remaining();
+    if (app.get_subcommands().empty() && !rest.empty() && !rest.front().empty() && rest.front()[0] != '-')
+    {
+      std::string known;
+      for (const CLI::App * sub : app.get_subcommands({}))
+      {
+        known += (known.empty() ? "" : ", ") + sub->get_name();
+      }
+      std::cerr << "agcl: error: unknown subcommand '" << rest.front() << "'; expected one of: " << known
+                << "\nRun with --help for more information." << std::endl;
+      return kBadInput;
+    }
     const int code = app.exit(e);
     return code == 0 ? kSuccess : kBadInput;
   }
