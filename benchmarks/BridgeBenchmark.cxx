@@ -9,8 +9,7 @@
 #include <ATen/ATen.h>
 #include <benchmark/benchmark.h>
 
-namespace
-{
+namespace {
 template <typename TPixel>
 typename itk::Image<TPixel, 3>::Pointer
 MakeImage(unsigned long n, unsigned long z)

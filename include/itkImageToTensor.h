@@ -13,8 +13,7 @@
 
 #include <vector>
 
-namespace itk
-{
+namespace itk {
 
 /** \class ImageToTensor
  * \brief Turns an ITK image (2D/3D, scalar or vector pixels, Image or VectorImage) into a LibTorch tensor.
@@ -72,8 +71,8 @@ public:
 
   /** New contiguous tensor with the buffered region's pixels on `device`. */
   static at::Tensor
-  Copy(const TImage *      image,
-       const c10::Device & device = c10::Device(c10::DeviceType::CPU),
+  Copy(const TImage *          image,
+       const c10::Device &     device = c10::Device(c10::DeviceType::CPU),
        TensorComponentAxisEnum axis = TensorComponentAxisEnum::Automatic);
 
   /** New contiguous tensor with `region`'s pixels on `device`. */

@@ -12,8 +12,7 @@
 #include <limits>
 #include <type_traits>
 
-namespace itk
-{
+namespace itk {
 
 template <typename TImage>
 std::vector<int64_t>
@@ -42,8 +41,9 @@ ImageToTensor<TImage>::VerifyImage(const TImage * image, const RegionType & regi
 {
   if (!TraitsType::Supported)
   {
-    itkGenericExceptionMacro(<< "ImageToTensor::" << caller << ": pixel component type '" << typeid(ComponentType).name()
-                             << "' has no LibTorch dtype; expected bool, a signed or unsigned integer, float or double");
+    itkGenericExceptionMacro(
+      << "ImageToTensor::" << caller << ": pixel component type '" << typeid(ComponentType).name()
+      << "' has no LibTorch dtype; expected bool, a signed or unsigned integer, float or double");
   }
   if (image == nullptr)
   {
@@ -100,9 +100,9 @@ ImageToTensor<TImage>::View(TImage * image, const RegionType & region, TensorCom
     const RegionType & buffered = image->GetBufferedRegion();
 
     // Strides of the ITK buffer, in components, per ITK axis (x fastest).
-    int64_t              itkStride[ImageDimension];
-    int64_t              offset = 0;
-    int64_t              stride = components;
+    int64_t itkStride[ImageDimension];
+    int64_t offset = 0;
+    int64_t stride = components;
     for (unsigned int d = 0; d < ImageDimension; ++d)
     {
       itkStride[d] = stride;
@@ -124,7 +124,8 @@ ImageToTensor<TImage>::View(TImage * image, const RegionType & region, TensorCom
     }
 
     using StorageType = typename TraitsType::StorageType;
-    auto * base = reinterpret_cast<StorageType *>(const_cast<void *>(static_cast<const void *>(image->GetBufferPointer())));
+    auto * base =
+      reinterpret_cast<StorageType *>(const_cast<void *>(static_cast<const void *>(image->GetBufferPointer())));
     // The deleter holds a reference to the pixel container: the buffer lives as long as the tensor.
     // (GetPixelContainer() returns a raw pointer: take a SmartPointer explicitly.)
     typename TImage::PixelContainerConstPointer container = image->GetPixelContainer();
@@ -132,7 +133,10 @@ ImageToTensor<TImage>::View(TImage * image, const RegionType & region, TensorCom
     at::Tensor view;
     agclTorchTryMacro("ImageToTensor::View",
                       view = at::from_blob(
-                        base + offset, sizes, strides, [container](void *) {},
+                        base + offset,
+                        sizes,
+                        strides,
+                        [container](void *) {},
                         at::TensorOptions().dtype(TraitsType::ScalarType).device(c10::DeviceType::CPU)));
     if (channel && axis == TensorComponentAxisEnum::First)
     {
@@ -170,10 +174,11 @@ ImageToTensor<TImage>::Copy(const TImage *          image,
   if constexpr (CanView())
   {
     const at::Tensor view = View(const_cast<TImage *>(image), region, axis);
-    agclTorchTryMacro("ImageToTensor::Copy",
-                      result = view.to(device, TraitsType::ScalarType, /*non_blocking=*/false, /*copy=*/true,
-                                       at::MemoryFormat::Contiguous)
-                               .contiguous());
+    agclTorchTryMacro(
+      "ImageToTensor::Copy",
+      result =
+        view.to(device, TraitsType::ScalarType, /*non_blocking=*/false, /*copy=*/true, at::MemoryFormat::Contiguous)
+          .contiguous());
     return result;
   }
   else if constexpr (TraitsType::Supported)
@@ -184,7 +189,8 @@ ImageToTensor<TImage>::Copy(const TImage *          image,
     // Channels-last host tensor first (the buffer's own order), then permute and move.
     const std::vector<int64_t> shape = GetTensorShape(region, components, TensorComponentAxisEnum::Last);
     at::Tensor                 host;
-    agclTorchTryMacro("ImageToTensor::Copy", host = at::empty(shape, at::TensorOptions().dtype(TraitsType::ScalarType)));
+    agclTorchTryMacro("ImageToTensor::Copy",
+                      host = at::empty(shape, at::TensorOptions().dtype(TraitsType::ScalarType)));
     StorageType * out = host.data_ptr<StorageType>();
     const auto *  in = reinterpret_cast<const ComponentType *>(image->GetBufferPointer());
 
@@ -245,8 +251,11 @@ ImageToTensor<TImage>::Copy(const TImage *          image,
     agclTorchTryMacro("ImageToTensor::Copy",
                       // Tensor::to() may return a permuted tensor unchanged even when asked for a
                       // contiguous one (suggest_memory_format() is "contiguous" below 4D): be explicit.
-                      result = host.contiguous().to(device, TraitsType::ScalarType, /*non_blocking=*/false,
-                                                    /*copy=*/false)
+                      result = host.contiguous()
+                                 .to(device,
+                                     TraitsType::ScalarType,
+                                     /*non_blocking=*/false,
+                                     /*copy=*/false)
                                  .contiguous());
     return result;
   }

@@ -13,8 +13,7 @@
 #include <ostream>
 #include <type_traits>
 
-namespace itk
-{
+namespace itk {
 
 /** Where the pixel components go in a tensor made from an image
  *  (tensor dimensions are the ITK index order reversed: a 3D image is [Z, Y, X]).
@@ -64,14 +63,14 @@ struct TensorComponentTraits
   static constexpr c10::ScalarType ScalarType = c10::ScalarType::Undefined;
 };
 
-#define AGCL_TENSOR_COMPONENT_TRAITS(cppType, storageType, scalarType, isNative) \
-  template <>                                                                    \
-  struct TensorComponentTraits<cppType>                                          \
-  {                                                                              \
-    static constexpr bool Supported = true;                                      \
-    static constexpr bool Native = isNative;                                     \
-    using StorageType = storageType;                                             \
-    static constexpr c10::ScalarType ScalarType = c10::ScalarType::scalarType;   \
+#define AGCL_TENSOR_COMPONENT_TRAITS(cppType, storageType, scalarType, isNative)                                       \
+  template <>                                                                                                          \
+  struct TensorComponentTraits<cppType>                                                                                \
+  {                                                                                                                    \
+    static constexpr bool Supported = true;                                                                            \
+    static constexpr bool Native = isNative;                                                                           \
+    using StorageType = storageType;                                                                                   \
+    static constexpr c10::ScalarType ScalarType = c10::ScalarType::scalarType;                                         \
   }
 
 AGCL_TENSOR_COMPONENT_TRAITS(bool, bool, Bool, true);
@@ -104,14 +103,14 @@ AGCL_TENSOR_COMPONENT_TRAITS(unsigned long long, int64_t, Long, false);
 
 /** Runs `statement`, turning a LibTorch c10::Error into an itk::ExceptionObject
  *  whose message starts with `context`, so that c10::Error never leaves a public ITK API. */
-#define agclTorchTryMacro(context, ...)                                                    \
-  try                                                                                            \
-  {                                                                                              \
-    __VA_ARGS__;                                                                                 \
-  }                                                                                              \
-  catch (const c10::Error & agclTorchError)                                                      \
-  {                                                                                              \
-    itkGenericExceptionMacro(<< context << ": LibTorch error: " << agclTorchError.what_without_backtrace()); \
+#define agclTorchTryMacro(context, ...)                                                                                \
+  try                                                                                                                  \
+  {                                                                                                                    \
+    __VA_ARGS__;                                                                                                       \
+  }                                                                                                                    \
+  catch (const c10::Error & agclTorchError)                                                                            \
+  {                                                                                                                    \
+    itkGenericExceptionMacro(<< context << ": LibTorch error: " << agclTorchError.what_without_backtrace());           \
   }
 
 #endif

@@ -10,8 +10,7 @@
 
 #include <ATen/core/Tensor.h>
 
-namespace itk
-{
+namespace itk {
 
 /** \class TensorToImage
  * \brief Copies a LibTorch tensor (on any device) into a new ITK image with the geometry of a reference image.

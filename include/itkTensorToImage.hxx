@@ -12,8 +12,7 @@
 #include <sstream>
 #include <vector>
 
-namespace itk
-{
+namespace itk {
 
 template <typename TImage>
 auto
@@ -36,8 +35,9 @@ TensorToImage<TImage>::Convert(const at::Tensor &      tensor,
 {
   if constexpr (!TraitsType::Supported)
   {
-    itkGenericExceptionMacro(<< "TensorToImage::Convert: pixel component type '" << typeid(ComponentType).name()
-                             << "' has no LibTorch dtype; expected bool, a signed or unsigned integer, float or double");
+    itkGenericExceptionMacro(
+      << "TensorToImage::Convert: pixel component type '" << typeid(ComponentType).name()
+      << "' has no LibTorch dtype; expected bool, a signed or unsigned integer, float or double");
   }
   else
   {
@@ -76,8 +76,8 @@ TensorToImage<TImage>::Convert(const at::Tensor &      tensor,
     };
     if (tensor.dim() != expectedDims)
     {
-      itkGenericExceptionMacro(<< "TensorToImage::Convert: tensor has " << tensor.dim() << " dimensions "
-                               << sizeText() << ", expected " << expectedDims << " (" << ImageDimension
+      itkGenericExceptionMacro(<< "TensorToImage::Convert: tensor has " << tensor.dim() << " dimensions " << sizeText()
+                               << ", expected " << expectedDims << " (" << ImageDimension
                                << " spatial, reversed ITK order" << (channel ? ", plus a channel axis" : "") << ")");
     }
     const int64_t spatialStart = (channel && axis == TensorComponentAxisEnum::First) ? 1 : 0;
@@ -94,8 +94,9 @@ TensorToImage<TImage>::Convert(const at::Tensor &      tensor,
       const int64_t tensorSize = tensor.size(spatialStart + ImageDimension - 1 - d);
       if (tensorSize != static_cast<int64_t>(region.GetSize(d)))
       {
-        itkGenericExceptionMacro(<< "TensorToImage::Convert: tensor " << sizeText() << " does not match the region size "
-                                 << region.GetSize() << " (tensor dimensions are the ITK index order reversed)");
+        itkGenericExceptionMacro(<< "TensorToImage::Convert: tensor " << sizeText()
+                                 << " does not match the region size " << region.GetSize()
+                                 << " (tensor dimensions are the ITK index order reversed)");
       }
     }
 

@@ -11,8 +11,7 @@
 
 #include <iostream>
 
-namespace agcl::cli
-{
+namespace agcl::cli {
 
 void
 RegisterInfo(CLI::App & app, Runner & runner)

@@ -18,11 +18,9 @@
 #include <iostream>
 #include <memory>
 
-namespace agcl::cli
-{
+namespace agcl::cli {
 
-namespace
-{
+namespace {
 struct InspectOptions
 {
   std::string image;
@@ -133,8 +131,7 @@ RegisterInspect(CLI::App & app, Runner & runner)
   CLI::App * sub = app.add_subcommand("inspect", "Print an image's geometry and per-channel statistics");
   sub->add_option("image", options->image, "Image file (any format ITK reads: NIfTI, NRRD, MetaImage, PNG, ...)")
     ->required();
-  sub->add_option("--device", options->device, "Device for the statistics: cpu, cuda or cuda:N")
-    ->capture_default_str();
+  sub->add_option("--device", options->device, "Device for the statistics: cpu, cuda or cuda:N")->capture_default_str();
   sub->callback([&runner, options]() { runner = [options]() { return RunInspect(*options); }; });
 }
 

@@ -15,8 +15,7 @@
 #include <stdexcept>
 #include <string>
 
-namespace agcl::cli
-{
+namespace agcl::cli {
 
 /** Exit codes of the agcl tool. */
 enum ExitCode : int

@@ -23,8 +23,9 @@ main(int argc, char ** argv)
   app.set_version_flag("--version", "agcl " + agcl::Version());
   app.require_subcommand(1);
   int threads = 0;
-  app.add_option("--threads", threads,
-                 "LibTorch intra-op threads (default: $AGCL_NUM_THREADS, else the number of cores)")
+  app
+    .add_option(
+      "--threads", threads, "LibTorch intra-op threads (default: $AGCL_NUM_THREADS, else the number of cores)")
     ->check(CLI::PositiveNumber);
 
   Runner runner;

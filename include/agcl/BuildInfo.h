@@ -6,8 +6,7 @@
 
 #include <string>
 
-namespace agcl
-{
+namespace agcl {
 
 /** The module's version, "MAJOR.MINOR.PATCH". */
 std::string

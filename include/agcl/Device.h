@@ -8,8 +8,7 @@
 
 #include <string>
 
-namespace agcl
-{
+namespace agcl {
 
 /** Parses "cpu", "cuda" or "cuda:N" into a device that can be used now.
  *  Throws std::invalid_argument naming the text and what was expected when the

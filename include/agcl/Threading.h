@@ -4,8 +4,7 @@
 #ifndef agcl_Threading_h
 #define agcl_Threading_h
 
-namespace agcl
-{
+namespace agcl {
 
 /** Name of the environment variable that overrides LibTorch's intra-op thread count. */
 constexpr const char * kThreadsEnvironmentVariable = "AGCL_NUM_THREADS";

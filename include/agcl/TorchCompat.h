@@ -17,11 +17,10 @@
 
 #include <string>
 
-#define AGCL_TORCH_VERSION_AT_LEAST(major, minor) \
+#define AGCL_TORCH_VERSION_AT_LEAST(major, minor)                                                                      \
   (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
 
-namespace agcl
-{
+namespace agcl {
 
 /** "1.13.1" or "2.5.0": the LibTorch the code was compiled against. */
 std::string

@@ -13,8 +13,7 @@
 #  error "AGCL_VERSION_STRING must be defined by the build"
 #endif
 
-namespace agcl
-{
+namespace agcl {
 
 std::string
 Version()

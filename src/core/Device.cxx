@@ -9,8 +9,7 @@
 #include <cctype>
 #include <stdexcept>
 
-namespace agcl
-{
+namespace agcl {
 
 bool
 CudaAvailable()
@@ -61,8 +60,8 @@ ParseDevice(const std::string & text)
   const int count = CudaDeviceCount();
   if (index >= count)
   {
-    throw std::invalid_argument("device '" + text + "': CUDA device " + std::to_string(index) +
-                                " does not exist (" + std::to_string(count) + " visible)");
+    throw std::invalid_argument("device '" + text + "': CUDA device " + std::to_string(index) + " does not exist (" +
+                                std::to_string(count) + " visible)");
   }
   return c10::Device(c10::DeviceType::CUDA, static_cast<c10::DeviceIndex>(index));
 }

@@ -11,12 +11,11 @@
 #include <string>
 #include <thread>
 
-namespace agcl
-{
+namespace agcl {
 
-namespace
-{
-std::mutex & ThreadsMutex()
+namespace {
+std::mutex &
+ThreadsMutex()
 {
   static std::mutex mutex;
   return mutex;

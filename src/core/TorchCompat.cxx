@@ -7,8 +7,7 @@
 
 #include <stdexcept>
 
-namespace agcl
-{
+namespace agcl {
 
 std::string
 CompiledTorchVersion()
@@ -17,8 +16,7 @@ CompiledTorchVersion()
          std::to_string(TORCH_VERSION_PATCH);
 }
 
-namespace
-{
+namespace {
 void
 CheckSupported(c10::DeviceType deviceType)
 {

@@ -14,7 +14,10 @@
 
 template <typename TImage, typename TFunction>
 void
-Write(const std::string & file, const typename TImage::SizeType & size, TFunction value, const double * spacing = nullptr)
+Write(const std::string &               file,
+      const typename TImage::SizeType & size,
+      TFunction                         value,
+      const double *                    spacing = nullptr)
 {
   auto image = TImage::New();
   image->SetRegions(size);
@@ -45,10 +48,13 @@ main(int argc, char ** argv)
   const double      spacing[3] = { 0.5, 1.0, 2.5 };
   using Short3 = itk::Image<short, 3>;
   Write<Short3>(
-    dir + "/ramp.nii.gz", { { 6, 5, 4 } }, [](const Short3::IndexType & i) { return short(i[0] + 10 * i[1] + 100 * i[2]); },
+    dir + "/ramp.nii.gz",
+    { { 6, 5, 4 } },
+    [](const Short3::IndexType & i) { return short(i[0] + 10 * i[1] + 100 * i[2]); },
     spacing);
   using UChar2 = itk::Image<unsigned char, 2>;
-  Write<UChar2>(dir + "/slice.png", { { 8, 4 } }, [](const UChar2::IndexType & i) { return (unsigned char)(30 * i[0] + i[1]); });
+  Write<UChar2>(
+    dir + "/slice.png", { { 8, 4 } }, [](const UChar2::IndexType & i) { return (unsigned char)(30 * i[0] + i[1]); });
   using Float4 = itk::Image<float, 4>;
   Write<Float4>(dir + "/volume4d.nrrd", { { 2, 2, 2, 2 } }, [](const Float4::IndexType &) { return 1.0f; });
   return 0;

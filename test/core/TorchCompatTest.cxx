@@ -17,8 +17,7 @@ TEST(TorchCompat, CompiledVersionIsMajorMinorPatch)
   EXPECT_TRUE(version.rfind("1.13.", 0) == 0 || version.rfind("2.", 0) == 0) << version;
 }
 
-namespace
-{
+namespace {
 // Runs a float matmul under the guard and checks dtype and accuracy against a double reference.
 void
 CheckAutocastMatmul(c10::DeviceType deviceType)
@@ -39,8 +38,7 @@ CheckAutocastMatmul(c10::DeviceType deviceType)
     EXPECT_EQ(agcl::AutocastGuard::Dtype(deviceType), at::kBFloat16);
     const at::Tensor product = at::matmul(af, bf);
     EXPECT_EQ(product.scalar_type(), at::kBFloat16);
-    const double relative =
-      ((product.to(at::kCPU, at::kDouble) - reference).norm() / reference.norm()).item<double>();
+    const double relative = ((product.to(at::kCPU, at::kDouble) - reference).norm() / reference.norm()).item<double>();
     EXPECT_LT(relative, 1e-2);
     {
       agcl::AutocastGuard off(deviceType, at::kBFloat16, /*enabled=*/false);

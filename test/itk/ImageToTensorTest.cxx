@@ -11,8 +11,7 @@
 #include <cstdint>
 #include <limits>
 
-namespace
-{
+namespace {
 using ShortImage = itk::Image<short, 3>;
 
 // Pixel value at ITK index (x, y, z): a formula independent of any tensor code.
@@ -80,7 +79,7 @@ TEST(ImageToTensor, ViewKeepsTheBufferAliveAfterTheImageIsGone)
   {
     auto image = MakeShortImage();
     view = itk::ImageToTensor<ShortImage>::View(image);
-  } // the image is destroyed here; the view holds its pixel container
+  }                              // the image is destroyed here; the view holds its pixel container
   auto other = MakeShortImage(); // reuse freed memory, if any, with different values
   other->FillBuffer(0);
   for (long z = 0; z < 3; ++z)
@@ -90,9 +89,9 @@ TEST(ImageToTensor, ViewKeepsTheBufferAliveAfterTheImageIsGone)
 
 TEST(ImageToTensor, SubRegionViewIsStridedIntoTheSameBuffer)
 {
-  auto                    image = MakeShortImage(6, 5, 4);
-  ShortImage::RegionType  region({ { 1, 2, 1 } }, { { 3, 2, 2 } });
-  at::Tensor              view = itk::ImageToTensor<ShortImage>::View(image, region);
+  auto                   image = MakeShortImage(6, 5, 4);
+  ShortImage::RegionType region({ { 1, 2, 1 } }, { { 3, 2, 2 } });
+  at::Tensor             view = itk::ImageToTensor<ShortImage>::View(image, region);
   ASSERT_EQ(view.sizes().vec(), (std::vector<int64_t>{ 2, 2, 3 }));
   EXPECT_FALSE(view.is_contiguous());
   // First element is the region's first pixel inside the whole buffer.
@@ -172,7 +171,8 @@ TEST(ImageToTensor, VectorPixelsGiveAChannelAxisLastOrFirst)
         EXPECT_FLOAT_EQ(At<float>(last, { y, x, c }), 100.0f * c + 10.0f * y + x);
         EXPECT_FLOAT_EQ(At<float>(first, { c, y, x }), 100.0f * c + 10.0f * y + x);
       }
-  const at::Tensor copy = itk::ImageToTensor<VectorImage2D>::Copy(image, c10::Device("cpu"), itk::TensorComponentAxisEnum::First);
+  const at::Tensor copy =
+    itk::ImageToTensor<VectorImage2D>::Copy(image, c10::Device("cpu"), itk::TensorComponentAxisEnum::First);
   EXPECT_TRUE(copy.is_contiguous());
   EXPECT_TRUE(at::equal(copy, first));
 }
@@ -216,7 +216,8 @@ TEST(ImageToTensor, UnsignedShortCannotBeViewedButIsCopiedToInt32Exactly)
   EXPECT_EQ(At<int32_t>(copy, { 0, 0, 0 }), 65535);
   EXPECT_EQ(At<int32_t>(copy, { 1, 2, 3 }), 65535 - (3 + 8 + 12) * 1000);
   // A sub-region, converted.
-  const at::Tensor part = itk::ImageToTensor<UShortImage>::Copy(image, UShortImage::RegionType({ { 1, 1, 1 } }, { { 2, 2, 1 } }));
+  const at::Tensor part =
+    itk::ImageToTensor<UShortImage>::Copy(image, UShortImage::RegionType({ { 1, 1, 1 } }, { { 2, 2, 1 } }));
   ASSERT_EQ(part.sizes().vec(), (std::vector<int64_t>{ 1, 2, 2 }));
   EXPECT_EQ(At<int32_t>(part, { 0, 1, 1 }), 65535 - (2 + 8 + 12) * 1000);
 }

@@ -10,8 +10,7 @@
 
 #include <cmath>
 
-namespace
-{
+namespace {
 using FloatImage = itk::Image<float, 3>;
 
 FloatImage::Pointer
@@ -63,8 +62,8 @@ TEST(TensorToImage, NonContiguousTensorIsReadInLogicalOrder)
 {
   auto reference = MakeReference();
   // [Z, Y, X] values z*100 + y*10 + x, built in [X, Y, Z] order and transposed (non-contiguous).
-  const at::Tensor xyz = at::arange(6).view({ 6, 1, 1 }) + 10 * at::arange(5).view({ 1, 5, 1 }) +
-                         100 * at::arange(4).view({ 1, 1, 4 });
+  const at::Tensor xyz =
+    at::arange(6).view({ 6, 1, 1 }) + 10 * at::arange(5).view({ 1, 5, 1 }) + 100 * at::arange(4).view({ 1, 1, 4 });
   const at::Tensor zyx = xyz.permute({ 2, 1, 0 }).to(at::kFloat);
   ASSERT_FALSE(zyx.is_contiguous());
   auto image = itk::TensorToImage<FloatImage>::Convert(zyx, reference);
@@ -98,8 +97,8 @@ TEST(TensorToImage, UnsignedShortRoundTripAndRangeCheck)
   auto             image = itk::TensorToImage<UShortImage>::Convert(values, reference);
   EXPECT_EQ(image->GetPixel({ { 2, 0 } }), 65535);
   EXPECT_EQ(image->GetPixel({ { 0, 1 } }), 40000);
-  EXPECT_THROW(itk::TensorToImage<UShortImage>::Convert(values + 1, reference), itk::ExceptionObject);  // 65536
-  EXPECT_THROW(itk::TensorToImage<UShortImage>::Convert(values - 1, reference), itk::ExceptionObject);  // -1
+  EXPECT_THROW(itk::TensorToImage<UShortImage>::Convert(values + 1, reference), itk::ExceptionObject); // 65536
+  EXPECT_THROW(itk::TensorToImage<UShortImage>::Convert(values - 1, reference), itk::ExceptionObject); // -1
 }
 
 TEST(TensorToImage, VectorImageFromChannelsFirstTensor)
@@ -110,7 +109,7 @@ TEST(TensorToImage, VectorImageFromChannelsFirstTensor)
   auto ref2 = Ref2D::New();
   ref2->SetRegions(Ref2D::SizeType{ { 4, 3 } });
   const at::Tensor chw = at::arange(2 * 3 * 4, at::kFloat).view({ 2, 3, 4 }); // c*12 + y*4 + x
-  auto image = itk::TensorToImage<VImage>::Convert(chw, ref2, itk::TensorComponentAxisEnum::First);
+  auto             image = itk::TensorToImage<VImage>::Convert(chw, ref2, itk::TensorComponentAxisEnum::First);
   ASSERT_EQ(image->GetNumberOfComponentsPerPixel(), 2u);
   const auto pixel = image->GetPixel({ { 3, 2 } });
   EXPECT_FLOAT_EQ(pixel[0], 0 * 12 + 2 * 4 + 3);
@@ -138,7 +137,8 @@ TEST(TensorToImage, WrongDtypeShapeOrSizeIsRefused)
   EXPECT_THROW(itk::TensorToImage<FloatImage>::Convert(at::Tensor(), reference), itk::ExceptionObject);
   EXPECT_THROW(itk::TensorToImage<FloatImage>::Convert(at::zeros({ 4, 5, 6 }), nullptr), itk::ExceptionObject);
   FloatImage::RegionType outside({ { 4, 0, 0 } }, { { 4, 5, 4 } });
-  EXPECT_THROW(itk::TensorToImage<FloatImage>::Convert(at::zeros({ 4, 5, 4 }), reference, outside), itk::ExceptionObject);
+  EXPECT_THROW(itk::TensorToImage<FloatImage>::Convert(at::zeros({ 4, 5, 4 }), reference, outside),
+               itk::ExceptionObject);
   using Vec3Image = itk::Image<itk::Vector<float, 3>, 3>;
   EXPECT_THROW(itk::TensorToImage<Vec3Image>::Convert(at::zeros({ 4, 5, 6, 2 }), reference), itk::ExceptionObject);
   EXPECT_NO_THROW(itk::TensorToImage<Vec3Image>::Convert(at::zeros({ 4, 5, 6, 3 }), reference));
