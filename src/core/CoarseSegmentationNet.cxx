@@ -1,0 +1,104 @@
+/*=========================================================================
+ *  AGCL for ITK — Apache License 2.0, see LICENSE.
+ *=========================================================================*/
+#include "agcl/CoarseSegmentationNet.h"
+
+#include "Checks.h"
+
+#include <torch/torch.h>
+
+namespace agcl
+{
+
+namespace
+{
+namespace nn = torch::nn;
+
+nn::Sequential
+DoubleConv(int64_t in, int64_t out)
+{
+  return nn::Sequential(nn::Conv3d(nn::Conv3dOptions(in, out, 3).padding(1).bias(false)),
+                        nn::InstanceNorm3d(nn::InstanceNorm3dOptions(out).affine(true)),
+                        nn::ReLU(),
+                        nn::Conv3d(nn::Conv3dOptions(out, out, 3).padding(1).bias(false)),
+                        nn::InstanceNorm3d(nn::InstanceNorm3dOptions(out).affine(true)),
+                        nn::ReLU());
+}
+} // namespace
+
+CoarseSegmentationNetImpl::CoarseSegmentationNetImpl(CoarseSegmentationNetOptions options)
+  : m_Options(options)
+{
+  detail::Require(options.in_channels() >= 1 && options.classes() >= 2 && options.base_channels() >= 1 &&
+                    options.levels() >= 1 && options.levels() <= 6,
+                  "CoarseSegmentationNet", "expected in_channels >= 1, classes >= 2, base_channels >= 1, levels 1..6");
+  m_Down = register_module("down", nn::ModuleList());
+  m_Up = register_module("up", nn::ModuleList());
+  int64_t in = options.in_channels();
+  for (int64_t level = 0; level < options.levels(); ++level)
+  {
+    const int64_t out = options.base_channels() << level;
+    m_Down->push_back(DoubleConv(in, out));
+    in = out;
+  }
+  for (int64_t level = options.levels() - 2; level >= 0; --level)
+  {
+    const int64_t skip = options.base_channels() << level;
+    m_Up->push_back(DoubleConv(in + skip, skip));
+    in = skip;
+  }
+  m_Classifier = register_module("classifier", nn::Conv3d(nn::Conv3dOptions(in, options.classes(), 1)));
+  for (auto & module : modules(false))
+  {
+    if (auto * conv = module->as<nn::Conv3d>())
+    {
+      nn::init::kaiming_normal_(conv->weight, 0.0, torch::kFanOut, torch::kReLU);
+    }
+  }
+}
+
+int64_t
+CoarseSegmentationNetImpl::SizeMultiple() const
+{
+  return int64_t{ 1 } << (m_Options.levels() - 1);
+}
+
+torch::Tensor
+CoarseSegmentationNetImpl::forward(const torch::Tensor & volume)
+{
+  const std::string where = "CoarseSegmentationNet";
+  const int64_t     multiple = SizeMultiple();
+  const std::string expected = "[N, " + std::to_string(m_Options.in_channels()) +
+                               ", D, H, W] with D, H and W multiples of " + std::to_string(multiple);
+  detail::RequireFloating(volume, 5, where, "volume", expected);
+  bool ok = volume.size(1) == m_Options.in_channels();
+  for (int d = 2; d < 5; ++d)
+  {
+    ok = ok && volume.size(d) > 0 && volume.size(d) % multiple == 0;
+  }
+  detail::Require(ok, where, "volume has shape " + detail::ShapeText(volume) + "; expected " + expected);
+
+  std::vector<torch::Tensor> skips;
+  torch::Tensor              x = volume;
+  for (size_t level = 0; level < m_Down->size(); ++level)
+  {
+    if (level > 0)
+    {
+      x = torch::max_pool3d(x, { 2, 2, 2 });
+    }
+    x = m_Down[level]->as<nn::Sequential>()->forward(x);
+    skips.push_back(x);
+  }
+  for (size_t i = 0; i < m_Up->size(); ++i)
+  {
+    const torch::Tensor & skip = skips[skips.size() - 2 - i];
+    x = nn::functional::interpolate(x, nn::functional::InterpolateFuncOptions()
+                                         .size(std::vector<int64_t>{ skip.size(2), skip.size(3), skip.size(4) })
+                                         .mode(torch::kTrilinear)
+                                         .align_corners(false));
+    x = m_Up[i]->as<nn::Sequential>()->forward(torch::cat({ x, skip }, 1));
+  }
+  return m_Classifier(x);
+}
+
+} // namespace agcl

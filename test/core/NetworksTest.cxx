@@ -1,0 +1,251 @@
+/*=========================================================================
+ *  AGCL for ITK — Apache License 2.0, see LICENSE.
+ *=========================================================================*/
+#include "agcl/ASPPDecoder.h"
+#include "agcl/CoarseSegmentationNet.h"
+#include "agcl/Device.h"
+#include "agcl/ProjectionHead.h"
+#include "agcl/ResNetEncoder.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+namespace
+{
+using Shape = std::vector<int64_t>;
+
+template <typename F>
+void
+ExpectInvalidArgument(F f, const std::string & text)
+{
+  try
+  {
+    f();
+    ADD_FAILURE() << "no exception; expected one mentioning '" << text << "'";
+  }
+  catch (const std::invalid_argument & e)
+  {
+    EXPECT_NE(std::string(e.what()).find(text), std::string::npos) << e.what();
+  }
+}
+} // namespace
+
+TEST(ResNetEncoder, FeatureShapesForEveryDepthAndWidth)
+{
+  torch::NoGradGuard noGrad;
+  for (int64_t depth : { 18, 34, 50, 101 })
+  {
+    for (int64_t width : { 8, 16 })
+    {
+      agcl::ResNetEncoder encoder(agcl::ResNetEncoderOptions().depth(depth).base_width(width));
+      encoder->eval();
+      const int64_t expansion = depth >= 50 ? 4 : 1;
+      const auto    features = encoder(torch::randn({ 2, 2, 64, 48 }));
+      EXPECT_EQ(features.low_level.sizes().vec(), (Shape{ 2, width * expansion, 16, 12 })) << depth << "/" << width;
+      EXPECT_EQ(features.high_level.sizes().vec(), (Shape{ 2, 8 * width * expansion, 4, 3 })) << depth << "/" << width;
+      EXPECT_EQ(encoder->LowLevelChannels(), width * expansion);
+      EXPECT_EQ(encoder->HighLevelChannels(), 8 * width * expansion);
+    }
+  }
+}
+
+TEST(ResNetEncoder, PaperSizedRepresentationIs2048UnitVectors)
+{
+  torch::NoGradGuard  noGrad;
+  agcl::ResNetEncoder encoder(agcl::ResNetEncoderOptions().depth(50).base_width(64));
+  encoder->eval();
+  const torch::Tensor z = encoder->Represent(torch::randn({ 2, 2, 32, 32 }));
+  ASSERT_EQ(z.sizes().vec(), (Shape{ 2, 2048 }));
+  EXPECT_TRUE(torch::allclose(z.norm(2, 1), torch::ones({ 2 }), 1e-5, 1e-6));
+}
+
+TEST(ResNetEncoder, OutputStrideEightAndThirtyTwo)
+{
+  torch::NoGradGuard noGrad;
+  agcl::ResNetEncoder os8(agcl::ResNetEncoderOptions().depth(18).base_width(8).output_stride(8));
+  agcl::ResNetEncoder os32(agcl::ResNetEncoderOptions().depth(18).base_width(8).output_stride(32));
+  EXPECT_EQ(os8(torch::randn({ 1, 2, 64, 64 })).high_level.sizes().vec(), (Shape{ 1, 64, 8, 8 }));
+  EXPECT_EQ(os32(torch::randn({ 1, 2, 64, 64 })).high_level.sizes().vec(), (Shape{ 1, 64, 2, 2 }));
+}
+
+TEST(ResNetEncoder, BadSizesAndOptionsAreRejected)
+{
+  agcl::ResNetEncoder encoder(agcl::ResNetEncoderOptions().depth(18).base_width(8));
+  ExpectInvalidArgument([&] { encoder(torch::randn({ 1, 2, 60, 64 })); }, "multiples of 16");
+  ExpectInvalidArgument([&] { encoder(torch::randn({ 1, 3, 64, 64 })); }, "[N, 2, H, W]");
+  ExpectInvalidArgument([&] { encoder(torch::randn({ 2, 64, 64 })); }, "input has shape");
+  ExpectInvalidArgument([] { agcl::ResNetEncoder(agcl::ResNetEncoderOptions().depth(20)); }, "depth 20");
+  ExpectInvalidArgument([] { agcl::ResNetEncoder(agcl::ResNetEncoderOptions().output_stride(4)); }, "output_stride");
+}
+
+TEST(ResNetEncoder, AddingAnInputChannelKeepsTheTrainedFunction)
+{
+  torch::manual_seed(11);
+  agcl::ResNetEncoder imageOnly(agcl::ResNetEncoderOptions().depth(18).base_width(8).in_channels(1));
+  // Give BatchNorm non-trivial running statistics, as a trained encoder has.
+  imageOnly->train();
+  {
+    torch::NoGradGuard noGrad;
+    for (int i = 0; i < 3; ++i)
+      imageOnly(torch::randn({ 4, 1, 32, 32 }) * 3 + 1);
+  }
+  imageOnly->eval();
+  std::vector<std::pair<std::string, torch::Tensor>> checkpoint;
+  for (const auto & p : imageOnly->named_parameters())
+    checkpoint.emplace_back(p.key(), p.value().detach().clone());
+  for (const auto & b : imageOnly->named_buffers())
+    checkpoint.emplace_back(b.key(), b.value().clone());
+
+  agcl::ResNetEncoder withAttention(agcl::ResNetEncoderOptions().depth(18).base_width(8).in_channels(2));
+  withAttention->LoadParameters(checkpoint);
+  withAttention->eval();
+  const torch::Tensor oldKernel = imageOnly->named_parameters()["conv1.weight"];
+  const torch::Tensor newKernel = withAttention->named_parameters()["conv1.weight"];
+  ASSERT_EQ(newKernel.sizes().vec(), (Shape{ 8, 2, 7, 7 }));
+  EXPECT_TRUE(torch::equal(newKernel.slice(1, 0, 1), oldKernel));
+  EXPECT_EQ(newKernel.slice(1, 1, 2).abs().max().item<float>(), 0.0f);
+
+  torch::NoGradGuard  noGrad;
+  const torch::Tensor image = torch::randn({ 3, 1, 32, 32 });
+  const torch::Tensor attention = (torch::rand({ 3, 1, 32, 32 }) > 0.5).to(torch::kFloat);
+  const auto          before = imageOnly(image);
+  const auto          after = withAttention(torch::cat({ image, attention }, 1));
+  EXPECT_TRUE(torch::allclose(before.high_level, after.high_level, 1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose(before.low_level, after.low_level, 1e-5, 1e-6));
+}
+
+TEST(ResNetEncoder, LoadParametersRejectsAnotherArchitecture)
+{
+  agcl::ResNetEncoder small(agcl::ResNetEncoderOptions().depth(18).base_width(8));
+  agcl::ResNetEncoder other(agcl::ResNetEncoderOptions().depth(18).base_width(16));
+  std::vector<std::pair<std::string, torch::Tensor>> checkpoint;
+  for (const auto & p : other->named_parameters())
+    checkpoint.emplace_back(p.key(), p.value().detach());
+  for (const auto & b : other->named_buffers())
+    checkpoint.emplace_back(b.key(), b.value());
+  ExpectInvalidArgument([&] { small->LoadParameters(checkpoint); }, "has shape");
+  checkpoint.resize(3);
+  agcl::ResNetEncoder same(agcl::ResNetEncoderOptions().depth(18).base_width(16));
+  ExpectInvalidArgument([&] { same->LoadParameters(checkpoint); }, "has no entry");
+}
+
+TEST(ResNetEncoder, FrozenEncoderKeepsBatchNormInEvalModeAndHasNoGradients)
+{
+  torch::manual_seed(12);
+  agcl::ResNetEncoder encoder(agcl::ResNetEncoderOptions().depth(18).base_width(8));
+  agcl::ASPPDecoder   decoder(agcl::ASPPDecoderOptions(encoder->HighLevelChannels(), encoder->LowLevelChannels()).channels(16));
+  encoder->SetFrozen(true);
+  encoder->train(); // what a trainer calls on every module at the start of an epoch
+  decoder->train();
+  EXPECT_FALSE(encoder->is_training());
+  const torch::Tensor runningMean = encoder->named_buffers()["bn1.running_mean"].clone();
+  const auto          features = encoder(torch::randn({ 2, 2, 32, 32 }) * 5 + 3);
+  const torch::Tensor logits = decoder->forward(features.low_level, features.high_level, { 32 });
+  logits.sum().backward();
+  EXPECT_TRUE(torch::equal(runningMean, encoder->named_buffers()["bn1.running_mean"]));
+  for (const auto & p : encoder->parameters())
+  {
+    EXPECT_FALSE(p.requires_grad());
+    EXPECT_FALSE(p.grad().defined());
+  }
+  bool decoderLearns = false;
+  for (const auto & p : decoder->parameters())
+    decoderLearns = decoderLearns || (p.grad().defined() && p.grad().abs().sum().item<double>() > 0);
+  EXPECT_TRUE(decoderLearns);
+  encoder->SetFrozen(false);
+  encoder->train();
+  EXPECT_TRUE(encoder->is_training());
+}
+
+TEST(ProjectionHead, MapsTheRepresentationTo256UnitVectors)
+{
+  agcl::ProjectionHead head(agcl::ProjectionHeadOptions(128));
+  const torch::Tensor  e = head(torch::randn({ 5, 128 }));
+  ASSERT_EQ(e.sizes().vec(), (Shape{ 5, 256 }));
+  EXPECT_TRUE(torch::allclose(e.norm(2, 1), torch::ones({ 5 }), 1e-5, 1e-6));
+  EXPECT_EQ(head->named_parameters()["hidden.weight"].sizes().vec(), (Shape{ 128, 128 }));
+  ExpectInvalidArgument([&] { head(torch::randn({ 5, 64 })); }, "[N, 128]");
+}
+
+TEST(ASPPDecoder, LogitsAtPatchSizeAndOrganProbability)
+{
+  torch::NoGradGuard  noGrad;
+  agcl::ResNetEncoder encoder(agcl::ResNetEncoderOptions().depth(18).base_width(8));
+  agcl::ASPPDecoder   decoder(agcl::ASPPDecoderOptions(encoder->HighLevelChannels(), encoder->LowLevelChannels()).channels(32));
+  encoder->eval();
+  decoder->eval();
+  for (const Shape & size : { Shape{ 64, 64 }, Shape{ 96, 48 } })
+  {
+    const auto          f = encoder(torch::randn({ 3, 2, size[0], size[1] }));
+    const torch::Tensor logits = decoder->forward(f.low_level, f.high_level, size);
+    EXPECT_EQ(logits.sizes().vec(), (Shape{ 3, 2, size[0], size[1] }));
+    const torch::Tensor p = agcl::ASPPDecoderImpl::OrganProbability(logits);
+    EXPECT_EQ(p.sizes().vec(), (Shape{ 3, 1, size[0], size[1] }));
+    EXPECT_GE(p.min().item<float>(), 0.0f);
+    EXPECT_LE(p.max().item<float>(), 1.0f);
+  }
+  // Batch of one in training mode (image pooling without BatchNorm).
+  decoder->train();
+  const auto f = encoder(torch::randn({ 1, 2, 32, 32 }));
+  EXPECT_EQ(decoder->forward(f.low_level, f.high_level, { 32 }).sizes().vec(), (Shape{ 1, 2, 32, 32 }));
+}
+
+TEST(ASPPDecoder, MismatchedSizesAreRejected)
+{
+  agcl::ASPPDecoder decoder(agcl::ASPPDecoderOptions(64, 8).channels(16));
+  ExpectInvalidArgument([&] { decoder->forward(torch::randn({ 1, 8, 16, 16 }), torch::randn({ 1, 64, 4, 4 }), { 60 }); },
+                        "multiples of 16");
+  ExpectInvalidArgument([&] { decoder->forward(torch::randn({ 1, 8, 15, 16 }), torch::randn({ 1, 64, 4, 4 }), { 64 }); },
+                        "low_level has shape");
+  ExpectInvalidArgument([&] { decoder->forward(torch::randn({ 1, 8, 16, 16 }), torch::randn({ 1, 32, 4, 4 }), { 64 }); },
+                        "high_level has shape");
+}
+
+TEST(CoarseSegmentationNet, LogitsForEveryClassAtInputSize)
+{
+  torch::NoGradGuard          noGrad;
+  agcl::CoarseSegmentationNet net(agcl::CoarseSegmentationNetOptions().base_channels(4).levels(3));
+  const torch::Tensor         logits = net(torch::randn({ 1, 1, 8, 16, 12 }));
+  EXPECT_EQ(logits.sizes().vec(), (Shape{ 1, 13, 8, 16, 12 }));
+  ExpectInvalidArgument([&] { net(torch::randn({ 1, 1, 8, 16, 10 })); }, "multiples of 4");
+}
+
+TEST(Networks, SameSeedGivesBitIdenticalModelsAndOutputs)
+{
+  auto run = [] {
+    torch::manual_seed(42);
+    agcl::ResNetEncoder encoder(agcl::ResNetEncoderOptions().depth(18).base_width(8));
+    agcl::ASPPDecoder decoder(agcl::ASPPDecoderOptions(encoder->HighLevelChannels(), encoder->LowLevelChannels()).channels(16));
+    const torch::Tensor x = torch::randn({ 2, 2, 32, 32 });
+    const auto          f = encoder(x);
+    return decoder->forward(f.low_level, f.high_level, { 32 }).detach();
+  };
+  EXPECT_TRUE(torch::equal(run(), run()));
+}
+
+TEST(Networks, RunOnCudaThroughTheSameCode)
+{
+  if (!agcl::CudaAvailable())
+  {
+    GTEST_SKIP() << "no CUDA device";
+  }
+  const torch::Device device("cuda");
+  torch::manual_seed(13);
+  agcl::ResNetEncoder encoder(agcl::ResNetEncoderOptions().depth(50).base_width(16));
+  agcl::ASPPDecoder   decoder(agcl::ASPPDecoderOptions(encoder->HighLevelChannels(), encoder->LowLevelChannels()).channels(32));
+  encoder->eval();
+  decoder->eval();
+  const torch::Tensor x = torch::randn({ 2, 2, 64, 64 });
+  torch::NoGradGuard  noGrad;
+  const auto          cpuFeatures = encoder(x);
+  const torch::Tensor cpu = decoder->forward(cpuFeatures.low_level, cpuFeatures.high_level, { 64 });
+  encoder->to(device);
+  decoder->to(device);
+  const auto          gpuFeatures = encoder(x.to(device));
+  const torch::Tensor gpu = decoder->forward(gpuFeatures.low_level, gpuFeatures.high_level, { 64 });
+  EXPECT_TRUE(gpu.is_cuda());
+  EXPECT_TRUE(torch::allclose(gpu.cpu(), cpu, 1e-3, 1e-3));
+  agcl::CoarseSegmentationNet net(agcl::CoarseSegmentationNetOptions().base_channels(4).levels(3));
+  net->to(device);
+  EXPECT_EQ(net(torch::randn({ 1, 1, 8, 16, 16 }, device)).device().type(), torch::kCUDA);
+}
