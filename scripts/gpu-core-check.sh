@@ -12,7 +12,15 @@ TORCH_PREFIX="$("$PY" -c 'import torch; print(torch.utils.cmake_prefix_path)')"
 "$PY" -c 'import torch; print("PyTorch", torch.__version__, "CUDA", torch.version.cuda, "devices", torch.cuda.device_count(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else "")'
 GEN=()
 command -v ninja >/dev/null 2>&1 && GEN=(-G Ninja)
+# Google Benchmark: a copied build (headers + libbenchmark.so) under $AGCL_BENCHMARK_ROOT, if any.
+BENCH="${AGCL_BENCHMARK_ROOT:-$ROOT/build-gpu-deps/benchmark}"
+BENCH_ARGS=(-DAGCL_BUILD_BENCHMARKS=OFF)
+[ -f "$BENCH/lib/libbenchmark.so" ] && BENCH_ARGS=(-DAGCL_BUILD_BENCHMARKS=ON -DAGCL_BENCHMARK_ROOT="$BENCH")
 cmake -S "$ROOT" -B "$BUILD" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release -DAGCL_CORE_ONLY=ON \
-  -DTorch_DIR="$TORCH_PREFIX/Torch" -DAGCL_GTEST_SOURCE_DIR="$GTEST" -DAGCL_USE_CCACHE=OFF
+  -DTorch_DIR="$TORCH_PREFIX/Torch" -DAGCL_GTEST_SOURCE_DIR="$GTEST" -DAGCL_USE_CCACHE=OFF "${BENCH_ARGS[@]}"
 cmake --build "$BUILD" -j "$(nproc)"
 "$BUILD/test/agclCoreTests"
+if [ "${AGCL_GPU_BENCHMARK:-0}" = 1 ] && [ -x "$BUILD/benchmarks/agclCoreBenchmark" ]; then
+  AGCL_BENCH_DEVICE=cuda "$BUILD/benchmarks/agclCoreBenchmark" --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
+  "$PY" "$ROOT/benchmarks/python/train_step_bench.py" --device cuda --steps 100
+fi

@@ -325,3 +325,30 @@ TEST(ModalityOrganClassifier, CrossEntropyOverModalityTimesOrganClasses)
   EXPECT_LT(Relative(classifier->Loss(logits, LabelTensor(m), LabelTensor(o)).item<double>(), reference), 1e-12);
   EXPECT_THROW(classifier(torch::randn({ 4, 7 })), std::invalid_argument);
 }
+
+TEST(ConditionalContrastiveLoss, Bf16AutocastOnCudaAt2N4096)
+{
+  if (!agcl::CudaAvailable())
+  {
+    GTEST_SKIP() << "no CUDA device";
+  }
+  // 2N = 4096, d = 256: the GPU batch size the loss must handle. The float64 CPU value is the
+  // reference (that path agrees with the naive Eq. 3 loop to 1e-12 in the tests above).
+  const torch::Tensor z = RandomUnitVectors(4096, 256, 14);
+  torch::manual_seed(15);
+  const torch::Tensor              labels = torch::randint(0, 24, { 4096 }, torch::kLong);
+  agcl::ConditionalContrastiveLoss loss;
+  const double                     reference = loss(z, labels).item<double>();
+  const torch::Tensor              zg = z.to(torch::kCUDA, torch::kFloat).requires_grad_(true);
+  torch::Tensor                    value;
+  {
+    agcl::AutocastGuard guard(c10::DeviceType::CUDA, torch::kBFloat16);
+    value = loss(zg, labels.to(torch::kCUDA));
+  }
+  EXPECT_EQ(value.scalar_type(), torch::kFloat);
+  EXPECT_LT(Relative(value.item<double>(), reference), 1e-2);
+  value.backward();
+  EXPECT_TRUE(torch::isfinite(zg.grad()).all().item<bool>());
+  // float32 on the GPU without autocast agrees much more closely.
+  EXPECT_LT(Relative(loss(z.to(torch::kCUDA, torch::kFloat), labels.to(torch::kCUDA)).item<double>(), reference), 1e-5);
+}

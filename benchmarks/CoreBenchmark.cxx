@@ -1,0 +1,155 @@
+/*=========================================================================
+ *  AGCL for ITK — Apache License 2.0, see LICENSE.
+ *=========================================================================*/
+// The learning core: contrastive loss, encoder, augmentation, and one stage-1 training step.
+// Device: $AGCL_BENCH_DEVICE (cpu by default; cuda on a GPU machine). CUDA timings synchronise
+// the device at the end of each iteration. Results: Documentation/performance.md.
+#include "agcl/ConditionalContrastiveLoss.h"
+#include "agcl/Device.h"
+#include "agcl/PairedAugmentation.h"
+#include "agcl/ProjectionHead.h"
+#include "agcl/ResNetEncoder.h"
+#include "agcl/Threading.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <benchmark/benchmark.h>
+#include <torch/cuda.h>
+#include <torch/torch.h>
+
+#include <cstdlib>
+
+namespace
+{
+torch::Device
+BenchDevice()
+{
+  const char * text = std::getenv("AGCL_BENCH_DEVICE");
+  return agcl::ParseDevice(text ? text : "cpu");
+}
+
+void
+Sync(const torch::Device & device)
+{
+  if (device.is_cuda())
+  {
+    torch::cuda::synchronize();
+  }
+}
+
+// Arg: 2N. d = 256 (the projection size).
+void
+BM_ContrastiveLossForwardBackward(benchmark::State & state)
+{
+  const torch::Device device = BenchDevice();
+  const int64_t       rows = state.range(0);
+  torch::manual_seed(0);
+  torch::Tensor z = torch::nn::functional::normalize(torch::randn({ rows, 256 }, device),
+                                                     torch::nn::functional::NormalizeFuncOptions().dim(1))
+                      .requires_grad_(true);
+  const torch::Tensor labels = torch::randint(0, 24, { rows }, torch::TensorOptions().dtype(torch::kLong).device(device));
+  agcl::ConditionalContrastiveLoss loss;
+  for (auto _ : state)
+  {
+    z.mutable_grad() = torch::Tensor();
+    loss(z, labels).backward();
+    Sync(device);
+  }
+  state.SetItemsProcessed(state.iterations() * rows);
+}
+
+// Args: depth, width, patch size; batch 16 patches of 2 channels. Forward + backward of the encoder.
+void
+BM_EncoderForwardBackward(benchmark::State & state)
+{
+  const torch::Device device = BenchDevice();
+  const int64_t       batch = 16, size = state.range(2);
+  torch::manual_seed(0);
+  agcl::ResNetEncoder encoder(agcl::ResNetEncoderOptions().depth(state.range(0)).base_width(state.range(1)));
+  encoder->to(device);
+  encoder->train();
+  const torch::Tensor x = torch::randn({ batch, 2, size, size }, device);
+  for (auto _ : state)
+  {
+    encoder->zero_grad();
+    const auto features = encoder(x);
+    (features.high_level.mean() + features.low_level.mean()).backward();
+    Sync(device);
+  }
+  state.SetItemsProcessed(state.iterations() * batch);
+}
+
+// Arg: patch size; 64 patches -> 128 views.
+void
+BM_PairedAugmentation(benchmark::State & state)
+{
+  const torch::Device      device = BenchDevice();
+  const int64_t            size = state.range(0);
+  const torch::Tensor      batch = torch::rand({ 64, 2, size, size }, device);
+  agcl::PairedAugmentation augmentation;
+  at::Generator            generator = at::make_generator<at::CPUGeneratorImpl>(1);
+  for (auto _ : state)
+  {
+    benchmark::DoNotOptimize(augmentation.Forward(batch, generator).data_ptr());
+    Sync(device);
+  }
+  state.SetItemsProcessed(state.iterations() * 64);
+}
+
+// One stage-1 step as the trainer will run it: 32 patches of 2 x 64 x 64 -> 64 augmented views,
+// ResNet-18 width 16 + projection head, conditional contrastive loss, backward, Adam.
+// benchmarks/python/train_step_bench.py runs the same step in PyTorch for the C++/Python ratio.
+void
+BM_Stage1TrainingStep(benchmark::State & state)
+{
+  const torch::Device device = BenchDevice();
+  torch::manual_seed(0);
+  agcl::ResNetEncoder  encoder(agcl::ResNetEncoderOptions().depth(18).base_width(16));
+  agcl::ProjectionHead head(agcl::ProjectionHeadOptions(encoder->HighLevelChannels()));
+  encoder->to(device);
+  head->to(device);
+  encoder->train();
+  std::vector<torch::Tensor> parameters = encoder->parameters();
+  for (const auto & p : head->parameters())
+    parameters.push_back(p);
+  torch::optim::Adam               optimizer(parameters, torch::optim::AdamOptions(1e-3));
+  agcl::ConditionalContrastiveLoss loss;
+  agcl::PairedAugmentation         augmentation;
+  at::Generator                    generator = at::make_generator<at::CPUGeneratorImpl>(1);
+  const torch::Tensor              patches = torch::rand({ 32, 2, 64, 64 }, device);
+  const torch::Tensor labels = (torch::arange(64, torch::TensorOptions().dtype(torch::kLong)) % 8).to(device);
+  for (auto _ : state)
+  {
+    const torch::Tensor views = augmentation.Forward(patches, generator);
+    optimizer.zero_grad();
+    loss(head(encoder->Represent(views)), labels).backward();
+    optimizer.step();
+    Sync(device);
+  }
+  state.SetItemsProcessed(state.iterations() * 32);
+}
+} // namespace
+
+BENCHMARK(BM_ContrastiveLossForwardBackward)->Arg(256)->Arg(512)->Arg(1024)->Arg(4096)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_EncoderForwardBackward)
+  ->Args({ 18, 16, 64 })
+  ->Args({ 18, 16, 128 })
+  ->Args({ 50, 64, 64 })
+  ->Args({ 50, 64, 128 })
+  ->Unit(benchmark::kMillisecond)
+  ->MinTime(2.0);
+BENCHMARK(BM_PairedAugmentation)->Arg(64)->Arg(128)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Stage1TrainingStep)->Unit(benchmark::kMillisecond)->MinTime(3.0);
+
+int
+main(int argc, char ** argv)
+{
+  agcl::ConfigureThreads();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv))
+  {
+    return 1;
+  }
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
