@@ -3,6 +3,7 @@
  *=========================================================================*/
 // Losses against naive double-precision loops written here from the paper's formulas.
 #include "agcl/ConditionalContrastiveLoss.h"
+#include "agcl/Device.h"
 #include "agcl/DiceLoss.h"
 #include "agcl/ModalityOrganClassifier.h"
 #include "agcl/PretrainingMode.h"
