@@ -112,8 +112,10 @@ BM_Stage1TrainingStep(benchmark::State & state)
   for (const auto & p : head->parameters())
     parameters.push_back(p);
   torch::optim::Adam               optimizer(parameters, torch::optim::AdamOptions(1e-3));
-  agcl::ConditionalContrastiveLoss loss;
-  agcl::PairedAugmentation         augmentation;
+  // Arg 1: with the non-finite input checks (the default), 0: without (no device read-back).
+  const bool                       check = state.range(0) != 0;
+  agcl::ConditionalContrastiveLoss loss(agcl::ConditionalContrastiveLossOptions().check_finite(check));
+  agcl::PairedAugmentation         augmentation(agcl::PairedAugmentationOptions().check_finite(check));
   at::Generator                    generator = at::make_generator<at::CPUGeneratorImpl>(1);
   const torch::Tensor              patches = torch::rand({ 32, 2, 64, 64 }, device);
   const torch::Tensor labels = (torch::arange(64, torch::TensorOptions().dtype(torch::kLong)) % 8).to(device);
@@ -138,7 +140,7 @@ BENCHMARK(BM_EncoderForwardBackward)
   ->Unit(benchmark::kMillisecond)
   ->MinTime(2.0);
 BENCHMARK(BM_PairedAugmentation)->Arg(64)->Arg(128)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_Stage1TrainingStep)->Unit(benchmark::kMillisecond)->MinTime(3.0);
+BENCHMARK(BM_Stage1TrainingStep)->Arg(1)->Arg(0)->Unit(benchmark::kMillisecond)->MinTime(3.0);
 
 int
 main(int argc, char ** argv)

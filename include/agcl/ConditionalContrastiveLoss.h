@@ -15,6 +15,10 @@ struct ConditionalContrastiveLossOptions
 {
   /** T of Eq. 2/3: the embeddings lie on a hypersphere of radius 1/T. The paper's best is 0.1. */
   TORCH_ARG(double, temperature) = 0.1;
+  /** Refuse NaN/infinite embeddings with an exception. The check reads one value back from the
+   *  device, which stalls CUDA's asynchronous queue once per call (measured in
+   *  Documentation/performance.md); a training loop that checks its loss itself may turn it off. */
+  TORCH_ARG(bool, check_finite) = true;
 };
 
 /** Multi-class conditional contrastive loss, paper Eq. 3 (and Eq. 2 as its special case).

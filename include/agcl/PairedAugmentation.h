@@ -27,6 +27,8 @@ struct PairedAugmentationOptions
   /** Channels [0, image_channels) are images (bilinear); the rest are binary attention maps,
    *  resampled bilinearly and re-thresholded at 0.5 so they stay binary. */
   TORCH_ARG(int64_t, image_channels) = 1;
+  /** Refuse NaN/infinite input (one device read-back per call; see ConditionalContrastiveLossOptions). */
+  TORCH_ARG(bool, check_finite) = true;
 };
 
 /** Pairwise augmentation P_Aug of paper §III-A: two views per patch, each a random resized

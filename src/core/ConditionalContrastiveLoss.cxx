@@ -34,7 +34,10 @@ ConditionalContrastiveLossImpl::forward(const torch::Tensor & embeddings, const 
                   "labels has dtype " + std::string(c10::toString(labels.scalar_type())) +
                     "; expected an integer dtype");
   detail::Require(labels.device() == embeddings.device(), where, "labels and embeddings are on different devices");
-  detail::RequireFinite(embeddings, where, "embeddings");
+  if (m_Options.check_finite())
+  {
+    detail::RequireFinite(embeddings, where, "embeddings");
+  }
 
   const int64_t rows = embeddings.size(0);
   // Similarities; under autocast the matmul may run in bf16: cast the result up.
