@@ -114,13 +114,17 @@ def main():
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--adam-foreach", choices=["default", "on", "off"], default="default",
+                        help="PyTorch's multi-tensor Adam (default: on for CUDA in 2.x); LibTorch's C++ Adam has none")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)  # Debian's torch starts with 1 thread here, as LibTorch does
     device = torch.device(args.device)
     torch.manual_seed(0)
     encoder, head = Encoder().to(device), Head(128).to(device)
     encoder.train()
-    optimizer = torch.optim.Adam(list(encoder.parameters()) + list(head.parameters()), lr=1e-3)
+    foreach = {"default": None, "on": True, "off": False}[args.adam_foreach]
+    adam_args = {} if foreach is None else {"foreach": foreach}
+    optimizer = torch.optim.Adam(list(encoder.parameters()) + list(head.parameters()), lr=1e-3, **adam_args)
     generator = torch.Generator().manual_seed(1)
     patches = torch.rand(32, 2, 64, 64, device=device)
     labels = (torch.arange(64) % 8).to(device)
@@ -140,7 +144,7 @@ def main():
         t0 = time.perf_counter()
         step()
         times.append((time.perf_counter() - t0) * 1000)
-    print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}")
+    print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, adam foreach {args.adam_foreach}")
     print(f"stage-1 training step: median {statistics.median(times):.1f} ms, mean {statistics.mean(times):.1f} ms "
           f"over {args.steps} steps (32 patches -> 64 views, 2x64x64, ResNet-18 w16)")
 
