@@ -38,6 +38,8 @@ void
 RegisterInfo(CLI::App & app, Runner & runner);
 void
 RegisterInspect(CLI::App & app, Runner & runner);
+void
+RegisterPhantom(CLI::App & app, Runner & runner);
 
 } // namespace agcl::cli
 

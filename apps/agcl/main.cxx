@@ -31,6 +31,7 @@ main(int argc, char ** argv)
   Runner runner;
   RegisterInfo(app, runner);
   RegisterInspect(app, runner);
+  RegisterPhantom(app, runner);
 
   try
   {
