@@ -344,7 +344,7 @@ Calibrate(Organ & organ, double target, bool tubeOnly, const std::vector<const O
   for (int iteration = 0; iteration < 3; ++iteration)
   {
     organ.UpdateBounds();
-    const double volume = organ.Volume(organ.label == 12 ? 0.5 : 1.5, winners, inBody);
+    const double volume = organ.Volume(organ.label == 12 ? 0.5 : 2.0, winners, inBody);
     if (volume <= 0)
       return;
     const double ratio = target / volume;
