@@ -18,8 +18,7 @@
 
 #include <cstdlib>
 
-namespace
-{
+namespace {
 torch::Device
 BenchDevice()
 {
@@ -46,7 +45,8 @@ BM_ContrastiveLossForwardBackward(benchmark::State & state)
   torch::Tensor z = torch::nn::functional::normalize(torch::randn({ rows, 256 }, device),
                                                      torch::nn::functional::NormalizeFuncOptions().dim(1))
                       .requires_grad_(true);
-  const torch::Tensor labels = torch::randint(0, 24, { rows }, torch::TensorOptions().dtype(torch::kLong).device(device));
+  const torch::Tensor labels =
+    torch::randint(0, 24, { rows }, torch::TensorOptions().dtype(torch::kLong).device(device));
   agcl::ConditionalContrastiveLoss loss;
   for (auto _ : state)
   {
@@ -111,7 +111,7 @@ BM_Stage1TrainingStep(benchmark::State & state)
   std::vector<torch::Tensor> parameters = encoder->parameters();
   for (const auto & p : head->parameters())
     parameters.push_back(p);
-  torch::optim::Adam               optimizer(parameters, torch::optim::AdamOptions(1e-3));
+  torch::optim::Adam optimizer(parameters, torch::optim::AdamOptions(1e-3));
   // Arg 1: with the non-finite input checks (the default), 0: without (no device read-back).
   const bool                       check = state.range(0) != 0;
   agcl::ConditionalContrastiveLoss loss(agcl::ConditionalContrastiveLossOptions().check_finite(check));

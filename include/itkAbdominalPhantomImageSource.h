@@ -11,8 +11,7 @@
 #include <string>
 #include <vector>
 
-namespace itk
-{
+namespace itk {
 
 /** \class AbdominalPhantomImageSource
  * \brief A synthetic abdominal CT volume (int16 HU) and its 12-organ label map, standing in for BTCV.
@@ -54,9 +53,9 @@ public:
 
   struct OrganDescription
   {
-    unsigned char        label;
-    std::string          name;
-    std::array<int, 3>   color;
+    unsigned char      label;
+    std::string        name;
+    std::array<int, 3> color;
   };
   /** The 12 organs (BTCV order and label values) with display colours. */
   static const std::vector<OrganDescription> &

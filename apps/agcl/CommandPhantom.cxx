@@ -22,11 +22,9 @@
 #include <random>
 #include <sstream>
 
-namespace agcl::cli
-{
+namespace agcl::cli {
 
-namespace
-{
+namespace {
 namespace fs = std::filesystem;
 using Source = itk::AbdominalPhantomImageSource;
 
@@ -107,42 +105,58 @@ using RGBImage = itk::Image<itk::RGBPixel<unsigned char>, 2>;
 RGBImage::Pointer
 Picture(const Source::CTImageType * ct, const Source::LabelImageType * labels)
 {
-  const auto    size = ct->GetLargestPossibleRegion().GetSize();
-  const auto    spacing = ct->GetSpacing();
-  const int64_t nx = size[0], ny = size[1], nz = size[2];
-  const short * h = ct->GetBufferPointer();
-  const auto *  l = labels->GetBufferPointer();
+  const auto                         size = ct->GetLargestPossibleRegion().GetSize();
+  const auto                         spacing = ct->GetSpacing();
+  const int64_t                      nx = size[0], ny = size[1], nz = size[2];
+  const short *                      h = ct->GetBufferPointer();
+  const auto *                       l = labels->GetBufferPointer();
   std::array<std::array<int, 3>, 13> colors{};
   for (const auto & organ : Source::GetOrgans())
     colors[organ.label] = organ.color;
-  auto shade = [&](int64_t v, unsigned char * rgb) {
+  // The CT in gray; each organ's outline in its colour (so the CT itself stays visible), with a light tint inside.
+  auto shade = [&](int64_t v, bool boundary, unsigned char * rgb) {
     const double gray = std::clamp((h[v] + 160.0) / 400.0, 0.0, 1.0) * 255.0;
     const int    label = l[v];
     for (int c = 0; c < 3; ++c)
     {
-      const double value = label ? 0.6 * gray + 0.4 * colors[label][c] : gray;
+      const double value = label == 0 ? gray : boundary ? colors[label][c] : 0.85 * gray + 0.15 * colors[label][c];
       rgb[c] = static_cast<unsigned char>(std::lround(value));
     }
   };
+  auto differs = [&](int64_t v, int64_t w) { return l[v] != l[w]; };
   // Coronal plane through the kidneys (y = +35 mm), head up, resampled to square pixels.
   const auto    origin = ct->GetOrigin();
   const int64_t jc = std::clamp<int64_t>(std::lround((35.0 - origin[1]) / spacing[1]), 0, ny - 1);
   const int64_t coronalRows = std::max<int64_t>(1, std::lround(nz * spacing[2] / spacing[0]));
   const int64_t gap = 8, width = 2 * nx + gap, height = std::max<int64_t>(ny, coronalRows);
   auto          picture = RGBImage::New();
-  picture->SetRegions(RGBImage::SizeType{ { static_cast<itk::SizeValueType>(width), static_cast<itk::SizeValueType>(height) } });
+  picture->SetRegions(
+    RGBImage::SizeType{ { static_cast<itk::SizeValueType>(width), static_cast<itk::SizeValueType>(height) } });
   picture->Allocate();
   picture->FillBuffer(itk::RGBPixel<unsigned char>(static_cast<unsigned char>(0)));
-  auto * out = reinterpret_cast<unsigned char *>(picture->GetBufferPointer());
+  auto *        out = reinterpret_cast<unsigned char *>(picture->GetBufferPointer());
   const int64_t kMid = nz / 2;
   for (int64_t j = 0; j < ny; ++j)
     for (int64_t i = 0; i < nx; ++i)
-      shade((kMid * ny + j) * nx + i, out + 3 * (j * width + i));
+    {
+      const int64_t v = (kMid * ny + j) * nx + i;
+      const bool    boundary = l[v] != 0 && ((i > 0 && differs(v, v - 1)) || (i + 1 < nx && differs(v, v + 1)) ||
+                                          (j > 0 && differs(v, v - nx)) || (j + 1 < ny && differs(v, v + nx)));
+      shade(v, boundary, out + 3 * (j * width + i));
+    }
   for (int64_t r = 0; r < coronalRows; ++r)
   {
     const int64_t k = std::clamp<int64_t>(nz - 1 - static_cast<int64_t>((r + 0.5) * nz / coronalRows), 0, nz - 1);
+    const int64_t kUp = std::clamp<int64_t>(nz - 1 - static_cast<int64_t>((r - 0.5) * nz / coronalRows), 0, nz - 1);
+    const int64_t kDown = std::clamp<int64_t>(nz - 1 - static_cast<int64_t>((r + 1.5) * nz / coronalRows), 0, nz - 1);
     for (int64_t i = 0; i < nx; ++i)
-      shade((k * ny + jc) * nx + i, out + 3 * (r * width + nx + gap + i));
+    {
+      const int64_t v = (k * ny + jc) * nx + i;
+      const bool    boundary =
+        l[v] != 0 && ((i > 0 && differs(v, v - 1)) || (i + 1 < nx && differs(v, v + 1)) ||
+                      differs(v, (kUp * ny + jc) * nx + i) || differs(v, (kDown * ny + jc) * nx + i));
+      shade(v, boundary, out + 3 * (r * width + nx + gap + i));
+    }
   }
   return picture;
 }
@@ -161,11 +175,12 @@ RunPhantom(const PhantomOptions & o)
     throw InputError("--modality '" + o.modality + "': expected contrast, noncontrast or both");
   if (o.size.size() != 3 || std::any_of(o.size.begin(), o.size.end(), [](unsigned s) { return s == 0 || s > 4096; }))
     throw InputError("--size: expected three voxel counts X Y Z in 1..4096");
-  if (o.fov.size() != 3 || std::any_of(o.fov.begin(), o.fov.end(), [](double f) { return !(f > 0) || !std::isfinite(f); }))
+  if (o.fov.size() != 3 ||
+      std::any_of(o.fov.begin(), o.fov.end(), [](double f) { return !(f > 0) || !std::isfinite(f); }))
     throw InputError("--fov: expected three positive extents X Y Z in mm");
   const auto fractions = ParseSplit(o.split);
 
-  const fs::path root(o.out);
+  const fs::path  root(o.out);
   std::error_code error;
   fs::create_directories(root / "images", error);
   if (!error)
@@ -203,8 +218,8 @@ RunPhantom(const PhantomOptions & o)
     std::snprintf(id, sizeof(id), "subject_%03d", s);
     for (Source::ModalityEnum modality : modalities)
     {
-      auto source = Source::New();
-      Source::SizeType size;
+      auto                    source = Source::New();
+      Source::SizeType        size;
       Source::FieldOfViewType fov;
       for (unsigned d = 0; d < 3; ++d)
       {

@@ -13,8 +13,7 @@
 
 #include <vector>
 
-namespace agcl
-{
+namespace agcl {
 
 struct ASPPDecoderOptions
 {
@@ -67,13 +66,13 @@ public:
   }
 
 private:
-  ASPPDecoderOptions       m_Options;
-  torch::nn::ModuleList    m_Branches{ nullptr };
-  torch::nn::Sequential    m_Pooling{ nullptr };
-  torch::nn::Sequential    m_Project{ nullptr };
-  torch::nn::Sequential    m_LowLevel{ nullptr };
-  torch::nn::Sequential    m_Refine{ nullptr };
-  torch::nn::Conv2d        m_Classifier{ nullptr };
+  ASPPDecoderOptions    m_Options;
+  torch::nn::ModuleList m_Branches{ nullptr };
+  torch::nn::Sequential m_Pooling{ nullptr };
+  torch::nn::Sequential m_Project{ nullptr };
+  torch::nn::Sequential m_LowLevel{ nullptr };
+  torch::nn::Sequential m_Refine{ nullptr };
+  torch::nn::Conv2d     m_Classifier{ nullptr };
 };
 TORCH_MODULE(ASPPDecoder);
 

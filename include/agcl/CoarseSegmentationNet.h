@@ -10,8 +10,7 @@
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/pimpl.h>
 
-namespace agcl
-{
+namespace agcl {
 
 struct CoarseSegmentationNetOptions
 {

@@ -8,8 +8,7 @@
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
 
-namespace agcl
-{
+namespace agcl {
 
 struct ConditionalContrastiveLossOptions
 {

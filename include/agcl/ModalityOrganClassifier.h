@@ -9,8 +9,7 @@
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/pimpl.h>
 
-namespace agcl
-{
+namespace agcl {
 
 struct ModalityOrganClassifierOptions
 {

@@ -10,8 +10,7 @@
 
 #include <cstdint>
 
-namespace agcl
-{
+namespace agcl {
 
 struct PairedAugmentationOptions
 {

@@ -8,8 +8,7 @@
 
 #include <string>
 
-namespace agcl
-{
+namespace agcl {
 
 /** Stage-1 pre-training modes (paper §IV ablation, Table II).
  *  - AGCL:   conditional contrastive loss, positives share modality AND organ (Eq. 3).

@@ -16,8 +16,7 @@
 #include <utility>
 #include <vector>
 
-namespace agcl
-{
+namespace agcl {
 
 struct ResNetEncoderOptions
 {
@@ -100,16 +99,16 @@ public:
   ExpandInputChannels(const torch::Tensor & weight, int64_t channels);
 
 private:
-  ResNetEncoderOptions m_Options;
-  bool                 m_Frozen{ false };
-  int64_t              m_Expansion{ 1 };
-  torch::nn::Conv2d    m_Conv1{ nullptr };
+  ResNetEncoderOptions   m_Options;
+  bool                   m_Frozen{ false };
+  int64_t                m_Expansion{ 1 };
+  torch::nn::Conv2d      m_Conv1{ nullptr };
   torch::nn::BatchNorm2d m_Bn1{ nullptr };
-  torch::nn::MaxPool2d m_MaxPool{ nullptr };
-  torch::nn::Sequential m_Layer1{ nullptr };
-  torch::nn::Sequential m_Layer2{ nullptr };
-  torch::nn::Sequential m_Layer3{ nullptr };
-  torch::nn::Sequential m_Layer4{ nullptr };
+  torch::nn::MaxPool2d   m_MaxPool{ nullptr };
+  torch::nn::Sequential  m_Layer1{ nullptr };
+  torch::nn::Sequential  m_Layer2{ nullptr };
+  torch::nn::Sequential  m_Layer3{ nullptr };
+  torch::nn::Sequential  m_Layer4{ nullptr };
 };
 TORCH_MODULE(ResNetEncoder);
 

@@ -7,11 +7,9 @@
 
 #include <torch/torch.h>
 
-namespace agcl
-{
+namespace agcl {
 
-namespace
-{
+namespace {
 namespace nn = torch::nn;
 
 /** 3x3 or 1x1 convolution (optionally atrous) - BatchNorm - ReLU. */
@@ -49,7 +47,8 @@ ASPPDecoderImpl::ASPPDecoderImpl(ASPPDecoderOptions options)
   const int64_t c = options.channels();
   detail::Require(options.high_level_channels() > 0 && options.low_level_channels() > 0 && c > 0 &&
                     options.low_level_projection() > 0 && options.classes() >= 2,
-                  "ASPPDecoder", "channel counts must be positive and classes >= 2");
+                  "ASPPDecoder",
+                  "channel counts must be positive and classes >= 2");
   m_Branches = register_module("branches", nn::ModuleList());
   m_Branches->push_back(nn::Sequential(ConvBnRelu(options.high_level_channels(), c, 1)));
   for (int64_t rate : options.rates())
@@ -57,14 +56,17 @@ ASPPDecoderImpl::ASPPDecoderImpl(ASPPDecoderOptions options)
     detail::Require(rate > 0, "ASPPDecoder", "atrous rates must be positive");
     m_Branches->push_back(nn::Sequential(ConvBnRelu(options.high_level_channels(), c, 3, rate)));
   }
-  m_Pooling = register_module("pooling", nn::Sequential(nn::Conv2d(nn::Conv2dOptions(options.high_level_channels(), c, 1)),
-                                                         nn::ReLU()));
+  m_Pooling = register_module(
+    "pooling", nn::Sequential(nn::Conv2d(nn::Conv2dOptions(options.high_level_channels(), c, 1)), nn::ReLU()));
   const int64_t branches = static_cast<int64_t>(options.rates().size()) + 2;
-  m_Project = register_module("project", nn::Sequential(ConvBnRelu(branches * c, c, 1), nn::Dropout(options.dropout())));
-  m_LowLevel = register_module("low_level", nn::Sequential(ConvBnRelu(options.low_level_channels(), options.low_level_projection(), 1)));
-  m_Refine = register_module("refine", nn::Sequential(ConvBnRelu(c + options.low_level_projection(), c, 3),
-                                                      ConvBnRelu(c, c, 3),
-                                                      nn::Dropout(options.dropout() / 5.0)));
+  m_Project =
+    register_module("project", nn::Sequential(ConvBnRelu(branches * c, c, 1), nn::Dropout(options.dropout())));
+  m_LowLevel = register_module(
+    "low_level", nn::Sequential(ConvBnRelu(options.low_level_channels(), options.low_level_projection(), 1)));
+  m_Refine = register_module("refine",
+                             nn::Sequential(ConvBnRelu(c + options.low_level_projection(), c, 3),
+                                            ConvBnRelu(c, c, 3),
+                                            nn::Dropout(options.dropout() / 5.0)));
   m_Classifier = register_module("classifier", nn::Conv2d(nn::Conv2dOptions(c, options.classes(), 1)));
 
   for (auto & module : modules(false))
@@ -77,7 +79,9 @@ ASPPDecoderImpl::ASPPDecoderImpl(ASPPDecoderOptions options)
 }
 
 torch::Tensor
-ASPPDecoderImpl::forward(const torch::Tensor & lowLevel, const torch::Tensor & highLevel, std::vector<int64_t> outputSize)
+ASPPDecoderImpl::forward(const torch::Tensor & lowLevel,
+                         const torch::Tensor & highLevel,
+                         std::vector<int64_t>  outputSize)
 {
   const std::string where = "ASPPDecoder";
   if (outputSize.size() == 1)
@@ -86,17 +90,20 @@ ASPPDecoderImpl::forward(const torch::Tensor & lowLevel, const torch::Tensor & h
   }
   detail::Require(outputSize.size() == 2 && outputSize[0] > 0 && outputSize[1] > 0 && outputSize[0] % 16 == 0 &&
                     outputSize[1] % 16 == 0,
-                  where, "output size must be P or {H, W} with multiples of 16");
-  const int64_t h = outputSize[0], w = outputSize[1];
+                  where,
+                  "output size must be P or {H, W} with multiples of 16");
+  const int64_t     h = outputSize[0], w = outputSize[1];
   const std::string lowExpected = "[N, " + std::to_string(m_Options.low_level_channels()) + ", " +
                                   std::to_string(h / 4) + ", " + std::to_string(w / 4) + "]";
   detail::RequireFloating(lowLevel, 4, where, "low_level", lowExpected);
   detail::Require(lowLevel.size(1) == m_Options.low_level_channels() && lowLevel.size(2) == h / 4 &&
                     lowLevel.size(3) == w / 4,
-                  where, "low_level has shape " + detail::ShapeText(lowLevel) + "; expected " + lowExpected);
-  detail::RequireFloating(highLevel, 4, where, "high_level",
-                          "[N, " + std::to_string(m_Options.high_level_channels()) + ", h, w]");
-  detail::Require(highLevel.size(0) == lowLevel.size(0) && highLevel.size(1) == m_Options.high_level_channels(), where,
+                  where,
+                  "low_level has shape " + detail::ShapeText(lowLevel) + "; expected " + lowExpected);
+  detail::RequireFloating(
+    highLevel, 4, where, "high_level", "[N, " + std::to_string(m_Options.high_level_channels()) + ", h, w]");
+  detail::Require(highLevel.size(0) == lowLevel.size(0) && highLevel.size(1) == m_Options.high_level_channels(),
+                  where,
                   "high_level has shape " + detail::ShapeText(highLevel) + "; expected [" +
                     std::to_string(lowLevel.size(0)) + ", " + std::to_string(m_Options.high_level_channels()) +
                     ", h, w]");

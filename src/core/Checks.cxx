@@ -5,8 +5,7 @@
 
 #include <torch/torch.h>
 
-namespace agcl::detail
-{
+namespace agcl::detail {
 
 void
 RequireFinite(const at::Tensor & t, const std::string & where, const std::string & name)

@@ -14,8 +14,7 @@
 #include <stdexcept>
 #include <string>
 
-namespace agcl::detail
-{
+namespace agcl::detail {
 
 inline std::string
 ShapeText(const at::Tensor & t)
@@ -40,12 +39,16 @@ Require(bool condition, const std::string & where, const std::string & message)
 
 /** Requires a defined floating-point tensor of `dims` dimensions. */
 inline void
-RequireFloating(const at::Tensor & t, int64_t dims, const std::string & where, const std::string & name,
+RequireFloating(const at::Tensor &  t,
+                int64_t             dims,
+                const std::string & where,
+                const std::string & name,
                 const std::string & expected)
 {
   Require(t.defined(), where, name + " is undefined; expected " + expected);
   Require(t.dim() == dims, where, name + " has shape " + ShapeText(t) + "; expected " + expected);
-  Require(at::isFloatingType(t.scalar_type()), where,
+  Require(at::isFloatingType(t.scalar_type()),
+          where,
           name + " has dtype " + std::string(c10::toString(t.scalar_type())) + "; expected a floating-point " +
             expected);
 }

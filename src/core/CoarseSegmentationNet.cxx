@@ -7,11 +7,9 @@
 
 #include <torch/torch.h>
 
-namespace agcl
-{
+namespace agcl {
 
-namespace
-{
+namespace {
 namespace nn = torch::nn;
 
 nn::Sequential
@@ -31,7 +29,8 @@ CoarseSegmentationNetImpl::CoarseSegmentationNetImpl(CoarseSegmentationNetOption
 {
   detail::Require(options.in_channels() >= 1 && options.classes() >= 2 && options.base_channels() >= 1 &&
                     options.levels() >= 1 && options.levels() <= 6,
-                  "CoarseSegmentationNet", "expected in_channels >= 1, classes >= 2, base_channels >= 1, levels 1..6");
+                  "CoarseSegmentationNet",
+                  "expected in_channels >= 1, classes >= 2, base_channels >= 1, levels 1..6");
   m_Down = register_module("down", nn::ModuleList());
   m_Up = register_module("up", nn::ModuleList());
   int64_t in = options.in_channels();
@@ -92,10 +91,11 @@ CoarseSegmentationNetImpl::forward(const torch::Tensor & volume)
   for (size_t i = 0; i < m_Up->size(); ++i)
   {
     const torch::Tensor & skip = skips[skips.size() - 2 - i];
-    x = nn::functional::interpolate(x, nn::functional::InterpolateFuncOptions()
-                                         .size(std::vector<int64_t>{ skip.size(2), skip.size(3), skip.size(4) })
-                                         .mode(torch::kTrilinear)
-                                         .align_corners(false));
+    x = nn::functional::interpolate(x,
+                                    nn::functional::InterpolateFuncOptions()
+                                      .size(std::vector<int64_t>{ skip.size(2), skip.size(3), skip.size(4) })
+                                      .mode(torch::kTrilinear)
+                                      .align_corners(false));
     x = m_Up[i]->as<nn::Sequential>()->forward(torch::cat({ x, skip }, 1));
   }
   return m_Classifier(x);

@@ -9,15 +9,14 @@
 
 #include <cmath>
 
-namespace agcl
-{
+namespace agcl {
 
 ConditionalContrastiveLossImpl::ConditionalContrastiveLossImpl(ConditionalContrastiveLossOptions options)
   : m_Options(options)
 {
   detail::Require(std::isfinite(m_Options.temperature()) && m_Options.temperature() > 0,
-                  "ConditionalContrastiveLoss", "temperature must be positive and finite, got " +
-                                                   std::to_string(m_Options.temperature()));
+                  "ConditionalContrastiveLoss",
+                  "temperature must be positive and finite, got " + std::to_string(m_Options.temperature()));
 }
 
 torch::Tensor
@@ -25,12 +24,15 @@ ConditionalContrastiveLossImpl::forward(const torch::Tensor & embeddings, const 
 {
   const std::string where = "ConditionalContrastiveLoss";
   detail::RequireFloating(embeddings, 2, where, "embeddings", "[2N, d] (two views per patch)");
-  detail::Require(embeddings.size(0) >= 2, where,
+  detail::Require(embeddings.size(0) >= 2,
+                  where,
                   "embeddings has shape " + detail::ShapeText(embeddings) + "; expected [2N, d] with 2N >= 2");
-  detail::Require(labels.defined() && labels.dim() == 1 && labels.size(0) == embeddings.size(0), where,
+  detail::Require(labels.defined() && labels.dim() == 1 && labels.size(0) == embeddings.size(0),
+                  where,
                   "labels has shape " + detail::ShapeText(labels) + "; expected [" +
                     std::to_string(embeddings.size(0)) + "] (one label per embedding row)");
-  detail::Require(at::isIntegralType(labels.scalar_type(), /*includeBool=*/false), where,
+  detail::Require(at::isIntegralType(labels.scalar_type(), /*includeBool=*/false),
+                  where,
                   "labels has dtype " + std::string(c10::toString(labels.scalar_type())) +
                     "; expected an integer dtype");
   detail::Require(labels.device() == embeddings.device(), where, "labels and embeddings are on different devices");

@@ -10,8 +10,7 @@
 #include <algorithm>
 #include <cctype>
 
-namespace agcl
-{
+namespace agcl {
 
 PretrainingMode
 ParsePretrainingMode(const std::string & text)
@@ -56,21 +55,24 @@ IsContrastive(PretrainingMode mode)
   return mode == PretrainingMode::AGCL || mode == PretrainingMode::SupCon || mode == PretrainingMode::SSCL;
 }
 
-namespace
-{
+namespace {
 void
 CheckMetadata(const at::Tensor & modality, const at::Tensor & organ, int64_t numberOfOrgans, const std::string & where)
 {
   detail::Require(numberOfOrgans > 0, where, "numberOfOrgans must be positive, got " + std::to_string(numberOfOrgans));
-  detail::Require(modality.defined() && modality.dim() == 1 && modality.size(0) > 0, where,
+  detail::Require(modality.defined() && modality.dim() == 1 && modality.size(0) > 0,
+                  where,
                   "modality has shape " + detail::ShapeText(modality) + "; expected [N] with N > 0");
-  detail::Require(organ.defined() && organ.dim() == 1 && organ.size(0) == modality.size(0), where,
+  detail::Require(organ.defined() && organ.dim() == 1 && organ.size(0) == modality.size(0),
+                  where,
                   "organ has shape " + detail::ShapeText(organ) + "; expected [" + std::to_string(modality.size(0)) +
                     "] like modality");
   detail::Require(at::isIntegralType(modality.scalar_type(), false) && at::isIntegralType(organ.scalar_type(), false),
-                  where, "modality and organ must be integer tensors");
+                  where,
+                  "modality and organ must be integer tensors");
   detail::Require(modality.min().item<int64_t>() >= 0, where, "modality ids must be >= 0");
-  detail::Require(organ.min().item<int64_t>() >= 0 && organ.max().item<int64_t>() < numberOfOrgans, where,
+  detail::Require(organ.min().item<int64_t>() >= 0 && organ.max().item<int64_t>() < numberOfOrgans,
+                  where,
                   "organ ids must lie in 0.." + std::to_string(numberOfOrgans - 1));
 }
 } // namespace

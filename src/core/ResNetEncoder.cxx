@@ -9,19 +9,16 @@
 
 #include <map>
 
-namespace agcl
-{
+namespace agcl {
 
-namespace
-{
+namespace {
 namespace nn = torch::nn;
 
 nn::Conv2d
 Conv(int64_t in, int64_t out, int64_t kernel, int64_t stride = 1, int64_t dilation = 1)
 {
   const int64_t padding = kernel == 1 ? 0 : dilation * (kernel / 2);
-  return nn::Conv2d(
-    nn::Conv2dOptions(in, out, kernel).stride(stride).padding(padding).dilation(dilation).bias(false));
+  return nn::Conv2d(nn::Conv2dOptions(in, out, kernel).stride(stride).padding(padding).dilation(dilation).bias(false));
 }
 
 /** Basic block (ResNet-18/34): 3x3 - 3x3, expansion 1. Dilation is allowed (torchvision's is not). */
@@ -124,7 +121,7 @@ struct LayerBuilder
 ResNetEncoderImpl::ResNetEncoderImpl(ResNetEncoderOptions options)
   : m_Options(options)
 {
-  const std::string where = "ResNetEncoder";
+  const std::string    where = "ResNetEncoder";
   std::vector<int64_t> blocks;
   bool                 bottleneck = false;
   switch (options.depth())
@@ -144,12 +141,15 @@ ResNetEncoderImpl::ResNetEncoderImpl(ResNetEncoderOptions options)
       bottleneck = true;
       break;
     default:
-      throw std::invalid_argument(where + ": depth " + std::to_string(options.depth()) + "; expected 18, 34, 50 or 101");
+      throw std::invalid_argument(where + ": depth " + std::to_string(options.depth()) +
+                                  "; expected 18, 34, 50 or 101");
   }
   detail::Require(options.in_channels() >= 1, where, "in_channels must be >= 1");
-  detail::Require(options.base_width() >= 4 && options.base_width() % 4 == 0, where,
+  detail::Require(options.base_width() >= 4 && options.base_width() % 4 == 0,
+                  where,
                   "base_width " + std::to_string(options.base_width()) + "; expected a multiple of 4, >= 4");
-  detail::Require(options.output_stride() == 8 || options.output_stride() == 16 || options.output_stride() == 32, where,
+  detail::Require(options.output_stride() == 8 || options.output_stride() == 16 || options.output_stride() == 32,
+                  where,
                   "output_stride " + std::to_string(options.output_stride()) + "; expected 8, 16 or 32");
   m_Expansion = bottleneck ? BottleneckImpl::kExpansion : BasicBlockImpl::kExpansion;
 
@@ -194,13 +194,14 @@ ResNetEncoderImpl::forward(const torch::Tensor & input)
 {
   const std::string where = "ResNetEncoder";
   const int64_t     multiple = std::max<int64_t>(16, m_Options.output_stride());
-  const std::string expected = "[N, " + std::to_string(m_Options.in_channels()) + ", H, W] with H and W multiples of " +
-                               std::to_string(multiple);
+  const std::string expected =
+    "[N, " + std::to_string(m_Options.in_channels()) + ", H, W] with H and W multiples of " + std::to_string(multiple);
   detail::RequireFloating(input, 4, where, "input", expected);
   detail::Require(input.size(1) == m_Options.in_channels() && input.size(2) > 0 && input.size(3) > 0 &&
                     input.size(2) % multiple == 0 && input.size(3) % multiple == 0,
-                  where, "input has shape " + detail::ShapeText(input) + "; expected " + expected);
-  torch::Tensor x = m_MaxPool(torch::relu(m_Bn1(m_Conv1(input))));
+                  where,
+                  "input has shape " + detail::ShapeText(input) + "; expected " + expected);
+  torch::Tensor   x = m_MaxPool(torch::relu(m_Bn1(m_Conv1(input))));
   EncoderFeatures features;
   features.low_level = m_Layer1->forward(x);
   x = m_Layer2->forward(features.low_level);
@@ -246,7 +247,8 @@ ResNetEncoderImpl::train(bool on)
 torch::Tensor
 ResNetEncoderImpl::ExpandInputChannels(const torch::Tensor & weight, int64_t channels)
 {
-  detail::Require(weight.defined() && weight.dim() == 4 && weight.size(1) <= channels, "ResNetEncoder",
+  detail::Require(weight.defined() && weight.dim() == 4 && weight.size(1) <= channels,
+                  "ResNetEncoder",
                   "first-convolution weight " + detail::ShapeText(weight) + " cannot be expanded to " +
                     std::to_string(channels) + " input channels; expected [O, c <= " + std::to_string(channels) +
                     ", k, k]");
@@ -258,10 +260,10 @@ ResNetEncoderImpl::ExpandInputChannels(const torch::Tensor & weight, int64_t cha
 void
 ResNetEncoderImpl::LoadParameters(const std::vector<std::pair<std::string, torch::Tensor>> & named)
 {
-  const std::string                     where = "ResNetEncoder::LoadParameters";
+  const std::string                    where = "ResNetEncoder::LoadParameters";
   std::map<std::string, torch::Tensor> source(named.begin(), named.end());
-  torch::NoGradGuard                    noGrad;
-  auto                                  assign = [&](const std::string & name, torch::Tensor & target) {
+  torch::NoGradGuard                   noGrad;
+  auto                                 assign = [&](const std::string & name, torch::Tensor & target) {
     auto it = source.find(name);
     detail::Require(it != source.end(), where, "checkpoint has no entry '" + name + "'");
     torch::Tensor value = it->second;
@@ -270,7 +272,8 @@ ResNetEncoderImpl::LoadParameters(const std::vector<std::pair<std::string, torch
     {
       value = ExpandInputChannels(value, target.size(1));
     }
-    detail::Require(value.sizes() == target.sizes(), where,
+    detail::Require(value.sizes() == target.sizes(),
+                    where,
                     "entry '" + name + "' has shape " + detail::ShapeText(value) + "; expected " +
                       detail::ShapeText(target));
     target.copy_(value);

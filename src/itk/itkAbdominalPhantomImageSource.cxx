@@ -11,11 +11,9 @@
 #include <cmath>
 #include <random>
 
-namespace itk
-{
+namespace itk {
 
-namespace
-{
+namespace {
 // ---------------------------------------------------------------------------------------------
 // Geometry. Patient LPS millimetres: x towards the patient's left, y posterior, z towards the
 // head; z = 0 is the bottom of the field of view (mid L4), the top (~250 mm) is about T8.
@@ -23,11 +21,31 @@ namespace
 struct Vec3
 {
   double x{ 0 }, y{ 0 }, z{ 0 };
-  Vec3 operator+(const Vec3 & o) const { return { x + o.x, y + o.y, z + o.z }; }
-  Vec3 operator-(const Vec3 & o) const { return { x - o.x, y - o.y, z - o.z }; }
-  Vec3 operator*(double s) const { return { x * s, y * s, z * s }; }
-  double dot(const Vec3 & o) const { return x * o.x + y * o.y + z * o.z; }
-  double norm() const { return std::sqrt(dot(*this)); }
+  Vec3
+  operator+(const Vec3 & o) const
+  {
+    return { x + o.x, y + o.y, z + o.z };
+  }
+  Vec3
+  operator-(const Vec3 & o) const
+  {
+    return { x - o.x, y - o.y, z - o.z };
+  }
+  Vec3
+  operator*(double s) const
+  {
+    return { x * s, y * s, z * s };
+  }
+  double
+  dot(const Vec3 & o) const
+  {
+    return x * o.x + y * o.y + z * o.z;
+  }
+  double
+  norm() const
+  {
+    return std::sqrt(dot(*this));
+  }
 };
 
 // Rotation from Euler angles (radians) about x, then y, then z; stored as rows.
@@ -53,14 +71,18 @@ struct Rot
     return r;
   }
   // R^T v: world -> local
-  Vec3 ToLocal(const Vec3 & v) const
+  Vec3
+  ToLocal(const Vec3 & v) const
   {
-    return { m[0][0] * v.x + m[1][0] * v.y + m[2][0] * v.z, m[0][1] * v.x + m[1][1] * v.y + m[2][1] * v.z,
+    return { m[0][0] * v.x + m[1][0] * v.y + m[2][0] * v.z,
+             m[0][1] * v.x + m[1][1] * v.y + m[2][1] * v.z,
              m[0][2] * v.x + m[1][2] * v.y + m[2][2] * v.z };
   }
-  Vec3 ToWorld(const Vec3 & v) const
+  Vec3
+  ToWorld(const Vec3 & v) const
   {
-    return { m[0][0] * v.x + m[0][1] * v.y + m[0][2] * v.z, m[1][0] * v.x + m[1][1] * v.y + m[1][2] * v.z,
+    return { m[0][0] * v.x + m[0][1] * v.y + m[0][2] * v.z,
+             m[1][0] * v.x + m[1][1] * v.y + m[1][2] * v.z,
              m[2][0] * v.x + m[2][1] * v.y + m[2][2] * v.z };
   }
 };
@@ -77,8 +99,8 @@ struct Ellipsoid
 // Tube along a polyline; radii (rx, ry) of an elliptic section that may vary along it.
 struct Tube
 {
-  std::vector<Vec3>   points;   // world mm
-  std::vector<double> radius;   // per point (x half-axis)
+  std::vector<Vec3>   points;         // world mm
+  std::vector<double> radius;         // per point (x half-axis)
   double              flatten{ 1.0 }; // ry / rx of the section, applied in world y
 };
 
@@ -127,7 +149,7 @@ struct Organ
     {
       if (e.subtract)
         continue;
-      const Vec3 q = e.tilt.ToLocal(local - e.center * scale);
+      const Vec3   q = e.tilt.ToLocal(local - e.center * scale);
       const double v = std::sqrt((q.x * q.x) / (e.radii.x * e.radii.x * scale * scale) +
                                  (q.y * q.y) / (e.radii.y * e.radii.y * scale * scale) +
                                  (q.z * q.z) / (e.radii.z * e.radii.z * scale * scale)) -
@@ -268,7 +290,7 @@ RandomDeformation(Random & rng, double amplitude)
   {
     Vec3 dir{ rng.Normal(), rng.Normal(), rng.Normal() };
     dir = dir * (1.0 / std::max(dir.norm(), 1e-9));
-    Vec3 w{ rng.Normal(), rng.Normal(), rng.Normal() };
+    Vec3         w{ rng.Normal(), rng.Normal(), rng.Normal() };
     const double wavelength = rng.Uniform(60.0, 120.0);
     w = w * (2 * M_PI / wavelength / std::max(w.norm(), 1e-9));
     d.direction[k] = dir;
@@ -285,39 +307,39 @@ struct HURange
   double ncLow, ncHigh, pvLow, pvHigh;
 };
 const HURange kOrganHU[13] = {
-  { 0, 0, 0, 0 },         // background (unused)
-  { 40, 50, 110, 130 },   // 1 spleen
-  { 25, 35, 150, 200 },   // 2 right kidney (PV: cortex brighter than medulla)
-  { 25, 35, 150, 200 },   // 3 left kidney
-  { 0, 20, 0, 20 },       // 4 gallbladder (bile does not enhance)
-  { 30, 45, 60, 90 },     // 5 esophagus
-  { 50, 65, 100, 130 },   // 6 liver
-  { 30, 45, 60, 100 },    // 7 stomach wall (contents: water 0-15 or air)
-  { 35, 50, 130, 180 },   // 8 aorta
-  { 35, 50, 110, 150 },   // 9 IVC
-  { 35, 50, 150, 200 },   // 10 portal & splenic veins
-  { 35, 45, 90, 120 },    // 11 pancreas
-  { 10, 30, 40, 70 },     // 12 right adrenal
+  { 0, 0, 0, 0 },       // background (unused)
+  { 40, 50, 110, 130 }, // 1 spleen
+  { 25, 35, 150, 200 }, // 2 right kidney (PV: cortex brighter than medulla)
+  { 25, 35, 150, 200 }, // 3 left kidney
+  { 0, 20, 0, 20 },     // 4 gallbladder (bile does not enhance)
+  { 30, 45, 60, 90 },   // 5 esophagus
+  { 50, 65, 100, 130 }, // 6 liver
+  { 30, 45, 60, 100 },  // 7 stomach wall (contents: water 0-15 or air)
+  { 35, 50, 130, 180 }, // 8 aorta
+  { 35, 50, 110, 150 }, // 9 IVC
+  { 35, 50, 150, 200 }, // 10 portal & splenic veins
+  { 35, 45, 90, 120 },  // 11 pancreas
+  { 10, 30, 40, 70 },   // 12 right adrenal
 };
 
 // Target volumes (mL): the middle half of the reference ranges.
 const double kTargetVolume[13][2] = {
-  { 0, 0 }, { 175, 225 }, { 132, 158 }, { 132, 158 }, { 35, 45 }, { 0, 0 }, { 1350, 1650 }, { 280, 420 },
-  { 0, 0 }, { 0, 0 },     { 0, 0 },     { 75, 85 },   { 4.5, 5.5 },
+  { 0, 0 },     { 175, 225 }, { 132, 158 }, { 132, 158 }, { 35, 45 }, { 0, 0 },     { 1350, 1650 },
+  { 280, 420 }, { 0, 0 },     { 0, 0 },     { 0, 0 },     { 75, 85 }, { 4.5, 5.5 },
 };
 
 struct Anatomy
 {
-  double            bodyScale{ 1 };
-  double            bodyHalfWidth{ 160 }, bodyHalfDepth{ 115 }, bodyCenterY{ 0 };
-  double            fatThickness{ 15 }, muscleThickness{ 10 };
-  double            spineY{ 55 };
+  double             bodyScale{ 1 };
+  double             bodyHalfWidth{ 160 }, bodyHalfDepth{ 115 }, bodyCenterY{ 0 };
+  double             fatThickness{ 15 }, muscleThickness{ 10 };
+  double             spineY{ 55 };
   std::vector<Organ> organs; // painting order: later ones win
   std::vector<Tube>  bowel;
   double             bowelAirLevel{ 0 };
   double             stomachAirLevel{ 0 };
-  double             hu[13]{};            // per-organ base HU for the chosen phase
-  double             kidneyMedulla{ 0 };  // PV medulla HU
+  double             hu[13]{};           // per-organ base HU for the chosen phase
+  double             kidneyMedulla{ 0 }; // PV medulla HU
   double             stomachContent{ 10 };
   double             noiseSigma{ 15 };
 };
@@ -329,7 +351,8 @@ MakeOrgan(unsigned char label, Random & rng, const Vec3 & center, const Vec3 & e
   o.label = label;
   o.center = center + Vec3{ rng.Uniform(-jitter, jitter), rng.Uniform(-jitter, jitter), rng.Uniform(-jitter, jitter) };
   const double tilt = 10.0 * M_PI / 180.0;
-  o.rotation = Rot::Euler(euler.x + rng.Uniform(-tilt, tilt) * 0.5, euler.y + rng.Uniform(-tilt, tilt) * 0.5,
+  o.rotation = Rot::Euler(euler.x + rng.Uniform(-tilt, tilt) * 0.5,
+                          euler.y + rng.Uniform(-tilt, tilt) * 0.5,
                           euler.z + rng.Uniform(-tilt, tilt));
   o.deformation = RandomDeformation(rng, deformation);
   return o;
@@ -368,9 +391,9 @@ CurvedTube(const std::vector<Vec3> & control, const std::vector<double> & radii,
     const Vec3   p0 = control[std::max(i - 1, 0)], p1 = control[i], p2 = control[i + 1],
                p3 = control[std::min(i + 2, n - 1)];
     const double f2 = f * f, f3 = f2 * f;
-    const Vec3   p = (p1 * 2.0 + (p2 - p0) * f + (p0 * 2.0 - p1 * 5.0 + p2 * 4.0 - p3) * f2 +
-                    (p1 * 3.0 - p0 - p2 * 3.0 + p3) * f3) *
-                   0.5;
+    const Vec3   p =
+      (p1 * 2.0 + (p2 - p0) * f + (p0 * 2.0 - p1 * 5.0 + p2 * 4.0 - p3) * f2 + (p1 * 3.0 - p0 - p2 * 3.0 + p3) * f3) *
+      0.5;
     t.points.push_back(p);
     t.radius.push_back(radii[i] * (1 - f) + radii[i + 1] * f);
   }
@@ -380,8 +403,8 @@ CurvedTube(const std::vector<Vec3> & control, const std::vector<double> & radii,
 Anatomy
 BuildAnatomy(uint64_t seed, AbdominalPhantomImageSource::ModalityEnum modality)
 {
-  Random  rng(Mix(seed, 1));
-  Anatomy a;
+  Random       rng(Mix(seed, 1));
+  Anatomy      a;
   const double b = rng.Uniform(0.88, 1.02); // body size
   a.bodyScale = b;
   a.bodyHalfWidth = 160 * b;
@@ -396,11 +419,13 @@ BuildAnatomy(uint64_t seed, AbdominalPhantomImageSource::ModalityEnum modality)
 
   // 6 liver: right lobe, posterior-inferior extension towards the right kidney, left lobe.
   Organ liver = MakeOrgan(6, rng, P(-62, 0, 178), { 0, 0, -15 * deg }, 6, 5);
-  liver.blobs = { { { 0, 0, 0 }, { 78, 72, 62 } }, { { -8, 30, -52 }, { 45, 38, 38 } },
+  liver.blobs = { { { 0, 0, 0 }, { 78, 72, 62 } },
+                  { { -8, 30, -52 }, { 45, 38, 38 } },
                   { { 62, -30, 12 }, { 55, 30, 38 } } };
   // 7 stomach: fundus, body, antrum curving to the right.
   Organ stomach = MakeOrgan(7, rng, P(55, -25, 168), { 0, 0, 0 }, 6, 5);
-  stomach.blobs = { { { 5, 18, 30 }, { 38, 32, 32 } }, { { -5, -15, -8 }, { 40, 28, 40 } },
+  stomach.blobs = { { { 5, 18, 30 }, { 38, 32, 32 } },
+                    { { -5, -15, -8 }, { 40, 28, 40 } },
                     { { -42, -25, -40 }, { 32, 22, 22 } } };
   // 1 spleen: crescent against the left posterior ribs.
   Organ spleen = MakeOrgan(1, rng, P(98, 42, 172), { 0, 0, 35 * deg }, 5, 4);
@@ -415,10 +440,11 @@ BuildAnatomy(uint64_t seed, AbdominalPhantomImageSource::ModalityEnum modality)
   Organ gallbladder = MakeOrgan(4, rng, P(-48, -42, 128), { 25 * deg, 0, 0 }, 4, 2);
   gallbladder.blobs = { { { 0, 0, -8 }, { 16, 15, 26 } }, { { 0, 0, 16 }, { 10, 9, 16 } } };
   // 11 pancreas: head by the IVC (right), body across the midline at L1-L2, tail to the splenic hilum.
-  Organ pancreas = MakeOrgan(11, rng, { 0, 0, 0 }, { 0, 0, 0 }, 0, 3);
-  const Vec3 panOffset{ rng.Uniform(-5, 5), rng.Uniform(-4, 4), rng.Uniform(-6, 6) };
-  const std::vector<Vec3> panControl = { P(-42, -2, 92) + panOffset, P(-8, -14, 100) + panOffset,
-                                         P(35, -6, 110) + panOffset, P(78, 22, 128) + panOffset };
+  Organ                   pancreas = MakeOrgan(11, rng, { 0, 0, 0 }, { 0, 0, 0 }, 0, 3);
+  const Vec3              panOffset{ rng.Uniform(-5, 5), rng.Uniform(-4, 4), rng.Uniform(-6, 6) };
+  const std::vector<Vec3> panControl = {
+    P(-42, -2, 92) + panOffset, P(-8, -14, 100) + panOffset, P(35, -6, 110) + panOffset, P(78, 22, 128) + panOffset
+  };
   pancreas.tubes = { CurvedTube(panControl, { 17, 13, 11, 9 }, 0.75) };
   // 12 right adrenal: inverted V above the right kidney, behind the IVC, medial to the liver.
   Organ adrenal = MakeOrgan(12, rng, P(-34, 38, 152 - rkDrop * 0.5), { 0, 0, -30 * deg }, 3, 1);
@@ -427,22 +453,23 @@ BuildAnatomy(uint64_t seed, AbdominalPhantomImageSource::ModalityEnum modality)
                     { { 6, 0, -6 }, { 2.6, 10, 15 }, false, Rot::Euler(0, -22 * deg, 0) } };
   adrenal.smoothness = 0.3;
   // 5 esophagus: left-anterior of the spine, joins the stomach at ~T11.
-  const Vec3 stomachTop = stomach.center + Vec3{ -5 * b, 10 * b, 28 };
-  Organ      esophagus = MakeOrgan(5, rng, { 0, 0, 0 }, { 0, 0, 0 }, 0, 1);
+  const Vec3   stomachTop = stomach.center + Vec3{ -5 * b, 10 * b, 28 };
+  Organ        esophagus = MakeOrgan(5, rng, { 0, 0, 0 }, { 0, 0, 0 }, 0, 1);
   const double er = rng.Uniform(10.0, 11.5);
   // In front of the aorta (not on it), then forwards and to the left into the stomach.
-  esophagus.tubes = { CurvedTube({ P(2, sy - 56, 262), P(6, sy - 58, 228), P(16, sy - 64, 198), stomachTop },
-                                 { er, er, er, er * 1.1 }, 0.9) };
+  esophagus.tubes = { CurvedTube(
+    { P(2, sy - 56, 262), P(6, sy - 58, 228), P(16, sy - 64, 198), stomachTop }, { er, er, er, er * 1.1 }, 0.9) };
   // 8 aorta: left-anterior of the vertebral bodies through the whole volume.
   Organ        aorta = MakeOrgan(8, rng, { 0, 0, 0 }, { 0, 0, 0 }, 0, 1);
   const double ar = rng.Uniform(10.5, 12.0);
-  aorta.tubes = { CurvedTube({ P(14, sy - 30, -10), P(18, sy - 32, 80), P(16, sy - 30, 170), P(12, sy - 26, 262) },
-                             { ar, ar, ar, ar }, 1.0) };
+  aorta.tubes = { CurvedTube(
+    { P(14, sy - 30, -10), P(18, sy - 32, 80), P(16, sy - 30, 170), P(12, sy - 26, 262) }, { ar, ar, ar, ar }, 1.0) };
   // 9 IVC: right-anterior of the spine, oval, into the liver's groove at the top.
   Organ        ivc = MakeOrgan(9, rng, { 0, 0, 0 }, { 0, 0, 0 }, 0, 1);
   const double vr = rng.Uniform(13.5, 15.0);
   ivc.tubes = { CurvedTube({ P(-22, sy - 28, -10), P(-24, sy - 30, 90), P(-28, sy - 36, 170), P(-26, sy - 40, 262) },
-                           { vr, vr, vr, vr * 0.95 }, 0.72) };
+                           { vr, vr, vr, vr * 0.95 },
+                           0.72) };
   // 10 portal vein (confluence behind the pancreas neck to the liver hilum) and splenic vein
   //    (along the back of the pancreas to the splenic hilum).
   Organ        veins = MakeOrgan(10, rng, { 0, 0, 0 }, { 0, 0, 0 }, 0, 1);
@@ -450,8 +477,12 @@ BuildAnatomy(uint64_t seed, AbdominalPhantomImageSource::ModalityEnum modality)
   const Vec3   confluence = P(-8, -14, 100) + panOffset + Vec3{ 0, 17 * b, 6 };
   veins.tubes = {
     CurvedTube({ confluence, confluence + Vec3{ -14 * b, -6 * b, 22 }, P(-44, -6, 150) }, { pr, pr, pr * 0.9 }, 1.0),
-    CurvedTube({ confluence, P(35, 9, 112) + panOffset, P(76, 36, 132) + panOffset, spleen.center + Vec3{ -18 * b, -6 * b, -10 } },
-               { pr * 0.9, pr * 0.85, pr * 0.8, pr * 0.8 }, 1.0),
+    CurvedTube({ confluence,
+                 P(35, 9, 112) + panOffset,
+                 P(76, 36, 132) + panOffset,
+                 spleen.center + Vec3{ -18 * b, -6 * b, -10 } },
+               { pr * 0.9, pr * 0.85, pr * 0.8, pr * 0.8 },
+               1.0),
   };
 
   // Sizes from the reference ranges, calibrated from the last-painted organ backwards so that each
@@ -460,14 +491,14 @@ BuildAnatomy(uint64_t seed, AbdominalPhantomImageSource::ModalityEnum modality)
   for (unsigned char label : { 6, 7, 1, 2, 3, 4, 11, 12 })
     targets[label] = rng.Uniform(kTargetVolume[label][0], kTargetVolume[label][1]);
   const double ax = a.bodyHalfWidth, ay = a.bodyHalfDepth;
-  auto inBody = [ax, ay](const Vec3 & p) {
+  auto         inBody = [ax, ay](const Vec3 & p) {
     const double wx = ax * (1.0 + 0.04 * (125 - p.z) / 125);
     return (p.x / wx) * (p.x / wx) + (p.y / ay) * (p.y / ay) < 1.0;
   };
   for (Organ * o : { &esophagus, &aorta, &ivc, &veins })
     o->UpdateBounds();
-  std::vector<Organ *> order = { &liver, &stomach, &spleen, &rightKidney, &leftKidney, &gallbladder, &pancreas, &adrenal,
-                                 &esophagus, &veins, &ivc, &aorta };
+  std::vector<Organ *> order = { &liver,    &stomach, &spleen,    &rightKidney, &leftKidney, &gallbladder,
+                                 &pancreas, &adrenal, &esophagus, &veins,       &ivc,        &aorta };
   for (int index = static_cast<int>(order.size()) - 1; index >= 0; --index)
   {
     Organ * organ = order[index];
@@ -477,12 +508,13 @@ BuildAnatomy(uint64_t seed, AbdominalPhantomImageSource::ModalityEnum modality)
     Calibrate(*organ, targets[organ->label], organ->label == 11, winners, inBody);
   }
 
-  a.organs = { liver, stomach, spleen, rightKidney, leftKidney, gallbladder, pancreas, adrenal, esophagus, veins, ivc, aorta };
+  a.organs = { liver,    stomach, spleen,    rightKidney, leftKidney, gallbladder,
+               pancreas, adrenal, esophagus, veins,       ivc,        aorta };
 
   // Bowel loops in the lower anterior abdomen (unlabelled, as in BTCV).
   for (int loop = 0; loop < 5; ++loop)
   {
-    const double x0 = rng.Uniform(-90, 90) * b, z0 = rng.Uniform(10, 80), y0 = rng.Uniform(-70, -10) * b;
+    const double      x0 = rng.Uniform(-90, 90) * b, z0 = rng.Uniform(10, 80), y0 = rng.Uniform(-70, -10) * b;
     std::vector<Vec3> control;
     for (int c = 0; c < 4; ++c)
       control.push_back({ x0 + rng.Uniform(-40, 40) * b, y0 + rng.Uniform(-15, 15) * b, z0 + rng.Uniform(-25, 25) });
@@ -530,12 +562,12 @@ const std::vector<AbdominalPhantomImageSource::OrganDescription> &
 AbdominalPhantomImageSource::GetOrgans()
 {
   static const std::vector<OrganDescription> organs = {
-    { 1, "spleen", { 157, 108, 162 } },          { 2, "right_kidney", { 185, 102, 83 } },
-    { 3, "left_kidney", { 255, 187, 118 } },     { 4, "gallbladder", { 139, 150, 98 } },
-    { 5, "esophagus", { 211, 171, 143 } },       { 6, "liver", { 221, 130, 101 } },
-    { 7, "stomach", { 216, 101, 79 } },          { 8, "aorta", { 255, 50, 50 } },
+    { 1, "spleen", { 157, 108, 162 } },           { 2, "right_kidney", { 185, 102, 83 } },
+    { 3, "left_kidney", { 255, 187, 118 } },      { 4, "gallbladder", { 139, 150, 98 } },
+    { 5, "esophagus", { 211, 171, 143 } },        { 6, "liver", { 221, 130, 101 } },
+    { 7, "stomach", { 216, 101, 79 } },           { 8, "aorta", { 255, 50, 50 } },
     { 9, "inferior_vena_cava", { 0, 151, 206 } }, { 10, "portal_and_splenic_veins", { 0, 112, 165 } },
-    { 11, "pancreas", { 249, 180, 111 } },       { 12, "right_adrenal_gland", { 244, 214, 49 } },
+    { 11, "pancreas", { 249, 180, 111 } },        { 12, "right_adrenal_gland", { 244, 214, 49 } },
   };
   return organs;
 }
@@ -662,7 +694,8 @@ AbdominalPhantomImageSource::GenerateData()
   // Body, fat, muscle wall, paraspinal and psoas muscles, bowel.
   MultiThreaderBase::Pointer threader = MultiThreaderBase::New();
   threader->ParallelizeArray(
-    0, nz,
+    0,
+    nz,
     [&](SizeValueType k) {
       const double z = Z(k);
       // The abdomen widens slightly towards the pelvis.
@@ -677,8 +710,8 @@ AbdominalPhantomImageSource::GenerateData()
           const double e = std::sqrt((x / ax) * (x / ax) + ((y - a.bodyCenterY) / ay) * ((y - a.bodyCenterY) / ay));
           if (e >= 1.0)
             continue;
-          const double depth = (1.0 - e) * std::min(ax, ay);
-          unsigned char t = depth < a.fatThickness ? SubcutaneousFat
+          const double  depth = (1.0 - e) * std::min(ax, ay);
+          unsigned char t = depth < a.fatThickness                       ? SubcutaneousFat
                             : depth < a.fatThickness + a.muscleThickness ? Muscle
                                                                          : VisceralFat;
           if (t == VisceralFat)
@@ -725,7 +758,7 @@ AbdominalPhantomImageSource::GenerateData()
   // Organs in painting order; a later organ wins where two overlap.
   for (const Organ & organ : a.organs)
   {
-    auto clampIndex = [](double v, int64_t n) { return std::clamp<int64_t>(static_cast<int64_t>(v), 0, n); };
+    auto          clampIndex = [](double v, int64_t n) { return std::clamp<int64_t>(static_cast<int64_t>(v), 0, n); };
     const int64_t i0 = clampIndex(std::floor((organ.lower.x - origin[0]) / spacing[0]), nx),
                   i1 = clampIndex(std::ceil((organ.upper.x - origin[0]) / spacing[0]) + 1, nx);
     const int64_t j0 = clampIndex(std::floor((organ.lower.y - origin[1]) / spacing[1]), ny),
@@ -735,7 +768,8 @@ AbdominalPhantomImageSource::GenerateData()
     if (i0 >= i1 || j0 >= j1 || k0 >= k1)
       continue;
     threader->ParallelizeArray(
-      k0, k1,
+      k0,
+      k1,
       [&](SizeValueType k) {
         for (int64_t j = j0; j < j1; ++j)
           for (int64_t i = i0; i < i1; ++i)
@@ -759,7 +793,8 @@ AbdominalPhantomImageSource::GenerateData()
   for (double zc = 15; zc < 300; zc += 29.5)
     vertebraCenters.push_back(zc);
   threader->ParallelizeArray(
-    0, nz,
+    0,
+    nz,
     [&](SizeValueType k) {
       const double z = Z(k);
       double       nearest = 1e9;
@@ -810,7 +845,8 @@ AbdominalPhantomImageSource::GenerateData()
   float *      h = hu->GetBufferPointer();
   const double muscleHU = pv ? 62 : 50;
   threader->ParallelizeArray(
-    0, nz,
+    0,
+    nz,
     [&](SizeValueType k) {
       const double z = Z(k);
       for (int64_t j = 0; j < ny; ++j)
@@ -896,7 +932,8 @@ AbdominalPhantomImageSource::GenerateData()
   (void)noiseInside;
   // One stream per slice, seeded from (seed, modality, slice): deterministic whatever the threads.
   threader->ParallelizeArray(
-    0, nz,
+    0,
+    nz,
     [&](SizeValueType k) {
       Random noise(Mix(Mix(m_Seed, 100 + static_cast<uint64_t>(m_Modality)), k));
       for (int64_t j = 0; j < ny; ++j)

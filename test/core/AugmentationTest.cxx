@@ -10,8 +10,7 @@
 
 #include <cmath>
 
-namespace
-{
+namespace {
 // Two-channel patches: random rectangles drawn identically into image and attention channels.
 torch::Tensor
 PatternBatch(int64_t n, int64_t size, uint64_t seed)

@@ -14,24 +14,23 @@
 
 #include <cmath>
 
-namespace
-{
+namespace {
 // [n, 2, 32, 32]: class 0 horizontal stripes, class 1 vertical stripes (random period and
 // phase, noise); the attention channel marks a random square around the centre.
 torch::Tensor
 StripePatches(const torch::Tensor & classes, uint64_t seed)
 {
   torch::manual_seed(seed);
-  const int64_t n = classes.size(0), size = 32;
-  torch::Tensor patches = torch::zeros({ n, 2, size, size });
+  const int64_t       n = classes.size(0), size = 32;
+  torch::Tensor       patches = torch::zeros({ n, 2, size, size });
   const torch::Tensor coordinate = torch::arange(size, torch::kFloat);
   for (int64_t i = 0; i < n; ++i)
   {
     const double        period = 4.0 + 4.0 * torch::rand({ 1 }).item<double>();
     const double        phase = 2 * M_PI * torch::rand({ 1 }).item<double>();
     const torch::Tensor wave = torch::sin(coordinate * (2 * M_PI / period) + phase);
-    const torch::Tensor image =
-      classes[i].item<int64_t>() == 0 ? wave.view({ size, 1 }).expand({ size, size }) : wave.view({ 1, size }).expand({ size, size });
+    const torch::Tensor image = classes[i].item<int64_t>() == 0 ? wave.view({ size, 1 }).expand({ size, size })
+                                                                : wave.view({ 1, size }).expand({ size, size });
     patches[i][0] = image + 0.3 * torch::randn({ size, size });
     const int64_t half = 8 + torch::randint(0, 6, { 1 }).item<int64_t>();
     patches[i][1].slice(0, 16 - half, 16 + half).slice(1, 16 - half, 16 + half).fill_(1.0);

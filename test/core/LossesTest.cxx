@@ -15,8 +15,7 @@
 #include <cmath>
 #include <vector>
 
-namespace
-{
+namespace {
 // Eq. 3 with our mean over the anchors that have a positive.
 double
 NaiveEq3(const torch::Tensor & z, const std::vector<int64_t> & labels, double temperature)
@@ -106,30 +105,30 @@ Relative(double a, double b)
 TEST(ConditionalContrastiveLoss, MatchesNaiveEq3IncludingAnchorsWithoutPositive)
 {
   // Labels 3 and 5 occur once: those anchors have no positive and are left out.
-  const std::vector<int64_t> labels{ 0, 0, 1, 1, 2, 3, 0, 1, 4, 4, 5, 2 };
-  const torch::Tensor        z = RandomUnitVectors(12, 8, 1);
+  const std::vector<int64_t>       labels{ 0, 0, 1, 1, 2, 3, 0, 1, 4, 4, 5, 2 };
+  const torch::Tensor              z = RandomUnitVectors(12, 8, 1);
   agcl::ConditionalContrastiveLoss loss;
-  const double reference = NaiveEq3(z, labels, 0.1);
+  const double                     reference = NaiveEq3(z, labels, 0.1);
   EXPECT_LT(Relative(loss(z, LabelTensor(labels)).item<double>(), reference), 1e-12);
   EXPECT_LT(Relative(loss(z.to(torch::kFloat), LabelTensor(labels)).item<double>(), reference), 1e-5);
 }
 
 TEST(ConditionalContrastiveLoss, PatchIndexLabelsGiveNaiveEq2)
 {
-  const int64_t       n = 7;
-  const torch::Tensor z = RandomUnitVectors(2 * n, 16, 2);
-  const torch::Tensor modality = torch::zeros({ n }, torch::kLong);
-  const torch::Tensor organ = torch::zeros({ n }, torch::kLong); // all the same organ: SSCL must ignore it
-  const torch::Tensor labels = agcl::ContrastiveLabels(agcl::PretrainingMode::SSCL, modality, organ, 12);
+  const int64_t                    n = 7;
+  const torch::Tensor              z = RandomUnitVectors(2 * n, 16, 2);
+  const torch::Tensor              modality = torch::zeros({ n }, torch::kLong);
+  const torch::Tensor              organ = torch::zeros({ n }, torch::kLong); // all the same organ: SSCL must ignore it
+  const torch::Tensor              labels = agcl::ContrastiveLabels(agcl::PretrainingMode::SSCL, modality, organ, 12);
   agcl::ConditionalContrastiveLoss loss;
   EXPECT_LT(Relative(loss(z, labels).item<double>(), NaiveEq2(z, 0.1)), 1e-12);
 }
 
 TEST(ConditionalContrastiveLoss, AnchorWithoutPositiveIsLeftOut)
 {
-  const torch::Tensor z = RandomUnitVectors(6, 4, 3).requires_grad_(true);
+  const torch::Tensor              z = RandomUnitVectors(6, 4, 3).requires_grad_(true);
   agcl::ConditionalContrastiveLoss loss;
-  const torch::Tensor value = loss(z, LabelTensor({ 0, 1, 2, 3, 4, 5 }));
+  const torch::Tensor              value = loss(z, LabelTensor({ 0, 1, 2, 3, 4, 5 }));
   EXPECT_EQ(value.item<double>(), 0.0);
   value.backward();
   EXPECT_TRUE(torch::isfinite(z.grad()).all().item<bool>());
@@ -139,10 +138,10 @@ TEST(ConditionalContrastiveLoss, AnchorWithoutPositiveIsLeftOut)
 TEST(ConditionalContrastiveLoss, GradientMatchesCentralFiniteDifferences)
 {
   torch::manual_seed(4);
-  const torch::Tensor        base = torch::randn({ 6, 4 }, torch::kDouble) * 0.5;
-  const std::vector<int64_t> labels{ 0, 1, 0, 1, 2, 0 };
+  const torch::Tensor              base = torch::randn({ 6, 4 }, torch::kDouble) * 0.5;
+  const std::vector<int64_t>       labels{ 0, 1, 0, 1, 2, 0 };
   agcl::ConditionalContrastiveLoss loss(agcl::ConditionalContrastiveLossOptions().temperature(0.5));
-  torch::Tensor z = base.clone().requires_grad_(true);
+  torch::Tensor                    z = base.clone().requires_grad_(true);
   loss(z, LabelTensor(labels)).backward();
   const auto   grad = z.grad().accessor<double, 2>();
   const double h = 1e-6;
@@ -179,9 +178,9 @@ TEST(ConditionalContrastiveLoss, TemperatureScalesSimilaritiesAsTheFormulaSays)
 
 TEST(ConditionalContrastiveLoss, Bf16AutocastOnCpuStaysWithin1e2AndReturnsFloat32)
 {
-  const std::vector<int64_t> labels{ 0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 3, 3, 4, 4 };
-  const torch::Tensor        z = RandomUnitVectors(16, 32, 6);
-  const double               reference = NaiveEq3(z, labels, 0.1);
+  const std::vector<int64_t>       labels{ 0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 3, 3, 4, 4 };
+  const torch::Tensor              z = RandomUnitVectors(16, 32, 6);
+  const double                     reference = NaiveEq3(z, labels, 0.1);
   agcl::ConditionalContrastiveLoss loss;
   agcl::AutocastGuard              guard(c10::DeviceType::CPU, torch::kBFloat16);
   const torch::Tensor              value = loss(z.to(torch::kFloat), LabelTensor(labels));
@@ -234,8 +233,7 @@ TEST(PretrainingMode, LabelVectorsForEachMode)
   EXPECT_THROW(agcl::ParsePretrainingMode("simclr"), std::invalid_argument);
 }
 
-namespace
-{
+namespace {
 // Eq. 1 as read in DiceLoss.h: mean over samples and channels of the smoothed soft Dice.
 double
 NaiveDice(const torch::Tensor & logits, const torch::Tensor & target, double smooth)

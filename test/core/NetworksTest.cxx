@@ -10,8 +10,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-namespace
-{
+namespace {
 using Shape = std::vector<int64_t>;
 
 template <typename F>
@@ -61,7 +60,7 @@ TEST(ResNetEncoder, PaperSizedRepresentationIs2048UnitVectors)
 
 TEST(ResNetEncoder, OutputStrideEightAndThirtyTwo)
 {
-  torch::NoGradGuard noGrad;
+  torch::NoGradGuard  noGrad;
   agcl::ResNetEncoder os8(agcl::ResNetEncoderOptions().depth(18).base_width(8).output_stride(8));
   agcl::ResNetEncoder os32(agcl::ResNetEncoderOptions().depth(18).base_width(8).output_stride(32));
   EXPECT_EQ(os8(torch::randn({ 1, 2, 64, 64 })).high_level.sizes().vec(), (Shape{ 1, 64, 8, 8 }));
@@ -116,8 +115,8 @@ TEST(ResNetEncoder, AddingAnInputChannelKeepsTheTrainedFunction)
 
 TEST(ResNetEncoder, LoadParametersRejectsAnotherArchitecture)
 {
-  agcl::ResNetEncoder small(agcl::ResNetEncoderOptions().depth(18).base_width(8));
-  agcl::ResNetEncoder other(agcl::ResNetEncoderOptions().depth(18).base_width(16));
+  agcl::ResNetEncoder                                small(agcl::ResNetEncoderOptions().depth(18).base_width(8));
+  agcl::ResNetEncoder                                other(agcl::ResNetEncoderOptions().depth(18).base_width(16));
   std::vector<std::pair<std::string, torch::Tensor>> checkpoint;
   for (const auto & p : other->named_parameters())
     checkpoint.emplace_back(p.key(), p.value().detach());
@@ -133,7 +132,8 @@ TEST(ResNetEncoder, FrozenEncoderKeepsBatchNormInEvalModeAndHasNoGradients)
 {
   torch::manual_seed(12);
   agcl::ResNetEncoder encoder(agcl::ResNetEncoderOptions().depth(18).base_width(8));
-  agcl::ASPPDecoder   decoder(agcl::ASPPDecoderOptions(encoder->HighLevelChannels(), encoder->LowLevelChannels()).channels(16));
+  agcl::ASPPDecoder   decoder(
+    agcl::ASPPDecoderOptions(encoder->HighLevelChannels(), encoder->LowLevelChannels()).channels(16));
   encoder->SetFrozen(true);
   encoder->train(); // what a trainer calls on every module at the start of an epoch
   decoder->train();
@@ -171,7 +171,8 @@ TEST(ASPPDecoder, LogitsAtPatchSizeAndOrganProbability)
 {
   torch::NoGradGuard  noGrad;
   agcl::ResNetEncoder encoder(agcl::ResNetEncoderOptions().depth(18).base_width(8));
-  agcl::ASPPDecoder   decoder(agcl::ASPPDecoderOptions(encoder->HighLevelChannels(), encoder->LowLevelChannels()).channels(32));
+  agcl::ASPPDecoder   decoder(
+    agcl::ASPPDecoderOptions(encoder->HighLevelChannels(), encoder->LowLevelChannels()).channels(32));
   encoder->eval();
   decoder->eval();
   for (const Shape & size : { Shape{ 64, 64 }, Shape{ 96, 48 } })
@@ -193,12 +194,21 @@ TEST(ASPPDecoder, LogitsAtPatchSizeAndOrganProbability)
 TEST(ASPPDecoder, MismatchedSizesAreRejected)
 {
   agcl::ASPPDecoder decoder(agcl::ASPPDecoderOptions(64, 8).channels(16));
-  ExpectInvalidArgument([&] { decoder->forward(torch::randn({ 1, 8, 16, 16 }), torch::randn({ 1, 64, 4, 4 }), { 60 }); },
-                        "multiples of 16");
-  ExpectInvalidArgument([&] { decoder->forward(torch::randn({ 1, 8, 15, 16 }), torch::randn({ 1, 64, 4, 4 }), { 64 }); },
-                        "low_level has shape");
-  ExpectInvalidArgument([&] { decoder->forward(torch::randn({ 1, 8, 16, 16 }), torch::randn({ 1, 32, 4, 4 }), { 64 }); },
-                        "high_level has shape");
+  ExpectInvalidArgument(
+    [&] {
+      decoder->forward(torch::randn({ 1, 8, 16, 16 }), torch::randn({ 1, 64, 4, 4 }), { 60 });
+    },
+    "multiples of 16");
+  ExpectInvalidArgument(
+    [&] {
+      decoder->forward(torch::randn({ 1, 8, 15, 16 }), torch::randn({ 1, 64, 4, 4 }), { 64 });
+    },
+    "low_level has shape");
+  ExpectInvalidArgument(
+    [&] {
+      decoder->forward(torch::randn({ 1, 8, 16, 16 }), torch::randn({ 1, 32, 4, 4 }), { 64 });
+    },
+    "high_level has shape");
 }
 
 TEST(CoarseSegmentationNet, LogitsForEveryClassAtInputSize)
@@ -215,7 +225,8 @@ TEST(Networks, SameSeedGivesBitIdenticalModelsAndOutputs)
   auto run = [] {
     torch::manual_seed(42);
     agcl::ResNetEncoder encoder(agcl::ResNetEncoderOptions().depth(18).base_width(8));
-    agcl::ASPPDecoder decoder(agcl::ASPPDecoderOptions(encoder->HighLevelChannels(), encoder->LowLevelChannels()).channels(16));
+    agcl::ASPPDecoder   decoder(
+      agcl::ASPPDecoderOptions(encoder->HighLevelChannels(), encoder->LowLevelChannels()).channels(16));
     const torch::Tensor x = torch::randn({ 2, 2, 32, 32 });
     const auto          f = encoder(x);
     return decoder->forward(f.low_level, f.high_level, { 32 }).detach();
@@ -232,7 +243,8 @@ TEST(Networks, RunOnCudaThroughTheSameCode)
   const torch::Device device("cuda");
   torch::manual_seed(13);
   agcl::ResNetEncoder encoder(agcl::ResNetEncoderOptions().depth(50).base_width(16));
-  agcl::ASPPDecoder   decoder(agcl::ASPPDecoderOptions(encoder->HighLevelChannels(), encoder->LowLevelChannels()).channels(32));
+  agcl::ASPPDecoder   decoder(
+    agcl::ASPPDecoderOptions(encoder->HighLevelChannels(), encoder->LowLevelChannels()).channels(32));
   encoder->eval();
   decoder->eval();
   const torch::Tensor x = torch::randn({ 2, 2, 64, 64 });

@@ -13,8 +13,7 @@
 #include <map>
 #include <numeric>
 
-namespace
-{
+namespace {
 using Source = itk::AbdominalPhantomImageSource;
 
 struct Volume
@@ -139,7 +138,7 @@ OrganStats(const Volume & v)
 
 // Reference ranges (phantom-reference.md).
 const std::map<int, std::pair<double, double>> kVolumeML = {
-  { 1, { 150, 250 } }, { 2, { 120, 170 } }, { 3, { 120, 170 } }, { 4, { 30, 50 } },
+  { 1, { 150, 250 } },   { 2, { 120, 170 } }, { 3, { 120, 170 } }, { 4, { 30, 50 } },
   { 6, { 1200, 1800 } }, { 7, { 200, 500 } }, { 11, { 70, 90 } },
 };
 struct HU
@@ -147,8 +146,8 @@ struct HU
   double ncLow, ncHigh, pvLow, pvHigh;
 };
 const std::map<int, HU> kHU = {
-  { 1, { 40, 50, 110, 130 } }, { 2, { 25, 35, 150, 200 } }, { 3, { 25, 35, 150, 200 } }, { 4, { 0, 20, 0, 20 } },
-  { 5, { 30, 45, 60, 90 } },   { 6, { 50, 65, 100, 130 } }, { 8, { 35, 50, 130, 180 } }, { 9, { 35, 50, 110, 150 } },
+  { 1, { 40, 50, 110, 130 } },  { 2, { 25, 35, 150, 200 } }, { 3, { 25, 35, 150, 200 } }, { 4, { 0, 20, 0, 20 } },
+  { 5, { 30, 45, 60, 90 } },    { 6, { 50, 65, 100, 130 } }, { 8, { 35, 50, 130, 180 } }, { 9, { 35, 50, 110, 150 } },
   { 10, { 35, 50, 150, 200 } }, { 11, { 35, 45, 90, 120 } }, { 12, { 10, 30, 40, 70 } },
 };
 
@@ -271,11 +270,11 @@ TEST_F(AbdominalPhantomCohort, AnatomicalRelations)
       }
     const double spine = bone ? boneX / bone : spineX;
     SCOPED_TRACE("subject " + std::to_string(s + 1));
-    EXPECT_LT(st.at(6).cx, spine);                 // liver right of the spine (x grows to the left)
-    EXPECT_GT(st.at(1).cx, spine);                 // spleen left
-    EXPECT_LT(st.at(2).zmax, st.at(3).zmax);       // right kidney's upper pole lower than the left's
-    EXPECT_GT(st.at(8).cx, st.at(9).cx);           // aorta left of the IVC
-    EXPECT_LT(st.at(11).xmin, spine);              // pancreas crosses the midline
+    EXPECT_LT(st.at(6).cx, spine);           // liver right of the spine (x grows to the left)
+    EXPECT_GT(st.at(1).cx, spine);           // spleen left
+    EXPECT_LT(st.at(2).zmax, st.at(3).zmax); // right kidney's upper pole lower than the left's
+    EXPECT_GT(st.at(8).cx, st.at(9).cx);     // aorta left of the IVC
+    EXPECT_LT(st.at(11).xmin, spine);        // pancreas crosses the midline
     EXPECT_GT(st.at(11).xmax, spine);
     // Liver and right kidney within 2 voxels of each other.
     bool touching = false;
