@@ -396,3 +396,85 @@ TEST(AbdominalPhantom, ThinAdrenalAndStomachWallAtTheDefaultResolution)
     EXPECT_LE(median, pv ? 100.0 : 45.0);
   }
 }
+
+namespace
+{
+// Whether any voxel of `a` has a voxel of `b` within `reach` voxels (26-neighbourhood box).
+bool
+WithinVoxels(const Volume & v, unsigned char a, unsigned char b, int reach, int64_t kMin = 0)
+{
+  for (int64_t k = kMin; k < v.nz; ++k)
+    for (int64_t j = 0; j < v.ny; ++j)
+      for (int64_t i = 0; i < v.nx; ++i)
+      {
+        if (v.label[v.Index(i, j, k)] != a)
+          continue;
+        for (int64_t dk = -reach; dk <= reach; ++dk)
+          for (int64_t dj = -reach; dj <= reach; ++dj)
+            for (int64_t di = -reach; di <= reach; ++di)
+            {
+              const int64_t x = i + di, y = j + dj, z = k + dk;
+              if (x >= 0 && x < v.nx && y >= 0 && y < v.ny && z >= 0 && z < v.nz && v.label[v.Index(x, y, z)] == b)
+                return true;
+            }
+      }
+  return false;
+}
+} // namespace
+
+TEST_F(AbdominalPhantomCohort, TouchingNeighboursPancreasSplenicVeinAndIvcInTheLiverGroove)
+{
+  for (size_t s = 0; s < s_Contrast.size(); ++s)
+  {
+    const Volume & v = s_Contrast[s];
+    SCOPED_TRACE("subject " + std::to_string(s + 1));
+    EXPECT_TRUE(WithinVoxels(v, 11, 10, 1)); // pancreas against the splenic vein
+    // IVC inside the liver's groove: in the upper abdomen most IVC cross-sections border the liver.
+    int sections = 0, bordered = 0;
+    for (int64_t k = static_cast<int64_t>((160.0 - v.oz) / v.sz); k < static_cast<int64_t>((210.0 - v.oz) / v.sz); ++k)
+    {
+      bool present = false, touches = false;
+      for (int64_t j = 1; j + 1 < v.ny; ++j)
+        for (int64_t i = 1; i + 1 < v.nx; ++i)
+          if (v.label[v.Index(i, j, k)] == 9)
+          {
+            present = true;
+            touches = touches || v.label[v.Index(i - 1, j, k)] == 6 || v.label[v.Index(i + 1, j, k)] == 6 ||
+                      v.label[v.Index(i, j - 1, k)] == 6 || v.label[v.Index(i, j + 1, k)] == 6;
+          }
+      sections += present;
+      bordered += touches;
+    }
+    ASSERT_GT(sections, 0);
+    EXPECT_GE(bordered, sections * 0.75) << bordered << " of " << sections << " IVC sections touch the liver";
+  }
+}
+
+TEST_F(AbdominalPhantomCohort, SplenicVeinDiameterFromSagittalCrossSections)
+{
+  // The splenic vein runs from the pancreas neck to the spleen, roughly along x: the
+  // equivalent-circle diameter of its cross-sections in planes of constant x (x = 20..60 mm,
+  // left of the portal confluence), median over planes. Reference: portal & splenic veins 10-15 mm.
+  for (size_t s = 0; s < s_Contrast.size(); ++s)
+  {
+    const Volume &      v = s_Contrast[s];
+    std::vector<double> diameters;
+    for (int64_t i = 0; i < v.nx; ++i)
+    {
+      const double x = v.ox + i * v.sx;
+      if (x < 20 || x > 60)
+        continue;
+      int64_t area = 0;
+      for (int64_t k = 0; k < v.nz; ++k)
+        for (int64_t j = 0; j < v.ny; ++j)
+          area += v.label[v.Index(i, j, k)] == 10;
+      if (area > 0)
+        diameters.push_back(2.0 * std::sqrt(area * v.sy * v.sz / M_PI));
+    }
+    ASSERT_GT(diameters.size(), 5u);
+    std::nth_element(diameters.begin(), diameters.begin() + diameters.size() / 2, diameters.end());
+    const double median = diameters[diameters.size() / 2];
+    EXPECT_GE(median, 10.0) << "subject " << s + 1;
+    EXPECT_LE(median, 15.0) << "subject " << s + 1;
+  }
+}
