@@ -145,16 +145,21 @@ struct Organ
       return std::min(a, b) - h * h * k * 0.25;
     };
     const Vec3 local = rotation.ToLocal(p - center);
+    // Normalised radius of a part, minus one: < 0 inside.
+    auto ellipsoid = [&local, this](const Ellipsoid & e) {
+      const Vec3 q = e.tilt.ToLocal(local - e.center * scale);
+      return std::sqrt((q.x * q.x) / (e.radii.x * e.radii.x * scale * scale) +
+                       (q.y * q.y) / (e.radii.y * e.radii.y * scale * scale) +
+                       (q.z * q.z) / (e.radii.z * e.radii.z * scale * scale)) -
+             1.0;
+    };
     for (const Ellipsoid & e : blobs)
     {
-      if (e.subtract)
-        continue;
-      const Vec3   q = e.tilt.ToLocal(local - e.center * scale);
-      const double v = std::sqrt((q.x * q.x) / (e.radii.x * e.radii.x * scale * scale) +
-                                 (q.y * q.y) / (e.radii.y * e.radii.y * scale * scale) +
-                                 (q.z * q.z) / (e.radii.z * e.radii.z * scale * scale)) -
-                       1.0;
-      value = value > 1e8 ? v : unite(value, v);
+      if (!e.subtract)
+      {
+        const double v = ellipsoid(e);
+        value = value > 1e8 ? v : unite(value, v);
+      }
     }
     for (const Tube & t : tubes)
     {
@@ -173,14 +178,8 @@ struct Organ
     }
     for (const Ellipsoid & e : blobs)
     {
-      if (!e.subtract)
-        continue;
-      const Vec3   q = local - e.center * scale;
-      const double v = std::sqrt((q.x * q.x) / (e.radii.x * e.radii.x * scale * scale) +
-                                 (q.y * q.y) / (e.radii.y * e.radii.y * scale * scale) +
-                                 (q.z * q.z) / (e.radii.z * e.radii.z * scale * scale)) -
-                       1.0;
-      value = std::max(value, -v);
+      if (e.subtract)
+        value = std::max(value, -ellipsoid(e));
     }
     return value;
   }
