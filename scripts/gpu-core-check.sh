@@ -16,7 +16,11 @@ command -v ninja >/dev/null 2>&1 && GEN=(-G Ninja)
 BENCH="${AGCL_BENCHMARK_ROOT:-$ROOT/build-gpu-deps/benchmark}"
 BENCH_ARGS=(-DAGCL_BUILD_BENCHMARKS=OFF)
 [ -f "$BENCH/lib/libbenchmark.so" ] && BENCH_ARGS=(-DAGCL_BUILD_BENCHMARKS=ON -DAGCL_BENCHMARK_ROOT="$BENCH")
-cmake -S "$ROOT" -B "$BUILD" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release -DAGCL_CORE_ONLY=ON \
+# nlohmann-json (header-only): a copy of Debian's /usr/include/nlohmann under build-gpu-deps/json, if any.
+JSON_ARGS=()
+[ -d "${AGCL_JSON_INCLUDE_DIR:-$ROOT/build-gpu-deps/json}/nlohmann" ] && \
+  JSON_ARGS=(-DAGCL_JSON_INCLUDE_DIR="${AGCL_JSON_INCLUDE_DIR:-$ROOT/build-gpu-deps/json}")
+cmake -S "$ROOT" -B "$BUILD" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release -DAGCL_CORE_ONLY=ON "${JSON_ARGS[@]}" \
   -DTorch_DIR="$TORCH_PREFIX/Torch" -DAGCL_GTEST_SOURCE_DIR="$GTEST" -DAGCL_USE_CCACHE=OFF "${BENCH_ARGS[@]}"
 cmake --build "$BUILD" -j "$(nproc)"
 "$BUILD/test/agclCoreTests"

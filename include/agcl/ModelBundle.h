@@ -1,0 +1,94 @@
+/*=========================================================================
+ *  AGCL for ITK — Apache License 2.0, see LICENSE.
+ *=========================================================================*/
+#ifndef agcl_ModelBundle_h
+#define agcl_ModelBundle_h
+
+#include <ATen/core/Tensor.h>
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace torch::nn {
+class Module;
+}
+
+namespace agcl {
+
+/** Raised for any problem with a model file; the message names the file and what was wrong. */
+class ModelBundleError : public std::runtime_error
+{
+public:
+  using std::runtime_error::runtime_error;
+};
+
+/** Everything inference needs, in one versioned `*.agcl` file: a JSON configuration
+ *  (architecture, patch size, spacing, window, organs, modalities, provenance: whatever the
+ *  caller puts in `config`) and named tensors (the weights of the coarse network, encoder,
+ *  decoder).
+ *
+ *  File format, version 1 (all integers little-endian):
+ *    bytes 0-7    magic "AGCLMDL\0"
+ *    bytes 8-11   uint32 format version (1)
+ *    bytes 12-15  uint32 reserved (0)
+ *    bytes 16-23  uint64 H, the size of the JSON header
+ *    bytes 24..   the UTF-8 JSON header, H bytes:
+ *                 {"format": "agcl-model", "version": 1, "config": {...},
+ *                  "tensors": [{"name", "dtype", "shape", "offset", "nbytes"}, ...]}
+ *    then zero padding to a multiple of 64 bytes, then the data section: each tensor's raw
+ *    little-endian, C-contiguous bytes at `offset` (relative to the data section's start).
+ *  dtypes: float32, float64, float16, bfloat16, int64, int32, int16, int8, uint8, bool.
+ *
+ *  This is deliberately NOT torch::save/torch::load: loading executes nothing from the file,
+ *  and every size, offset and shape is checked against the file's length before use.
+ *  Documentation/model-format.md has a 20-line numpy reader. */
+class ModelBundle
+{
+public:
+  static constexpr uint32_t kFormatVersion = 1;
+
+  nlohmann::json config = nlohmann::json::object();
+
+  /** Adds (or replaces) a tensor; it is copied to a contiguous CPU tensor. */
+  void
+  Add(const std::string & name, const at::Tensor & tensor);
+  /** Adds every parameter and buffer of `module` as "prefix.name". */
+  void
+  AddModule(const std::string & prefix, const torch::nn::Module & module);
+
+  bool
+  Has(const std::string & name) const;
+  /** The tensor `name`; ModelBundleError if absent. */
+  const at::Tensor &
+  Get(const std::string & name) const;
+  const std::vector<std::pair<std::string, at::Tensor>> &
+  Tensors() const
+  {
+    return m_Tensors;
+  }
+  /** The (name, tensor) pairs under "prefix.", with the prefix removed. */
+  std::vector<std::pair<std::string, at::Tensor>>
+  WithPrefix(const std::string & prefix) const;
+
+  /** Copies "prefix.name" into every parameter and buffer of `module`; a missing entry or a
+   *  shape mismatch throws ModelBundleError naming it. */
+  void
+  LoadInto(const std::string & prefix, torch::nn::Module & module) const;
+
+  /** Writes the file atomically (temporary file + rename): a failed save leaves nothing behind. */
+  void
+  Save(const std::string & path) const;
+  static ModelBundle
+  Load(const std::string & path);
+
+private:
+  std::vector<std::pair<std::string, at::Tensor>> m_Tensors;
+};
+
+} // namespace agcl
+
+#endif
