@@ -1,0 +1,256 @@
+/*=========================================================================
+ *  AGCL for ITK — Apache License 2.0, see LICENSE.
+ *=========================================================================*/
+#ifndef itkCoarseAttentionFilter_hxx
+#define itkCoarseAttentionFilter_hxx
+
+#include "itkCoarseAttentionFilter.h"
+
+#include "itkImageRegionConstIteratorWithIndex.h"
+#include "itkImageRegionIterator.h"
+#include "itkRegionOfInterestImageFilter.h"
+#include "itkSignedMaurerDistanceMapImageFilter.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace itk {
+
+template <typename TInputImage, typename TLabelImage>
+CoarseAttentionFilter<TInputImage, TLabelImage>::CoarseAttentionFilter()
+{
+  this->AddOptionalInputName("CoarseLabelMap");
+  std::vector<LabelType> btcv;
+  for (int label = 1; label <= 12; ++label)
+  {
+    btcv.push_back(static_cast<LabelType>(label));
+  }
+  SetOrganLabels(btcv);
+}
+
+template <typename TInputImage, typename TLabelImage>
+void
+CoarseAttentionFilter<TInputImage, TLabelImage>::SetOrganLabels(const std::vector<LabelType> & labels)
+{
+  if (labels.empty())
+  {
+    itkExceptionMacro(<< "SetOrganLabels: expected at least one organ label");
+  }
+  std::vector<LabelType> sorted = labels;
+  std::sort(sorted.begin(), sorted.end());
+  if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end() || sorted.front() == LabelType{})
+  {
+    itkExceptionMacro(<< "SetOrganLabels: labels must be distinct and non-zero (0 is background)");
+  }
+  m_OrganLabels = labels;
+  const auto previous = this->GetNumberOfIndexedOutputs();
+  this->SetNumberOfRequiredOutputs(1 + labels.size());
+  this->SetNumberOfIndexedOutputs(1 + labels.size());
+  for (size_t i = previous; i <= labels.size(); ++i)
+  {
+    this->SetNthOutput(i, this->MakeOutput(i));
+  }
+  this->Modified();
+}
+
+template <typename TInputImage, typename TLabelImage>
+void
+CoarseAttentionFilter<TInputImage, TLabelImage>::SetCoarseLabelMap(const LabelImageType * labels)
+{
+  this->ProcessObject::SetInput("CoarseLabelMap", const_cast<LabelImageType *>(labels));
+}
+
+template <typename TInputImage, typename TLabelImage>
+auto
+CoarseAttentionFilter<TInputImage, TLabelImage>::GetCoarseLabelMap() const -> const LabelImageType *
+{
+  return dynamic_cast<const LabelImageType *>(this->ProcessObject::GetInput("CoarseLabelMap"));
+}
+
+template <typename TInputImage, typename TLabelImage>
+auto
+CoarseAttentionFilter<TInputImage, TLabelImage>::GetCoarseLabelOutput() -> LabelImageType *
+{
+  return this->GetOutput(0);
+}
+
+template <typename TInputImage, typename TLabelImage>
+auto
+CoarseAttentionFilter<TInputImage, TLabelImage>::GetAttentionMap(LabelType label) -> LabelImageType *
+{
+  const auto it = std::find(m_OrganLabels.begin(), m_OrganLabels.end(), label);
+  if (it == m_OrganLabels.end())
+  {
+    itkExceptionMacro(<< "GetAttentionMap: " << static_cast<double>(label) << " is not one of the organ labels");
+  }
+  return this->GetOutput(static_cast<unsigned int>(1 + (it - m_OrganLabels.begin())));
+}
+
+template <typename TInputImage, typename TLabelImage>
+void
+CoarseAttentionFilter<TInputImage, TLabelImage>::VerifyPreconditions() ITKv5_CONST
+{
+  Superclass::VerifyPreconditions();
+  if (!(m_MarginMM >= 0.0) || !std::isfinite(m_MarginMM))
+  {
+    itkExceptionMacro(<< "MarginMM " << m_MarginMM << ": expected a finite margin >= 0 mm");
+  }
+  if (this->GetCoarseLabelMap() == nullptr)
+  {
+    itkExceptionMacro(<< "no coarse label map: running the coarse network from a model bundle is not implemented "
+                         "yet; call SetCoarseLabelMap() with a segmentation of the input");
+  }
+}
+
+template <typename TInputImage, typename TLabelImage>
+void
+CoarseAttentionFilter<TInputImage, TLabelImage>::VerifyInputInformation() ITKv5_CONST
+{
+  Superclass::VerifyInputInformation(); // same physical space (origin, spacing, direction)
+  const auto * image = this->GetInput();
+  const auto * labels = this->GetCoarseLabelMap();
+  if (image->GetLargestPossibleRegion() != labels->GetLargestPossibleRegion())
+  {
+    itkExceptionMacro(<< "the coarse label map covers " << labels->GetLargestPossibleRegion().GetSize()
+                      << " voxels from index " << labels->GetLargestPossibleRegion().GetIndex()
+                      << "; expected the input's " << image->GetLargestPossibleRegion().GetSize() << " from "
+                      << image->GetLargestPossibleRegion().GetIndex());
+  }
+}
+
+template <typename TInputImage, typename TLabelImage>
+void
+CoarseAttentionFilter<TInputImage, TLabelImage>::GenerateInputRequestedRegion()
+{
+  Superclass::GenerateInputRequestedRegion();
+  // Distances need the whole volume.
+  for (const auto & name : this->GetInputNames())
+  {
+    if (auto * input = dynamic_cast<ImageBase<ImageDimension> *>(this->ProcessObject::GetInput(name)))
+    {
+      input->SetRequestedRegionToLargestPossibleRegion();
+    }
+  }
+}
+
+template <typename TInputImage, typename TLabelImage>
+void
+CoarseAttentionFilter<TInputImage, TLabelImage>::EnlargeOutputRequestedRegion(DataObject * output)
+{
+  Superclass::EnlargeOutputRequestedRegion(output);
+  output->SetRequestedRegionToLargestPossibleRegion();
+}
+
+template <typename TInputImage, typename TLabelImage>
+void
+CoarseAttentionFilter<TInputImage, TLabelImage>::GenerateData()
+{
+  const LabelImageType * coarse = this->GetCoarseLabelMap();
+  const auto             region = coarse->GetLargestPossibleRegion();
+  const auto             spacing = coarse->GetSpacing();
+
+  // Output 0: the coarse label map, organs only (other label values become background).
+  LabelImageType * labelsOut = this->GetOutput(0);
+  labelsOut->SetBufferedRegion(labelsOut->GetRequestedRegion());
+  labelsOut->Allocate();
+  {
+    ImageRegionConstIterator<LabelImageType> in(coarse, region);
+    ImageRegionIterator<LabelImageType>      out(labelsOut, region);
+    for (; !in.IsAtEnd(); ++in, ++out)
+    {
+      const LabelType v = in.Get();
+      out.Set(std::find(m_OrganLabels.begin(), m_OrganLabels.end(), v) != m_OrganLabels.end() ? v : LabelType{});
+    }
+  }
+
+  using MaskType = Image<unsigned char, ImageDimension>;
+  using DistanceType = Image<float, ImageDimension>;
+  for (size_t o = 0; o < m_OrganLabels.size(); ++o)
+  {
+    LabelImageType * attention = this->GetOutput(static_cast<unsigned int>(1 + o));
+    attention->SetBufferedRegion(attention->GetRequestedRegion());
+    attention->Allocate();
+    attention->FillBuffer(LabelType{});
+
+    // Bounding box of the organ, grown by the margin: the distance map is computed only there.
+    const LabelType                    organ = m_OrganLabels[o];
+    typename LabelImageType::IndexType lo, hi;
+    lo.Fill(NumericTraits<IndexValueType>::max());
+    hi.Fill(NumericTraits<IndexValueType>::NonpositiveMin());
+    bool present = false;
+    for (ImageRegionConstIteratorWithIndex<LabelImageType> it(labelsOut, region); !it.IsAtEnd(); ++it)
+    {
+      if (it.Get() == organ)
+      {
+        present = true;
+        for (unsigned int d = 0; d < ImageDimension; ++d)
+        {
+          lo[d] = std::min(lo[d], it.GetIndex()[d]);
+          hi[d] = std::max(hi[d], it.GetIndex()[d]);
+        }
+      }
+    }
+    if (!present)
+    {
+      continue; // an absent organ has an empty attention map
+    }
+    typename LabelImageType::RegionType box;
+    for (unsigned int d = 0; d < ImageDimension; ++d)
+    {
+      const auto grow = static_cast<IndexValueType>(std::ceil(m_MarginMM / spacing[d])) + 1;
+      const auto first = std::max(region.GetIndex(d), lo[d] - grow);
+      const auto last = std::min(region.GetIndex(d) + static_cast<IndexValueType>(region.GetSize(d)) - 1, hi[d] + grow);
+      box.SetIndex(d, first);
+      box.SetSize(d, static_cast<SizeValueType>(last - first + 1));
+    }
+    auto mask = MaskType::New();
+    mask->CopyInformation(coarse);
+    mask->SetRegions(box);
+    mask->Allocate();
+    {
+      ImageRegionConstIterator<LabelImageType> in(labelsOut, box);
+      ImageRegionIterator<MaskType>            out(mask, box);
+      for (; !in.IsAtEnd(); ++in, ++out)
+      {
+        out.Set(in.Get() == organ ? 1 : 0);
+      }
+    }
+    // Euclidean distance in mm from each voxel centre to the nearest organ voxel (0 inside).
+    auto distance = SignedMaurerDistanceMapImageFilter<MaskType, DistanceType>::New();
+    distance->SetInput(mask);
+    distance->SetUseImageSpacing(true);
+    distance->SetSquaredDistance(false);
+    distance->SetInsideIsPositive(false);
+    distance->SetBackgroundValue(0);
+    distance->Update();
+    ImageRegionConstIterator<DistanceType> d(distance->GetOutput(), box);
+    ImageRegionConstIterator<MaskType>     m(mask, box);
+    ImageRegionIterator<LabelImageType>    out(attention, box);
+    const double                           margin = m_MarginMM + 1e-6;
+    for (; !d.IsAtEnd(); ++d, ++m, ++out)
+    {
+      if (m.Get() != 0 || d.Get() <= margin)
+      {
+        out.Set(LabelType{ 1 });
+      }
+    }
+  }
+}
+
+template <typename TInputImage, typename TLabelImage>
+void
+CoarseAttentionFilter<TInputImage, TLabelImage>::PrintSelf(std::ostream & os, Indent indent) const
+{
+  Superclass::PrintSelf(os, indent);
+  os << indent << "MarginMM: " << m_MarginMM << std::endl;
+  os << indent << "OrganLabels:";
+  for (const auto & label : m_OrganLabels)
+  {
+    os << " " << static_cast<double>(label);
+  }
+  os << std::endl;
+}
+
+} // namespace itk
+
+#endif

@@ -1,0 +1,158 @@
+/*=========================================================================
+ *  AGCL for ITK — Apache License 2.0, see LICENSE.
+ *=========================================================================*/
+#include "itkAbdominalPhantomImageSource.h"
+#include "itkCoarseAttentionFilter.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+namespace {
+using Source = itk::AbdominalPhantomImageSource;
+using CT = Source::CTImageType;
+using Labels = Source::LabelImageType;
+using Filter = itk::CoarseAttentionFilter<CT, Labels>;
+
+Source::Pointer
+Phantom()
+{
+  static Source::Pointer source;
+  if (!source)
+  {
+    source = Source::New();
+    Source::SizeType size{ { 96, 96, 40 } }; // 3.65 x 3.65 x 6.25 mm: anisotropic
+    source->SetSize(size);
+    source->SetSeed(21);
+    source->Update();
+  }
+  return source;
+}
+
+// Brute-force distance (mm) from voxel `index` to the nearest voxel labelled `organ`.
+double
+Distance(const Labels * labels, const Labels::IndexType & index, unsigned char organ)
+{
+  const auto   size = labels->GetLargestPossibleRegion().GetSize();
+  const auto   s = labels->GetSpacing();
+  const auto * buffer = labels->GetBufferPointer();
+  double       best = 1e18;
+  for (long k = 0; k < static_cast<long>(size[2]); ++k)
+    for (long j = 0; j < static_cast<long>(size[1]); ++j)
+      for (long i = 0; i < static_cast<long>(size[0]); ++i)
+        if (buffer[(k * size[1] + j) * size[0] + i] == organ)
+        {
+          const double dx = (i - index[0]) * s[0], dy = (j - index[1]) * s[1], dz = (k - index[2]) * s[2];
+          best = std::min(best, dx * dx + dy * dy + dz * dz);
+        }
+  return std::sqrt(best);
+}
+} // namespace
+
+TEST(CoarseAttentionFilter, AttentionIsTheOrganDilatedByTheMarginInMillimetres)
+{
+  auto source = Phantom();
+  auto filter = Filter::New();
+  filter->SetInput(source->GetOutput());
+  filter->SetCoarseLabelMap(source->GetLabelOutput());
+  filter->SetMarginMM(8.0);
+  filter->Update();
+  ASSERT_EQ(filter->GetNumberOfIndexedOutputs(), 13u);
+  const Labels * labels = source->GetLabelOutput();
+  std::mt19937   rng(5);
+  for (unsigned char organ : { 1, 4, 8, 12 })
+  {
+    const Labels * attention = filter->GetAttentionMap(organ);
+    EXPECT_EQ(attention->GetSpacing(), labels->GetSpacing());
+    EXPECT_EQ(attention->GetLargestPossibleRegion(), labels->GetLargestPossibleRegion());
+    // Every organ voxel is attended.
+    const auto * a = attention->GetBufferPointer();
+    const auto * l = labels->GetBufferPointer();
+    const auto   n = labels->GetLargestPossibleRegion().GetNumberOfPixels();
+    for (size_t v = 0; v < n; ++v)
+      if (l[v] == organ)
+        ASSERT_EQ(a[v], 1);
+    // Random voxels: attended exactly when the brute-force distance is within the margin.
+    const auto size = labels->GetLargestPossibleRegion().GetSize();
+    int        checkedNear = 0;
+    for (int trial = 0; trial < 400; ++trial)
+    {
+      // Sample around the organ's attention region so that both sides of the boundary are hit.
+      Labels::IndexType index;
+      size_t            v = 0;
+      do
+      {
+        v = std::uniform_int_distribution<size_t>(0, n - 1)(rng);
+      } while (a[v] == 0 && std::uniform_int_distribution<int>(0, 9)(rng) != 0);
+      index[0] = v % size[0];
+      index[1] = (v / size[0]) % size[1];
+      index[2] = v / (size[0] * size[1]);
+      const double d = Distance(labels, index, organ);
+      if (std::abs(d - 8.0) < 1e-3)
+        continue; // on the margin itself: either answer is right
+      EXPECT_EQ(a[v] == 1, d <= 8.0) << "organ " << int(organ) << " voxel " << index << " distance " << d;
+      checkedNear += d > 0 && d <= 8.0;
+    }
+    EXPECT_GT(checkedNear, 0) << "no sampled voxel in the margin band of organ " << int(organ);
+  }
+}
+
+TEST(CoarseAttentionFilter, AbsentOrganGivesAnEmptyMapAndUnknownLabelsAreBackground)
+{
+  auto source = Phantom();
+  // A coarse map with the adrenal (12) removed and an extra label (13, e.g. a left adrenal) added.
+  auto coarse = Labels::New();
+  coarse->Graft(source->GetLabelOutput());
+  auto copy = Labels::New();
+  copy->CopyInformation(coarse);
+  copy->SetRegions(coarse->GetLargestPossibleRegion());
+  copy->Allocate();
+  const auto n = coarse->GetLargestPossibleRegion().GetNumberOfPixels();
+  for (size_t v = 0; v < n; ++v)
+  {
+    const unsigned char l = coarse->GetBufferPointer()[v];
+    copy->GetBufferPointer()[v] = l == 12 ? 13 : l;
+  }
+  auto filter = Filter::New();
+  filter->SetInput(source->GetOutput());
+  filter->SetCoarseLabelMap(copy);
+  filter->Update();
+  const auto * adrenal = filter->GetAttentionMap(12)->GetBufferPointer();
+  EXPECT_TRUE(std::all_of(adrenal, adrenal + n, [](unsigned char v) { return v == 0; }));
+  const auto * out = filter->GetCoarseLabelOutput()->GetBufferPointer();
+  EXPECT_TRUE(std::none_of(out, out + n, [](unsigned char v) { return v == 13; }));
+  EXPECT_THROW(filter->GetAttentionMap(13), itk::ExceptionObject);
+}
+
+TEST(CoarseAttentionFilter, MismatchedGeometryMissingMapAndBadMarginAreRefused)
+{
+  auto             source = Phantom();
+  auto             other = Source::New();
+  Source::SizeType size{ { 64, 64, 40 } };
+  other->SetSize(size);
+  other->Update();
+  auto filter = Filter::New();
+  filter->SetInput(source->GetOutput());
+  filter->SetCoarseLabelMap(other->GetLabelOutput());
+  EXPECT_THROW(filter->Update(), itk::ExceptionObject);
+
+  auto noMap = Filter::New();
+  noMap->SetInput(source->GetOutput());
+  try
+  {
+    noMap->Update();
+    ADD_FAILURE() << "no exception without a coarse map";
+  }
+  catch (const itk::ExceptionObject & e)
+  {
+    EXPECT_NE(std::string(e.GetDescription()).find("not implemented yet"), std::string::npos) << e.GetDescription();
+  }
+
+  auto badMargin = Filter::New();
+  badMargin->SetInput(source->GetOutput());
+  badMargin->SetCoarseLabelMap(source->GetLabelOutput());
+  badMargin->SetMarginMM(-1.0);
+  EXPECT_THROW(badMargin->Update(), itk::ExceptionObject);
+  EXPECT_THROW(badMargin->SetOrganLabels({ 1, 1 }), itk::ExceptionObject);
+}
