@@ -1,0 +1,324 @@
+/*=========================================================================
+ *  AGCL for ITK — Apache License 2.0, see LICENSE.
+ *=========================================================================*/
+#ifndef itkQueryPatchSamplerFilter_hxx
+#define itkQueryPatchSamplerFilter_hxx
+
+#include "itkQueryPatchSamplerFilter.h"
+
+#include "itkImageRegionConstIteratorWithIndex.h"
+#include "itkLinearInterpolateImageFunction.h"
+
+#include <ATen/ops/empty.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+
+namespace itk {
+
+template <typename TInputImage, typename TLabelImage>
+QueryPatchSamplerFilter<TInputImage, TLabelImage>::QueryPatchSamplerFilter()
+{
+  this->SetNumberOfRequiredInputs(1);
+  this->AddOptionalInputName("LabelMap");
+  this->SetNumberOfRequiredOutputs(1);
+  this->SetNthOutput(0, this->MakeOutput(0));
+}
+
+template <typename TInputImage, typename TLabelImage>
+ProcessObject::DataObjectPointer
+QueryPatchSamplerFilter<TInputImage, TLabelImage>::MakeOutput(DataObjectPointerArraySizeType)
+{
+  return TensorDataObject::New().GetPointer();
+}
+
+template <typename TInputImage, typename TLabelImage>
+void
+QueryPatchSamplerFilter<TInputImage, TLabelImage>::SetInput(const InputImageType * image)
+{
+  this->SetNthInput(0, const_cast<InputImageType *>(image));
+}
+
+template <typename TInputImage, typename TLabelImage>
+auto
+QueryPatchSamplerFilter<TInputImage, TLabelImage>::GetInput() const -> const InputImageType *
+{
+  return dynamic_cast<const InputImageType *>(this->ProcessObject::GetInput(0));
+}
+
+template <typename TInputImage, typename TLabelImage>
+void
+QueryPatchSamplerFilter<TInputImage, TLabelImage>::SetAttentionMap(LabelType organ, const LabelImageType * attention)
+{
+  const std::string name = "Attention" + std::to_string(static_cast<long long>(organ));
+  this->AddOptionalInputName(name);
+  this->ProcessObject::SetInput(name, const_cast<LabelImageType *>(attention));
+  m_Attention[organ] = attention;
+  this->Modified();
+}
+
+template <typename TInputImage, typename TLabelImage>
+void
+QueryPatchSamplerFilter<TInputImage, TLabelImage>::SetLabelMap(const LabelImageType * labels)
+{
+  this->ProcessObject::SetInput("LabelMap", const_cast<LabelImageType *>(labels));
+}
+
+template <typename TInputImage, typename TLabelImage>
+TensorDataObject *
+QueryPatchSamplerFilter<TInputImage, TLabelImage>::GetOutput()
+{
+  return dynamic_cast<TensorDataObject *>(this->ProcessObject::GetOutput(0));
+}
+
+template <typename TInputImage, typename TLabelImage>
+void
+QueryPatchSamplerFilter<TInputImage, TLabelImage>::VerifyPreconditions() ITKv5_CONST
+{
+  Superclass::VerifyPreconditions();
+  if (m_PatchSize == 0 || m_PatchSize % 16 != 0 || m_PatchSize > 1024)
+  {
+    itkExceptionMacro(<< "PatchSize " << m_PatchSize
+                      << ": expected a multiple of 16 up to 1024 (the encoder's stride)");
+  }
+  if (!(m_WindowLow < m_WindowHigh))
+  {
+    itkExceptionMacro(<< "window " << m_WindowLow << ".." << m_WindowHigh << ": expected WindowLow < WindowHigh");
+  }
+  if (!(m_Overlap >= 0.0 && m_Overlap <= 0.9))
+  {
+    itkExceptionMacro(<< "Overlap " << m_Overlap << ": expected 0..0.9");
+  }
+  if (!(m_PatchSpacingMM >= 0.0) || !std::isfinite(m_PatchSpacingMM))
+  {
+    itkExceptionMacro(<< "PatchSpacingMM " << m_PatchSpacingMM << ": expected >= 0 (0 = the image's spacing)");
+  }
+  if (m_Attention.empty())
+  {
+    itkExceptionMacro(<< "no attention maps: call SetAttentionMap(organ, map) for each organ");
+  }
+  const auto * image = this->GetInput();
+  if (image->GetLargestPossibleRegion().GetNumberOfPixels() == 0)
+  {
+    itkExceptionMacro(<< "the input image is empty");
+  }
+  auto sameGeometry = [image](const ImageBase<ImageDimension> * other) {
+    const double tolerance = 1e-6 * image->GetSpacing()[0];
+    return other->GetLargestPossibleRegion() == image->GetLargestPossibleRegion() &&
+           other->GetSpacing().GetVnlVector().is_equal(image->GetSpacing().GetVnlVector(), tolerance) &&
+           other->GetOrigin().GetVnlVector().is_equal(image->GetOrigin().GetVnlVector(), tolerance) &&
+           other->GetDirection().GetVnlMatrix().is_equal(image->GetDirection().GetVnlMatrix(), 1e-6);
+  };
+  for (const auto & entry : m_Attention)
+  {
+    if (!sameGeometry(entry.second))
+    {
+      itkExceptionMacro(<< "the attention map of organ " << static_cast<double>(entry.first)
+                        << " does not have the input image's geometry (size, spacing, origin, direction)");
+    }
+  }
+  if (const auto * labels = dynamic_cast<const LabelImageType *>(this->ProcessObject::GetInput("LabelMap")))
+  {
+    if (!sameGeometry(labels))
+    {
+      itkExceptionMacro(<< "the label map does not have the input image's geometry");
+    }
+  }
+}
+
+template <typename TInputImage, typename TLabelImage>
+void
+QueryPatchSamplerFilter<TInputImage, TLabelImage>::GenerateData()
+{
+  const InputImageType * image = this->GetInput();
+  const auto *           labels = dynamic_cast<const LabelImageType *>(this->ProcessObject::GetInput("LabelMap"));
+  const auto             region = image->GetLargestPossibleRegion();
+  const auto             direction = image->GetDirection();
+  const auto             spacing = image->GetSpacing();
+
+  // The axial axis: the index axis whose direction is closest to the head-feet (z) axis.
+  unsigned int axial = 0;
+  for (unsigned int d = 1; d < 3; ++d)
+  {
+    if (std::abs(direction(2, d)) > std::abs(direction(2, axial)))
+    {
+      axial = d;
+    }
+  }
+  const unsigned int a0 = axial == 0 ? 1 : 0, a1 = axial == 2 ? 1 : 2;
+  const double       s = m_PatchSpacingMM > 0 ? m_PatchSpacingMM : std::min(spacing[a0], spacing[a1]);
+  const int64_t      P = m_PatchSize;
+
+  struct Centre
+  {
+    LabelType                          organ;
+    typename InputImageType::PointType point;
+  };
+  std::vector<Centre> centres;
+  using IndexType = typename LabelImageType::IndexType;
+  using PointType = typename InputImageType::PointType;
+
+  for (const auto & [organ, attention] : m_Attention)
+  {
+    if (m_Mode == ModeEnum::Training)
+    {
+      std::vector<IndexType> voxels;
+      for (ImageRegionConstIteratorWithIndex<LabelImageType> it(attention, region); !it.IsAtEnd(); ++it)
+      {
+        if (it.Get() != LabelType{})
+        {
+          voxels.push_back(it.GetIndex());
+        }
+      }
+      if (voxels.empty())
+      {
+        continue; // organ absent: no patches
+      }
+      std::mt19937_64 rng(m_Seed * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(organ));
+      for (unsigned int n = 0; n < m_PatchesPerOrgan; ++n)
+      {
+        PointType p;
+        image->TransformIndexToPhysicalPoint(voxels[rng() % voxels.size()], p);
+        centres.push_back({ organ, p });
+      }
+    }
+    else
+    {
+      // Per axial slice: the physical (x, y) box of the attention voxels, covered by a grid of tiles.
+      const auto sliceCount = static_cast<IndexValueType>(region.GetSize(axial));
+      for (IndexValueType k = 0; k < sliceCount; ++k)
+      {
+        auto slice = region;
+        slice.SetIndex(axial, region.GetIndex(axial) + k);
+        slice.SetSize(axial, 1);
+        double    xmin = 1e300, xmax = -1e300, ymin = 1e300, ymax = -1e300, zsum = 0;
+        long long count = 0;
+        for (ImageRegionConstIteratorWithIndex<LabelImageType> it(attention, slice); !it.IsAtEnd(); ++it)
+        {
+          if (it.Get() == LabelType{})
+            continue;
+          PointType p;
+          image->TransformIndexToPhysicalPoint(it.GetIndex(), p);
+          xmin = std::min(xmin, p[0]);
+          xmax = std::max(xmax, p[0]);
+          ymin = std::min(ymin, p[1]);
+          ymax = std::max(ymax, p[1]);
+          zsum += p[2];
+          ++count;
+        }
+        if (count == 0)
+          continue;
+        const double z = zsum / count;
+        // Tile t covers [c - P/2 s - s/2, c + (P/2 - 1) s + s/2] around its centre pixel c.
+        const double step = std::max(1.0, std::floor(P * (1.0 - m_Overlap))) * s;
+        auto         starts = [&](double lo, double hi) {
+          std::vector<double> c;
+          for (double first = lo + (P / 2) * s;; first += step)
+          {
+            c.push_back(first);
+            if (first + (P / 2 - 1) * s >= hi - 1e-9)
+              break;
+          }
+          return c;
+        };
+        for (double cy : starts(ymin, ymax))
+          for (double cx : starts(xmin, xmax))
+          {
+            PointType p;
+            p[0] = cx;
+            p[1] = cy;
+            p[2] = z;
+            centres.push_back({ organ, p });
+          }
+      }
+    }
+  }
+
+  const int64_t N = static_cast<int64_t>(centres.size());
+  at::Tensor    patches = at::empty({ N, 2, P, P }, at::TensorOptions().dtype(at::kFloat));
+  at::Tensor    labelPatches;
+  if (labels)
+  {
+    labelPatches = at::empty({ N, 1, P, P }, at::TensorOptions().dtype(at::kByte));
+  }
+  float *   out = patches.data_ptr<float>();
+  uint8_t * outLabel = labels ? labelPatches.data_ptr<uint8_t>() : nullptr;
+  auto      interpolator = LinearInterpolateImageFunction<InputImageType, double>::New();
+  interpolator->SetInputImage(image);
+  TensorDataObject::MetadataType metadata(N);
+  const double                   width = m_WindowHigh - m_WindowLow;
+
+  for (int64_t n = 0; n < N; ++n)
+  {
+    const Centre & c = centres[n];
+    const auto &   attention = m_Attention.at(c.organ);
+    for (int64_t r = 0; r < P; ++r)
+      for (int64_t q = 0; q < P; ++q)
+      {
+        PointType p = c.point;
+        p[0] += (q - P / 2) * s; // columns: patient left (+x)
+        p[1] += (r - P / 2) * s; // rows: posterior (+y)
+        double                             value = m_WindowLow;
+        typename InputImageType::IndexType nearest;
+        const bool                         inside = image->TransformPhysicalPointToIndex(p, nearest);
+        if (interpolator->IsInsideBuffer(p))
+        {
+          value = interpolator->Evaluate(p);
+        }
+        const int64_t at = ((n * 2) * P + r) * P + q;
+        out[at] = static_cast<float>(std::clamp((value - m_WindowLow) / width, 0.0, 1.0));
+        out[at + P * P] = inside && attention->GetPixel(nearest) != LabelType{} ? 1.0f : 0.0f;
+        if (outLabel)
+        {
+          outLabel[(n * P + r) * P + q] = inside && labels->GetPixel(nearest) == c.organ ? 1 : 0;
+        }
+      }
+    TensorItemMetadata & m = metadata[n];
+    m.organ = static_cast<int>(c.organ);
+    m.modality = m_Modality;
+    PointType first = c.point;
+    first[0] -= (P / 2) * s;
+    first[1] -= (P / 2) * s;
+    typename InputImageType::IndexType centreIndex, firstIndex;
+    image->TransformPhysicalPointToIndex(c.point, centreIndex);
+    image->TransformPhysicalPointToIndex(first, firstIndex);
+    m.slice = centreIndex[axial];
+    for (unsigned int d = 0; d < 3; ++d)
+    {
+      m.index[d] = firstIndex[d];
+      m.origin[d] = first[d];
+    }
+    m.spacing = { s, s };
+    m.axes = { 1, 0, 0, 0, 1, 0 };
+  }
+
+  TensorDataObject * output = this->GetOutput();
+  output->Initialize();
+  output->SetTensor("image", patches);
+  if (labels)
+  {
+    output->SetTensor("label", labelPatches);
+  }
+  output->SetMetadata(metadata);
+}
+
+template <typename TInputImage, typename TLabelImage>
+void
+QueryPatchSamplerFilter<TInputImage, TLabelImage>::PrintSelf(std::ostream & os, Indent indent) const
+{
+  Superclass::PrintSelf(os, indent);
+  os << indent << "Mode: " << (m_Mode == ModeEnum::Training ? "Training" : "Inference") << std::endl;
+  os << indent << "PatchSize: " << m_PatchSize << std::endl;
+  os << indent << "PatchSpacingMM: " << m_PatchSpacingMM << std::endl;
+  os << indent << "PatchesPerOrgan: " << m_PatchesPerOrgan << std::endl;
+  os << indent << "Overlap: " << m_Overlap << std::endl;
+  os << indent << "Seed: " << m_Seed << std::endl;
+  os << indent << "Window: " << m_WindowLow << ".." << m_WindowHigh << std::endl;
+  os << indent << "Modality: " << m_Modality << std::endl;
+  os << indent << "AttentionMaps: " << m_Attention.size() << std::endl;
+}
+
+} // namespace itk
+
+#endif

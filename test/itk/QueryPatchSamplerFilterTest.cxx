@@ -1,0 +1,205 @@
+/*=========================================================================
+ *  AGCL for ITK — Apache License 2.0, see LICENSE.
+ *=========================================================================*/
+#include "itkAbdominalPhantomImageSource.h"
+#include "itkCoarseAttentionFilter.h"
+#include "itkQueryPatchSamplerFilter.h"
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+namespace {
+using Source = itk::AbdominalPhantomImageSource;
+using CT = Source::CTImageType;
+using Labels = Source::LabelImageType;
+using Sampler = itk::QueryPatchSamplerFilter<CT, Labels>;
+using Attention = itk::CoarseAttentionFilter<CT, Labels>;
+
+struct Fixture
+{
+  Source::Pointer    source;
+  Attention::Pointer attention;
+};
+
+Fixture &
+Data()
+{
+  static Fixture f;
+  if (!f.source)
+  {
+    f.source = Source::New();
+    Source::SizeType size{ { 96, 96, 40 } };
+    f.source->SetSize(size);
+    f.source->SetSeed(33);
+    f.source->Update();
+    f.attention = Attention::New();
+    f.attention->SetInput(f.source->GetOutput());
+    f.attention->SetCoarseLabelMap(f.source->GetLabelOutput());
+    f.attention->SetMarginMM(8.0);
+    f.attention->Update();
+  }
+  return f;
+}
+
+Sampler::Pointer
+MakeSampler(const CT * image, std::vector<unsigned char> organs, const std::vector<const Labels *> & maps)
+{
+  auto sampler = Sampler::New();
+  sampler->SetInput(image);
+  for (size_t i = 0; i < organs.size(); ++i)
+    sampler->SetAttentionMap(organs[i], maps[i]);
+  sampler->SetPatchSize(32);
+  return sampler;
+}
+
+// Windowed value of the CT voxel at `index`.
+float
+Windowed(const CT * image, const CT::IndexType & index)
+{
+  return static_cast<float>(std::clamp((image->GetPixel(index) + 175.0) / 450.0, 0.0, 1.0));
+}
+} // namespace
+
+TEST(QueryPatchSamplerFilter, TrainingPatchesAreCentredInTheAttentionAndMatchTheVolumes)
+{
+  auto &       d = Data();
+  const CT *   image = d.source->GetOutput();
+  const auto * labels = d.source->GetLabelOutput();
+  auto         sampler =
+    MakeSampler(image,
+                { 1, 6, 12 },
+                { d.attention->GetAttentionMap(1), d.attention->GetAttentionMap(6), d.attention->GetAttentionMap(12) });
+  sampler->SetMode(Sampler::ModeEnum::Training);
+  sampler->SetPatchesPerOrgan(5);
+  sampler->SetLabelMap(labels);
+  sampler->SetModality(1);
+  sampler->Update();
+  const auto * out = sampler->GetOutput();
+  ASSERT_EQ(out->GetNumberOfItems(), 15);
+  const at::Tensor patches = out->GetTensor("image");
+  const at::Tensor labelPatches = out->GetTensor("label");
+  EXPECT_EQ(patches.sizes().vec(), (std::vector<int64_t>{ 15, 2, 32, 32 }));
+  const auto s = image->GetSpacing();
+  for (int64_t n = 0; n < 15; ++n)
+  {
+    const auto & m = out->GetMetadata()[n];
+    EXPECT_EQ(m.modality, 1);
+    // Native spacing: patch pixels sit on voxel centres; pixel (r, q) is voxel first + (q, r).
+    ASSERT_DOUBLE_EQ(m.spacing[0], std::min(s[0], s[1]));
+    const Labels * map = d.attention->GetAttentionMap(static_cast<unsigned char>(m.organ));
+    CT::IndexType  centre{ { m.index[0] + 16, m.index[1] + 16, m.index[2] } };
+    EXPECT_EQ(map->GetPixel(centre), 1) << "patch " << n << " centre outside the attention of organ " << m.organ;
+    EXPECT_EQ(m.slice, centre[2]);
+    for (int64_t r = 0; r < 32; r += 3)
+      for (int64_t q = 0; q < 32; q += 5)
+      {
+        const CT::IndexType index{ { m.index[0] + q, m.index[1] + r, m.index[2] } };
+        if (!image->GetLargestPossibleRegion().IsInside(index))
+          continue;
+        EXPECT_NEAR(patches[n][0][r][q].item<float>(), Windowed(image, index), 1e-5);
+        EXPECT_EQ(patches[n][1][r][q].item<float>(), map->GetPixel(index) ? 1.0f : 0.0f);
+        EXPECT_EQ(labelPatches[n][0][r][q].item<uint8_t>(), labels->GetPixel(index) == m.organ ? 1 : 0);
+      }
+  }
+}
+
+TEST(QueryPatchSamplerFilter, InferenceTilesCoverEveryAttentionVoxel)
+{
+  auto &     d = Data();
+  const CT * image = d.source->GetOutput();
+  auto       sampler =
+    MakeSampler(image,
+                { 4, 8, 11 },
+                { d.attention->GetAttentionMap(4), d.attention->GetAttentionMap(8), d.attention->GetAttentionMap(11) });
+  sampler->SetMode(Sampler::ModeEnum::Inference);
+  sampler->SetOverlap(0.25);
+  sampler->Update();
+  const auto & meta = sampler->GetOutput()->GetMetadata();
+  ASSERT_GT(meta.size(), 0u);
+  for (unsigned char organ : { 4, 8, 11 })
+  {
+    const Labels * map = d.attention->GetAttentionMap(organ);
+    int64_t        uncovered = 0, attended = 0;
+    for (itk::ImageRegionConstIteratorWithIndex<Labels> it(map, map->GetLargestPossibleRegion()); !it.IsAtEnd(); ++it)
+    {
+      if (!it.Get())
+        continue;
+      ++attended;
+      const auto & v = it.GetIndex();
+      bool         covered = false;
+      for (const auto & m : meta)
+        covered = covered || (m.organ == organ && m.index[2] == v[2] && v[0] >= m.index[0] && v[0] < m.index[0] + 32 &&
+                              v[1] >= m.index[1] && v[1] < m.index[1] + 32);
+      uncovered += !covered;
+    }
+    EXPECT_GT(attended, 0);
+    EXPECT_EQ(uncovered, 0) << "organ " << int(organ);
+  }
+}
+
+TEST(QueryPatchSamplerFilter, FlippedOrientationGivesTheSamePatches)
+{
+  auto &     d = Data();
+  const CT * image = d.source->GetOutput();
+  const auto size = image->GetLargestPossibleRegion().GetSize();
+  // The same volume stored with the x axis reversed (RPS-like): same physical space.
+  auto flip = [&](auto * in) {
+    using ImageType = std::remove_const_t<std::remove_pointer_t<decltype(in)>>;
+    auto out = ImageType::New();
+    out->SetRegions(in->GetLargestPossibleRegion());
+    out->SetSpacing(in->GetSpacing());
+    auto direction = in->GetDirection();
+    for (unsigned r = 0; r < 3; ++r)
+      direction(r, 0) = -direction(r, 0);
+    out->SetDirection(direction);
+    typename ImageType::PointType origin;
+    in->TransformIndexToPhysicalPoint({ { static_cast<long>(size[0]) - 1, 0, 0 } }, origin);
+    out->SetOrigin(origin);
+    out->Allocate();
+    for (itk::ImageRegionConstIteratorWithIndex<ImageType> it(in, in->GetLargestPossibleRegion()); !it.IsAtEnd(); ++it)
+    {
+      auto index = it.GetIndex();
+      index[0] = static_cast<long>(size[0]) - 1 - index[0];
+      out->SetPixel(index, it.Get());
+    }
+    return out;
+  };
+  auto flippedImage = flip(image);
+  auto flippedMap = flip(d.attention->GetAttentionMap(1));
+  auto original = MakeSampler(image, { 1 }, { d.attention->GetAttentionMap(1) });
+  auto flipped = MakeSampler(flippedImage, { 1 }, { flippedMap.GetPointer() });
+  original->Update();
+  flipped->Update();
+  const at::Tensor a = original->GetOutput()->GetTensor("image");
+  const at::Tensor b = flipped->GetOutput()->GetTensor("image");
+  ASSERT_EQ(a.sizes(), b.sizes());
+  ASSERT_GT(a.size(0), 0);
+  EXPECT_GT(a.select(1, 1).sum().item<float>(), 0.0f); // the spleen's attention is in the patches
+  EXPECT_TRUE(at::allclose(a, b, 1e-5, 1e-6));
+}
+
+TEST(QueryPatchSamplerFilter, BadParametersAndGeometryAreRefused)
+{
+  auto &     d = Data();
+  const CT * image = d.source->GetOutput();
+  auto       noMaps = Sampler::New();
+  noMaps->SetInput(image);
+  EXPECT_THROW(noMaps->Update(), itk::ExceptionObject);
+
+  auto badSize = MakeSampler(image, { 1 }, { d.attention->GetAttentionMap(1) });
+  badSize->SetPatchSize(40);
+  EXPECT_THROW(badSize->Update(), itk::ExceptionObject);
+
+  auto badWindow = MakeSampler(image, { 1 }, { d.attention->GetAttentionMap(1) });
+  badWindow->SetWindowLow(300);
+  EXPECT_THROW(badWindow->Update(), itk::ExceptionObject);
+
+  auto             other = Source::New();
+  Source::SizeType size{ { 64, 64, 40 } };
+  other->SetSize(size);
+  other->Update();
+  auto mismatched = MakeSampler(image, { 1 }, { other->GetLabelOutput() });
+  EXPECT_THROW(mismatched->Update(), itk::ExceptionObject);
+}
