@@ -669,7 +669,6 @@ AbdominalPhantomImageSource::GenerateData()
 {
   CTImageType *    ct = this->GetOutput();
   LabelImageType * labels = this->GetLabelOutput();
-  ct->SetBufferedRegion(ct->GetRequestedRegion());
   labels->SetBufferedRegion(labels->GetLargestPossibleRegion());
   ct->SetBufferedRegion(ct->GetLargestPossibleRegion());
   ct->Allocate();
@@ -927,8 +926,6 @@ AbdominalPhantomImageSource::GenerateData()
   blur->Update();
   const float * blurred = blur->GetOutput()->GetBufferPointer();
   short *       out = ct->GetBufferPointer();
-  const bool    noiseInside = true;
-  (void)noiseInside;
   // One stream per slice, seeded from (seed, modality, slice): deterministic whatever the threads.
   threader->ParallelizeArray(
     0,

@@ -259,7 +259,6 @@ TEST_F(AbdominalPhantomCohort, AnatomicalRelations)
   {
     const Volume & v = s_Contrast[s];
     const auto     st = OrganStats(v);
-    const double   spineX = 0.0; // the vertebral bodies: measure from the bone voxels
     double         boneX = 0;
     int64_t        bone = 0;
     for (int64_t c = 0; c < static_cast<int64_t>(v.hu.size()); ++c)
@@ -268,7 +267,8 @@ TEST_F(AbdominalPhantomCohort, AnatomicalRelations)
         boneX += v.ox + (c % v.nx) * v.sx;
         ++bone;
       }
-    const double spine = bone ? boneX / bone : spineX;
+    ASSERT_GT(bone, 0) << "no bone voxels (> 500 HU) to locate the spine";
+    const double spine = boneX / bone; // x of the spine, measured from the bone voxels
     SCOPED_TRACE("subject " + std::to_string(s + 1));
     EXPECT_LT(st.at(6).cx, spine);           // liver right of the spine (x grows to the left)
     EXPECT_GT(st.at(1).cx, spine);           // spleen left
