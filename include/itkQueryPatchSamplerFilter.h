@@ -100,6 +100,8 @@ protected:
   void
   VerifyPreconditions() ITKv5_CONST override;
   void
+  VerifyInputInformation() ITKv5_CONST override;
+  void
   GenerateData() override;
   void
   PrintSelf(std::ostream & os, Indent indent) const override;

@@ -98,6 +98,15 @@ QueryPatchSamplerFilter<TInputImage, TLabelImage>::VerifyPreconditions() ITKv5_C
   {
     itkExceptionMacro(<< "no attention maps: call SetAttentionMap(organ, map) for each organ");
   }
+}
+
+// Geometry checks need the inputs' output information, which the pipeline has only now
+// (VerifyPreconditions runs before the upstream filters have told their sizes).
+template <typename TInputImage, typename TLabelImage>
+void
+QueryPatchSamplerFilter<TInputImage, TLabelImage>::VerifyInputInformation() ITKv5_CONST
+{
+  Superclass::VerifyInputInformation();
   const auto * image = this->GetInput();
   if (image->GetLargestPossibleRegion().GetNumberOfPixels() == 0)
   {

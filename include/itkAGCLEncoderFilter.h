@@ -1,0 +1,73 @@
+/*=========================================================================
+ *  AGCL for ITK — Apache License 2.0, see LICENSE.
+ *=========================================================================*/
+#ifndef itkAGCLEncoderFilter_h
+#define itkAGCLEncoderFilter_h
+
+#include "itkProcessObject.h"
+#include "itkTensorDataObject.h"
+
+#include "agcl/ResNetEncoder.h"
+
+#include <string>
+
+namespace itk {
+
+/** \class AGCLEncoderFilter
+ * \brief Runs the AGCL encoder on query patches: TensorDataObject "image" [N, C, P, P] in,
+ * the same object's metadata plus "low_level" [N, Cl, P/4, P/4] and "high_level"
+ * [N, Ch, P/16, P/16] out, on the chosen device (features stay there for the decoder).
+ *
+ * Inference only: the encoder runs in eval mode under torch::NoGradGuard, in batches of
+ * BatchSize patches. SetDevice("cpu" | "cuda" | "cuda:N") is checked when the filter runs; a
+ * device that cannot be used, a wrong input shape or any LibTorch error is an
+ * itk::ExceptionObject. The "image" tensor is passed through to the output.
+ * \ingroup AGCLSegmentation
+ */
+class AGCLEncoderFilter : public ProcessObject
+{
+public:
+  ITK_DISALLOW_COPY_AND_MOVE(AGCLEncoderFilter);
+  using Self = AGCLEncoderFilter;
+  using Superclass = ProcessObject;
+  using Pointer = SmartPointer<Self>;
+  using ConstPointer = SmartPointer<const Self>;
+  itkNewMacro(Self);
+  itkTypeMacro(AGCLEncoderFilter, ProcessObject);
+
+  void
+  SetInput(const TensorDataObject * patches);
+  const TensorDataObject *
+  GetInput() const;
+  TensorDataObject *
+  GetOutput();
+
+  /** The encoder (e.g. loaded from a model bundle with agcl::ModelBundle::LoadInto). */
+  void
+  SetEncoder(const agcl::ResNetEncoder & encoder);
+  itkSetStringMacro(Device);
+  itkGetStringMacro(Device);
+  itkSetMacro(BatchSize, unsigned int);
+  itkGetConstMacro(BatchSize, unsigned int);
+
+protected:
+  AGCLEncoderFilter();
+  ~AGCLEncoderFilter() override = default;
+  using Superclass::MakeOutput;
+  DataObjectPointer MakeOutput(DataObjectPointerArraySizeType) override;
+  void
+  VerifyPreconditions() ITKv5_CONST override;
+  void
+  GenerateData() override;
+  void
+  PrintSelf(std::ostream & os, Indent indent) const override;
+
+private:
+  agcl::ResNetEncoder m_Encoder{ nullptr };
+  std::string         m_Device{ "cpu" };
+  unsigned int        m_BatchSize{ 32 };
+};
+
+} // namespace itk
+
+#endif

@@ -1,0 +1,233 @@
+/*=========================================================================
+ *  AGCL for ITK — Apache License 2.0, see LICENSE.
+ *=========================================================================*/
+// AGCLEncoderFilter and ASPPDecoderFilter: the two network stages on query patches. One
+// translation unit for both, since each pulls in <torch/torch.h> (~25 s to compile).
+#include "itkASPPDecoderFilter.h"
+#include "itkAGCLEncoderFilter.h"
+
+#include "agcl/Device.h"
+
+#include <torch/torch.h>
+
+#include <stdexcept>
+
+namespace itk {
+
+namespace {
+// Runs `work`, turning the core's std::invalid_argument and LibTorch's c10::Error into itk exceptions.
+template <typename TWork>
+void
+Guarded(const char * filter, TWork work)
+{
+  try
+  {
+    work();
+  }
+  catch (const ExceptionObject &)
+  {
+    throw;
+  }
+  catch (const c10::Error & e)
+  {
+    itkGenericExceptionMacro(<< filter << ": LibTorch error: " << e.what_without_backtrace());
+  }
+  catch (const std::exception & e)
+  {
+    itkGenericExceptionMacro(<< filter << ": " << e.what());
+  }
+}
+} // namespace
+
+// ---------------------------------------------------------------------------------------------
+AGCLEncoderFilter::AGCLEncoderFilter()
+{
+  this->SetNumberOfRequiredInputs(1);
+  this->SetNumberOfRequiredOutputs(1);
+  this->SetNthOutput(0, this->MakeOutput(0));
+}
+
+ProcessObject::DataObjectPointer
+AGCLEncoderFilter::MakeOutput(DataObjectPointerArraySizeType)
+{
+  return TensorDataObject::New().GetPointer();
+}
+
+void
+AGCLEncoderFilter::SetInput(const TensorDataObject * patches)
+{
+  this->SetNthInput(0, const_cast<TensorDataObject *>(patches));
+}
+
+const TensorDataObject *
+AGCLEncoderFilter::GetInput() const
+{
+  return dynamic_cast<const TensorDataObject *>(this->ProcessObject::GetInput(0));
+}
+
+TensorDataObject *
+AGCLEncoderFilter::GetOutput()
+{
+  return dynamic_cast<TensorDataObject *>(this->ProcessObject::GetOutput(0));
+}
+
+void
+AGCLEncoderFilter::SetEncoder(const agcl::ResNetEncoder & encoder)
+{
+  m_Encoder = encoder;
+  this->Modified();
+}
+
+void
+AGCLEncoderFilter::VerifyPreconditions() ITKv5_CONST
+{
+  Superclass::VerifyPreconditions();
+  if (m_Encoder.is_empty())
+  {
+    itkExceptionMacro(<< "no encoder: call SetEncoder()");
+  }
+  if (m_BatchSize == 0)
+  {
+    itkExceptionMacro(<< "BatchSize must be at least 1");
+  }
+  Guarded("AGCLEncoderFilter", [this] { agcl::ParseDevice(m_Device); });
+}
+
+void
+AGCLEncoderFilter::GenerateData()
+{
+  const TensorDataObject * input = this->GetInput();
+  TensorDataObject *       output = this->GetOutput();
+  Guarded("AGCLEncoderFilter", [&] {
+    const torch::Device device = agcl::ParseDevice(m_Device);
+    const at::Tensor &  image = input->GetTensor("image");
+    m_Encoder->to(device);
+    m_Encoder->eval();
+    torch::NoGradGuard      noGrad;
+    std::vector<at::Tensor> low, high;
+    const int64_t           n = image.size(0);
+    for (int64_t start = 0; start < n; start += m_BatchSize)
+    {
+      const at::Tensor batch = image.slice(0, start, std::min<int64_t>(n, start + m_BatchSize)).to(device, at::kFloat);
+      const auto       features = m_Encoder->forward(batch);
+      low.push_back(features.low_level);
+      high.push_back(features.high_level);
+    }
+    output->Initialize();
+    output->SetTensor("image", image);
+    if (n > 0)
+    {
+      output->SetTensor("low_level", torch::cat(low));
+      output->SetTensor("high_level", torch::cat(high));
+    }
+    output->SetMetadata(input->GetMetadata());
+  });
+}
+
+void
+AGCLEncoderFilter::PrintSelf(std::ostream & os, Indent indent) const
+{
+  Superclass::PrintSelf(os, indent);
+  os << indent << "Encoder: " << (m_Encoder.is_empty() ? "none" : "set") << std::endl;
+  os << indent << "Device: " << m_Device << std::endl;
+  os << indent << "BatchSize: " << m_BatchSize << std::endl;
+}
+
+// ---------------------------------------------------------------------------------------------
+ASPPDecoderFilter::ASPPDecoderFilter()
+{
+  this->SetNumberOfRequiredInputs(1);
+  this->SetNumberOfRequiredOutputs(1);
+  this->SetNthOutput(0, this->MakeOutput(0));
+}
+
+ProcessObject::DataObjectPointer
+ASPPDecoderFilter::MakeOutput(DataObjectPointerArraySizeType)
+{
+  return TensorDataObject::New().GetPointer();
+}
+
+void
+ASPPDecoderFilter::SetInput(const TensorDataObject * features)
+{
+  this->SetNthInput(0, const_cast<TensorDataObject *>(features));
+}
+
+const TensorDataObject *
+ASPPDecoderFilter::GetInput() const
+{
+  return dynamic_cast<const TensorDataObject *>(this->ProcessObject::GetInput(0));
+}
+
+TensorDataObject *
+ASPPDecoderFilter::GetOutput()
+{
+  return dynamic_cast<TensorDataObject *>(this->ProcessObject::GetOutput(0));
+}
+
+void
+ASPPDecoderFilter::SetDecoder(const agcl::ASPPDecoder & decoder)
+{
+  m_Decoder = decoder;
+  this->Modified();
+}
+
+void
+ASPPDecoderFilter::VerifyPreconditions() ITKv5_CONST
+{
+  Superclass::VerifyPreconditions();
+  if (m_Decoder.is_empty())
+  {
+    itkExceptionMacro(<< "no decoder: call SetDecoder()");
+  }
+  if (m_BatchSize == 0)
+  {
+    itkExceptionMacro(<< "BatchSize must be at least 1");
+  }
+  Guarded("ASPPDecoderFilter", [this] { agcl::ParseDevice(m_Device); });
+}
+
+void
+ASPPDecoderFilter::GenerateData()
+{
+  const TensorDataObject * input = this->GetInput();
+  TensorDataObject *       output = this->GetOutput();
+  Guarded("ASPPDecoderFilter", [&] {
+    const torch::Device device = agcl::ParseDevice(m_Device);
+    const at::Tensor &  image = input->GetTensor("image");
+    output->Initialize();
+    output->SetTensor("image", image);
+    output->SetMetadata(input->GetMetadata());
+    const int64_t n = image.size(0);
+    if (n == 0)
+    {
+      return;
+    }
+    const at::Tensor & low = input->GetTensor("low_level");
+    const at::Tensor & high = input->GetTensor("high_level");
+    m_Decoder->to(device);
+    m_Decoder->eval();
+    torch::NoGradGuard         noGrad;
+    std::vector<at::Tensor>    probability;
+    const std::vector<int64_t> size{ image.size(2), image.size(3) };
+    for (int64_t start = 0; start < n; start += m_BatchSize)
+    {
+      const int64_t    end = std::min<int64_t>(n, start + m_BatchSize);
+      const at::Tensor logits =
+        m_Decoder->forward(low.slice(0, start, end).to(device), high.slice(0, start, end).to(device), size);
+      probability.push_back(agcl::ASPPDecoderImpl::OrganProbability(logits));
+    }
+    output->SetTensor("probability", torch::cat(probability));
+  });
+}
+
+void
+ASPPDecoderFilter::PrintSelf(std::ostream & os, Indent indent) const
+{
+  Superclass::PrintSelf(os, indent);
+  os << indent << "Decoder: " << (m_Decoder.is_empty() ? "none" : "set") << std::endl;
+  os << indent << "Device: " << m_Device << std::endl;
+  os << indent << "BatchSize: " << m_BatchSize << std::endl;
+}
+
+} // namespace itk
