@@ -17,6 +17,7 @@ itk_module(AGCLSegmentation
     ITKMathematicalMorphology
     ITKBinaryMathematicalMorphology
     ITKThresholding
+    ITKConnectedComponents
     ITKDistanceMap
     ITKSmoothing
   PRIVATE_DEPENDS
