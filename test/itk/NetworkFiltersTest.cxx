@@ -5,6 +5,7 @@
 #include "itkAGCLEncoderFilter.h"
 #include "itkAbdominalPhantomImageSource.h"
 #include "itkCoarseAttentionFilter.h"
+#include "itkLabelFusionFilter.h"
 #include "itkQueryPatchSamplerFilter.h"
 
 #include "agcl/Device.h"
@@ -100,6 +101,27 @@ TEST(NetworkFilters, FromThePhantomThroughAttentionSamplingEncoderAndDecoder)
   EXPECT_EQ(probability.size(0), sampler->GetOutput()->GetNumberOfItems());
   EXPECT_GE(probability.min().item<float>(), 0.0f);
   EXPECT_LE(probability.max().item<float>(), 1.0f);
+
+  // ... and back into a label map with the CT's geometry, only inside the liver's attention.
+  auto fusion = itk::LabelFusionFilter<Labels>::New();
+  fusion->SetPatches(decode->GetOutput());
+  fusion->SetReferenceImage(source->GetOutput());
+  fusion->SetAttentionMap(6, attention->GetAttentionMap(6));
+  fusion->SetThreshold(0.0); // an untrained decoder: accept any probability, to test the plumbing
+  fusion->PostProcessingOff();
+  fusion->Update();
+  const Labels * fused = fusion->GetOutput();
+  EXPECT_EQ(fused->GetLargestPossibleRegion(), source->GetOutput()->GetLargestPossibleRegion());
+  EXPECT_EQ(fused->GetSpacing(), source->GetOutput()->GetSpacing());
+  EXPECT_EQ(fused->GetOrigin(), source->GetOutput()->GetOrigin());
+  const auto * f = fused->GetBufferPointer();
+  const auto * a = attention->GetAttentionMap(6)->GetBufferPointer();
+  const auto   n = fused->GetLargestPossibleRegion().GetNumberOfPixels();
+  for (size_t v = 0; v < n; ++v)
+  {
+    ASSERT_TRUE(f[v] == 0 || (f[v] == 6 && a[v] == 1)) << v;
+    ASSERT_TRUE(a[v] == 0 || f[v] == 6) << "attention voxel " << v << " not covered by any tile";
+  }
 }
 
 TEST(NetworkFilters, BadDeviceMissingModelAndWrongShapesAreItkExceptions)
