@@ -4,8 +4,7 @@
 #ifndef itkAGCLEncoderFilter_h
 #define itkAGCLEncoderFilter_h
 
-#include "itkProcessObject.h"
-#include "itkTensorDataObject.h"
+#include "itkTensorDataObjectFilter.h"
 
 #include "agcl/ResNetEncoder.h"
 
@@ -24,37 +23,24 @@ namespace itk {
  * itk::ExceptionObject. The "image" tensor is passed through to the output.
  * \ingroup AGCLSegmentation
  */
-class AGCLEncoderFilter : public ProcessObject
+class AGCLEncoderFilter : public TensorDataObjectFilter
 {
 public:
   ITK_DISALLOW_COPY_AND_MOVE(AGCLEncoderFilter);
   using Self = AGCLEncoderFilter;
-  using Superclass = ProcessObject;
+  using Superclass = TensorDataObjectFilter;
   using Pointer = SmartPointer<Self>;
   using ConstPointer = SmartPointer<const Self>;
   itkNewMacro(Self);
-  itkTypeMacro(AGCLEncoderFilter, ProcessObject);
-
-  void
-  SetInput(const TensorDataObject * patches);
-  const TensorDataObject *
-  GetInput() const;
-  TensorDataObject *
-  GetOutput();
+  itkTypeMacro(AGCLEncoderFilter, TensorDataObjectFilter);
 
   /** The encoder (e.g. loaded from a model bundle with agcl::ModelBundle::LoadInto). */
   void
   SetEncoder(const agcl::ResNetEncoder & encoder);
-  itkSetStringMacro(Device);
-  itkGetStringMacro(Device);
-  itkSetMacro(BatchSize, unsigned int);
-  itkGetConstMacro(BatchSize, unsigned int);
 
 protected:
-  AGCLEncoderFilter();
+  AGCLEncoderFilter() = default;
   ~AGCLEncoderFilter() override = default;
-  using Superclass::MakeOutput;
-  DataObjectPointer MakeOutput(DataObjectPointerArraySizeType) override;
   void
   VerifyPreconditions() ITKv5_CONST override;
   void
@@ -64,8 +50,6 @@ protected:
 
 private:
   agcl::ResNetEncoder m_Encoder{ nullptr };
-  std::string         m_Device{ "cpu" };
-  unsigned int        m_BatchSize{ 32 };
 };
 
 } // namespace itk

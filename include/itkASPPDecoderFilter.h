@@ -4,8 +4,7 @@
 #ifndef itkASPPDecoderFilter_h
 #define itkASPPDecoderFilter_h
 
-#include "itkProcessObject.h"
-#include "itkTensorDataObject.h"
+#include "itkTensorDataObjectFilter.h"
 
 #include "agcl/ASPPDecoder.h"
 
@@ -22,36 +21,23 @@ namespace itk {
  * and LibTorch errors are itk::ExceptionObject.
  * \ingroup AGCLSegmentation
  */
-class ASPPDecoderFilter : public ProcessObject
+class ASPPDecoderFilter : public TensorDataObjectFilter
 {
 public:
   ITK_DISALLOW_COPY_AND_MOVE(ASPPDecoderFilter);
   using Self = ASPPDecoderFilter;
-  using Superclass = ProcessObject;
+  using Superclass = TensorDataObjectFilter;
   using Pointer = SmartPointer<Self>;
   using ConstPointer = SmartPointer<const Self>;
   itkNewMacro(Self);
-  itkTypeMacro(ASPPDecoderFilter, ProcessObject);
-
-  void
-  SetInput(const TensorDataObject * features);
-  const TensorDataObject *
-  GetInput() const;
-  TensorDataObject *
-  GetOutput();
+  itkTypeMacro(ASPPDecoderFilter, TensorDataObjectFilter);
 
   void
   SetDecoder(const agcl::ASPPDecoder & decoder);
-  itkSetStringMacro(Device);
-  itkGetStringMacro(Device);
-  itkSetMacro(BatchSize, unsigned int);
-  itkGetConstMacro(BatchSize, unsigned int);
 
 protected:
-  ASPPDecoderFilter();
+  ASPPDecoderFilter() = default;
   ~ASPPDecoderFilter() override = default;
-  using Superclass::MakeOutput;
-  DataObjectPointer MakeOutput(DataObjectPointerArraySizeType) override;
   void
   VerifyPreconditions() ITKv5_CONST override;
   void
@@ -61,8 +47,6 @@ protected:
 
 private:
   agcl::ASPPDecoder m_Decoder{ nullptr };
-  std::string       m_Device{ "cpu" };
-  unsigned int      m_BatchSize{ 32 };
 };
 
 } // namespace itk

@@ -40,37 +40,6 @@ Guarded(const char * filter, TWork work)
 } // namespace
 
 // ---------------------------------------------------------------------------------------------
-AGCLEncoderFilter::AGCLEncoderFilter()
-{
-  this->SetNumberOfRequiredInputs(1);
-  this->SetNumberOfRequiredOutputs(1);
-  this->SetNthOutput(0, this->MakeOutput(0));
-}
-
-ProcessObject::DataObjectPointer
-AGCLEncoderFilter::MakeOutput(DataObjectPointerArraySizeType)
-{
-  return TensorDataObject::New().GetPointer();
-}
-
-void
-AGCLEncoderFilter::SetInput(const TensorDataObject * patches)
-{
-  this->SetNthInput(0, const_cast<TensorDataObject *>(patches));
-}
-
-const TensorDataObject *
-AGCLEncoderFilter::GetInput() const
-{
-  return dynamic_cast<const TensorDataObject *>(this->ProcessObject::GetInput(0));
-}
-
-TensorDataObject *
-AGCLEncoderFilter::GetOutput()
-{
-  return dynamic_cast<TensorDataObject *>(this->ProcessObject::GetOutput(0));
-}
-
 void
 AGCLEncoderFilter::SetEncoder(const agcl::ResNetEncoder & encoder)
 {
@@ -86,11 +55,6 @@ AGCLEncoderFilter::VerifyPreconditions() ITKv5_CONST
   {
     itkExceptionMacro(<< "no encoder: call SetEncoder()");
   }
-  if (m_BatchSize == 0)
-  {
-    itkExceptionMacro(<< "BatchSize must be at least 1");
-  }
-  Guarded("AGCLEncoderFilter", [this] { agcl::ParseDevice(m_Device); });
 }
 
 void
@@ -99,17 +63,18 @@ AGCLEncoderFilter::GenerateData()
   const TensorDataObject * input = this->GetInput();
   TensorDataObject *       output = this->GetOutput();
   Guarded("AGCLEncoderFilter", [&] {
-    const torch::Device device = agcl::ParseDevice(m_Device);
+    const torch::Device device = agcl::ParseDevice(this->GetDevice());
     const at::Tensor &  image = input->GetTensor("image");
     m_Encoder->to(device);
     m_Encoder->eval();
     torch::NoGradGuard      noGrad;
     std::vector<at::Tensor> low, high;
     const int64_t           n = image.size(0);
-    for (int64_t start = 0; start < n; start += m_BatchSize)
+    for (int64_t start = 0; start < n; start += this->GetBatchSize())
     {
-      const at::Tensor batch = image.slice(0, start, std::min<int64_t>(n, start + m_BatchSize)).to(device, at::kFloat);
-      const auto       features = m_Encoder->forward(batch);
+      const at::Tensor batch =
+        image.slice(0, start, std::min<int64_t>(n, start + this->GetBatchSize())).to(device, at::kFloat);
+      const auto features = m_Encoder->forward(batch);
       low.push_back(features.low_level);
       high.push_back(features.high_level);
     }
@@ -129,42 +94,9 @@ AGCLEncoderFilter::PrintSelf(std::ostream & os, Indent indent) const
 {
   Superclass::PrintSelf(os, indent);
   os << indent << "Encoder: " << (m_Encoder.is_empty() ? "none" : "set") << std::endl;
-  os << indent << "Device: " << m_Device << std::endl;
-  os << indent << "BatchSize: " << m_BatchSize << std::endl;
 }
 
 // ---------------------------------------------------------------------------------------------
-ASPPDecoderFilter::ASPPDecoderFilter()
-{
-  this->SetNumberOfRequiredInputs(1);
-  this->SetNumberOfRequiredOutputs(1);
-  this->SetNthOutput(0, this->MakeOutput(0));
-}
-
-ProcessObject::DataObjectPointer
-ASPPDecoderFilter::MakeOutput(DataObjectPointerArraySizeType)
-{
-  return TensorDataObject::New().GetPointer();
-}
-
-void
-ASPPDecoderFilter::SetInput(const TensorDataObject * features)
-{
-  this->SetNthInput(0, const_cast<TensorDataObject *>(features));
-}
-
-const TensorDataObject *
-ASPPDecoderFilter::GetInput() const
-{
-  return dynamic_cast<const TensorDataObject *>(this->ProcessObject::GetInput(0));
-}
-
-TensorDataObject *
-ASPPDecoderFilter::GetOutput()
-{
-  return dynamic_cast<TensorDataObject *>(this->ProcessObject::GetOutput(0));
-}
-
 void
 ASPPDecoderFilter::SetDecoder(const agcl::ASPPDecoder & decoder)
 {
@@ -180,11 +112,6 @@ ASPPDecoderFilter::VerifyPreconditions() ITKv5_CONST
   {
     itkExceptionMacro(<< "no decoder: call SetDecoder()");
   }
-  if (m_BatchSize == 0)
-  {
-    itkExceptionMacro(<< "BatchSize must be at least 1");
-  }
-  Guarded("ASPPDecoderFilter", [this] { agcl::ParseDevice(m_Device); });
 }
 
 void
@@ -193,7 +120,7 @@ ASPPDecoderFilter::GenerateData()
   const TensorDataObject * input = this->GetInput();
   TensorDataObject *       output = this->GetOutput();
   Guarded("ASPPDecoderFilter", [&] {
-    const torch::Device device = agcl::ParseDevice(m_Device);
+    const torch::Device device = agcl::ParseDevice(this->GetDevice());
     const at::Tensor &  image = input->GetTensor("image");
     output->Initialize();
     output->SetTensor("image", image);
@@ -210,9 +137,9 @@ ASPPDecoderFilter::GenerateData()
     torch::NoGradGuard         noGrad;
     std::vector<at::Tensor>    probability;
     const std::vector<int64_t> size{ image.size(2), image.size(3) };
-    for (int64_t start = 0; start < n; start += m_BatchSize)
+    for (int64_t start = 0; start < n; start += this->GetBatchSize())
     {
-      const int64_t    end = std::min<int64_t>(n, start + m_BatchSize);
+      const int64_t    end = std::min<int64_t>(n, start + this->GetBatchSize());
       const at::Tensor logits =
         m_Decoder->forward(low.slice(0, start, end).to(device), high.slice(0, start, end).to(device), size);
       probability.push_back(agcl::ASPPDecoderImpl::OrganProbability(logits));
@@ -226,8 +153,6 @@ ASPPDecoderFilter::PrintSelf(std::ostream & os, Indent indent) const
 {
   Superclass::PrintSelf(os, indent);
   os << indent << "Decoder: " << (m_Decoder.is_empty() ? "none" : "set") << std::endl;
-  os << indent << "Device: " << m_Device << std::endl;
-  os << indent << "BatchSize: " << m_BatchSize << std::endl;
 }
 
 } // namespace itk
