@@ -3,6 +3,7 @@
 # and runs the core tests there. For a GPU machine with PyTorch, CMake and nvcc but
 # no ITK and no package access; GoogleTest comes from source:
 #   AGCL_GTEST_SOURCE_DIR (default build-gpu-deps/googletest, a copy of Debian's /usr/src/googletest).
+# Make build-gpu-deps/ here first with scripts/prepare-gpu-deps.sh, then carry it to the GPU machine.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD="${AGCL_BUILD_DIR:-$ROOT/build-gpu}"
@@ -25,6 +26,7 @@ cmake -S "$ROOT" -B "$BUILD" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release -DAGCL_CORE_
 cmake --build "$BUILD" -j "$(nproc)"
 "$BUILD/test/agclCoreTests"
 if [ "${AGCL_GPU_BENCHMARK:-0}" = 1 ] && [ -x "$BUILD/benchmarks/agclCoreBenchmark" ]; then
+  export LD_LIBRARY_PATH="$BENCH/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   AGCL_BENCH_DEVICE=cuda "$BUILD/benchmarks/agclCoreBenchmark" --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
   "$PY" "$ROOT/benchmarks/python/train_step_bench.py" --device cuda --steps 100
 fi
