@@ -21,6 +21,18 @@ Conv(int64_t in, int64_t out, int64_t kernel, int64_t stride = 1, int64_t dilati
   return nn::Conv2d(nn::Conv2dOptions(in, out, kernel).stride(stride).padding(padding).dilation(dilation).bias(false));
 }
 
+/** The projection shortcut of a residual block (1x1 conv + BN), registered as "downsample" on
+ *  `block` when the block changes the resolution or the width; empty otherwise. */
+nn::Sequential
+Shortcut(nn::Module & block, int64_t in, int64_t out, int64_t stride)
+{
+  if (stride == 1 && in == out)
+  {
+    return nullptr;
+  }
+  return block.register_module("downsample", nn::Sequential(Conv(in, out, 1, stride), nn::BatchNorm2d(out)));
+}
+
 /** Basic block (ResNet-18/34): 3x3 - 3x3, expansion 1. Dilation is allowed (torchvision's is not). */
 class BasicBlockImpl : public nn::Module
 {
@@ -32,11 +44,7 @@ public:
     bn1 = register_module("bn1", nn::BatchNorm2d(planes));
     conv2 = register_module("conv2", Conv(planes, planes, 3, 1, dilation));
     bn2 = register_module("bn2", nn::BatchNorm2d(planes));
-    if (stride != 1 || in != planes * kExpansion)
-    {
-      downsample = register_module(
-        "downsample", nn::Sequential(Conv(in, planes * kExpansion, 1, stride), nn::BatchNorm2d(planes * kExpansion)));
-    }
+    downsample = Shortcut(*this, in, planes * kExpansion, stride);
   }
   torch::Tensor
   forward(const torch::Tensor & x)
@@ -64,11 +72,7 @@ public:
     bn2 = register_module("bn2", nn::BatchNorm2d(planes));
     conv3 = register_module("conv3", Conv(planes, planes * kExpansion, 1));
     bn3 = register_module("bn3", nn::BatchNorm2d(planes * kExpansion));
-    if (stride != 1 || in != planes * kExpansion)
-    {
-      downsample = register_module(
-        "downsample", nn::Sequential(Conv(in, planes * kExpansion, 1, stride), nn::BatchNorm2d(planes * kExpansion)));
-    }
+    downsample = Shortcut(*this, in, planes * kExpansion, stride);
   }
   torch::Tensor
   forward(const torch::Tensor & x)
