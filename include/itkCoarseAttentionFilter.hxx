@@ -13,6 +13,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
+#include <utility>
 
 namespace itk {
 
@@ -153,13 +155,33 @@ CoarseAttentionFilter<TInputImage, TLabelImage>::GenerateData()
   LabelImageType * labelsOut = this->GetOutput(0);
   labelsOut->SetBufferedRegion(labelsOut->GetRequestedRegion());
   labelsOut->Allocate();
+  // In the same pass: each present organ's bounding box (index space).
+  using IndexType = typename LabelImageType::IndexType;
+  std::map<LabelType, std::pair<IndexType, IndexType>> boxes;
   {
-    ImageRegionConstIterator<LabelImageType> in(coarse, region);
-    ImageRegionIterator<LabelImageType>      out(labelsOut, region);
+    ImageRegionConstIteratorWithIndex<LabelImageType> in(coarse, region);
+    ImageRegionIterator<LabelImageType>               out(labelsOut, region);
     for (; !in.IsAtEnd(); ++in, ++out)
     {
       const LabelType v = in.Get();
-      out.Set(std::find(m_OrganLabels.begin(), m_OrganLabels.end(), v) != m_OrganLabels.end() ? v : LabelType{});
+      if (std::find(m_OrganLabels.begin(), m_OrganLabels.end(), v) == m_OrganLabels.end())
+      {
+        out.Set(LabelType{});
+        continue;
+      }
+      out.Set(v);
+      const IndexType & index = in.GetIndex();
+      const auto        found = boxes.find(v);
+      if (found == boxes.end())
+      {
+        boxes.emplace(v, std::make_pair(index, index));
+        continue;
+      }
+      for (unsigned int d = 0; d < ImageDimension; ++d)
+      {
+        found->second.first[d] = std::min(found->second.first[d], index[d]);
+        found->second.second[d] = std::max(found->second.second[d], index[d]);
+      }
     }
   }
 
@@ -172,28 +194,15 @@ CoarseAttentionFilter<TInputImage, TLabelImage>::GenerateData()
     attention->Allocate();
     attention->FillBuffer(LabelType{});
 
-    // Bounding box of the organ, grown by the margin: the distance map is computed only there.
-    const LabelType                    organ = m_OrganLabels[o];
-    typename LabelImageType::IndexType lo, hi;
-    lo.Fill(NumericTraits<IndexValueType>::max());
-    hi.Fill(NumericTraits<IndexValueType>::NonpositiveMin());
-    bool present = false;
-    for (ImageRegionConstIteratorWithIndex<LabelImageType> it(labelsOut, region); !it.IsAtEnd(); ++it)
-    {
-      if (it.Get() == organ)
-      {
-        present = true;
-        for (unsigned int d = 0; d < ImageDimension; ++d)
-        {
-          lo[d] = std::min(lo[d], it.GetIndex()[d]);
-          hi[d] = std::max(hi[d], it.GetIndex()[d]);
-        }
-      }
-    }
-    if (!present)
+    // The organ's bounding box, grown by the margin: the distance map is computed only there.
+    const LabelType organ = m_OrganLabels[o];
+    const auto      found = boxes.find(organ);
+    if (found == boxes.end())
     {
       continue; // an absent organ has an empty attention map
     }
+    const IndexType &                   lo = found->second.first;
+    const IndexType &                   hi = found->second.second;
     typename LabelImageType::RegionType box;
     for (unsigned int d = 0; d < ImageDimension; ++d)
     {
