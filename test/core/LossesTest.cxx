@@ -17,20 +17,32 @@
 
 namespace {
 // Eq. 3 with our mean over the anchors that have a positive.
+// s_ij = z_i . z_j / T, by plain loops in double precision.
+std::vector<std::vector<double>>
+NaiveSimilarities(const torch::Tensor & z, double temperature)
+{
+  const auto                       a = z.to(torch::kDouble).contiguous();
+  const auto                       acc = a.accessor<double, 2>();
+  const int64_t                    n = a.size(0), d = a.size(1);
+  std::vector<std::vector<double>> s(n, std::vector<double>(n, 0.0));
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < n; ++j)
+    {
+      for (int64_t c = 0; c < d; ++c)
+        s[i][j] += acc[i][c] * acc[j][c];
+      s[i][j] /= temperature;
+    }
+  return s;
+}
+
 double
 NaiveEq3(const torch::Tensor & z, const std::vector<int64_t> & labels, double temperature)
 {
-  const auto    a = z.to(torch::kDouble).contiguous();
-  const auto    acc = a.accessor<double, 2>();
-  const int64_t n = a.size(0), d = a.size(1);
-  auto          dot = [&](int64_t i, int64_t j) {
-    double s = 0;
-    for (int64_t c = 0; c < d; ++c)
-      s += acc[i][c] * acc[j][c];
-    return s / temperature;
-  };
-  double  total = 0;
-  int64_t anchors = 0;
+  const auto    s = NaiveSimilarities(z, temperature);
+  const int64_t n = z.size(0);
+  auto          dot = [&s](int64_t i, int64_t j) { return s[i][j]; };
+  double        total = 0;
+  int64_t       anchors = 0;
   for (int64_t k = 0; k < n; ++k)
   {
     double denominator = 0;
@@ -58,16 +70,10 @@ NaiveEq3(const torch::Tensor & z, const std::vector<int64_t> & labels, double te
 double
 NaiveEq2(const torch::Tensor & z, double temperature)
 {
-  const auto    a = z.to(torch::kDouble).contiguous();
-  const auto    acc = a.accessor<double, 2>();
-  const int64_t n2 = a.size(0), n = n2 / 2, d = a.size(1);
-  auto          dot = [&](int64_t i, int64_t j) {
-    double s = 0;
-    for (int64_t c = 0; c < d; ++c)
-      s += acc[i][c] * acc[j][c];
-    return s / temperature;
-  };
-  double total = 0;
+  const auto    s = NaiveSimilarities(z, temperature);
+  const int64_t n2 = z.size(0), n = n2 / 2;
+  auto          dot = [&s](int64_t i, int64_t j) { return s[i][j]; };
+  double        total = 0;
   for (int64_t k = 0; k < n2; ++k)
   {
     const int64_t p = k < n ? k + n : k - n;
