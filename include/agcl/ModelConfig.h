@@ -1,0 +1,84 @@
+/*=========================================================================
+ *  AGCL for ITK — Apache License 2.0, see LICENSE.
+ *=========================================================================*/
+#ifndef agcl_ModelConfig_h
+#define agcl_ModelConfig_h
+
+#include <nlohmann/json.hpp>
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace agcl {
+
+/** One organ of a model: its name and the value it has in label maps. */
+struct OrganInfo
+{
+  std::string name;
+  int64_t     label = 0;
+};
+
+/** The architecture and inference settings of an AGCL model: the "config" object of a model
+ *  bundle (Documentation/model-format.md lists the keys). The defaults are the CPU-sized model
+ *  (ResNet-18 at width 16, 64x64 patches) and BTCV's 12 organs.
+ *
+ *  FromJson reads every key that is present (missing keys keep the defaults, so older files
+ *  stay readable) and Validate checks the whole configuration; both throw ModelBundleError
+ *  naming the key and what was expected. */
+struct ModelConfig
+{
+  std::vector<OrganInfo>   organs = BTCVOrgans();
+  std::vector<std::string> modalities{ "contrast", "noncontrast" };
+
+  // Query patches (paper §III-A): size P (multiple of 16), pixel spacing in mm (0 = the
+  // image's finest in-plane spacing), CT window in HU mapped to 0..1.
+  int64_t patch_size = 64;
+  double  patch_spacing_mm = 0.0;
+  double  window_low = -175.0;
+  double  window_high = 275.0;
+
+  // Attention and fusion.
+  double margin_mm = 10.0;
+  double overlap = 0.25;
+  double threshold = 0.5;
+
+  // Encoder (ResNetEncoderOptions) and decoder (ASPPDecoderOptions).
+  int64_t              encoder_depth = 18;
+  int64_t              encoder_width = 16;
+  int64_t              output_stride = 16;
+  int64_t              decoder_channels = 64;
+  int64_t              decoder_low_level_projection = 16;
+  std::vector<int64_t> decoder_rates{ 6, 12, 18 };
+
+  // Coarse 3D network (CoarseSegmentationNetOptions): voxel spacing it runs at, its window.
+  std::array<double, 3> coarse_spacing_mm{ 4.0, 4.0, 4.0 };
+  double                coarse_window_low = -175.0;
+  double                coarse_window_high = 275.0;
+  int64_t               coarse_base_channels = 8;
+  int64_t               coarse_levels = 4;
+
+  /** Free-form training provenance (data, settings, tool version, date). */
+  nlohmann::json provenance = nlohmann::json::object();
+
+  static std::vector<OrganInfo>
+  BTCVOrgans();
+
+  nlohmann::json
+  ToJson() const;
+  static ModelConfig
+  FromJson(const nlohmann::json & json);
+  void
+  Validate() const;
+
+  /** The organ labels in order; -1 if `label` is not an organ, else its index. */
+  std::vector<int64_t>
+  OrganLabels() const;
+  int64_t
+  OrganIndex(int64_t label) const;
+};
+
+} // namespace agcl
+
+#endif

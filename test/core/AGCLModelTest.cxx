@@ -1,0 +1,175 @@
+/*=========================================================================
+ *  AGCL for ITK — Apache License 2.0, see LICENSE.
+ *=========================================================================*/
+#include "agcl/AGCLModel.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <filesystem>
+
+namespace {
+namespace fs = std::filesystem;
+
+template <typename F>
+void
+ExpectConfigError(F f, const std::string & text)
+{
+  try
+  {
+    f();
+    ADD_FAILURE() << "no exception; expected one mentioning '" << text << "'";
+  }
+  catch (const agcl::ModelBundleError & e)
+  {
+    EXPECT_NE(std::string(e.what()).find(text), std::string::npos) << e.what();
+  }
+}
+
+agcl::ModelConfig
+Tiny()
+{
+  agcl::ModelConfig config;
+  config.organs = { { "spleen", 1 }, { "liver", 6 }, { "aorta", 8 } };
+  config.encoder_width = 8;
+  config.decoder_channels = 16;
+  config.decoder_low_level_projection = 8;
+  config.coarse_base_channels = 4;
+  config.coarse_levels = 3;
+  return config;
+}
+} // namespace
+
+TEST(ModelConfig, JsonRoundTripKeepsEverySetting)
+{
+  agcl::ModelConfig config = Tiny();
+  config.modalities = { "ct" };
+  config.patch_size = 96;
+  config.patch_spacing_mm = 0.8;
+  config.window_low = -100;
+  config.window_high = 200;
+  config.margin_mm = 7.5;
+  config.overlap = 0.5;
+  config.threshold = 0.4;
+  config.encoder_depth = 34;
+  config.output_stride = 8;
+  config.decoder_rates = { 1, 2, 3 };
+  config.coarse_spacing_mm = { 3.0, 3.5, 5.0 };
+  config.coarse_window_low = -500;
+  config.coarse_window_high = 500;
+  config.provenance = { { "data", "phantom" } };
+  const agcl::ModelConfig back = agcl::ModelConfig::FromJson(nlohmann::json::parse(config.ToJson().dump()));
+  EXPECT_EQ(back.ToJson(), config.ToJson());
+  ASSERT_EQ(back.organs.size(), 3u);
+  EXPECT_EQ(back.organs[1].name, "liver");
+  EXPECT_EQ(back.organs[1].label, 6);
+  EXPECT_EQ(back.OrganIndex(8), 2);
+  EXPECT_EQ(back.OrganIndex(2), -1);
+  EXPECT_EQ(back.patch_size, 96);
+  EXPECT_DOUBLE_EQ(back.coarse_spacing_mm[2], 5.0);
+  EXPECT_DOUBLE_EQ(back.window_high, 200.0);
+  EXPECT_EQ(back.provenance["data"], "phantom");
+}
+
+TEST(ModelConfig, MissingKeysKeepDefaults)
+{
+  const agcl::ModelConfig config = agcl::ModelConfig::FromJson(nlohmann::json::object());
+  EXPECT_EQ(config.organs.size(), 12u);
+  EXPECT_EQ(config.organs[5].name, "liver");
+  EXPECT_EQ(config.organs[5].label, 6);
+  EXPECT_EQ(config.patch_size, 64);
+  EXPECT_DOUBLE_EQ(config.window_low, -175.0);
+  EXPECT_DOUBLE_EQ(config.window_high, 275.0);
+}
+
+TEST(ModelConfig, BadValuesNameTheKey)
+{
+  auto with = [](const char * key, nlohmann::json value) {
+    nlohmann::json json = Tiny().ToJson();
+    json[key] = std::move(value);
+    return json;
+  };
+  ExpectConfigError([&] { agcl::ModelConfig::FromJson(with("patch_size", 40)); }, "patch_size");
+  ExpectConfigError([&] { agcl::ModelConfig::FromJson(with("patch_size", "64")); }, "patch_size");
+  ExpectConfigError([&] { agcl::ModelConfig::FromJson(with("window", { 300, 100 })); }, "window");
+  ExpectConfigError([&] { agcl::ModelConfig::FromJson(with("threshold", 1.5)); }, "threshold");
+  ExpectConfigError([&] { agcl::ModelConfig::FromJson(with("modalities", nlohmann::json::array())); }, "modalities");
+  ExpectConfigError(
+    [&] {
+      agcl::ModelConfig::FromJson(with("organs", { { { "name", "a" }, { "label", 1 } }, { { "name", "b" }, { "label", 1 } } }));
+    },
+    "organs");
+  ExpectConfigError([&] { agcl::ModelConfig::FromJson(with("organs", { "spleen" })); }, "organs");
+  ExpectConfigError([&] { agcl::ModelConfig::FromJson(with("encoder", { { "depth", 19 } })); }, "encoder.depth");
+  ExpectConfigError([&] { agcl::ModelConfig::FromJson(with("coarse", { { "spacing_mm", { 4, 0, 4 } } })); },
+                    "coarse.spacing_mm");
+  ExpectConfigError([] { agcl::ModelConfig::FromJson(nlohmann::json::array()); }, "config");
+}
+
+TEST(AGCLModel, SaveLoadGivesIdenticalNetworks)
+{
+  torch::manual_seed(3);
+  agcl::AGCLModel model(Tiny());
+  const fs::path  path = fs::temp_directory_path() / ("agcl-model-test-" + std::to_string(::getpid()) + ".agcl");
+  model.Save(path.string());
+  agcl::AGCLModel loaded = agcl::AGCLModel::Load(path.string());
+  fs::remove(path);
+  EXPECT_EQ(loaded.Config().ToJson(), model.Config().ToJson());
+
+  torch::NoGradGuard noGrad;
+  model.Encoder()->eval();
+  loaded.Encoder()->eval();
+  model.Decoder()->eval();
+  loaded.Decoder()->eval();
+  const torch::Tensor patches = torch::rand({ 2, 2, 64, 64 });
+  const auto          a = model.Encoder()->forward(patches);
+  const auto          b = loaded.Encoder()->forward(patches);
+  EXPECT_TRUE(torch::equal(a.high_level, b.high_level));
+  EXPECT_TRUE(torch::equal(model.Decoder()->forward(a.low_level, a.high_level, { 64, 64 }),
+                           loaded.Decoder()->forward(b.low_level, b.high_level, { 64, 64 })));
+  const torch::Tensor volume = torch::rand({ 1, 1, 8, 16, 16 });
+  model.Coarse()->eval();
+  loaded.Coarse()->eval();
+  EXPECT_TRUE(torch::equal(model.Coarse()->forward(volume), loaded.Coarse()->forward(volume)));
+}
+
+TEST(AGCLModel, WeightsForAnotherOrganSetAreRefused)
+{
+  // The config says 2 organs; the weights are those of a 3-organ model (coarse classifier: 4 classes).
+  agcl::AGCLModel   model(Tiny());
+  agcl::ModelBundle bundle = model.ToBundle();
+  bundle.config["organs"] = { { { "name", "spleen" }, { "label", 1 } }, { { "name", "liver" }, { "label", 6 } } };
+  ExpectConfigError([&] { agcl::AGCLModel::FromBundle(bundle); }, "coarse.");
+}
+
+TEST(AGCLModel, WeightsForAnotherWidthAreRefused)
+{
+  agcl::AGCLModel   model(Tiny());
+  agcl::ModelBundle bundle = model.ToBundle();
+  bundle.config["encoder"]["width"] = 16;
+  ExpectConfigError([&] { agcl::AGCLModel::FromBundle(bundle); }, "encoder.");
+}
+
+TEST(AGCLModel, CoarseClassesAreTheArgmaxOfTheZeroPaddedVolume)
+{
+  torch::manual_seed(5);
+  agcl::AGCLModel model(Tiny()); // levels 3: sizes padded to multiples of 4
+  const torch::Tensor volume = torch::rand({ 5, 7, 9 });
+  const torch::Tensor classes = model.PredictCoarseClasses(volume, torch::kCPU);
+  ASSERT_EQ(classes.sizes(), volume.sizes());
+  EXPECT_EQ(classes.scalar_type(), torch::kByte);
+
+  // Reference: pad by hand into an 8 x 8 x 12 zero volume, run, argmax, crop.
+  torch::NoGradGuard noGrad;
+  torch::Tensor      padded = torch::zeros({ 1, 1, 8, 8, 12 });
+  padded.index_put_({ 0, 0, torch::indexing::Slice(0, 5), torch::indexing::Slice(0, 7), torch::indexing::Slice(0, 9) },
+                    volume);
+  model.Coarse()->eval();
+  const torch::Tensor expected =
+    model.Coarse()->forward(padded).argmax(1)[0].slice(0, 0, 5).slice(1, 0, 7).slice(2, 0, 9).to(torch::kByte);
+  EXPECT_TRUE(torch::equal(classes, expected));
+  EXPECT_LE(classes.max().item<int>(), 3);
+
+  EXPECT_THROW(model.PredictCoarseClasses(torch::rand({ 4, 4 }), torch::kCPU), std::invalid_argument);
+  EXPECT_THROW(model.PredictCoarseClasses(torch::ones({ 4, 4, 4 }, torch::kLong), torch::kCPU), std::invalid_argument);
+}
