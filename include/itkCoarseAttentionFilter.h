@@ -4,7 +4,11 @@
 #ifndef itkCoarseAttentionFilter_h
 #define itkCoarseAttentionFilter_h
 
+#include "itkAGCLModelObject.h"
+#include "itkImage.h"
 #include "itkImageToImageFilter.h"
+
+#include <string>
 
 #include <vector>
 
@@ -20,9 +24,17 @@ namespace itk {
  * organ is at most MarginMM. GetAttentionMap(label) finds an organ's map. An organ absent from
  * the coarse map gives an empty attention map, not an error.
  *
- * The coarse region comes from SetCoarseLabelMap (a segmentation from any tool, with the input's
- * geometry). Running agcl::CoarseSegmentationNet from a model bundle when no coarse map is
- * given is not implemented yet: Update() then throws an itk::ExceptionObject saying so.
+ * The coarse region comes from one of two sources:
+ * - SetCoarseLabelMap: a segmentation from any tool, with the input's geometry;
+ * - SetModel / SetModelFileName: the model's coarse network (agcl::CoarseSegmentationNet), run
+ *   on Device. The CT is resampled (linearly, identity transform, same direction) to the
+ *   model's coarse spacing on a grid covering the input's extent, window-normalised to 0..1
+ *   (coarse window), segmented, and the classes are resampled back to the input's grid by
+ *   nearest neighbour (ComputeCoarseLabelMap and ResampleLabels do these steps; the trainer
+ *   uses the same ones). SetModel also sets the organ labels to the model's; SetOrganLabels
+ *   may then choose a subset, and a label the model does not know is an error.
+ * A given coarse label map wins over the model. Floating-point input with NaN or infinite
+ * voxels is refused in network mode.
  *
  * MarginMM defaults to 10 mm. The paper gives no margin (it is in its unavailable supplement);
  * 10 mm is 2-3 voxels of a 3.5-4 mm coarse grid, enough to cover the boundary errors a coarse
@@ -63,6 +75,35 @@ public:
   const LabelImageType *
   GetCoarseLabelMap() const;
 
+  /** The model whose coarse network makes the coarse map (when no coarse map is given). */
+  void
+  SetModel(AGCLModelObject * model);
+  AGCLModelObject *
+  GetModel() const
+  {
+    return m_Model;
+  }
+  /** Loads the model from a `*.agcl` file now (itk::ExceptionObject naming the file on failure). */
+  void
+  SetModelFileName(const std::string & fileName);
+  itkGetStringMacro(ModelFileName);
+  /** "cpu", "cuda" or "cuda:N" for the coarse network. */
+  itkSetStringMacro(Device);
+  itkGetStringMacro(Device);
+
+  using CoarseImageType = Image<float, ImageDimension>;
+  /** The input resampled to the model's coarse grid and window-normalised to 0..1. */
+  static typename CoarseImageType::Pointer
+  ResampleToCoarseGrid(const InputImageType * image, const agcl::ModelConfig & config);
+  /** The coarse network's label map (organ label values) on the coarse grid. */
+  static typename LabelImageType::Pointer
+  ComputeCoarseLabelMap(const InputImageType * image, const AGCLModelObject * model, const std::string & device);
+  /** `labels` resampled by nearest neighbour onto `reference`'s grid over `region`. */
+  static typename LabelImageType::Pointer
+  ResampleLabels(const LabelImageType *                         labels,
+                 const ImageBase<ImageDimension> *              reference,
+                 const typename LabelImageType::RegionType &    region);
+
   itkSetMacro(MarginMM, double);
   itkGetConstMacro(MarginMM, double);
 
@@ -91,8 +132,11 @@ protected:
   PrintSelf(std::ostream & os, Indent indent) const override;
 
 private:
-  std::vector<LabelType> m_OrganLabels;
-  double                 m_MarginMM{ 10.0 };
+  std::vector<LabelType>           m_OrganLabels;
+  double                           m_MarginMM{ 10.0 };
+  typename AGCLModelObject::Pointer m_Model;
+  std::string                      m_ModelFileName;
+  std::string                      m_Device{ "cpu" };
 };
 
 } // namespace itk

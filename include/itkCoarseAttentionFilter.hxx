@@ -8,8 +8,13 @@
 
 #include "itkImageRegionConstIteratorWithIndex.h"
 #include "itkImageRegionIterator.h"
-#include "itkRegionOfInterestImageFilter.h"
+#include "itkLinearInterpolateImageFunction.h"
+#include "itkNearestNeighborInterpolateImageFunction.h"
+#include "itkResampleImageFilter.h"
 #include "itkSignedMaurerDistanceMapImageFilter.h"
+#include "itkVerifyFiniteImage.h"
+
+#include "agcl/Device.h"
 
 #include <algorithm>
 #include <cmath>
@@ -70,6 +75,131 @@ CoarseAttentionFilter<TInputImage, TLabelImage>::GetCoarseLabelMap() const -> co
 }
 
 template <typename TInputImage, typename TLabelImage>
+void
+CoarseAttentionFilter<TInputImage, TLabelImage>::SetModel(AGCLModelObject * model)
+{
+  if (model != nullptr)
+  {
+    std::vector<LabelType> labels;
+    for (const auto & organ : model->GetConfig().organs)
+    {
+      labels.push_back(static_cast<LabelType>(organ.label));
+      if (static_cast<int64_t>(labels.back()) != organ.label)
+      {
+        itkExceptionMacro(<< "SetModel: organ label " << organ.label << " (" << organ.name
+                          << ") does not fit the label image's pixel type");
+      }
+    }
+    SetOrganLabels(labels);
+  }
+  m_Model = model;
+  this->Modified();
+}
+
+template <typename TInputImage, typename TLabelImage>
+void
+CoarseAttentionFilter<TInputImage, TLabelImage>::SetModelFileName(const std::string & fileName)
+{
+  auto model = AGCLModelObject::New();
+  model->Load(fileName);
+  SetModel(model);
+  m_ModelFileName = fileName;
+}
+
+template <typename TInputImage, typename TLabelImage>
+auto
+CoarseAttentionFilter<TInputImage, TLabelImage>::ResampleToCoarseGrid(const InputImageType *    image,
+                                                                      const agcl::ModelConfig & config) ->
+  typename CoarseImageType::Pointer
+{
+  const auto region = image->GetLargestPossibleRegion();
+  const auto spacing = image->GetSpacing();
+  typename CoarseImageType::SpacingType spacingC;
+  typename CoarseImageType::SizeType    sizeC;
+  Vector<double, ImageDimension>        shift; // from the input's first voxel centre to the coarse one's
+  for (unsigned int d = 0; d < ImageDimension; ++d)
+  {
+    spacingC[d] = config.coarse_spacing_mm[d];
+    sizeC[d] = std::max<SizeValueType>(
+      1, static_cast<SizeValueType>(std::ceil(region.GetSize(d) * spacing[d] / spacingC[d] - 1e-6)));
+    shift[d] = (spacingC[d] - spacing[d]) / 2.0; // lower edges of the two grids coincide
+  }
+  typename InputImageType::PointType first;
+  image->TransformIndexToPhysicalPoint(region.GetIndex(), first);
+  const typename InputImageType::PointType originC = first + image->GetDirection() * shift;
+
+  using ResampleType = ResampleImageFilter<InputImageType, CoarseImageType, double>;
+  auto resample = ResampleType::New();
+  resample->SetInput(image);
+  resample->SetInterpolator(LinearInterpolateImageFunction<InputImageType, double>::New());
+  resample->SetOutputSpacing(spacingC);
+  resample->SetOutputOrigin(originC);
+  resample->SetOutputDirection(image->GetDirection());
+  resample->SetSize(sizeC);
+  resample->SetDefaultPixelValue(static_cast<float>(config.coarse_window_low));
+  resample->Update();
+  typename CoarseImageType::Pointer coarse = resample->GetOutput();
+  coarse->DisconnectPipeline();
+  const double width = config.coarse_window_high - config.coarse_window_low;
+  float *      buffer = coarse->GetBufferPointer();
+  for (SizeValueType i = 0, n = coarse->GetBufferedRegion().GetNumberOfPixels(); i < n; ++i)
+  {
+    buffer[i] = static_cast<float>(std::clamp((buffer[i] - config.coarse_window_low) / width, 0.0, 1.0));
+  }
+  return coarse;
+}
+
+template <typename TInputImage, typename TLabelImage>
+auto
+CoarseAttentionFilter<TInputImage, TLabelImage>::ComputeCoarseLabelMap(const InputImageType *  image,
+                                                                       const AGCLModelObject * model,
+                                                                       const std::string &     device) ->
+  typename LabelImageType::Pointer
+{
+  VerifyFiniteImage(image, "CoarseAttentionFilter: the input image");
+  const agcl::ModelConfig & config = model->GetConfig();
+  const auto                coarse = ResampleToCoarseGrid(image, config);
+  const auto                size = coarse->GetLargestPossibleRegion().GetSize();
+  std::vector<uint8_t>      classes(coarse->GetLargestPossibleRegion().GetNumberOfPixels());
+  model->PredictCoarseClasses(coarse->GetBufferPointer(),
+                              { static_cast<int64_t>(size[2]), static_cast<int64_t>(size[1]), static_cast<int64_t>(size[0]) },
+                              device,
+                              classes.data());
+  auto labels = LabelImageType::New();
+  labels->CopyInformation(coarse);
+  labels->SetRegions(coarse->GetLargestPossibleRegion());
+  labels->Allocate();
+  LabelType * out = labels->GetBufferPointer();
+  for (size_t i = 0; i < classes.size(); ++i)
+  {
+    out[i] = classes[i] == 0 ? LabelType{} : static_cast<LabelType>(config.organs.at(classes[i] - 1).label);
+  }
+  return labels;
+}
+
+template <typename TInputImage, typename TLabelImage>
+auto
+CoarseAttentionFilter<TInputImage, TLabelImage>::ResampleLabels(const LabelImageType *                      labels,
+                                                                const ImageBase<ImageDimension> *           reference,
+                                                                const typename LabelImageType::RegionType & region) ->
+  typename LabelImageType::Pointer
+{
+  auto resample = ResampleImageFilter<LabelImageType, LabelImageType, double>::New();
+  resample->SetInput(labels);
+  resample->SetInterpolator(NearestNeighborInterpolateImageFunction<LabelImageType, double>::New());
+  resample->SetOutputSpacing(reference->GetSpacing());
+  resample->SetOutputOrigin(reference->GetOrigin());
+  resample->SetOutputDirection(reference->GetDirection());
+  resample->SetOutputStartIndex(region.GetIndex());
+  resample->SetSize(region.GetSize());
+  resample->SetDefaultPixelValue(LabelType{});
+  resample->Update();
+  typename LabelImageType::Pointer result = resample->GetOutput();
+  result->DisconnectPipeline();
+  return result;
+}
+
+template <typename TInputImage, typename TLabelImage>
 auto
 CoarseAttentionFilter<TInputImage, TLabelImage>::GetCoarseLabelOutput() -> LabelImageType *
 {
@@ -99,8 +229,29 @@ CoarseAttentionFilter<TInputImage, TLabelImage>::VerifyPreconditions() ITKv5_CON
   }
   if (this->GetCoarseLabelMap() == nullptr)
   {
-    itkExceptionMacro(<< "no coarse label map: running the coarse network from a model bundle is not implemented "
-                         "yet; call SetCoarseLabelMap() with a segmentation of the input");
+    if (m_Model.IsNull() || !m_Model->HasModel())
+    {
+      itkExceptionMacro(<< "no coarse label map and no model: call SetCoarseLabelMap() with a segmentation of the "
+                           "input, or SetModel()/SetModelFileName() to run the coarse network");
+    }
+    try
+    {
+      agcl::ParseDevice(m_Device);
+    }
+    catch (const std::exception & e)
+    {
+      itkExceptionMacro(<< "Device: " << e.what());
+    }
+    const agcl::ModelConfig & config = m_Model->GetConfig();
+    for (const LabelType label : m_OrganLabels)
+    {
+      if (config.OrganIndex(static_cast<int64_t>(label)) < 0)
+      {
+        itkExceptionMacro(<< "organ label " << static_cast<double>(label) << " is not one of the model's "
+                          << config.organs.size() << " organs (model "
+                          << (m_Model->GetFileName().empty() ? "set in memory" : m_Model->GetFileName()) << ")");
+      }
+    }
   }
 }
 
@@ -111,7 +262,11 @@ CoarseAttentionFilter<TInputImage, TLabelImage>::VerifyInputInformation() ITKv5_
   Superclass::VerifyInputInformation(); // same physical space (origin, spacing, direction)
   const auto * image = this->GetInput();
   const auto * labels = this->GetCoarseLabelMap();
-  if (image->GetLargestPossibleRegion() != labels->GetLargestPossibleRegion())
+  if (image->GetLargestPossibleRegion().GetNumberOfPixels() == 0)
+  {
+    itkExceptionMacro(<< "the input image is empty");
+  }
+  if (labels != nullptr && image->GetLargestPossibleRegion() != labels->GetLargestPossibleRegion())
   {
     itkExceptionMacro(<< "the coarse label map covers " << labels->GetLargestPossibleRegion().GetSize()
                       << " voxels from index " << labels->GetLargestPossibleRegion().GetIndex()
@@ -147,8 +302,13 @@ template <typename TInputImage, typename TLabelImage>
 void
 CoarseAttentionFilter<TInputImage, TLabelImage>::GenerateData()
 {
-  const LabelImageType * coarse = this->GetCoarseLabelMap();
-  const auto             region = coarse->GetLargestPossibleRegion();
+  typename LabelImageType::ConstPointer coarse = this->GetCoarseLabelMap();
+  if (coarse.IsNull())
+  {
+    const InputImageType * image = this->GetInput();
+    coarse = ResampleLabels(ComputeCoarseLabelMap(image, m_Model, m_Device), image, image->GetLargestPossibleRegion());
+  }
+  const auto region = coarse->GetLargestPossibleRegion();
   const auto             spacing = coarse->GetSpacing();
 
   // Output 0: the coarse label map, organs only (other label values become background).
@@ -252,6 +412,9 @@ CoarseAttentionFilter<TInputImage, TLabelImage>::PrintSelf(std::ostream & os, In
 {
   Superclass::PrintSelf(os, indent);
   os << indent << "MarginMM: " << m_MarginMM << std::endl;
+  os << indent << "ModelFileName: " << m_ModelFileName << std::endl;
+  os << indent << "Model: " << (m_Model.IsNull() ? "none" : "set") << std::endl;
+  os << indent << "Device: " << m_Device << std::endl;
   os << indent << "OrganLabels:";
   for (const auto & label : m_OrganLabels)
   {

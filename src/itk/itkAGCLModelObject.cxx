@@ -1,0 +1,98 @@
+/*=========================================================================
+ *  AGCL for ITK — Apache License 2.0, see LICENSE.
+ *=========================================================================*/
+#include "itkAGCLModelObject.h"
+
+#include "agcl/AGCLModel.h"
+#include "agcl/Device.h"
+
+#include <torch/types.h>
+
+#include <cstring>
+
+namespace itk {
+
+void
+AGCLModelObject::Load(const std::string & fileName)
+{
+  try
+  {
+    m_Model = std::make_shared<agcl::AGCLModel>(agcl::AGCLModel::Load(fileName));
+  }
+  catch (const agcl::ModelBundleError & e)
+  {
+    itkExceptionMacro(<< e.what());
+  }
+  catch (const c10::Error & e)
+  {
+    itkExceptionMacro(<< fileName << ": LibTorch error while loading the model: " << e.what_without_backtrace());
+  }
+  catch (const std::exception & e)
+  {
+    itkExceptionMacro(<< fileName << ": " << e.what());
+  }
+  m_FileName = fileName;
+  this->Modified();
+}
+
+void
+AGCLModelObject::SetModel(std::shared_ptr<agcl::AGCLModel> model)
+{
+  m_Model = std::move(model);
+  m_FileName.clear();
+  this->Modified();
+}
+
+agcl::AGCLModel &
+AGCLModelObject::GetModel() const
+{
+  if (!m_Model)
+  {
+    itkExceptionMacro(<< "no model: call Load(fileName) or SetModel() first");
+  }
+  return *m_Model;
+}
+
+const agcl::ModelConfig &
+AGCLModelObject::GetConfig() const
+{
+  return GetModel().Config();
+}
+
+void
+AGCLModelObject::PredictCoarseClasses(const float *                   volume,
+                                      const std::array<int64_t, 3> & sizeDHW,
+                                      const std::string &             device,
+                                      uint8_t *                       classes) const
+{
+  agcl::AGCLModel & model = GetModel();
+  try
+  {
+    const torch::Tensor input = torch::from_blob(const_cast<float *>(volume), { sizeDHW[0], sizeDHW[1], sizeDHW[2] },
+                                                 torch::TensorOptions().dtype(torch::kFloat));
+    const torch::Tensor result = model.PredictCoarseClasses(input, agcl::ParseDevice(device));
+    std::memcpy(classes, result.data_ptr<uint8_t>(), static_cast<size_t>(result.numel()));
+  }
+  catch (const c10::Error & e)
+  {
+    itkExceptionMacro(<< "coarse network: LibTorch error: " << e.what_without_backtrace());
+  }
+  catch (const std::exception & e)
+  {
+    itkExceptionMacro(<< "coarse network: " << e.what());
+  }
+}
+
+void
+AGCLModelObject::PrintSelf(std::ostream & os, Indent indent) const
+{
+  Superclass::PrintSelf(os, indent);
+  os << indent << "FileName: " << m_FileName << std::endl;
+  os << indent << "Model: " << (m_Model ? "held" : "none") << std::endl;
+  if (m_Model)
+  {
+    os << indent << "Organs: " << m_Model->Config().organs.size() << std::endl;
+  }
+}
+
+} // namespace itk
