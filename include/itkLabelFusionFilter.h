@@ -24,8 +24,13 @@ namespace itk {
  * (default 0.5), only inside that organ's attention region; ties go to the organ listed first
  * (lowest label value); background elsewhere. Post-processing (on by default): each organ keeps
  * its largest 26-connected component and its holes are filled (with background voxels only).
- * Output 0 is the label map with the reference geometry; GetProbabilityMap(organ) gives the
- * averaged probability volume of an organ (float, 0 where no patch reached).
+ * Output 0 is the label map with the reference geometry. With ProbabilityMaps on (off by
+ * default: O float volumes), GetProbabilityMap(organ) gives the averaged probability volume of
+ * an organ (float, 0 where no patch reached or outside the organ's attention bounding box).
+ *
+ * Memory: each organ accumulates (float sum and weight) only over the bounding box of its
+ * attention map, so beyond the output the filter needs about 8 bytes per voxel of the organs'
+ * boxes, not per voxel of the volume per organ; post-processing works on each organ's box.
  * \ingroup AGCLSegmentation
  */
 template <typename TLabelImage>
@@ -62,7 +67,12 @@ public:
   itkGetConstMacro(PostProcessing, bool);
   itkBooleanMacro(PostProcessing);
 
-  /** The averaged probability volume of `organ` (after Update()). */
+  /** Keep the per-organ probability volumes for GetProbabilityMap (off by default). */
+  itkSetMacro(ProbabilityMaps, bool);
+  itkGetConstMacro(ProbabilityMaps, bool);
+  itkBooleanMacro(ProbabilityMaps);
+
+  /** The averaged probability volume of `organ` (after Update() with ProbabilityMaps on). */
   const ProbabilityImageType *
   GetProbabilityMap(LabelType organ) const;
 
@@ -87,12 +97,15 @@ private:
   GetPatches() const;
   const ReferenceType *
   GetReference() const;
+  void
+  PostProcess(LabelType organ);
 
   std::map<LabelType, typename LabelImageType::ConstPointer>  m_Attention;
   std::map<LabelType, typename ProbabilityImageType::Pointer> m_Probability;
   double                                                      m_Threshold{ 0.5 };
   bool                                                        m_GaussianWeighting{ false };
   bool                                                        m_PostProcessing{ true };
+  bool                                                        m_ProbabilityMaps{ false };
 };
 
 } // namespace itk

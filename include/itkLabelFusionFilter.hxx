@@ -8,6 +8,7 @@
 
 #include "itkBinaryFillholeImageFilter.h"
 #include "itkConnectedComponentImageFilter.h"
+#include "itkImageRegionConstIteratorWithIndex.h"
 #include "itkImageRegionIterator.h"
 #include "itkRelabelComponentImageFilter.h"
 
@@ -74,7 +75,8 @@ LabelFusionFilter<TLabelImage>::GetProbabilityMap(LabelType organ) const -> cons
   const auto it = m_Probability.find(organ);
   if (it == m_Probability.end())
   {
-    itkExceptionMacro(<< "no probability map for organ " << static_cast<double>(organ) << " (not fused yet?)");
+    itkExceptionMacro(<< "no probability map for organ " << static_cast<double>(organ)
+                      << " (not fused yet, not an organ, or ProbabilityMaps off)");
   }
   return it->second;
 }
@@ -165,128 +167,250 @@ LabelFusionFilter<TLabelImage>::GenerateData()
   }
   const int64_t P = probability.size(2);
   const float * prob = probability.data_ptr<float>();
+  const size_t  count = region.GetNumberOfPixels();
+  using IndexType = typename LabelImageType::IndexType;
+  using RegionType = typename LabelImageType::RegionType;
 
-  // Sums and weights per organ.
-  m_Probability.clear();
-  std::map<LabelType, typename ProbabilityImageType::Pointer> weights;
-  for (const auto & entry : m_Attention)
+  // Per organ, sums and weights only over the bounding box of its attention map: a voxel
+  // outside it can never take the organ, and the boxes are much smaller than the volume.
+  struct Accumulator
   {
-    for (auto * target : { &m_Probability[entry.first], &weights[entry.first] })
+    RegionType         box;
+    std::vector<float> sum, weight;
+    size_t
+    Offset(const IndexType & index) const
     {
-      *target = ProbabilityImageType::New();
-      (*target)->CopyInformation(reference);
-      (*target)->SetRegions(region);
-      (*target)->Allocate();
-      (*target)->FillBuffer(0.0f);
+      size_t offset = 0;
+      for (int d = ImageDimension - 1; d >= 0; --d)
+        offset = offset * box.GetSize(d) + static_cast<size_t>(index[d] - box.GetIndex(d));
+      return offset;
+    }
+  };
+  std::map<LabelType, Accumulator> accumulators;
+  for (const auto & [organ, attention] : m_Attention)
+  {
+    IndexType lo, hi;
+    lo.Fill(NumericTraits<IndexValueType>::max());
+    hi.Fill(NumericTraits<IndexValueType>::NonpositiveMin());
+    bool any = false;
+    for (ImageRegionConstIteratorWithIndex<LabelImageType> it(attention, region); !it.IsAtEnd(); ++it)
+    {
+      if (it.Get() == LabelType{})
+        continue;
+      any = true;
+      for (unsigned int d = 0; d < ImageDimension; ++d)
+      {
+        lo[d] = std::min(lo[d], it.GetIndex()[d]);
+        hi[d] = std::max(hi[d], it.GetIndex()[d]);
+      }
+    }
+    Accumulator & a = accumulators[organ];
+    if (any)
+    {
+      a.box.SetIndex(lo);
+      for (unsigned int d = 0; d < ImageDimension; ++d)
+        a.box.SetSize(d, static_cast<SizeValueType>(hi[d] - lo[d] + 1));
+      a.sum.assign(a.box.GetNumberOfPixels(), 0.0f);
+      a.weight.assign(a.box.GetNumberOfPixels(), 0.0f);
     }
   }
+
   const double sigma = P / 4.0;
+  std::vector<float> pixelWeight(static_cast<size_t>(P * P), 1.0f);
+  if (m_GaussianWeighting)
+  {
+    for (int64_t r = 0; r < P; ++r)
+      for (int64_t q = 0; q < P; ++q)
+        pixelWeight[r * P + q] = static_cast<float>(
+          std::exp(-((q - P / 2.0) * (q - P / 2.0) + (r - P / 2.0) * (r - P / 2.0)) / (2 * sigma * sigma)));
+  }
+  // Physical point -> continuous index is affine: pixel (q, r) of a patch maps to
+  // c0 + q dq + r dr, rounded half up (as TransformPhysicalPointToIndex does).
+  const auto inverseDirection = reference->GetInverseDirection();
+  const auto spacing = reference->GetSpacing();
+  const auto origin = reference->GetOrigin();
+  auto       toIndex = [&](unsigned int i, unsigned int d) { return inverseDirection(i, d) / spacing[i]; };
   for (size_t n = 0; n < metadata.size(); ++n)
   {
     const auto &    m = metadata[n];
     const LabelType organ = static_cast<LabelType>(m.organ);
-    const auto      found = m_Probability.find(organ);
-    if (found == m_Probability.end())
+    const auto      found = accumulators.find(organ);
+    if (found == accumulators.end() || static_cast<int>(organ) != m.organ)
     {
       itkExceptionMacro(<< "patch " << n << " belongs to organ " << m.organ << ", which has no attention map");
     }
-    float * sum = found->second->GetBufferPointer();
-    float * weight = weights[organ]->GetBufferPointer();
+    Accumulator & a = found->second;
+    if (a.sum.empty())
+      continue; // empty attention: nothing can be labelled
+    double c0[ImageDimension], dq[ImageDimension], dr[ImageDimension];
+    for (unsigned int i = 0; i < ImageDimension; ++i)
+    {
+      c0[i] = dq[i] = dr[i] = 0.0;
+      for (unsigned int d = 0; d < ImageDimension && d < 3; ++d)
+      {
+        c0[i] += toIndex(i, d) * (m.origin[d] - origin[d]);
+        dq[i] += toIndex(i, d) * m.spacing[0] * m.axes[d];
+        dr[i] += toIndex(i, d) * m.spacing[1] * m.axes[3 + d];
+      }
+    }
+    const float * patch = prob + n * P * P;
     for (int64_t r = 0; r < P; ++r)
       for (int64_t q = 0; q < P; ++q)
       {
-        typename ProbabilityImageType::PointType p;
-        for (unsigned int d = 0; d < ImageDimension && d < 3; ++d)
+        IndexType index;
+        bool      inside = true;
+        for (unsigned int i = 0; i < ImageDimension && inside; ++i)
         {
-          p[d] = m.origin[d] + q * m.spacing[0] * m.axes[d] + r * m.spacing[1] * m.axes[3 + d];
+          index[i] = static_cast<IndexValueType>(std::floor(c0[i] + q * dq[i] + r * dr[i] + 0.5));
+          inside = index[i] >= a.box.GetIndex(i) &&
+                   index[i] < a.box.GetIndex(i) + static_cast<IndexValueType>(a.box.GetSize(i));
         }
-        typename ProbabilityImageType::IndexType index;
-        if (!reference->TransformPhysicalPointToIndex(p, index))
-        {
+        if (!inside)
           continue;
-        }
-        const double w =
-          m_GaussianWeighting
-            ? std::exp(-((q - P / 2.0) * (q - P / 2.0) + (r - P / 2.0) * (r - P / 2.0)) / (2 * sigma * sigma))
-            : 1.0;
-        const auto offset = found->second->ComputeOffset(index);
-        sum[offset] += static_cast<float>(w * prob[(n * P + r) * P + q]);
-        weight[offset] += static_cast<float>(w);
+        const size_t offset = a.Offset(index);
+        const float  w = pixelWeight[r * P + q];
+        a.sum[offset] += w * patch[r * P + q];
+        a.weight[offset] += w;
       }
   }
-  for (auto & entry : m_Probability)
+  for (auto & entry : accumulators)
   {
-    float *       sum = entry.second->GetBufferPointer();
-    const float * weight = weights[entry.first]->GetBufferPointer();
-    const size_t  count = region.GetNumberOfPixels();
-    for (size_t v = 0; v < count; ++v)
+    Accumulator & a = entry.second;
+    for (size_t v = 0; v < a.sum.size(); ++v)
+      a.sum[v] = a.weight[v] > 0 ? a.sum[v] / a.weight[v] : 0.0f;
+    std::vector<float>().swap(a.weight);
+  }
+
+  // Highest probability at or above the threshold, inside the organ's attention; ties: the
+  // organ first in label order (a later organ must be strictly higher to take a voxel).
+  LabelType * labels = output->GetBufferPointer();
+  for (const auto & [organ, a] : accumulators)
+  {
+    if (a.sum.empty())
+      continue;
+    const LabelType * attention = m_Attention[organ]->GetBufferPointer();
+    size_t            v = 0;
+    for (ImageRegionConstIteratorWithIndex<LabelImageType> it(output, a.box); !it.IsAtEnd(); ++it, ++v)
     {
-      sum[v] = weight[v] > 0 ? sum[v] / weight[v] : 0.0f;
+      const float value = a.sum[v];
+      if (!(value >= m_Threshold))
+        continue;
+      const auto offset = output->ComputeOffset(it.GetIndex());
+      if (attention[offset] == LabelType{})
+        continue;
+      const LabelType current = labels[offset];
+      if (current == LabelType{})
+      {
+        labels[offset] = organ;
+      }
+      else
+      {
+        const Accumulator & other = accumulators.at(current);
+        if (value > other.sum[other.Offset(it.GetIndex())])
+          labels[offset] = organ;
+      }
     }
   }
 
-  // Highest probability at or above the threshold, inside the organ's attention; ties: first organ.
-  LabelType *  labels = output->GetBufferPointer();
-  const size_t count = region.GetNumberOfPixels();
-  for (size_t v = 0; v < count; ++v)
+  m_Probability.clear();
+  if (m_ProbabilityMaps)
   {
-    float best = -1.0f;
-    for (const auto & entry : m_Probability)
+    for (const auto & [organ, a] : accumulators)
     {
-      const float value = entry.second->GetBufferPointer()[v];
-      if (value >= m_Threshold && value > best && m_Attention[entry.first]->GetBufferPointer()[v] != LabelType{})
+      auto map = ProbabilityImageType::New();
+      map->CopyInformation(reference);
+      map->SetRegions(region);
+      map->Allocate();
+      map->FillBuffer(0.0f);
+      if (!a.sum.empty())
       {
-        best = value;
-        labels[v] = entry.first;
+        size_t v = 0;
+        for (ImageRegionIterator<ProbabilityImageType> it(map, a.box); !it.IsAtEnd(); ++it, ++v)
+          it.Set(a.sum[v]);
       }
+      m_Probability[organ] = map;
     }
   }
+  accumulators.clear();
 
   if (m_PostProcessing)
   {
-    using MaskType = Image<unsigned char, ImageDimension>;
-    using ComponentType = Image<unsigned int, ImageDimension>;
-    for (const auto & entry : m_Probability)
+    for (const auto & entry : m_Attention)
+      PostProcess(entry.first);
+  }
+}
+
+// Keeps the organ's largest 26-connected component and fills its holes (with background only),
+// working on the bounding box of the organ's voxels: every voxel of the organ is inside, and a
+// background region touching the box's border connects to the outside, so it is no hole.
+template <typename TLabelImage>
+void
+LabelFusionFilter<TLabelImage>::PostProcess(LabelType organ)
+{
+  using MaskType = Image<unsigned char, ImageDimension>;
+  using ComponentType = Image<unsigned int, ImageDimension>;
+  LabelImageType * output = this->GetOutput();
+  const auto       region = output->GetBufferedRegion();
+  typename LabelImageType::IndexType lo, hi;
+  lo.Fill(NumericTraits<IndexValueType>::max());
+  hi.Fill(NumericTraits<IndexValueType>::NonpositiveMin());
+  bool any = false;
+  for (ImageRegionConstIteratorWithIndex<LabelImageType> it(output, region); !it.IsAtEnd(); ++it)
+  {
+    if (it.Get() != organ)
+      continue;
+    any = true;
+    for (unsigned int d = 0; d < ImageDimension; ++d)
     {
-      const LabelType organ = entry.first;
-      auto            mask = MaskType::New();
-      mask->CopyInformation(reference);
-      mask->SetRegions(region);
-      mask->Allocate();
-      unsigned char * mk = mask->GetBufferPointer();
-      bool            any = false;
-      for (size_t v = 0; v < count; ++v)
-      {
-        mk[v] = labels[v] == organ ? 1 : 0;
-        any = any || mk[v];
-      }
-      if (!any)
-        continue;
-      auto components = ConnectedComponentImageFilter<MaskType, ComponentType>::New();
-      components->SetInput(mask);
-      components->FullyConnectedOn();
-      auto relabel = RelabelComponentImageFilter<ComponentType, ComponentType>::New();
-      relabel->SetInput(components->GetOutput());
-      relabel->Update(); // component 1 is the largest
-      const unsigned int * component = relabel->GetOutput()->GetBufferPointer();
-      for (size_t v = 0; v < count; ++v)
-      {
-        mk[v] = component[v] == 1 ? 1 : 0;
-      }
-      auto fill = BinaryFillholeImageFilter<MaskType>::New();
-      fill->SetInput(mask);
-      fill->SetForegroundValue(1);
-      fill->FullyConnectedOn();
-      fill->Update();
-      const unsigned char * filled = fill->GetOutput()->GetBufferPointer();
-      for (size_t v = 0; v < count; ++v)
-      {
-        if (labels[v] == organ && !mk[v])
-          labels[v] = LabelType{}; // a smaller component
-        else if (filled[v] && labels[v] == LabelType{})
-          labels[v] = organ; // a hole, filled only where nothing else is
-      }
+      lo[d] = std::min(lo[d], it.GetIndex()[d]);
+      hi[d] = std::max(hi[d], it.GetIndex()[d]);
     }
+  }
+  if (!any)
+    return;
+  typename LabelImageType::RegionType box;
+  box.SetIndex(lo);
+  for (unsigned int d = 0; d < ImageDimension; ++d)
+    box.SetSize(d, static_cast<SizeValueType>(hi[d] - lo[d] + 1));
+
+  auto mask = MaskType::New();
+  mask->CopyInformation(output);
+  mask->SetRegions(box);
+  mask->Allocate();
+  {
+    ImageRegionConstIterator<LabelImageType> in(output, box);
+    ImageRegionIterator<MaskType>            out(mask, box);
+    for (; !in.IsAtEnd(); ++in, ++out)
+      out.Set(in.Get() == organ ? 1 : 0);
+  }
+  auto components = ConnectedComponentImageFilter<MaskType, ComponentType>::New();
+  components->SetInput(mask);
+  components->FullyConnectedOn();
+  auto relabel = RelabelComponentImageFilter<ComponentType, ComponentType>::New();
+  relabel->SetInput(components->GetOutput());
+  relabel->Update(); // component 1 is the largest
+  {
+    ImageRegionConstIterator<ComponentType> in(relabel->GetOutput(), box);
+    ImageRegionIterator<MaskType>           out(mask, box);
+    for (; !in.IsAtEnd(); ++in, ++out)
+      out.Set(in.Get() == 1 ? 1 : 0);
+  }
+  relabel = nullptr;
+  components = nullptr;
+  auto fill = BinaryFillholeImageFilter<MaskType>::New();
+  fill->SetInput(mask);
+  fill->SetForegroundValue(1);
+  fill->FullyConnectedOn();
+  fill->Update();
+  ImageRegionConstIterator<MaskType>  largest(mask, box);
+  ImageRegionConstIterator<MaskType>  filled(fill->GetOutput(), box);
+  ImageRegionIterator<LabelImageType> out(output, box);
+  for (; !out.IsAtEnd(); ++largest, ++filled, ++out)
+  {
+    if (out.Get() == organ && !largest.Get())
+      out.Set(LabelType{}); // a smaller component
+    else if (filled.Get() && out.Get() == LabelType{})
+      out.Set(organ); // a hole, filled only where nothing else is
   }
 }
 
@@ -298,6 +422,7 @@ LabelFusionFilter<TLabelImage>::PrintSelf(std::ostream & os, Indent indent) cons
   os << indent << "Threshold: " << m_Threshold << std::endl;
   os << indent << "GaussianWeighting: " << m_GaussianWeighting << std::endl;
   os << indent << "PostProcessing: " << m_PostProcessing << std::endl;
+  os << indent << "ProbabilityMaps: " << m_ProbabilityMaps << std::endl;
   os << indent << "AttentionMaps: " << m_Attention.size() << std::endl;
 }
 

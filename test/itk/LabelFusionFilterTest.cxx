@@ -3,8 +3,14 @@
  *=========================================================================*/
 #include "itkLabelFusionFilter.h"
 
+#include "itkImageRegionIteratorWithIndex.h"
+
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+#include <random>
 
 namespace {
 using Labels = itk::Image<unsigned char, 3>;
@@ -78,6 +84,7 @@ TEST(LabelFusionFilter, OverlapsAreAveragedThenThresholdTiesAndAttentionDecide)
   fusion->SetAttentionMap(2, everywhere);
   fusion->SetAttentionMap(3, leftHalf);
   fusion->PostProcessingOff();
+  fusion->ProbabilityMapsOn();
   fusion->Update();
   const Labels * out = fusion->GetOutput();
   EXPECT_EQ(out->GetSpacing(), reference->GetSpacing());
@@ -149,4 +156,118 @@ TEST(LabelFusionFilter, MissingAttentionWrongShapesAndGeometryAreRefused)
   mismatched->SetAttentionMap(1, other);
   EXPECT_THROW(mismatched->Update(), itk::ExceptionObject);
   EXPECT_THROW(mismatched->SetAttentionMap(0, everywhere), itk::ExceptionObject);
+}
+
+TEST(LabelFusionFilter, RandomPatchesMatchABruteForceFusionOnAnObliqueGrid)
+{
+  // Reference: for every voxel, the (Gaussian-)weighted mean over all patch pixels whose
+  // nearest voxel it is (ITK's own physical-to-index mapping), then the rule, in double.
+  auto reference = Volume(0, 6);
+  auto direction = reference->GetDirection();
+  const double angle = 0.3; // a rotated in-plane grid: patch rows and columns cross voxel rows
+  direction(0, 0) = std::cos(angle);
+  direction(0, 1) = -std::sin(angle);
+  direction(1, 0) = std::sin(angle);
+  direction(1, 1) = std::cos(angle);
+  reference->SetDirection(direction);
+  std::mt19937                           rng(7);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  std::map<unsigned char, Labels::Pointer> attention;
+  for (unsigned char organ : { 1, 2, 3 })
+  {
+    attention[organ] = Volume(0, 6);
+    attention[organ]->SetDirection(direction);
+    for (itk::ImageRegionIteratorWithIndex<Labels> it(attention[organ], attention[organ]->GetLargestPossibleRegion());
+         !it.IsAtEnd();
+         ++it)
+    {
+      const auto i = it.GetIndex();
+      it.Set(i[0] >= 3 * organ && i[0] < 14 + 5 * organ && i[1] >= 2 + organ && i[1] < 30 && i[2] >= 1 ? 1 : 0);
+    }
+  }
+  const int64_t                        N = 30, P = 16;
+  std::vector<itk::TensorItemMetadata> metadata;
+  at::Tensor                           probability = at::rand({ N, 1, P, P });
+  for (int64_t n = 0; n < N; ++n)
+  {
+    itk::TensorItemMetadata m;
+    m.organ = 1 + static_cast<int>(n % 3);
+    Labels::PointType p;
+    itk::ContinuousIndex<double, 3> c;
+    c[0] = -4 + 30 * unit(rng);
+    c[1] = -4 + 30 * unit(rng);
+    c[2] = std::floor(6 * unit(rng));
+    reference->TransformContinuousIndexToPhysicalPoint(c, p);
+    m.origin = { p[0], p[1], p[2] };
+    m.spacing = { 1.2, 1.7 };
+    m.axes = { 1, 0, 0, 0, 1, 0 };
+    metadata.push_back(m);
+  }
+  auto patches = itk::TensorDataObject::New();
+  patches->SetTensor("probability", probability);
+  patches->SetMetadata(metadata);
+
+  for (const bool gaussian : { false, true })
+  {
+    auto fusion = Fusion::New();
+    fusion->SetPatches(patches);
+    fusion->SetReferenceImage(reference);
+    for (const auto & [organ, map] : attention)
+      fusion->SetAttentionMap(organ, map);
+    fusion->SetGaussianWeighting(gaussian);
+    fusion->PostProcessingOff();
+    fusion->ProbabilityMapsOn();
+    fusion->Update();
+
+    std::map<unsigned char, std::vector<double>> sum, weight;
+    const size_t                                 voxels = reference->GetLargestPossibleRegion().GetNumberOfPixels();
+    for (unsigned char organ : { 1, 2, 3 })
+    {
+      sum[organ].assign(voxels, 0.0);
+      weight[organ].assign(voxels, 0.0);
+    }
+    const float * prob = probability.data_ptr<float>();
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t r = 0; r < P; ++r)
+        for (int64_t q = 0; q < P; ++q)
+        {
+          const auto &      m = metadata[n];
+          Labels::PointType p;
+          p[0] = m.origin[0] + q * 1.2;
+          p[1] = m.origin[1] + r * 1.7;
+          p[2] = m.origin[2];
+          Labels::IndexType index;
+          if (!reference->TransformPhysicalPointToIndex(p, index))
+            continue;
+          const double w =
+            gaussian ? std::exp(-((q - 8.0) * (q - 8.0) + (r - 8.0) * (r - 8.0)) / (2 * 4.0 * 4.0)) : 1.0;
+          const auto offset = reference->ComputeOffset(index);
+          sum[m.organ][offset] += w * prob[(n * P + r) * P + q];
+          weight[m.organ][offset] += w;
+        }
+    long labelled = 0;
+    for (itk::ImageRegionConstIteratorWithIndex<Labels> it(fusion->GetOutput(), reference->GetLargestPossibleRegion());
+         !it.IsAtEnd();
+         ++it)
+    {
+      const auto    offset = reference->ComputeOffset(it.GetIndex());
+      unsigned char expected = 0;
+      double        best = -1.0;
+      for (unsigned char organ : { 1, 2, 3 })
+      {
+        const bool   attended = attention[organ]->GetPixel(it.GetIndex()) != 0;
+        const double mean = weight[organ][offset] > 0 ? sum[organ][offset] / weight[organ][offset] : 0.0;
+        EXPECT_NEAR(fusion->GetProbabilityMap(organ)->GetPixel(it.GetIndex()), attended ? mean : 0.0, 1e-5)
+          << it.GetIndex();
+        if (attended && mean >= 0.5 && mean > best)
+        {
+          best = mean;
+          expected = organ;
+        }
+      }
+      ASSERT_EQ(it.Get(), expected) << it.GetIndex() << (gaussian ? " gaussian" : "");
+      labelled += expected != 0;
+    }
+    EXPECT_GT(labelled, 500); // the rule is exercised, not only the background
+  }
 }
