@@ -67,6 +67,12 @@ public:
   itkGetConstMacro(PostProcessing, bool);
   itkBooleanMacro(PostProcessing);
 
+  /** The post-processing of one organ in `labels` (its buffered region), in place: keeps the
+   *  organ's largest 26-connected component and fills its holes with the organ where they are
+   *  background. Works on the bounding box of the organ's voxels. */
+  static void
+  KeepLargestComponentAndFillHoles(LabelImageType * labels, LabelType organ);
+
   /** Keep the per-organ probability volumes for GetProbabilityMap (off by default). */
   itkSetMacro(ProbabilityMaps, bool);
   itkGetConstMacro(ProbabilityMaps, bool);
@@ -97,8 +103,6 @@ private:
   GetPatches() const;
   const ReferenceType *
   GetReference() const;
-  void
-  PostProcess(LabelType organ);
 
   std::map<LabelType, typename LabelImageType::ConstPointer>  m_Attention;
   std::map<LabelType, typename ProbabilityImageType::Pointer> m_Probability;

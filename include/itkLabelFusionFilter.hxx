@@ -336,7 +336,7 @@ LabelFusionFilter<TLabelImage>::GenerateData()
   if (m_PostProcessing)
   {
     for (const auto & entry : m_Attention)
-      PostProcess(entry.first);
+      KeepLargestComponentAndFillHoles(output, entry.first);
   }
 }
 
@@ -345,11 +345,10 @@ LabelFusionFilter<TLabelImage>::GenerateData()
 // background region touching the box's border connects to the outside, so it is no hole.
 template <typename TLabelImage>
 void
-LabelFusionFilter<TLabelImage>::PostProcess(LabelType organ)
+LabelFusionFilter<TLabelImage>::KeepLargestComponentAndFillHoles(LabelImageType * output, LabelType organ)
 {
   using MaskType = Image<unsigned char, ImageDimension>;
   using ComponentType = Image<unsigned int, ImageDimension>;
-  LabelImageType * output = this->GetOutput();
   const auto       region = output->GetBufferedRegion();
   typename LabelImageType::IndexType lo, hi;
   lo.Fill(NumericTraits<IndexValueType>::max());

@@ -73,6 +73,10 @@ public:
   TensorDataObject *
   GetOutput();
 
+  /** The index axis whose direction is closest to the head-feet (z) axis: the axial axis. */
+  static unsigned int
+  AxialAxis(const typename InputImageType::DirectionType & direction);
+
   itkSetEnumMacro(Mode, ModeEnum);
   itkGetEnumMacro(Mode, ModeEnum);
   itkSetMacro(PatchSize, unsigned int);

@@ -8,6 +8,7 @@
 
 #include "itkImageRegionConstIteratorWithIndex.h"
 #include "itkLinearInterpolateImageFunction.h"
+#include "itkVerifyFiniteImage.h"
 
 #include <ATen/ops/empty.h>
 
@@ -70,6 +71,21 @@ TensorDataObject *
 QueryPatchSamplerFilter<TInputImage, TLabelImage>::GetOutput()
 {
   return dynamic_cast<TensorDataObject *>(this->ProcessObject::GetOutput(0));
+}
+
+template <typename TInputImage, typename TLabelImage>
+unsigned int
+QueryPatchSamplerFilter<TInputImage, TLabelImage>::AxialAxis(const typename InputImageType::DirectionType & direction)
+{
+  unsigned int axial = 0;
+  for (unsigned int d = 1; d < 3; ++d)
+  {
+    if (std::abs(direction(2, d)) > std::abs(direction(2, axial)))
+    {
+      axial = d;
+    }
+  }
+  return axial;
 }
 
 template <typename TInputImage, typename TLabelImage>
@@ -146,15 +162,8 @@ QueryPatchSamplerFilter<TInputImage, TLabelImage>::GenerateData()
   const auto             direction = image->GetDirection();
   const auto             spacing = image->GetSpacing();
 
-  // The axial axis: the index axis whose direction is closest to the head-feet (z) axis.
-  unsigned int axial = 0;
-  for (unsigned int d = 1; d < 3; ++d)
-  {
-    if (std::abs(direction(2, d)) > std::abs(direction(2, axial)))
-    {
-      axial = d;
-    }
-  }
+  VerifyFiniteImage(image, "QueryPatchSamplerFilter: the input image");
+  const unsigned int axial = AxialAxis(direction);
   const unsigned int a0 = axial == 0 ? 1 : 0, a1 = axial == 2 ? 1 : 2;
   const double       s = m_PatchSpacingMM > 0 ? m_PatchSpacingMM : std::min(spacing[a0], spacing[a1]);
   const int64_t      P = m_PatchSize;

@@ -1,0 +1,150 @@
+/*=========================================================================
+ *  AGCL for ITK — Apache License 2.0, see LICENSE.
+ *=========================================================================*/
+#ifndef itkAGCLSegmentationFilter_h
+#define itkAGCLSegmentationFilter_h
+
+#include "itkAGCLModelObject.h"
+#include "itkImageToImageFilter.h"
+
+#include <map>
+#include <string>
+
+namespace itk {
+
+/** \class AGCLSegmentationFilter
+ * \brief Multi-organ segmentation of a CT volume with an AGCL model, in one filter: CT in,
+ * multi-organ label map (the model's organ label values, 0 background) out, with the input's
+ * geometry.
+ *
+ * It holds the mini-pipeline of the method (paper Fig. 2): the model's coarse network on the
+ * whole volume at its coarse spacing (CoarseAttentionFilter::ComputeCoarseLabelMap), then, slab
+ * by slab along the axial axis (SlabThickness slices): the coarse labels of the slab (grown by
+ * the attention margin so that the dilation is exact) -> attention maps
+ * (CoarseAttentionFilter) -> inference query patches (QueryPatchSamplerFilter) -> encoder
+ * (AGCLEncoderFilter) -> decoder (ASPPDecoderFilter) -> fusion of the slab (LabelFusionFilter,
+ * whose accumulators span only the slab and the organs' attention boxes) -> the slab's labels
+ * copied into the output. Finally each organ keeps its largest connected component with its
+ * holes filled (PostProcessing, on by default). Patch size and spacing, window, margin,
+ * overlap and threshold come from the model bundle.
+ *
+ * Memory: beyond the input and the output, what is held at once is the coarse-grid volume and
+ * one slab's patches, features, attention maps and accumulators: it does not grow with the
+ * number of slices. Slab-wise fusion equals whole-volume fusion when the slices are axial
+ * planes (the direction's axial axis is the z axis, as in almost every CT); on a tilted grid
+ * the few patch pixels that fall into a neighbouring slab are dropped.
+ *
+ * The model comes from SetModelFileName (loaded at the first Update after the name changes; a
+ * missing, garbage, truncated or inconsistent file is an itk::ExceptionObject naming it) or
+ * SetModel (a loaded AGCLModelObject, shared). SetCoarseLabelMap replaces the coarse network by
+ * a segmentation from any tool (the input's geometry). Device: "cpu", "cuda", "cuda:N"
+ * (checked before running). CPU threads are the process-wide setting (agcl::ConfigureThreads).
+ *
+ * Progress: ProgressEvent from 0 to 1, monotonic (coarse network 10%, slabs 85%,
+ * post-processing 5%). AbortGenerateData (e.g. set from a progress observer) stops the filter
+ * between batches with itk::ProcessAborted; the output is then not valid, so a downstream
+ * writer writes nothing. GetStageSeconds() reports the time of each stage of the last run.
+ * \ingroup AGCLSegmentation
+ */
+template <typename TInputImage, typename TLabelImage>
+class ITK_TEMPLATE_EXPORT AGCLSegmentationFilter : public ImageToImageFilter<TInputImage, TLabelImage>
+{
+public:
+  ITK_DISALLOW_COPY_AND_MOVE(AGCLSegmentationFilter);
+  using Self = AGCLSegmentationFilter;
+  using Superclass = ImageToImageFilter<TInputImage, TLabelImage>;
+  using Pointer = SmartPointer<Self>;
+  using ConstPointer = SmartPointer<const Self>;
+  itkNewMacro(Self);
+  itkTypeMacro(AGCLSegmentationFilter, ImageToImageFilter);
+
+  using InputImageType = TInputImage;
+  using LabelImageType = TLabelImage;
+  using LabelType = typename TLabelImage::PixelType;
+  static constexpr unsigned int ImageDimension = TInputImage::ImageDimension;
+  static_assert(ImageDimension == 3, "AGCLSegmentationFilter segments 3D volumes");
+
+  itkSetStringMacro(ModelFileName);
+  itkGetStringMacro(ModelFileName);
+  /** A loaded model (takes precedence over ModelFileName). */
+  void
+  SetModel(AGCLModelObject * model);
+  /** The model used (after Update when it comes from ModelFileName). */
+  AGCLModelObject *
+  GetModel() const
+  {
+    return m_Model;
+  }
+
+  /** Optional: a coarse multi-organ label map with the input's geometry, used instead of the
+   *  model's coarse network. */
+  void
+  SetCoarseLabelMap(const LabelImageType * labels);
+  const LabelImageType *
+  GetCoarseLabelMap() const;
+
+  itkSetStringMacro(Device);
+  itkGetStringMacro(Device);
+  itkSetMacro(BatchSize, unsigned int);
+  itkGetConstMacro(BatchSize, unsigned int);
+  /** Axial slices per slab (memory vs. per-slab overhead). */
+  itkSetMacro(SlabThickness, unsigned int);
+  itkGetConstMacro(SlabThickness, unsigned int);
+  itkSetMacro(GaussianWeighting, bool);
+  itkGetConstMacro(GaussianWeighting, bool);
+  itkBooleanMacro(GaussianWeighting);
+  itkSetMacro(PostProcessing, bool);
+  itkGetConstMacro(PostProcessing, bool);
+  itkBooleanMacro(PostProcessing);
+
+  /** Seconds spent in each stage of the last Update: "coarse", "attention", "sampling",
+   *  "encoder", "decoder", "fusion", "postprocessing". */
+  const std::map<std::string, double> &
+  GetStageSeconds() const
+  {
+    return m_StageSeconds;
+  }
+  /** Query patches processed in the last Update. */
+  itkGetConstMacro(NumberOfPatches, SizeValueType);
+
+protected:
+  AGCLSegmentationFilter();
+  ~AGCLSegmentationFilter() override = default;
+
+  void
+  VerifyPreconditions() ITKv5_CONST override;
+  void
+  VerifyInputInformation() ITKv5_CONST override;
+  void
+  GenerateInputRequestedRegion() override;
+  void
+  EnlargeOutputRequestedRegion(DataObject * output) override;
+  void
+  GenerateData() override;
+  void
+  PrintSelf(std::ostream & os, Indent indent) const override;
+
+private:
+  void
+  LoadModelIfNeeded();
+
+  std::string                   m_ModelFileName;
+  AGCLModelObject::Pointer      m_Model;
+  bool                          m_ModelFromFile{ false };
+  std::string                   m_LoadedFileName;
+  std::string                   m_Device{ "cpu" };
+  unsigned int                  m_BatchSize{ 32 };
+  unsigned int                  m_SlabThickness{ 16 };
+  bool                          m_GaussianWeighting{ false };
+  bool                          m_PostProcessing{ true };
+  std::map<std::string, double> m_StageSeconds;
+  SizeValueType                 m_NumberOfPatches{ 0 };
+};
+
+} // namespace itk
+
+#ifndef ITK_MANUAL_INSTANTIATION
+#  include "itkAGCLSegmentationFilter.hxx"
+#endif
+
+#endif

@@ -1,0 +1,366 @@
+/*=========================================================================
+ *  AGCL for ITK — Apache License 2.0, see LICENSE.
+ *=========================================================================*/
+#ifndef itkAGCLSegmentationFilter_hxx
+#define itkAGCLSegmentationFilter_hxx
+
+#include "itkAGCLSegmentationFilter.h"
+
+#include "itkAGCLEncoderFilter.h"
+#include "itkASPPDecoderFilter.h"
+#include "itkCoarseAttentionFilter.h"
+#include "itkExtractImageFilter.h"
+#include "itkImageAlgorithm.h"
+#include "itkLabelFusionFilter.h"
+#include "itkQueryPatchSamplerFilter.h"
+#include "itkVerifyFiniteImage.h"
+
+#include "agcl/AGCLModel.h"
+#include "agcl/Device.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <vector>
+
+namespace itk {
+
+namespace agcl_segmentation_detail {
+// A copy of `region` of `image` (same index space and physical geometry).
+template <typename TImage>
+typename TImage::Pointer
+ExtractRegion(const TImage * image, const typename TImage::RegionType & region)
+{
+  auto extract = ExtractImageFilter<TImage, TImage>::New();
+  extract->SetInput(image);
+  extract->SetExtractionRegion(region);
+  extract->SetDirectionCollapseToSubmatrix();
+  extract->Update();
+  typename TImage::Pointer result = extract->GetOutput();
+  result->DisconnectPipeline();
+  return result;
+}
+} // namespace agcl_segmentation_detail
+
+template <typename TInputImage, typename TLabelImage>
+AGCLSegmentationFilter<TInputImage, TLabelImage>::AGCLSegmentationFilter()
+{
+  this->AddOptionalInputName("CoarseLabelMap");
+}
+
+template <typename TInputImage, typename TLabelImage>
+void
+AGCLSegmentationFilter<TInputImage, TLabelImage>::SetModel(AGCLModelObject * model)
+{
+  m_Model = model;
+  m_ModelFromFile = false;
+  m_LoadedFileName.clear();
+  this->Modified();
+}
+
+template <typename TInputImage, typename TLabelImage>
+void
+AGCLSegmentationFilter<TInputImage, TLabelImage>::SetCoarseLabelMap(const LabelImageType * labels)
+{
+  this->ProcessObject::SetInput("CoarseLabelMap", const_cast<LabelImageType *>(labels));
+}
+
+template <typename TInputImage, typename TLabelImage>
+auto
+AGCLSegmentationFilter<TInputImage, TLabelImage>::GetCoarseLabelMap() const -> const LabelImageType *
+{
+  return dynamic_cast<const LabelImageType *>(this->ProcessObject::GetInput("CoarseLabelMap"));
+}
+
+template <typename TInputImage, typename TLabelImage>
+void
+AGCLSegmentationFilter<TInputImage, TLabelImage>::VerifyPreconditions() ITKv5_CONST
+{
+  Superclass::VerifyPreconditions();
+  if ((m_Model.IsNull() || m_ModelFromFile) && m_ModelFileName.empty())
+  {
+    itkExceptionMacro(<< "no model: call SetModelFileName(\"model.agcl\") or SetModel()");
+  }
+  if (m_BatchSize == 0)
+  {
+    itkExceptionMacro(<< "BatchSize 0: expected at least 1 patch per batch");
+  }
+  if (m_SlabThickness == 0)
+  {
+    itkExceptionMacro(<< "SlabThickness 0: expected at least 1 slice per slab");
+  }
+  try
+  {
+    agcl::ParseDevice(m_Device);
+  }
+  catch (const std::exception & e)
+  {
+    itkExceptionMacro(<< "Device: " << e.what());
+  }
+}
+
+template <typename TInputImage, typename TLabelImage>
+void
+AGCLSegmentationFilter<TInputImage, TLabelImage>::VerifyInputInformation() ITKv5_CONST
+{
+  Superclass::VerifyInputInformation(); // same physical space for the optional coarse map
+  const auto * image = this->GetInput();
+  const auto size = image->GetLargestPossibleRegion().GetSize();
+  if (image->GetLargestPossibleRegion().GetNumberOfPixels() == 0)
+  {
+    itkExceptionMacro(<< "the input image is empty");
+  }
+  for (unsigned int d = 0; d < ImageDimension; ++d)
+  {
+    if (size[d] < 2)
+    {
+      itkExceptionMacro(<< "the input image has size " << size
+                        << ": a 2D image (one voxel along an axis); expected a 3D volume");
+    }
+  }
+  const auto * coarse = this->GetCoarseLabelMap();
+  if (coarse != nullptr && coarse->GetLargestPossibleRegion() != image->GetLargestPossibleRegion())
+  {
+    itkExceptionMacro(<< "the coarse label map covers " << coarse->GetLargestPossibleRegion().GetSize()
+                      << " voxels; expected the input's " << image->GetLargestPossibleRegion().GetSize());
+  }
+}
+
+template <typename TInputImage, typename TLabelImage>
+void
+AGCLSegmentationFilter<TInputImage, TLabelImage>::GenerateInputRequestedRegion()
+{
+  Superclass::GenerateInputRequestedRegion();
+  for (const auto & name : this->GetInputNames())
+  {
+    if (auto * input = dynamic_cast<ImageBase<ImageDimension> *>(this->ProcessObject::GetInput(name)))
+    {
+      input->SetRequestedRegionToLargestPossibleRegion();
+    }
+  }
+}
+
+template <typename TInputImage, typename TLabelImage>
+void
+AGCLSegmentationFilter<TInputImage, TLabelImage>::EnlargeOutputRequestedRegion(DataObject * output)
+{
+  Superclass::EnlargeOutputRequestedRegion(output);
+  output->SetRequestedRegionToLargestPossibleRegion();
+}
+
+template <typename TInputImage, typename TLabelImage>
+void
+AGCLSegmentationFilter<TInputImage, TLabelImage>::LoadModelIfNeeded()
+{
+  if (m_Model.IsNotNull() && !m_ModelFromFile)
+  {
+    return; // set by SetModel
+  }
+  if (m_Model.IsNotNull() && m_LoadedFileName == m_ModelFileName)
+  {
+    return;
+  }
+  auto model = AGCLModelObject::New();
+  model->Load(m_ModelFileName); // itk::ExceptionObject naming the file
+  m_Model = model;
+  m_ModelFromFile = true;
+  m_LoadedFileName = m_ModelFileName;
+}
+
+template <typename TInputImage, typename TLabelImage>
+void
+AGCLSegmentationFilter<TInputImage, TLabelImage>::GenerateData()
+{
+  using namespace agcl_segmentation_detail;
+  using Clock = std::chrono::steady_clock;
+  using RegionType = typename LabelImageType::RegionType;
+  m_StageSeconds = { { "coarse", 0.0 },  { "attention", 0.0 }, { "sampling", 0.0 },      { "encoder", 0.0 },
+                     { "decoder", 0.0 }, { "fusion", 0.0 },    { "postprocessing", 0.0 } };
+  m_NumberOfPatches = 0;
+  auto timed = [this](const char * stage, auto && work) {
+    const auto start = Clock::now();
+    work();
+    m_StageSeconds[stage] += std::chrono::duration<double>(Clock::now() - start).count();
+  };
+  auto checkAbort = [this] {
+    if (this->GetAbortGenerateData())
+    {
+      ProcessAborted e(__FILE__, __LINE__);
+      e.SetDescription("AGCLSegmentationFilter: aborted (AbortGenerateData)");
+      throw e;
+    }
+  };
+
+  this->UpdateProgress(0.0f);
+  LoadModelIfNeeded();
+  const agcl::ModelConfig & config = m_Model->GetConfig();
+  std::vector<LabelType>    organs;
+  for (const auto & organ : config.organs)
+  {
+    organs.push_back(static_cast<LabelType>(organ.label));
+    if (static_cast<int64_t>(organs.back()) != organ.label)
+    {
+      itkExceptionMacro(<< "the model's organ label " << organ.label << " (" << organ.name
+                        << ") does not fit the output's pixel type");
+    }
+  }
+
+  // Local grafts: the mini-pipeline below reads the inputs' buffers without touching the outer pipeline.
+  auto input = InputImageType::New();
+  input->Graft(this->GetInput());
+  VerifyFiniteImage(input.GetPointer(), "AGCLSegmentationFilter: the input image");
+  typename LabelImageType::Pointer givenCoarse;
+  if (const auto * coarse = this->GetCoarseLabelMap())
+  {
+    givenCoarse = LabelImageType::New();
+    givenCoarse->Graft(coarse);
+  }
+
+  LabelImageType * output = this->GetOutput();
+  output->SetBufferedRegion(output->GetRequestedRegion());
+  output->Allocate();
+  output->FillBuffer(LabelType{});
+
+  // 1. Coarse labels on the model's coarse grid (small), unless a coarse map was given.
+  typename LabelImageType::Pointer coarseGrid;
+  if (givenCoarse.IsNull())
+  {
+    timed("coarse", [&] {
+      coarseGrid = CoarseAttentionFilter<InputImageType, LabelImageType>::ComputeCoarseLabelMap(input, m_Model, m_Device);
+    });
+  }
+  this->UpdateProgress(0.1f);
+  checkAbort();
+
+  // 2. Slabs along the axial axis.
+  using Sampler = QueryPatchSamplerFilter<InputImageType, LabelImageType>;
+  const RegionType    region = input->GetLargestPossibleRegion();
+  const unsigned int  axial = Sampler::AxialAxis(input->GetDirection());
+  const IndexValueType first = region.GetIndex(axial);
+  const auto           slices = static_cast<IndexValueType>(region.GetSize(axial));
+  // The attention of a slab's voxel depends on organ voxels within the margin: grow the slab by it.
+  const auto grow = static_cast<IndexValueType>(std::ceil(config.margin_mm / input->GetSpacing()[axial])) + 1;
+  const auto thickness = static_cast<IndexValueType>(m_SlabThickness);
+
+  for (IndexValueType k0 = 0; k0 < slices; k0 += thickness)
+  {
+    const IndexValueType k1 = std::min(slices, k0 + thickness);
+    RegionType           slab = region, grown = region;
+    slab.SetIndex(axial, first + k0);
+    slab.SetSize(axial, static_cast<SizeValueType>(k1 - k0));
+    const IndexValueType g0 = std::max<IndexValueType>(0, k0 - grow), g1 = std::min(slices, k1 + grow);
+    grown.SetIndex(axial, first + g0);
+    grown.SetSize(axial, static_cast<SizeValueType>(g1 - g0));
+
+    // Attention maps of the slab.
+    std::vector<typename LabelImageType::Pointer> attention(organs.size());
+    bool                                          anyAttention = false;
+    timed("attention", [&] {
+      const typename LabelImageType::Pointer labels =
+        givenCoarse.IsNotNull()
+          ? ExtractRegion<LabelImageType>(givenCoarse, grown)
+          : CoarseAttentionFilter<InputImageType, LabelImageType>::ResampleLabels(coarseGrid, input, grown);
+      // The label image is also the (geometry-only) input of the attention filter.
+      auto attend = CoarseAttentionFilter<LabelImageType, LabelImageType>::New();
+      attend->SetInput(labels);
+      attend->SetCoarseLabelMap(labels);
+      attend->SetOrganLabels(organs);
+      attend->SetMarginMM(config.margin_mm);
+      attend->Update();
+      for (size_t o = 0; o < organs.size(); ++o)
+      {
+        attention[o] = ExtractRegion<LabelImageType>(attend->GetAttentionMap(organs[o]), slab);
+        const LabelType * buffer = attention[o]->GetBufferPointer();
+        anyAttention = anyAttention || std::any_of(buffer, buffer + slab.GetNumberOfPixels(),
+                                                   [](LabelType v) { return v != LabelType{}; });
+      }
+    });
+
+    if (anyAttention)
+    {
+      const typename InputImageType::Pointer ct = ExtractRegion<InputImageType>(input, slab);
+      auto                                   sampler = Sampler::New();
+      sampler->SetInput(ct);
+      for (size_t o = 0; o < organs.size(); ++o)
+      {
+        sampler->SetAttentionMap(organs[o], attention[o]);
+      }
+      sampler->SetMode(Sampler::ModeEnum::Inference);
+      sampler->SetPatchSize(static_cast<unsigned int>(config.patch_size));
+      sampler->SetPatchSpacingMM(config.patch_spacing_mm);
+      sampler->SetOverlap(config.overlap);
+      sampler->SetWindowLow(config.window_low);
+      sampler->SetWindowHigh(config.window_high);
+      timed("sampling", [&] { sampler->Update(); });
+      const SizeValueType patches = static_cast<SizeValueType>(sampler->GetOutput()->GetNumberOfItems());
+      m_NumberOfPatches += patches;
+      checkAbort();
+
+      if (patches > 0)
+      {
+        auto encoder = AGCLEncoderFilter::New();
+        encoder->SetInput(sampler->GetOutput());
+        encoder->SetEncoder(m_Model->GetModel().Encoder());
+        encoder->SetDevice(m_Device);
+        encoder->SetBatchSize(m_BatchSize);
+        timed("encoder", [&] { encoder->Update(); });
+        checkAbort();
+        auto decoder = ASPPDecoderFilter::New();
+        decoder->SetInput(encoder->GetOutput());
+        decoder->SetDecoder(m_Model->GetModel().Decoder());
+        decoder->SetDevice(m_Device);
+        decoder->SetBatchSize(m_BatchSize);
+        timed("decoder", [&] { decoder->Update(); });
+        checkAbort();
+
+        timed("fusion", [&] {
+          auto fusion = LabelFusionFilter<LabelImageType>::New();
+          fusion->SetPatches(decoder->GetOutput());
+          fusion->SetReferenceImage(ct);
+          for (size_t o = 0; o < organs.size(); ++o)
+          {
+            fusion->SetAttentionMap(organs[o], attention[o]);
+          }
+          fusion->SetThreshold(config.threshold);
+          fusion->SetGaussianWeighting(m_GaussianWeighting);
+          fusion->PostProcessingOff(); // done once on the whole volume below
+          fusion->Update();
+          ImageAlgorithm::Copy(fusion->GetOutput(), output, slab, slab);
+        });
+      }
+    }
+    this->UpdateProgress(static_cast<float>(0.1 + 0.85 * static_cast<double>(k1) / static_cast<double>(slices)));
+    checkAbort();
+  }
+
+  // 3. Post-processing on the whole label map (each organ on its own bounding box).
+  if (m_PostProcessing)
+  {
+    timed("postprocessing", [&] {
+      for (const LabelType organ : organs)
+      {
+        LabelFusionFilter<LabelImageType>::KeepLargestComponentAndFillHoles(output, organ);
+      }
+    });
+  }
+  this->UpdateProgress(1.0f);
+}
+
+template <typename TInputImage, typename TLabelImage>
+void
+AGCLSegmentationFilter<TInputImage, TLabelImage>::PrintSelf(std::ostream & os, Indent indent) const
+{
+  Superclass::PrintSelf(os, indent);
+  os << indent << "ModelFileName: " << m_ModelFileName << std::endl;
+  os << indent << "Model: " << (m_Model.IsNull() ? "none" : (m_ModelFromFile ? "loaded from file" : "set")) << std::endl;
+  os << indent << "Device: " << m_Device << std::endl;
+  os << indent << "BatchSize: " << m_BatchSize << std::endl;
+  os << indent << "SlabThickness: " << m_SlabThickness << std::endl;
+  os << indent << "GaussianWeighting: " << m_GaussianWeighting << std::endl;
+  os << indent << "PostProcessing: " << m_PostProcessing << std::endl;
+  os << indent << "NumberOfPatches: " << m_NumberOfPatches << std::endl;
+}
+
+} // namespace itk
+
+#endif

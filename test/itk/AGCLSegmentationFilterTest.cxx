@@ -1,0 +1,351 @@
+/*=========================================================================
+ *  AGCL for ITK — Apache License 2.0, see LICENSE.
+ *=========================================================================*/
+#include "itkAGCLSegmentationFilter.h"
+#include "itkAbdominalPhantomImageSource.h"
+#include "itkCommand.h"
+#include "itkImageFileReader.h"
+#include "itkImageFileWriter.h"
+
+#include "agcl/AGCLModel.h"
+#include "agcl/Device.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+
+namespace {
+namespace fs = std::filesystem;
+using Source = itk::AbdominalPhantomImageSource;
+using CT = Source::CTImageType;
+using Labels = Source::LabelImageType;
+using Segmentation = itk::AGCLSegmentationFilter<CT, Labels>;
+
+fs::path
+Scratch(const std::string & name)
+{
+  const fs::path dir = fs::temp_directory_path() / ("agcl-segmentation-test-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  return dir / name;
+}
+
+agcl::ModelConfig
+TinyConfig()
+{
+  agcl::ModelConfig config;
+  config.organs = { { "spleen", 1 }, { "right_kidney", 2 }, { "liver", 6 }, { "aorta", 8 } };
+  config.patch_size = 32;
+  config.encoder_width = 8;
+  config.decoder_channels = 16;
+  config.decoder_low_level_projection = 8;
+  config.coarse_base_channels = 4;
+  config.coarse_levels = 3;
+  config.coarse_spacing_mm = { 8.0, 8.0, 8.0 };
+  config.threshold = 0.45; // an untrained decoder hovers around 0.5: some voxels on each side
+  return config;
+}
+
+// An untrained tiny model, written once per test program.
+const std::string &
+ModelFile()
+{
+  static const std::string path = [] {
+    torch::manual_seed(11);
+    const std::string file = Scratch("tiny.agcl").string();
+    agcl::AGCLModel(TinyConfig()).Save(file);
+    return file;
+  }();
+  return path;
+}
+
+Source::Pointer
+Phantom(unsigned long slices = 24)
+{
+  auto             source = Source::New();
+  Source::SizeType size{ { 64, 64, slices } };
+  source->SetSize(size);
+  source->SetSeed(8);
+  source->Update();
+  return source;
+}
+
+long
+Count(const Labels * image, unsigned char value)
+{
+  long n = 0;
+  for (itk::ImageRegionConstIterator<Labels> it(image, image->GetLargestPossibleRegion()); !it.IsAtEnd(); ++it)
+    n += it.Get() == value;
+  return n;
+}
+
+// The same method on the whole volume at once, with the single-stage filters (no slabs).
+Labels::Pointer
+WholeVolumeReference(const CT * ct, itk::AGCLModelObject * model, const Labels * coarse)
+{
+  const auto & config = model->GetConfig();
+  auto         attention = itk::CoarseAttentionFilter<CT, Labels>::New();
+  attention->SetInput(ct);
+  attention->SetModel(model);
+  if (coarse)
+    attention->SetCoarseLabelMap(coarse);
+  attention->SetMarginMM(config.margin_mm);
+  auto sampler = itk::QueryPatchSamplerFilter<CT, Labels>::New();
+  sampler->SetInput(ct);
+  auto fusion = itk::LabelFusionFilter<Labels>::New();
+  for (const auto & organ : config.organs)
+  {
+    sampler->SetAttentionMap(organ.label, attention->GetAttentionMap(organ.label));
+    fusion->SetAttentionMap(organ.label, attention->GetAttentionMap(organ.label));
+  }
+  sampler->SetPatchSize(config.patch_size);
+  sampler->SetOverlap(config.overlap);
+  auto encoder = itk::AGCLEncoderFilter::New();
+  encoder->SetInput(sampler->GetOutput());
+  encoder->SetEncoder(model->GetModel().Encoder());
+  auto decoder = itk::ASPPDecoderFilter::New();
+  decoder->SetInput(encoder->GetOutput());
+  decoder->SetDecoder(model->GetModel().Decoder());
+  fusion->SetPatches(decoder->GetOutput());
+  fusion->SetReferenceImage(ct);
+  fusion->SetThreshold(config.threshold);
+  fusion->Update();
+  Labels::Pointer result = fusion->GetOutput();
+  result->DisconnectPipeline();
+  return result;
+}
+
+class ProgressRecorder : public itk::Command
+{
+public:
+  using Self = ProgressRecorder;
+  using Pointer = itk::SmartPointer<Self>;
+  itkNewMacro(Self);
+  std::vector<float> values;
+  float              abortAt = 2.0f;
+  void
+  Execute(itk::Object * caller, const itk::EventObject & event) override
+  {
+    Execute(static_cast<const itk::Object *>(caller), event);
+    if (values.back() >= abortAt)
+      static_cast<itk::ProcessObject *>(caller)->AbortGenerateDataOn();
+  }
+  void
+  Execute(const itk::Object * caller, const itk::EventObject & event) override
+  {
+    if (itk::ProgressEvent().CheckEvent(&event))
+      values.push_back(static_cast<const itk::ProcessObject *>(caller)->GetProgress());
+  }
+};
+} // namespace
+
+TEST(AGCLSegmentationFilter, ReaderFilterWriterPipelineMatchesTheWholeVolumeMethod)
+{
+  auto source = Phantom();
+  const fs::path ctFile = Scratch("ct.mha"), labelFile = Scratch("labels.nrrd");
+  {
+    auto writer = itk::ImageFileWriter<CT>::New();
+    writer->SetInput(source->GetOutput());
+    writer->SetFileName(ctFile.string());
+    writer->Update();
+  }
+  auto reader = itk::ImageFileReader<CT>::New();
+  reader->SetFileName(ctFile.string());
+  auto segment = Segmentation::New();
+  segment->SetInput(reader->GetOutput());
+  segment->SetModelFileName(ModelFile());
+  segment->SetSlabThickness(5); // 24 slices: 4 full slabs and one of 4; the margin crosses slabs
+  segment->SetBatchSize(7);
+  auto progress = ProgressRecorder::New();
+  segment->AddObserver(itk::ProgressEvent(), progress);
+  auto writer = itk::ImageFileWriter<Labels>::New();
+  writer->SetInput(segment->GetOutput());
+  writer->SetFileName(labelFile.string());
+  writer->Update();
+
+  // Geometry of the input.
+  auto back = itk::ImageFileReader<Labels>::New();
+  back->SetFileName(labelFile.string());
+  back->Update();
+  const Labels * labels = back->GetOutput();
+  const CT *     ct = source->GetOutput();
+  EXPECT_EQ(labels->GetLargestPossibleRegion(), ct->GetLargestPossibleRegion());
+  EXPECT_TRUE(labels->GetSpacing().GetVnlVector().is_equal(ct->GetSpacing().GetVnlVector(), 1e-6));
+  EXPECT_TRUE(labels->GetOrigin().GetVnlVector().is_equal(ct->GetOrigin().GetVnlVector(), 1e-6));
+  EXPECT_EQ(labels->GetDirection(), ct->GetDirection());
+
+  // Slab by slab equals the whole volume at once, voxel for voxel.
+  const auto reference = WholeVolumeReference(ct, segment->GetModel(), nullptr);
+  long       mismatches = 0, organVoxels = 0;
+  for (itk::ImageRegionConstIteratorWithIndex<Labels> it(labels, labels->GetLargestPossibleRegion()); !it.IsAtEnd(); ++it)
+  {
+    mismatches += it.Get() != reference->GetPixel(it.GetIndex());
+    organVoxels += it.Get() != 0;
+    ASSERT_TRUE(it.Get() == 0 || it.Get() == 1 || it.Get() == 2 || it.Get() == 6 || it.Get() == 8) << int(it.Get());
+  }
+  EXPECT_EQ(mismatches, 0);
+  EXPECT_GT(organVoxels, 100) << "the untrained model should label some voxels at this threshold";
+  EXPECT_GT(segment->GetNumberOfPatches(), 0u);
+
+  // Progress: monotonic from 0 to 1.
+  ASSERT_GE(progress->values.size(), 5u);
+  EXPECT_FLOAT_EQ(progress->values.front(), 0.0f);
+  EXPECT_FLOAT_EQ(progress->values.back(), 1.0f);
+  for (size_t i = 1; i < progress->values.size(); ++i)
+    EXPECT_GE(progress->values[i], progress->values[i - 1]);
+  fs::remove(ctFile);
+  fs::remove(labelFile);
+}
+
+TEST(AGCLSegmentationFilter, GivenCoarseMapGivesTheSameAsTheWholeVolumeForAnySlabThickness)
+{
+  auto source = Phantom(20);
+  auto model = itk::AGCLModelObject::New();
+  model->Load(ModelFile());
+  const auto reference = WholeVolumeReference(source->GetOutput(), model, source->GetLabelOutput());
+  EXPECT_GT(Count(reference, 6), 50);
+  for (unsigned int thickness : { 1u, 7u, 64u })
+  {
+    auto segment = Segmentation::New();
+    segment->SetInput(source->GetOutput());
+    segment->SetCoarseLabelMap(source->GetLabelOutput());
+    segment->SetModel(model);
+    segment->SetSlabThickness(thickness);
+    segment->Update();
+    long mismatches = 0;
+    for (itk::ImageRegionConstIteratorWithIndex<Labels> it(reference, reference->GetLargestPossibleRegion()); !it.IsAtEnd();
+         ++it)
+      mismatches += it.Get() != segment->GetOutput()->GetPixel(it.GetIndex());
+    EXPECT_EQ(mismatches, 0) << "slab thickness " << thickness;
+    EXPECT_EQ(segment->GetStageSeconds().at("coarse"), 0.0); // the coarse network did not run
+    EXPECT_GT(segment->GetStageSeconds().at("encoder"), 0.0);
+  }
+}
+
+TEST(AGCLSegmentationFilter, AbortStopsTheFilterAndTheWriterWritesNothing)
+{
+  auto           source = Phantom();
+  const fs::path out = Scratch("aborted.nrrd");
+  auto           segment = Segmentation::New();
+  segment->SetInput(source->GetOutput());
+  segment->SetModelFileName(ModelFile());
+  segment->SetSlabThickness(4);
+  auto progress = ProgressRecorder::New();
+  progress->abortAt = 0.3f;
+  segment->AddObserver(itk::ProgressEvent(), progress);
+  auto writer = itk::ImageFileWriter<Labels>::New();
+  writer->SetInput(segment->GetOutput());
+  writer->SetFileName(out.string());
+  EXPECT_THROW(writer->Update(), itk::ProcessAborted);
+  EXPECT_FALSE(fs::exists(out));
+  EXPECT_LT(progress->values.back(), 0.6f); // stopped at the next slab, not at the end
+
+  // The same filter runs to the end once the observer lets it.
+  progress->abortAt = 2.0f;
+  segment->Modified();
+  EXPECT_NO_THROW(writer->Update());
+  EXPECT_TRUE(fs::exists(out));
+  fs::remove(out);
+}
+
+TEST(AGCLSegmentationFilter, BadInputIsAClearExceptionAndNothingIsWritten)
+{
+  auto expectError = [](itk::ProcessObject * last, const std::string & text) {
+    try
+    {
+      last->Update();
+      ADD_FAILURE() << "no exception; expected one mentioning '" << text << "'";
+    }
+    catch (const itk::ExceptionObject & e)
+    {
+      EXPECT_NE(std::string(e.GetDescription()).find(text), std::string::npos) << e.GetDescription();
+    }
+  };
+  auto source = Phantom(16);
+
+  // No model, a garbage file, a truncated file, weights of another organ set.
+  auto segment = Segmentation::New();
+  segment->SetInput(source->GetOutput());
+  expectError(segment, "no model");
+  const std::string garbage = Scratch("garbage.agcl").string();
+  {
+    std::ofstream(garbage) << "not a model";
+  }
+  segment->SetModelFileName(garbage);
+  expectError(segment, garbage);
+  const std::string truncated = Scratch("truncated.agcl").string();
+  {
+    std::ifstream in(ModelFile(), std::ios::binary);
+    std::string   bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::ofstream(truncated, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size() / 2));
+  }
+  segment->SetModelFileName(truncated);
+  expectError(segment, truncated);
+  const std::string otherOrgans = Scratch("other-organs.agcl").string();
+  {
+    agcl::ModelBundle bundle = agcl::ModelBundle::Load(ModelFile());
+    bundle.config["organs"] = { { { "name", "liver" }, { "label", 6 } } }; // the weights are for 4 organs
+    bundle.Save(otherOrgans);
+  }
+  segment->SetModelFileName(otherOrgans);
+  expectError(segment, "coarse.");
+  const std::string otherPatch = Scratch("other-patch.agcl").string();
+  {
+    agcl::ModelBundle bundle = agcl::ModelBundle::Load(ModelFile());
+    bundle.config["patch_size"] = 40; // not a multiple of the encoder's stride
+    bundle.Save(otherPatch);
+  }
+  segment->SetModelFileName(otherPatch);
+  expectError(segment, "patch_size");
+
+  // A device that does not exist here, a malformed one.
+  segment->SetModelFileName(ModelFile());
+  if (!agcl::CudaAvailable())
+  {
+    segment->SetDevice("cuda");
+    expectError(segment, "cuda");
+  }
+  segment->SetDevice("tpu");
+  expectError(segment, "Device");
+  segment->SetDevice("cpu");
+
+  // A coarse map of another size.
+  auto other = Phantom(8);
+  segment->SetCoarseLabelMap(other->GetLabelOutput());
+  expectError(segment, "same physical space"); // ITK's own check of the two inputs' geometry
+
+  // An empty image; a 2D image (one slice) read by a 3D reader.
+  auto empty = CT::New();
+  empty->SetRegions(CT::RegionType(CT::SizeType{ { 0, 0, 0 } }));
+  auto emptySegment = Segmentation::New();
+  emptySegment->SetInput(empty);
+  emptySegment->SetModelFileName(ModelFile());
+  expectError(emptySegment, "empty");
+  auto flat = CT::New();
+  flat->SetRegions(CT::RegionType(CT::SizeType{ { 32, 32, 1 } }));
+  flat->Allocate();
+  flat->FillBuffer(0);
+  auto flatSegment = Segmentation::New();
+  flatSegment->SetInput(flat);
+  flatSegment->SetModelFileName(ModelFile());
+  expectError(flatSegment, "3D volume");
+
+  // NaN voxels in a float CT; the writer behind the filter writes nothing.
+  using FloatCT = itk::Image<float, 3>;
+  auto nan = FloatCT::New();
+  nan->SetRegions(FloatCT::RegionType(FloatCT::SizeType{ { 32, 32, 8 } }));
+  nan->Allocate();
+  nan->FillBuffer(-1000.0f);
+  nan->SetPixel({ { 1, 2, 3 } }, std::numeric_limits<float>::quiet_NaN());
+  auto nanSegment = itk::AGCLSegmentationFilter<FloatCT, Labels>::New();
+  nanSegment->SetInput(nan);
+  nanSegment->SetModelFileName(ModelFile());
+  const fs::path out = Scratch("nan.nrrd");
+  auto           writer = itk::ImageFileWriter<Labels>::New();
+  writer->SetInput(nanSegment->GetOutput());
+  writer->SetFileName(out.string());
+  expectError(writer, "voxel [1, 2, 3]");
+  EXPECT_FALSE(fs::exists(out));
+}
