@@ -63,7 +63,13 @@ public:
   /** Runs the coarse network on a volume already resampled to the coarse spacing and
    *  window-normalised to 0..1: [D, H, W] (any size; padded internally to the network's size
    *  multiple with 0) -> the class of each voxel [D, H, W] uint8 on the CPU (0 background,
-   *  i = organ i-1 of the config). Eval mode, no gradients, on `device`. */
+   *  i = organ i-1 of the config). Eval mode, no gradients, on `device`.
+   *
+   *  When D exceeds the config's coarse_window_slices W, the network runs on windows of W
+   *  slices along D (memory bounded by W, not D): consecutive windows overlap by 2 H slices,
+   *  H = W / 4, and each slice takes its class from the window where it lies at least H slices
+   *  from a cut (the volume's own ends excepted). With instance normalisation the result then
+   *  differs slightly from a whole-volume run. */
   at::Tensor
   PredictCoarseClasses(const at::Tensor & volume, const c10::Device & device);
 

@@ -58,6 +58,11 @@ struct ModelConfig
   double                coarse_window_high = 275.0;
   int64_t               coarse_base_channels = 8;
   int64_t               coarse_levels = 4;
+  /** The coarse network runs on windows of at most this many coarse slices along the volume's
+   *  slowest (z index) axis, overlapping by a quarter window on each side, so that its memory
+   *  does not grow with the scan length (0 = the whole volume at once). 32 slices at 4 mm =
+   *  128 mm. Training should show the network windows of the same extent. */
+  int64_t coarse_window_slices = 32;
 
   /** Free-form training provenance (data, settings, tool version, date). */
   nlohmann::json provenance = nlohmann::json::object();

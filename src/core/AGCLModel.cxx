@@ -70,6 +70,29 @@ AGCLModel::Load(const std::string & path)
   }
 }
 
+namespace {
+// The network on one [d, H, W] window, zero-padded to its size multiple: classes [d, H, W] uint8 on the CPU.
+torch::Tensor
+ClassesOf(CoarseSegmentationNet & net, const torch::Tensor & volume, const torch::Device & device)
+{
+  const int64_t        multiple = net->SizeMultiple();
+  std::vector<int64_t> padding; // constant_pad_nd order: last dimension first
+  for (int64_t d = 2; d >= 0; --d)
+  {
+    const int64_t size = volume.size(d);
+    padding.push_back(0);
+    padding.push_back((size + multiple - 1) / multiple * multiple - size);
+  }
+  const torch::Tensor input =
+    torch::constant_pad_nd(volume.to(device, torch::kFloat), padding, 0.0).unsqueeze(0).unsqueeze(0);
+  const torch::Tensor classes = net->forward(input).argmax(1)[0];
+  return classes.slice(0, 0, volume.size(0))
+    .slice(1, 0, volume.size(1))
+    .slice(2, 0, volume.size(2))
+    .to(torch::kCPU, torch::kByte);
+}
+} // namespace
+
 at::Tensor
 AGCLModel::PredictCoarseClasses(const at::Tensor & volume, const c10::Device & device)
 {
@@ -78,21 +101,29 @@ AGCLModel::PredictCoarseClasses(const at::Tensor & volume, const c10::Device & d
   torch::NoGradGuard noGrad;
   m_Coarse->to(device);
   m_Coarse->eval();
-  const int64_t          multiple = m_Coarse->SizeMultiple();
-  std::vector<int64_t>   padding; // F::pad order: last dimension first
-  for (int64_t d = 2; d >= 0; --d)
+  const int64_t depth = volume.size(0), window = m_Config.coarse_window_slices;
+  if (window == 0 || depth <= window)
   {
-    const int64_t size = volume.size(d);
-    padding.push_back(0);
-    padding.push_back((size + multiple - 1) / multiple * multiple - size);
+    return ClassesOf(m_Coarse, volume, device).contiguous();
   }
-  const torch::Tensor input = torch::constant_pad_nd(volume.to(device, torch::kFloat), padding, 0.0).unsqueeze(0).unsqueeze(0);
-  const torch::Tensor classes = m_Coarse->forward(input).argmax(1)[0];
-  return classes.slice(0, 0, volume.size(0))
-    .slice(1, 0, volume.size(1))
-    .slice(2, 0, volume.size(2))
-    .to(torch::kCPU, torch::kByte)
-    .contiguous();
+  const int64_t halo = window / 4;
+  torch::Tensor result = torch::empty(volume.sizes(), torch::TensorOptions().dtype(torch::kByte));
+  int64_t       done = 0; // slices [0, done) are final
+  for (int64_t start = 0;;)
+  {
+    const int64_t end = std::min(depth, start + window);
+    start = end - window; // every window is `window` slices long
+    const int64_t       keepEnd = end == depth ? depth : end - halo;
+    const torch::Tensor classes = ClassesOf(m_Coarse, volume.slice(0, start, end), device);
+    result.slice(0, done, keepEnd).copy_(classes.slice(0, done - start, keepEnd - start));
+    done = keepEnd;
+    if (end == depth)
+    {
+      break;
+    }
+    start = keepEnd - halo; // the next window's first kept slice (start + halo) is keepEnd
+  }
+  return result;
 }
 
 } // namespace agcl

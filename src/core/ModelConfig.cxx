@@ -83,7 +83,8 @@ ModelConfig::ToJson() const
              { { "spacing_mm", coarse_spacing_mm },
                { "window", { coarse_window_low, coarse_window_high } },
                { "base_channels", coarse_base_channels },
-               { "levels", coarse_levels } } },
+               { "levels", coarse_levels },
+               { "window_slices", coarse_window_slices } } },
            { "provenance", provenance } };
 }
 
@@ -149,6 +150,7 @@ ModelConfig::FromJson(const nlohmann::json & json)
     config.coarse_window_high = coarseWindow[1];
     Read(*it, "base_channels", config.coarse_base_channels, "an integer");
     Read(*it, "levels", config.coarse_levels, "an integer");
+    Read(*it, "window_slices", config.coarse_window_slices, "an integer");
   }
   if (const auto it = json.find("provenance"); it != json.end())
   {
@@ -231,6 +233,10 @@ ModelConfig::Validate() const
   if (coarse_base_channels < 1 || coarse_levels < 1 || coarse_levels > 6)
   {
     Fail("coarse", "base_channels >= 1 and levels in 1..6", ToJson()["coarse"]);
+  }
+  if (coarse_window_slices != 0 && coarse_window_slices < 8)
+  {
+    Fail("coarse.window_slices", "0 (whole volume) or at least 8 slices", coarse_window_slices);
   }
 }
 

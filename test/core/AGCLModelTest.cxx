@@ -173,3 +173,42 @@ TEST(AGCLModel, CoarseClassesAreTheArgmaxOfTheZeroPaddedVolume)
   EXPECT_THROW(model.PredictCoarseClasses(torch::rand({ 4, 4 }), torch::kCPU), std::invalid_argument);
   EXPECT_THROW(model.PredictCoarseClasses(torch::ones({ 4, 4, 4 }, torch::kLong), torch::kCPU), std::invalid_argument);
 }
+
+TEST(AGCLModel, LongVolumesRunInWindowsWhoseKeptSlicesAreAwayFromTheCuts)
+{
+  torch::manual_seed(9);
+  agcl::ModelConfig config = Tiny();
+  config.coarse_window_slices = 8; // H = 2 slices of context on each side of a cut
+  agcl::AGCLModel     model(config);
+  const int64_t       D = 21, W = 8, H = 2;
+  const torch::Tensor volume = torch::rand({ D, 12, 12 });
+  const torch::Tensor classes = model.PredictCoarseClasses(volume, torch::kCPU);
+  ASSERT_EQ(classes.sizes(), volume.sizes());
+
+  // Reference: every possible window of W slices, run on its own (padded by hand to 8 x 12 x 12).
+  torch::NoGradGuard         noGrad;
+  std::vector<torch::Tensor> windows;
+  for (int64_t a = 0; a + W <= D; ++a)
+  {
+    windows.push_back(
+      model.Coarse()->forward(volume.slice(0, a, a + W).unsqueeze(0).unsqueeze(0)).argmax(1)[0].to(torch::kByte));
+  }
+  // Each slice must be what some window gives it where the slice is at least H slices from
+  // that window's cuts (a window edge that is not the volume's own end).
+  for (int64_t z = 0; z < D; ++z)
+  {
+    bool matched = false;
+    for (int64_t a = 0; a + W <= D && !matched; ++a)
+    {
+      const bool farFromStart = a == 0 || z - a >= H;
+      const bool farFromEnd = a + W == D || a + W - 1 - z >= H;
+      matched = z >= a && z < a + W && farFromStart && farFromEnd && torch::equal(classes[z], windows[a][z - a]);
+    }
+    EXPECT_TRUE(matched) << "slice " << z;
+  }
+  // Not a trivial check: the windows do not all give the same slices.
+  int64_t differing = 0;
+  for (int64_t a = 1; a + W <= D; ++a)
+    differing += !torch::equal(windows[a][W / 2 - 1], windows[a - 1][W / 2]);
+  EXPECT_GT(differing, 0);
+}
