@@ -16,7 +16,13 @@
 #include "itkVerifyFiniteImage.h"
 
 #include "agcl/AGCLModel.h"
+
+#include <ATen/ops/cat.h>
 #include "agcl/Device.h"
+
+#if defined(__GLIBC__)
+#  include <malloc.h>
+#endif
 
 #include <algorithm>
 #include <chrono>
@@ -39,6 +45,16 @@ ExtractRegion(const TImage * image, const typename TImage::RegionType & region)
   typename TImage::Pointer result = extract->GetOutput();
   result->DisconnectPipeline();
   return result;
+}
+
+// Gives the memory freed by a slab back to the system (glibc keeps freed blocks in per-thread
+// arenas; without this the resident size creeps up slab after slab). No-op elsewhere.
+inline void
+ReleaseFreedMemory()
+{
+#if defined(__GLIBC__)
+  malloc_trim(0);
+#endif
 }
 } // namespace agcl_segmentation_detail
 
@@ -229,6 +245,7 @@ AGCLSegmentationFilter<TInputImage, TLabelImage>::GenerateData()
       coarseGrid = CoarseAttentionFilter<InputImageType, LabelImageType>::ComputeCoarseLabelMap(input, m_Model, m_Device);
     });
   }
+  ReleaseFreedMemory();
   this->UpdateProgress(0.1f);
   checkAbort();
 
@@ -298,24 +315,45 @@ AGCLSegmentationFilter<TInputImage, TLabelImage>::GenerateData()
 
       if (patches > 0)
       {
-        auto encoder = AGCLEncoderFilter::New();
-        encoder->SetInput(sampler->GetOutput());
-        encoder->SetEncoder(m_Model->GetModel().Encoder());
-        encoder->SetDevice(m_Device);
-        encoder->SetBatchSize(m_BatchSize);
-        timed("encoder", [&] { encoder->Update(); });
-        checkAbort();
-        auto decoder = ASPPDecoderFilter::New();
-        decoder->SetInput(encoder->GetOutput());
-        decoder->SetDecoder(m_Model->GetModel().Decoder());
-        decoder->SetDevice(m_Device);
-        decoder->SetBatchSize(m_BatchSize);
-        timed("decoder", [&] { decoder->Update(); });
-        checkAbort();
+        // Encoder and decoder on chunks of patches, so that only one chunk's features exist at
+        // a time (they are the largest per-patch data); the probabilities are gathered on the CPU.
+        const TensorDataObject *   sampled = sampler->GetOutput();
+        const at::Tensor &         images = sampled->GetTensor("image");
+        const auto &               metadata = sampled->GetMetadata();
+        const int64_t              chunk = 4 * static_cast<int64_t>(m_BatchSize);
+        std::vector<at::Tensor>    probabilities;
+        for (int64_t a = 0; a < static_cast<int64_t>(patches); a += chunk)
+        {
+          const int64_t b = std::min<int64_t>(static_cast<int64_t>(patches), a + chunk);
+          auto          part = TensorDataObject::New();
+          part->SetTensor("image", images.slice(0, a, b));
+          part->SetMetadata(TensorDataObject::MetadataType(metadata.begin() + a, metadata.begin() + b));
+          auto encoder = AGCLEncoderFilter::New();
+          encoder->SetInput(part);
+          encoder->SetEncoder(m_Model->GetModel().Encoder());
+          encoder->SetDevice(m_Device);
+          encoder->SetBatchSize(m_BatchSize);
+          timed("encoder", [&] { encoder->Update(); });
+          checkAbort();
+          auto decoder = ASPPDecoderFilter::New();
+          decoder->SetInput(encoder->GetOutput());
+          decoder->SetDecoder(m_Model->GetModel().Decoder());
+          decoder->SetDevice(m_Device);
+          decoder->SetBatchSize(m_BatchSize);
+          timed("decoder", [&] {
+            decoder->Update();
+            probabilities.push_back(decoder->GetOutput()->GetTensor("probability").to(at::kCPU));
+          });
+          checkAbort();
+        }
+        auto fused = TensorDataObject::New();
+        fused->SetMetadata(metadata);
+        fused->SetTensor("probability", at::cat(probabilities));
+        probabilities.clear();
 
         timed("fusion", [&] {
           auto fusion = LabelFusionFilter<LabelImageType>::New();
-          fusion->SetPatches(decoder->GetOutput());
+          fusion->SetPatches(fused);
           fusion->SetReferenceImage(ct);
           for (size_t o = 0; o < organs.size(); ++o)
           {
@@ -329,6 +367,7 @@ AGCLSegmentationFilter<TInputImage, TLabelImage>::GenerateData()
         });
       }
     }
+    ReleaseFreedMemory();
     this->UpdateProgress(static_cast<float>(0.1 + 0.85 * static_cast<double>(k1) / static_cast<double>(slices)));
     checkAbort();
   }

@@ -10,10 +10,10 @@
 #include "itkConnectedComponentImageFilter.h"
 #include "itkImageRegionConstIteratorWithIndex.h"
 #include "itkImageRegionIterator.h"
-#include "itkRelabelComponentImageFilter.h"
 
 #include <ATen/core/Tensor.h>
 
+#include <algorithm>
 #include <cmath>
 
 namespace itk {
@@ -385,16 +385,19 @@ LabelFusionFilter<TLabelImage>::KeepLargestComponentAndFillHoles(LabelImageType 
   auto components = ConnectedComponentImageFilter<MaskType, ComponentType>::New();
   components->SetInput(mask);
   components->FullyConnectedOn();
-  auto relabel = RelabelComponentImageFilter<ComponentType, ComponentType>::New();
-  relabel->SetInput(components->GetOutput());
-  relabel->Update(); // component 1 is the largest
+  components->Update();
   {
-    ImageRegionConstIterator<ComponentType> in(relabel->GetOutput(), box);
-    ImageRegionIterator<MaskType>           out(mask, box);
-    for (; !in.IsAtEnd(); ++in, ++out)
-      out.Set(in.Get() == 1 ? 1 : 0);
+    // The largest component by a count of each component's voxels (ties: the lower id).
+    std::vector<SizeValueType>                  sizes(components->GetObjectCount() + 1, 0);
+    ImageRegionConstIterator<ComponentType> in(components->GetOutput(), box);
+    for (; !in.IsAtEnd(); ++in)
+      ++sizes[in.Get()];
+    sizes[0] = 0; // background
+    const auto largest = static_cast<unsigned int>(std::max_element(sizes.begin(), sizes.end()) - sizes.begin());
+    ImageRegionIterator<MaskType> out(mask, box);
+    for (in.GoToBegin(); !in.IsAtEnd(); ++in, ++out)
+      out.Set(in.Get() == largest ? 1 : 0);
   }
-  relabel = nullptr;
   components = nullptr;
   auto fill = BinaryFillholeImageFilter<MaskType>::New();
   fill->SetInput(mask);

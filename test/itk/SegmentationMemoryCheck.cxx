@@ -12,6 +12,8 @@
 //   peak_minus_volumes = peak RSS - input bytes - output bytes  (the measure; the filter
 //                        keeps no per-organ volume-sized accumulators, so there are none to subtract)
 //   growth             = peak RSS - RSS before Update - output bytes (what the run itself added)
+// Each size is measured twice and the smaller figures are kept: the peak of one run varies by
+// up to ~10% with the timing of the two threads' allocations (seen on the 2-core machine).
 // The check fails when either measure at 128 slices differs from 64 slices by more than 20%.
 #include "itkAGCLSegmentationFilter.h"
 #include "itkAbdominalPhantomImageSource.h"
@@ -22,6 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -108,34 +111,38 @@ main()
   int    row = 0;
   for (const unsigned long slices : { 64ul, 128ul })
   {
-    int pipeFd[2];
-    if (pipe(pipeFd) != 0)
-      return 2;
-    const pid_t child = fork();
-    if (child == 0)
-    {
-      close(pipeFd[0]);
-      _exit(Measure(slices, pipeFd[1]));
-    }
-    close(pipeFd[1]);
-    char        buffer[256] = {};
-    const auto  n = read(pipeFd[0], buffer, sizeof(buffer) - 1);
-    int         status = 0;
-    waitpid(child, &status, 0);
-    close(pipeFd[0]);
     long input = 0, output = 0, before = 0, peak = 0, patches = 0;
-    if (n <= 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0 ||
-        std::sscanf(buffer, "%ld %ld %ld %ld %ld", &input, &output, &before, &peak, &patches) != 5)
+    measures[row][0] = measures[row][1] = 1e300;
+    for (int repeat = 0; repeat < 2; ++repeat)
     {
-      std::cerr << "the measurement at " << slices << " slices failed\n";
-      return 2;
+      int pipeFd[2];
+      if (pipe(pipeFd) != 0)
+        return 2;
+      const pid_t child = fork();
+      if (child == 0)
+      {
+        close(pipeFd[0]);
+        _exit(Measure(slices, pipeFd[1]));
+      }
+      close(pipeFd[1]);
+      char       buffer[256] = {};
+      const auto n = read(pipeFd[0], buffer, sizeof(buffer) - 1);
+      int        status = 0;
+      waitpid(child, &status, 0);
+      close(pipeFd[0]);
+      if (n <= 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0 ||
+          std::sscanf(buffer, "%ld %ld %ld %ld %ld", &input, &output, &before, &peak, &patches) != 5)
+      {
+        std::cerr << "the measurement at " << slices << " slices failed\n";
+        return 2;
+      }
+      measures[row][0] = std::min(measures[row][0], static_cast<double>(peak - input - output));
+      measures[row][1] = std::min(measures[row][1], static_cast<double>(peak - before - output));
+      std::printf("{\"slices\": %lu, \"run\": %d, \"patches\": %ld, \"input_MiB\": %.1f, \"output_MiB\": %.1f, "
+                  "\"rss_before_MiB\": %.1f, \"peak_MiB\": %.1f, \"peak_minus_volumes_MiB\": %.1f, \"growth_MiB\": %.1f}\n",
+                  slices, repeat, patches, input / 1048576.0, output / 1048576.0, before / 1048576.0, peak / 1048576.0,
+                  (peak - input - output) / 1048576.0, (peak - before - output) / 1048576.0);
     }
-    measures[row][0] = static_cast<double>(peak - input - output);
-    measures[row][1] = static_cast<double>(peak - before - output);
-    std::printf("{\"slices\": %lu, \"patches\": %ld, \"input_MiB\": %.1f, \"output_MiB\": %.1f, \"rss_before_MiB\": %.1f, "
-                "\"peak_MiB\": %.1f, \"peak_minus_volumes_MiB\": %.1f, \"growth_MiB\": %.1f}\n",
-                slices, patches, input / 1048576.0, output / 1048576.0, before / 1048576.0, peak / 1048576.0,
-                measures[row][0] / 1048576.0, measures[row][1] / 1048576.0);
     ++row;
   }
   int failures = 0;
