@@ -1,0 +1,111 @@
+/*=========================================================================
+ *  AGCL for ITK — Apache License 2.0, see LICENSE.
+ *=========================================================================*/
+// Whole-volume inference with AGCLSegmentationFilter on phantom volumes, split by stage, with
+// the CPU-sized model (ResNet-18 at width 16, 64x64 patches; untrained weights: the time of a
+// network does not depend on its weights).
+//
+// The attention regions a trained coarse network would give are emulated with the phantom's own
+// label map (SetCoarseLabelMap: organ + 10 mm), so that the number of patches is realistic; the
+// coarse network is timed separately on the same volume (counter coarse_s), and total_s adds it.
+// An untrained coarse network would give random attention (all organs everywhere), and so
+// several times more patches than a real model.
+//
+// Run: build/benchmarks/agclSegmentationBenchmark (results in Documentation/performance.md).
+// Counters: seconds per stage, patches, non_network = (attention + sampling + fusion +
+// post-processing) / total, peak_MiB = peak resident memory during the run (the process's
+// peak is reset before it), input_MiB and output_MiB.
+#include "itkAGCLSegmentationFilter.h"
+#include "itkAbdominalPhantomImageSource.h"
+
+#include "agcl/AGCLModel.h"
+#include "agcl/Threading.h"
+
+#include <benchmark/benchmark.h>
+
+#include <chrono>
+#include <fstream>
+#include <string>
+
+namespace {
+using Source = itk::AbdominalPhantomImageSource;
+using CT = Source::CTImageType;
+using Labels = Source::LabelImageType;
+
+double
+PeakMiB()
+{
+  std::ifstream in("/proc/self/status");
+  std::string   line;
+  while (std::getline(in, line))
+    if (line.rfind("VmHWM:", 0) == 0)
+      return std::stod(line.substr(6)) / 1024.0;
+  return -1.0;
+}
+
+itk::AGCLModelObject::Pointer
+CpuSizedModel()
+{
+  static itk::AGCLModelObject::Pointer model = [] {
+    torch::manual_seed(1);
+    auto object = itk::AGCLModelObject::New();
+    object->SetModel(std::make_shared<agcl::AGCLModel>(agcl::ModelConfig{}));
+    return object;
+  }();
+  return model;
+}
+
+// Arguments: in-plane size, slices.
+void
+BM_Segment(benchmark::State & state)
+{
+  agcl::ConfigureThreads(0);
+  auto             source = Source::New();
+  Source::SizeType size{ { static_cast<unsigned long>(state.range(0)), static_cast<unsigned long>(state.range(0)),
+                           static_cast<unsigned long>(state.range(1)) } };
+  source->SetSize(size);
+  source->Update();
+  CT::Pointer     ct = source->GetOutput();
+  Labels::Pointer labels = source->GetLabelOutput();
+  ct->DisconnectPipeline();
+  labels->DisconnectPipeline();
+  source = nullptr;
+  auto model = CpuSizedModel();
+
+  std::map<std::string, double> seconds;
+  double                        total = 0, peak = 0;
+  uint64_t                      patches = 0;
+  for (auto _ : state)
+  {
+    std::ofstream("/proc/self/clear_refs") << "5";
+    const auto start = std::chrono::steady_clock::now();
+    auto       coarse = itk::CoarseAttentionFilter<CT, Labels>::ComputeCoarseLabelMap(ct, model, "cpu");
+    const double coarseSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    coarse = nullptr;
+    auto segment = itk::AGCLSegmentationFilter<CT, Labels>::New();
+    segment->SetInput(ct);
+    segment->SetCoarseLabelMap(labels);
+    segment->SetModel(model);
+    segment->Update();
+    total = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    seconds = segment->GetStageSeconds();
+    seconds["coarse"] = coarseSeconds;
+    patches = segment->GetNumberOfPatches();
+    peak = PeakMiB();
+    benchmark::DoNotOptimize(segment->GetOutput()->GetBufferPointer());
+  }
+  for (const auto & [stage, value] : seconds)
+    state.counters[stage + "_s"] = value;
+  state.counters["total_s"] = total;
+  state.counters["patches"] = static_cast<double>(patches);
+  state.counters["non_network"] =
+    (seconds["attention"] + seconds["sampling"] + seconds["fusion"] + seconds["postprocessing"]) / total;
+  state.counters["peak_MiB"] = peak;
+  const double voxels = static_cast<double>(ct->GetLargestPossibleRegion().GetNumberOfPixels());
+  state.counters["input_MiB"] = voxels * sizeof(CT::PixelType) / 1048576.0;
+  state.counters["output_MiB"] = voxels * sizeof(Labels::PixelType) / 1048576.0;
+}
+BENCHMARK(BM_Segment)->Args({ 256, 64 })->Args({ 512, 120 })->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
+} // namespace
+
+BENCHMARK_MAIN();
