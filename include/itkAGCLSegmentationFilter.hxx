@@ -11,6 +11,7 @@
 #include "itkCoarseAttentionFilter.h"
 #include "itkExtractImageFilter.h"
 #include "itkImageAlgorithm.h"
+#include "itkLabelBoundingBoxes.h"
 #include "itkLabelFusionFilter.h"
 #include "itkQueryPatchSamplerFilter.h"
 #include "itkVerifyFiniteImage.h"
@@ -121,7 +122,7 @@ AGCLSegmentationFilter<TInputImage, TLabelImage>::VerifyInputInformation() ITKv5
 {
   Superclass::VerifyInputInformation(); // same physical space for the optional coarse map
   const auto * image = this->GetInput();
-  const auto size = image->GetLargestPossibleRegion().GetSize();
+  const auto   size = image->GetLargestPossibleRegion().GetSize();
   if (image->GetLargestPossibleRegion().GetNumberOfPixels() == 0)
   {
     itkExceptionMacro(<< "the input image is empty");
@@ -242,7 +243,8 @@ AGCLSegmentationFilter<TInputImage, TLabelImage>::GenerateData()
   if (givenCoarse.IsNull())
   {
     timed("coarse", [&] {
-      coarseGrid = CoarseAttentionFilter<InputImageType, LabelImageType>::ComputeCoarseLabelMap(input, m_Model, m_Device);
+      coarseGrid =
+        CoarseAttentionFilter<InputImageType, LabelImageType>::ComputeCoarseLabelMap(input, m_Model, m_Device);
     });
   }
   ReleaseFreedMemory();
@@ -251,8 +253,8 @@ AGCLSegmentationFilter<TInputImage, TLabelImage>::GenerateData()
 
   // 2. Slabs along the axial axis.
   using Sampler = QueryPatchSamplerFilter<InputImageType, LabelImageType>;
-  const RegionType    region = input->GetLargestPossibleRegion();
-  const unsigned int  axial = Sampler::AxialAxis(input->GetDirection());
+  const RegionType     region = input->GetLargestPossibleRegion();
+  const unsigned int   axial = Sampler::AxialAxis(input->GetDirection());
   const IndexValueType first = region.GetIndex(axial);
   const auto           slices = static_cast<IndexValueType>(region.GetSize(axial));
   // The attention of a slab's voxel depends on organ voxels within the margin: grow the slab by it.
@@ -277,19 +279,24 @@ AGCLSegmentationFilter<TInputImage, TLabelImage>::GenerateData()
         givenCoarse.IsNotNull()
           ? ExtractRegion<LabelImageType>(givenCoarse, grown)
           : CoarseAttentionFilter<InputImageType, LabelImageType>::ResampleLabels(coarseGrid, input, grown);
-      // The label image is also the (geometry-only) input of the attention filter.
-      auto attend = CoarseAttentionFilter<LabelImageType, LabelImageType>::New();
-      attend->SetInput(labels);
-      attend->SetCoarseLabelMap(labels);
-      attend->SetOrganLabels(organs);
-      attend->SetMarginMM(config.margin_mm);
-      attend->Update();
+      const auto boxes = LabelBoundingBoxes(labels.GetPointer(), grown);
       for (size_t o = 0; o < organs.size(); ++o)
       {
-        attention[o] = ExtractRegion<LabelImageType>(attend->GetAttentionMap(organs[o]), slab);
-        const LabelType * buffer = attention[o]->GetBufferPointer();
-        anyAttention = anyAttention || std::any_of(buffer, buffer + slab.GetNumberOfPixels(),
-                                                   [](LabelType v) { return v != LabelType{}; });
+        attention[o] = LabelImageType::New();
+        attention[o]->CopyInformation(input);
+        attention[o]->SetRegions(slab);
+        attention[o]->Allocate();
+        attention[o]->FillBuffer(LabelType{});
+        const auto found = boxes.find(organs[o]);
+        if (found != boxes.end())
+        {
+          CoarseAttentionFilter<InputImageType, LabelImageType>::ComputeAttentionMap(
+            labels, organs[o], found->second, config.margin_mm, attention[o]);
+          const LabelType * buffer = attention[o]->GetBufferPointer();
+          anyAttention = anyAttention || std::any_of(buffer, buffer + slab.GetNumberOfPixels(), [](LabelType v) {
+                           return v != LabelType{};
+                         });
+        }
       }
     });
 
@@ -317,11 +324,11 @@ AGCLSegmentationFilter<TInputImage, TLabelImage>::GenerateData()
       {
         // Encoder and decoder on chunks of patches, so that only one chunk's features exist at
         // a time (they are the largest per-patch data); the probabilities are gathered on the CPU.
-        const TensorDataObject *   sampled = sampler->GetOutput();
-        const at::Tensor &         images = sampled->GetTensor("image");
-        const auto &               metadata = sampled->GetMetadata();
-        const int64_t              chunk = 4 * static_cast<int64_t>(m_BatchSize);
-        std::vector<at::Tensor>    probabilities;
+        const TensorDataObject * sampled = sampler->GetOutput();
+        const at::Tensor &       images = sampled->GetTensor("image");
+        const auto &             metadata = sampled->GetMetadata();
+        const int64_t            chunk = 4 * static_cast<int64_t>(m_BatchSize);
+        std::vector<at::Tensor>  probabilities;
         for (int64_t a = 0; a < static_cast<int64_t>(patches); a += chunk)
         {
           const int64_t b = std::min<int64_t>(static_cast<int64_t>(patches), a + chunk);
@@ -375,12 +382,8 @@ AGCLSegmentationFilter<TInputImage, TLabelImage>::GenerateData()
   // 3. Post-processing on the whole label map (each organ on its own bounding box).
   if (m_PostProcessing)
   {
-    timed("postprocessing", [&] {
-      for (const LabelType organ : organs)
-      {
-        LabelFusionFilter<LabelImageType>::KeepLargestComponentAndFillHoles(output, organ);
-      }
-    });
+    timed("postprocessing",
+          [&] { LabelFusionFilter<LabelImageType>::KeepLargestComponentsAndFillHoles(output, organs); });
   }
   this->UpdateProgress(1.0f);
 }
@@ -391,7 +394,8 @@ AGCLSegmentationFilter<TInputImage, TLabelImage>::PrintSelf(std::ostream & os, I
 {
   Superclass::PrintSelf(os, indent);
   os << indent << "ModelFileName: " << m_ModelFileName << std::endl;
-  os << indent << "Model: " << (m_Model.IsNull() ? "none" : (m_ModelFromFile ? "loaded from file" : "set")) << std::endl;
+  os << indent << "Model: " << (m_Model.IsNull() ? "none" : (m_ModelFromFile ? "loaded from file" : "set"))
+     << std::endl;
   os << indent << "Device: " << m_Device << std::endl;
   os << indent << "BatchSize: " << m_BatchSize << std::endl;
   os << indent << "SlabThickness: " << m_SlabThickness << std::endl;

@@ -100,9 +100,20 @@ public:
   ComputeCoarseLabelMap(const InputImageType * image, const AGCLModelObject * model, const std::string & device);
   /** `labels` resampled by nearest neighbour onto `reference`'s grid over `region`. */
   static typename LabelImageType::Pointer
-  ResampleLabels(const LabelImageType *                         labels,
-                 const ImageBase<ImageDimension> *              reference,
-                 const typename LabelImageType::RegionType &    region);
+  ResampleLabels(const LabelImageType *                      labels,
+                 const ImageBase<ImageDimension> *           reference,
+                 const typename LabelImageType::RegionType & region);
+
+  /** Writes 1 into `attention` (inside its buffered region, which may be a part of the labels'
+   *  region, e.g. a slab) wherever the Euclidean distance in mm to the nearest voxel of `organ`
+   *  in `labels` is at most `marginMM`; other voxels are left as they are. `organBox` is the
+   *  organ's index bounding box in `labels` (LabelBoundingBoxes). */
+  static void
+  ComputeAttentionMap(const LabelImageType *                      labels,
+                      LabelType                                   organ,
+                      const typename LabelImageType::RegionType & organBox,
+                      double                                      marginMM,
+                      LabelImageType *                            attention);
 
   itkSetMacro(MarginMM, double);
   itkGetConstMacro(MarginMM, double);
@@ -132,11 +143,11 @@ protected:
   PrintSelf(std::ostream & os, Indent indent) const override;
 
 private:
-  std::vector<LabelType>           m_OrganLabels;
-  double                           m_MarginMM{ 10.0 };
+  std::vector<LabelType>            m_OrganLabels;
+  double                            m_MarginMM{ 10.0 };
   typename AGCLModelObject::Pointer m_Model;
-  std::string                      m_ModelFileName;
-  std::string                      m_Device{ "cpu" };
+  std::string                       m_ModelFileName;
+  std::string                       m_Device{ "cpu" };
 };
 
 } // namespace itk

@@ -8,6 +8,7 @@
 
 #include "itkImageRegionConstIteratorWithIndex.h"
 #include "itkImageRegionIterator.h"
+#include "itkLabelBoundingBoxes.h"
 #include "itkLinearInterpolateImageFunction.h"
 #include "itkNearestNeighborInterpolateImageFunction.h"
 #include "itkResampleImageFilter.h"
@@ -112,8 +113,8 @@ CoarseAttentionFilter<TInputImage, TLabelImage>::ResampleToCoarseGrid(const Inpu
                                                                       const agcl::ModelConfig & config) ->
   typename CoarseImageType::Pointer
 {
-  const auto region = image->GetLargestPossibleRegion();
-  const auto spacing = image->GetSpacing();
+  const auto                            region = image->GetLargestPossibleRegion();
+  const auto                            spacing = image->GetSpacing();
   typename CoarseImageType::SpacingType spacingC;
   typename CoarseImageType::SizeType    sizeC;
   Vector<double, ImageDimension>        shift; // from the input's first voxel centre to the coarse one's
@@ -161,10 +162,11 @@ CoarseAttentionFilter<TInputImage, TLabelImage>::ComputeCoarseLabelMap(const Inp
   const auto                coarse = ResampleToCoarseGrid(image, config);
   const auto                size = coarse->GetLargestPossibleRegion().GetSize();
   std::vector<uint8_t>      classes(coarse->GetLargestPossibleRegion().GetNumberOfPixels());
-  model->PredictCoarseClasses(coarse->GetBufferPointer(),
-                              { static_cast<int64_t>(size[2]), static_cast<int64_t>(size[1]), static_cast<int64_t>(size[0]) },
-                              device,
-                              classes.data());
+  model->PredictCoarseClasses(
+    coarse->GetBufferPointer(),
+    { static_cast<int64_t>(size[2]), static_cast<int64_t>(size[1]), static_cast<int64_t>(size[0]) },
+    device,
+    classes.data());
   auto labels = LabelImageType::New();
   labels->CopyInformation(coarse);
   labels->SetRegions(coarse->GetLargestPossibleRegion());
@@ -309,99 +311,94 @@ CoarseAttentionFilter<TInputImage, TLabelImage>::GenerateData()
     coarse = ResampleLabels(ComputeCoarseLabelMap(image, m_Model, m_Device), image, image->GetLargestPossibleRegion());
   }
   const auto region = coarse->GetLargestPossibleRegion();
-  const auto             spacing = coarse->GetSpacing();
 
   // Output 0: the coarse label map, organs only (other label values become background).
   LabelImageType * labelsOut = this->GetOutput(0);
   labelsOut->SetBufferedRegion(labelsOut->GetRequestedRegion());
   labelsOut->Allocate();
-  // In the same pass: each present organ's bounding box (index space).
-  using IndexType = typename LabelImageType::IndexType;
-  std::map<LabelType, std::pair<IndexType, IndexType>> boxes;
   {
-    ImageRegionConstIteratorWithIndex<LabelImageType> in(coarse, region);
-    ImageRegionIterator<LabelImageType>               out(labelsOut, region);
-    for (; !in.IsAtEnd(); ++in, ++out)
+    const LabelType * in = coarse->GetBufferPointer();
+    LabelType *       out = labelsOut->GetBufferPointer();
+    for (SizeValueType v = 0, n = region.GetNumberOfPixels(); v < n; ++v)
     {
-      const LabelType v = in.Get();
-      if (std::find(m_OrganLabels.begin(), m_OrganLabels.end(), v) == m_OrganLabels.end())
-      {
-        out.Set(LabelType{});
-        continue;
-      }
-      out.Set(v);
-      const IndexType & index = in.GetIndex();
-      const auto        found = boxes.find(v);
-      if (found == boxes.end())
-      {
-        boxes.emplace(v, std::make_pair(index, index));
-        continue;
-      }
-      for (unsigned int d = 0; d < ImageDimension; ++d)
-      {
-        found->second.first[d] = std::min(found->second.first[d], index[d]);
-        found->second.second[d] = std::max(found->second.second[d], index[d]);
-      }
+      out[v] =
+        std::find(m_OrganLabels.begin(), m_OrganLabels.end(), in[v]) == m_OrganLabels.end() ? LabelType{} : in[v];
     }
   }
-
-  using MaskType = Image<unsigned char, ImageDimension>;
-  using DistanceType = Image<float, ImageDimension>;
+  const auto boxes = LabelBoundingBoxes(static_cast<const LabelImageType *>(labelsOut), region);
   for (size_t o = 0; o < m_OrganLabels.size(); ++o)
   {
     LabelImageType * attention = this->GetOutput(static_cast<unsigned int>(1 + o));
     attention->SetBufferedRegion(attention->GetRequestedRegion());
     attention->Allocate();
     attention->FillBuffer(LabelType{});
+    const auto found = boxes.find(m_OrganLabels[o]);
+    if (found != boxes.end()) // an absent organ has an empty attention map
+    {
+      ComputeAttentionMap(labelsOut, m_OrganLabels[o], found->second, m_MarginMM, attention);
+    }
+  }
+}
 
-    // The organ's bounding box, grown by the margin: the distance map is computed only there.
-    const LabelType organ = m_OrganLabels[o];
-    const auto      found = boxes.find(organ);
-    if (found == boxes.end())
+template <typename TInputImage, typename TLabelImage>
+void
+CoarseAttentionFilter<TInputImage, TLabelImage>::ComputeAttentionMap(
+  const LabelImageType *                      labels,
+  LabelType                                   organ,
+  const typename LabelImageType::RegionType & organBox,
+  double                                      marginMM,
+  LabelImageType *                            attention)
+{
+  using MaskType = Image<unsigned char, ImageDimension>;
+  using DistanceType = Image<float, ImageDimension>;
+  const auto region = labels->GetBufferedRegion();
+  const auto spacing = labels->GetSpacing();
+  // The organ's box grown by the margin, within the labels and the attention map: the distance
+  // map is computed only there.
+  typename LabelImageType::RegionType box;
+  for (unsigned int d = 0; d < ImageDimension; ++d)
+  {
+    const auto grow = static_cast<IndexValueType>(std::ceil(marginMM / spacing[d])) + 1;
+    const auto first = std::max(region.GetIndex(d), organBox.GetIndex(d) - grow);
+    const auto last = std::min(region.GetIndex(d) + static_cast<IndexValueType>(region.GetSize(d)) - 1,
+                               organBox.GetIndex(d) + static_cast<IndexValueType>(organBox.GetSize(d)) - 1 + grow);
+    box.SetIndex(d, first);
+    box.SetSize(d, static_cast<SizeValueType>(std::max<IndexValueType>(0, last - first + 1)));
+  }
+  auto target = box;
+  if (!target.Crop(attention->GetBufferedRegion()))
+  {
+    return; // the organ is farther than the margin from the attention map's region
+  }
+  auto mask = MaskType::New();
+  mask->CopyInformation(labels);
+  mask->SetRegions(box);
+  mask->Allocate();
+  {
+    ImageRegionConstIterator<LabelImageType> in(labels, box);
+    ImageRegionIterator<MaskType>            out(mask, box);
+    for (; !in.IsAtEnd(); ++in, ++out)
     {
-      continue; // an absent organ has an empty attention map
+      out.Set(in.Get() == organ ? 1 : 0);
     }
-    const IndexType &                   lo = found->second.first;
-    const IndexType &                   hi = found->second.second;
-    typename LabelImageType::RegionType box;
-    for (unsigned int d = 0; d < ImageDimension; ++d)
+  }
+  // Euclidean distance in mm from each voxel centre to the nearest organ voxel (0 inside).
+  auto distance = SignedMaurerDistanceMapImageFilter<MaskType, DistanceType>::New();
+  distance->SetInput(mask);
+  distance->SetUseImageSpacing(true);
+  distance->SetSquaredDistance(false);
+  distance->SetInsideIsPositive(false);
+  distance->SetBackgroundValue(0);
+  distance->Update();
+  ImageRegionConstIterator<DistanceType> d(distance->GetOutput(), target);
+  ImageRegionConstIterator<MaskType>     m(mask, target);
+  ImageRegionIterator<LabelImageType>    out(attention, target);
+  const double                           margin = marginMM + 1e-6;
+  for (; !d.IsAtEnd(); ++d, ++m, ++out)
+  {
+    if (m.Get() != 0 || d.Get() <= margin)
     {
-      const auto grow = static_cast<IndexValueType>(std::ceil(m_MarginMM / spacing[d])) + 1;
-      const auto first = std::max(region.GetIndex(d), lo[d] - grow);
-      const auto last = std::min(region.GetIndex(d) + static_cast<IndexValueType>(region.GetSize(d)) - 1, hi[d] + grow);
-      box.SetIndex(d, first);
-      box.SetSize(d, static_cast<SizeValueType>(last - first + 1));
-    }
-    auto mask = MaskType::New();
-    mask->CopyInformation(coarse);
-    mask->SetRegions(box);
-    mask->Allocate();
-    {
-      ImageRegionConstIterator<LabelImageType> in(labelsOut, box);
-      ImageRegionIterator<MaskType>            out(mask, box);
-      for (; !in.IsAtEnd(); ++in, ++out)
-      {
-        out.Set(in.Get() == organ ? 1 : 0);
-      }
-    }
-    // Euclidean distance in mm from each voxel centre to the nearest organ voxel (0 inside).
-    auto distance = SignedMaurerDistanceMapImageFilter<MaskType, DistanceType>::New();
-    distance->SetInput(mask);
-    distance->SetUseImageSpacing(true);
-    distance->SetSquaredDistance(false);
-    distance->SetInsideIsPositive(false);
-    distance->SetBackgroundValue(0);
-    distance->Update();
-    ImageRegionConstIterator<DistanceType> d(distance->GetOutput(), box);
-    ImageRegionConstIterator<MaskType>     m(mask, box);
-    ImageRegionIterator<LabelImageType>    out(attention, box);
-    const double                           margin = m_MarginMM + 1e-6;
-    for (; !d.IsAtEnd(); ++d, ++m, ++out)
-    {
-      if (m.Get() != 0 || d.Get() <= margin)
-      {
-        out.Set(LabelType{ 1 });
-      }
+      out.Set(LabelType{ 1 });
     }
   }
 }

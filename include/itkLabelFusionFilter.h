@@ -9,6 +9,7 @@
 #include "itkTensorDataObject.h"
 
 #include <map>
+#include <vector>
 
 namespace itk {
 
@@ -67,11 +68,11 @@ public:
   itkGetConstMacro(PostProcessing, bool);
   itkBooleanMacro(PostProcessing);
 
-  /** The post-processing of one organ in `labels` (its buffered region), in place: keeps the
-   *  organ's largest 26-connected component and fills its holes with the organ where they are
-   *  background. Works on the bounding box of the organ's voxels. */
+  /** The post-processing of `organs` in `labels` (its buffered region), in place: each organ
+   *  keeps its largest 26-connected component and its holes are filled with the organ where
+   *  they are background. Each organ is processed on the bounding box of its voxels. */
   static void
-  KeepLargestComponentAndFillHoles(LabelImageType * labels, LabelType organ);
+  KeepLargestComponentsAndFillHoles(LabelImageType * labels, const std::vector<LabelType> & organs);
 
   /** Keep the per-organ probability volumes for GetProbabilityMap (off by default). */
   itkSetMacro(ProbabilityMaps, bool);
@@ -103,6 +104,10 @@ private:
   GetPatches() const;
   const ReferenceType *
   GetReference() const;
+  static void
+  KeepLargestComponentAndFillHoles(LabelImageType *                            labels,
+                                   LabelType                                   organ,
+                                   const typename LabelImageType::RegionType & box);
 
   std::map<LabelType, typename LabelImageType::ConstPointer>  m_Attention;
   std::map<LabelType, typename ProbabilityImageType::Pointer> m_Probability;

@@ -10,6 +10,7 @@
 #include "itkConnectedComponentImageFilter.h"
 #include "itkImageRegionConstIteratorWithIndex.h"
 #include "itkImageRegionIterator.h"
+#include "itkLabelBoundingBoxes.h"
 
 #include <ATen/core/Tensor.h>
 
@@ -189,33 +190,17 @@ LabelFusionFilter<TLabelImage>::GenerateData()
   std::map<LabelType, Accumulator> accumulators;
   for (const auto & [organ, attention] : m_Attention)
   {
-    IndexType lo, hi;
-    lo.Fill(NumericTraits<IndexValueType>::max());
-    hi.Fill(NumericTraits<IndexValueType>::NonpositiveMin());
-    bool any = false;
-    for (ImageRegionConstIteratorWithIndex<LabelImageType> it(attention, region); !it.IsAtEnd(); ++it)
-    {
-      if (it.Get() == LabelType{})
-        continue;
-      any = true;
-      for (unsigned int d = 0; d < ImageDimension; ++d)
-      {
-        lo[d] = std::min(lo[d], it.GetIndex()[d]);
-        hi[d] = std::max(hi[d], it.GetIndex()[d]);
-      }
-    }
     Accumulator & a = accumulators[organ];
-    if (any)
+    const auto    boxes = LabelBoundingBoxes(attention.GetPointer(), region, true);
+    if (!boxes.empty())
     {
-      a.box.SetIndex(lo);
-      for (unsigned int d = 0; d < ImageDimension; ++d)
-        a.box.SetSize(d, static_cast<SizeValueType>(hi[d] - lo[d] + 1));
+      a.box = boxes.begin()->second;
       a.sum.assign(a.box.GetNumberOfPixels(), 0.0f);
       a.weight.assign(a.box.GetNumberOfPixels(), 0.0f);
     }
   }
 
-  const double sigma = P / 4.0;
+  const double       sigma = P / 4.0;
   std::vector<float> pixelWeight(static_cast<size_t>(P * P), 1.0f);
   if (m_GaussianWeighting)
   {
@@ -230,49 +215,62 @@ LabelFusionFilter<TLabelImage>::GenerateData()
   const auto spacing = reference->GetSpacing();
   const auto origin = reference->GetOrigin();
   auto       toIndex = [&](unsigned int i, unsigned int d) { return inverseDirection(i, d) / spacing[i]; };
+  // Patches grouped by organ; organs (separate accumulators) are fused in parallel.
+  std::vector<LabelType>                   organOrder;
+  std::map<LabelType, std::vector<size_t>> patchesOf;
   for (size_t n = 0; n < metadata.size(); ++n)
   {
     const auto &    m = metadata[n];
     const LabelType organ = static_cast<LabelType>(m.organ);
-    const auto      found = accumulators.find(organ);
-    if (found == accumulators.end() || static_cast<int>(organ) != m.organ)
+    if (accumulators.find(organ) == accumulators.end() || static_cast<int>(organ) != m.organ)
     {
       itkExceptionMacro(<< "patch " << n << " belongs to organ " << m.organ << ", which has no attention map");
     }
-    Accumulator & a = found->second;
-    if (a.sum.empty())
-      continue; // empty attention: nothing can be labelled
-    double c0[ImageDimension], dq[ImageDimension], dr[ImageDimension];
-    for (unsigned int i = 0; i < ImageDimension; ++i)
-    {
-      c0[i] = dq[i] = dr[i] = 0.0;
-      for (unsigned int d = 0; d < ImageDimension && d < 3; ++d)
-      {
-        c0[i] += toIndex(i, d) * (m.origin[d] - origin[d]);
-        dq[i] += toIndex(i, d) * m.spacing[0] * m.axes[d];
-        dr[i] += toIndex(i, d) * m.spacing[1] * m.axes[3 + d];
-      }
-    }
-    const float * patch = prob + n * P * P;
-    for (int64_t r = 0; r < P; ++r)
-      for (int64_t q = 0; q < P; ++q)
-      {
-        IndexType index;
-        bool      inside = true;
-        for (unsigned int i = 0; i < ImageDimension && inside; ++i)
-        {
-          index[i] = static_cast<IndexValueType>(std::floor(c0[i] + q * dq[i] + r * dr[i] + 0.5));
-          inside = index[i] >= a.box.GetIndex(i) &&
-                   index[i] < a.box.GetIndex(i) + static_cast<IndexValueType>(a.box.GetSize(i));
-        }
-        if (!inside)
-          continue;
-        const size_t offset = a.Offset(index);
-        const float  w = pixelWeight[r * P + q];
-        a.sum[offset] += w * patch[r * P + q];
-        a.weight[offset] += w;
-      }
+    if (patchesOf[organ].empty())
+      organOrder.push_back(organ);
+    patchesOf[organ].push_back(n);
   }
+  auto fuseOrgan = [&](SizeValueType which) {
+    const LabelType organ = organOrder[which];
+    Accumulator &   a = accumulators.at(organ);
+    for (const size_t n : patchesOf.at(organ))
+    {
+      const auto & m = metadata[n];
+      if (a.sum.empty())
+        return; // empty attention: nothing can be labelled
+      double c0[ImageDimension], dq[ImageDimension], dr[ImageDimension];
+      for (unsigned int i = 0; i < ImageDimension; ++i)
+      {
+        c0[i] = dq[i] = dr[i] = 0.0;
+        for (unsigned int d = 0; d < ImageDimension && d < 3; ++d)
+        {
+          c0[i] += toIndex(i, d) * (m.origin[d] - origin[d]);
+          dq[i] += toIndex(i, d) * m.spacing[0] * m.axes[d];
+          dr[i] += toIndex(i, d) * m.spacing[1] * m.axes[3 + d];
+        }
+      }
+      const float * patch = prob + n * P * P;
+      for (int64_t r = 0; r < P; ++r)
+        for (int64_t q = 0; q < P; ++q)
+        {
+          IndexType index;
+          bool      inside = true;
+          for (unsigned int i = 0; i < ImageDimension && inside; ++i)
+          {
+            index[i] = static_cast<IndexValueType>(std::floor(c0[i] + q * dq[i] + r * dr[i] + 0.5));
+            inside = index[i] >= a.box.GetIndex(i) &&
+                     index[i] < a.box.GetIndex(i) + static_cast<IndexValueType>(a.box.GetSize(i));
+          }
+          if (!inside)
+            continue;
+          const size_t offset = a.Offset(index);
+          const float  w = pixelWeight[r * P + q];
+          a.sum[offset] += w * patch[r * P + q];
+          a.weight[offset] += w;
+        }
+    }
+  };
+  this->GetMultiThreader()->ParallelizeArray(0, static_cast<SizeValueType>(organOrder.size()), fuseOrgan, nullptr);
   for (auto & entry : accumulators)
   {
     Accumulator & a = entry.second;
@@ -335,43 +333,39 @@ LabelFusionFilter<TLabelImage>::GenerateData()
 
   if (m_PostProcessing)
   {
+    std::vector<LabelType> organs;
     for (const auto & entry : m_Attention)
-      KeepLargestComponentAndFillHoles(output, entry.first);
+      organs.push_back(entry.first);
+    KeepLargestComponentsAndFillHoles(output, organs);
   }
 }
 
-// Keeps the organ's largest 26-connected component and fills its holes (with background only),
+// Keeps each organ's largest 26-connected component and fills its holes (with background only),
 // working on the bounding box of the organ's voxels: every voxel of the organ is inside, and a
-// background region touching the box's border connects to the outside, so it is no hole.
+// background region touching the box's border connects to the outside, so it is no hole. One
+// organ's processing changes only its own voxels and background, so the boxes found first hold.
 template <typename TLabelImage>
 void
-LabelFusionFilter<TLabelImage>::KeepLargestComponentAndFillHoles(LabelImageType * output, LabelType organ)
+LabelFusionFilter<TLabelImage>::KeepLargestComponentsAndFillHoles(LabelImageType *               output,
+                                                                  const std::vector<LabelType> & organs)
+{
+  const auto boxes = LabelBoundingBoxes(output, output->GetBufferedRegion());
+  for (const LabelType organ : organs)
+  {
+    const auto found = boxes.find(organ);
+    if (found != boxes.end())
+      KeepLargestComponentAndFillHoles(output, organ, found->second);
+  }
+}
+
+template <typename TLabelImage>
+void
+LabelFusionFilter<TLabelImage>::KeepLargestComponentAndFillHoles(LabelImageType *                            output,
+                                                                 LabelType                                   organ,
+                                                                 const typename LabelImageType::RegionType & box)
 {
   using MaskType = Image<unsigned char, ImageDimension>;
   using ComponentType = Image<unsigned int, ImageDimension>;
-  const auto       region = output->GetBufferedRegion();
-  typename LabelImageType::IndexType lo, hi;
-  lo.Fill(NumericTraits<IndexValueType>::max());
-  hi.Fill(NumericTraits<IndexValueType>::NonpositiveMin());
-  bool any = false;
-  for (ImageRegionConstIteratorWithIndex<LabelImageType> it(output, region); !it.IsAtEnd(); ++it)
-  {
-    if (it.Get() != organ)
-      continue;
-    any = true;
-    for (unsigned int d = 0; d < ImageDimension; ++d)
-    {
-      lo[d] = std::min(lo[d], it.GetIndex()[d]);
-      hi[d] = std::max(hi[d], it.GetIndex()[d]);
-    }
-  }
-  if (!any)
-    return;
-  typename LabelImageType::RegionType box;
-  box.SetIndex(lo);
-  for (unsigned int d = 0; d < ImageDimension; ++d)
-    box.SetSize(d, static_cast<SizeValueType>(hi[d] - lo[d] + 1));
-
   auto mask = MaskType::New();
   mask->CopyInformation(output);
   mask->SetRegions(box);
@@ -388,7 +382,7 @@ LabelFusionFilter<TLabelImage>::KeepLargestComponentAndFillHoles(LabelImageType 
   components->Update();
   {
     // The largest component by a count of each component's voxels (ties: the lower id).
-    std::vector<SizeValueType>                  sizes(components->GetObjectCount() + 1, 0);
+    std::vector<SizeValueType>              sizes(components->GetObjectCount() + 1, 0);
     ImageRegionConstIterator<ComponentType> in(components->GetOutput(), box);
     for (; !in.IsAtEnd(); ++in)
       ++sizes[in.Get()];

@@ -7,6 +7,7 @@
 #include "itkQueryPatchSamplerFilter.h"
 
 #include "itkImageRegionConstIteratorWithIndex.h"
+#include "itkLabelBoundingBoxes.h"
 #include "itkLinearInterpolateImageFunction.h"
 #include "itkVerifyFiniteImage.h"
 
@@ -210,24 +211,27 @@ QueryPatchSamplerFilter<TInputImage, TLabelImage>::GenerateData()
         auto slice = region;
         slice.SetIndex(axial, region.GetIndex(axial) + k);
         slice.SetSize(axial, 1);
-        double    xmin = 1e300, xmax = -1e300, ymin = 1e300, ymax = -1e300, zsum = 0;
-        long long count = 0;
-        for (ImageRegionConstIteratorWithIndex<LabelImageType> it(attention, slice); !it.IsAtEnd(); ++it)
+        // The slice's attention box (index space, one fast pass), its corners in physical space.
+        const auto boxes = LabelBoundingBoxes(attention.GetPointer(), slice, true);
+        if (boxes.empty())
+          continue;
+        const auto & box = boxes.begin()->second;
+        double       xmin = 1e300, xmax = -1e300, ymin = 1e300, ymax = -1e300, zsum = 0;
+        for (unsigned int corner = 0; corner < 8; ++corner)
         {
-          if (it.Get() == LabelType{})
-            continue;
+          IndexType index = box.GetIndex();
+          for (unsigned int d = 0; d < 3; ++d)
+            if (corner & (1u << d))
+              index[d] += static_cast<IndexValueType>(box.GetSize(d)) - 1;
           PointType p;
-          image->TransformIndexToPhysicalPoint(it.GetIndex(), p);
+          image->TransformIndexToPhysicalPoint(index, p);
           xmin = std::min(xmin, p[0]);
           xmax = std::max(xmax, p[0]);
           ymin = std::min(ymin, p[1]);
           ymax = std::max(ymax, p[1]);
           zsum += p[2];
-          ++count;
         }
-        if (count == 0)
-          continue;
-        const double z = zsum / count;
+        const double z = zsum / 8; // the slice's centre (on a tilted grid the corners' mean)
         // Tile t covers [c - P/2 s - s/2, c + (P/2 - 1) s + s/2] around its centre pixel c.
         const double step = std::max(1.0, std::floor(P * (1.0 - m_Overlap))) * s;
         auto         starts = [&](double lo, double hi) {
@@ -267,29 +271,83 @@ QueryPatchSamplerFilter<TInputImage, TLabelImage>::GenerateData()
   TensorDataObject::MetadataType metadata(N);
   const double                   width = m_WindowHigh - m_WindowLow;
 
-  for (int64_t n = 0; n < N; ++n)
-  {
+  // Physical point -> continuous index is affine, so pixel (q, r) of a patch is at
+  // c0 + q dq + r dr in index space. Where all 8 neighbours are inside the image the trilinear
+  // interpolation is done here on the buffer (the formula of ITK's linear interpolator);
+  // elsewhere (the border, outside) ITK's interpolator decides.
+  const auto    inverseDirection = image->GetInverseDirection();
+  const auto    origin = image->GetOrigin();
+  const auto    start = region.GetIndex();
+  const auto    size = region.GetSize();
+  const auto *  buffer = image->GetBufferPointer();
+  const int64_t strideY = static_cast<int64_t>(size[0]), strideZ = strideY * static_cast<int64_t>(size[1]);
+  auto          toIndex = [&](unsigned int i, unsigned int d) { return inverseDirection(i, d) / spacing[i]; };
+  // Patches are independent: sampled in parallel (the interpolator's Evaluate is thread-safe).
+  auto samplePatch = [&](SizeValueType patch) {
+    const int64_t  n = static_cast<int64_t>(patch);
     const Centre & c = centres[n];
     const auto &   attention = m_Attention.at(c.organ);
+    const auto *   attentionBuffer = attention->GetBufferPointer();
+    const auto *   labelBuffer = labels ? labels->GetBufferPointer() : nullptr;
+    double         c0[3], dq[3], dr[3];
+    for (unsigned int i = 0; i < 3; ++i)
+    {
+      c0[i] = dq[i] = dr[i] = 0.0;
+      for (unsigned int d = 0; d < 3; ++d)
+      {
+        const double first = c.point[d] - origin[d] - (d == 0 ? (P / 2) * s : 0.0) - (d == 1 ? (P / 2) * s : 0.0);
+        c0[i] += toIndex(i, d) * first;
+      }
+      dq[i] = toIndex(i, 0) * s; // columns: patient left (+x)
+      dr[i] = toIndex(i, 1) * s; // rows: posterior (+y)
+    }
     for (int64_t r = 0; r < P; ++r)
       for (int64_t q = 0; q < P; ++q)
       {
-        PointType p = c.point;
-        p[0] += (q - P / 2) * s; // columns: patient left (+x)
-        p[1] += (r - P / 2) * s; // rows: posterior (+y)
-        double                             value = m_WindowLow;
-        typename InputImageType::IndexType nearest;
-        const bool                         inside = image->TransformPhysicalPointToIndex(p, nearest);
-        if (interpolator->IsInsideBuffer(p))
+        double  ci[3];
+        int64_t base[3], nearest[3];
+        bool    interior = true, inside = true;
+        for (unsigned int i = 0; i < 3; ++i)
         {
-          value = interpolator->Evaluate(p);
+          ci[i] = c0[i] + q * dq[i] + r * dr[i];
+          base[i] = static_cast<int64_t>(std::floor(ci[i])) - start[i];
+          nearest[i] = static_cast<int64_t>(std::floor(ci[i] + 0.5)) - start[i];
+          interior = interior && base[i] >= 0 && base[i] + 1 < static_cast<int64_t>(size[i]);
+          inside = inside && nearest[i] >= 0 && nearest[i] < static_cast<int64_t>(size[i]);
+        }
+        double value = m_WindowLow;
+        if (interior)
+        {
+          const double  f[3] = { ci[0] - std::floor(ci[0]), ci[1] - std::floor(ci[1]), ci[2] - std::floor(ci[2]) };
+          const int64_t at0 = base[2] * strideZ + base[1] * strideY + base[0];
+          auto          v = [&](int64_t dz, int64_t dy, int64_t dx) {
+            return static_cast<double>(buffer[at0 + dz * strideZ + dy * strideY + dx]);
+          };
+          const double x00 = v(0, 0, 0) + f[0] * (v(0, 0, 1) - v(0, 0, 0));
+          const double x10 = v(0, 1, 0) + f[0] * (v(0, 1, 1) - v(0, 1, 0));
+          const double x01 = v(1, 0, 0) + f[0] * (v(1, 0, 1) - v(1, 0, 0));
+          const double x11 = v(1, 1, 0) + f[0] * (v(1, 1, 1) - v(1, 1, 0));
+          const double y0 = x00 + f[1] * (x10 - x00);
+          const double y1 = x01 + f[1] * (x11 - x01);
+          value = y0 + f[2] * (y1 - y0);
+        }
+        else
+        {
+          typename InputImageType::PointType p = c.point;
+          p[0] += (q - P / 2) * s;
+          p[1] += (r - P / 2) * s;
+          if (interpolator->IsInsideBuffer(p))
+          {
+            value = interpolator->Evaluate(p);
+          }
         }
         const int64_t at = ((n * 2) * P + r) * P + q;
+        const int64_t voxel = inside ? nearest[2] * strideZ + nearest[1] * strideY + nearest[0] : 0;
         out[at] = static_cast<float>(std::clamp((value - m_WindowLow) / width, 0.0, 1.0));
-        out[at + P * P] = inside && attention->GetPixel(nearest) != LabelType{} ? 1.0f : 0.0f;
+        out[at + P * P] = inside && attentionBuffer[voxel] != LabelType{} ? 1.0f : 0.0f;
         if (outLabel)
         {
-          outLabel[(n * P + r) * P + q] = inside && labels->GetPixel(nearest) == c.organ ? 1 : 0;
+          outLabel[(n * P + r) * P + q] = inside && labelBuffer[voxel] == c.organ ? 1 : 0;
         }
       }
     TensorItemMetadata & m = metadata[n];
@@ -309,7 +367,8 @@ QueryPatchSamplerFilter<TInputImage, TLabelImage>::GenerateData()
     }
     m.spacing = { s, s };
     m.axes = { 1, 0, 0, 0, 1, 0 };
-  }
+  };
+  this->GetMultiThreader()->ParallelizeArray(0, static_cast<SizeValueType>(N), samplePatch, nullptr);
 
   TensorDataObject * output = this->GetOutput();
   output->Initialize();
