@@ -61,7 +61,8 @@ BM_Segment(benchmark::State & state)
 {
   agcl::ConfigureThreads(0);
   auto             source = Source::New();
-  Source::SizeType size{ { static_cast<unsigned long>(state.range(0)), static_cast<unsigned long>(state.range(0)),
+  Source::SizeType size{ { static_cast<unsigned long>(state.range(0)),
+                           static_cast<unsigned long>(state.range(0)),
                            static_cast<unsigned long>(state.range(1)) } };
   source->SetSize(size);
   source->Update();
@@ -78,8 +79,8 @@ BM_Segment(benchmark::State & state)
   for (auto _ : state)
   {
     std::ofstream("/proc/self/clear_refs") << "5";
-    const auto start = std::chrono::steady_clock::now();
-    auto       coarse = itk::CoarseAttentionFilter<CT, Labels>::ComputeCoarseLabelMap(ct, model, "cpu");
+    const auto   start = std::chrono::steady_clock::now();
+    auto         coarse = itk::CoarseAttentionFilter<CT, Labels>::ComputeCoarseLabelMap(ct, model, "cpu");
     const double coarseSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     coarse = nullptr;
     auto segment = itk::AGCLSegmentationFilter<CT, Labels>::New();

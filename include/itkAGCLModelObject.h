@@ -66,8 +66,10 @@ public:
    *  window-normalised to 0..1 (ITK's buffer order: x fastest, so D = z); `classes` receives
    *  D*H*W class indices (0 background, i = the config's organ i-1). */
   void
-  PredictCoarseClasses(const float * volume, const std::array<int64_t, 3> & sizeDHW, const std::string & device,
-                       uint8_t * classes) const;
+  PredictCoarseClasses(const float *                  volume,
+                       const std::array<int64_t, 3> & sizeDHW,
+                       const std::string &            device,
+                       uint8_t *                      classes) const;
 
 protected:
   AGCLModelObject() = default;

@@ -50,12 +50,18 @@ Positive(double value)
 std::vector<OrganInfo>
 ModelConfig::BTCVOrgans()
 {
-  return { { "spleen", 1 },    { "right_kidney", 2 },
-           { "left_kidney", 3 }, { "gallbladder", 4 },
-           { "esophagus", 5 }, { "liver", 6 },
-           { "stomach", 7 },   { "aorta", 8 },
-           { "inferior_vena_cava", 9 }, { "portal_and_splenic_veins", 10 },
-           { "pancreas", 11 }, { "right_adrenal_gland", 12 } };
+  return { { "spleen", 1 },
+           { "right_kidney", 2 },
+           { "left_kidney", 3 },
+           { "gallbladder", 4 },
+           { "esophagus", 5 },
+           { "liver", 6 },
+           { "stomach", 7 },
+           { "aorta", 8 },
+           { "inferior_vena_cava", 9 },
+           { "portal_and_splenic_veins", 10 },
+           { "pancreas", 11 },
+           { "right_adrenal_gland", 12 } };
 }
 
 nlohmann::json
@@ -74,7 +80,8 @@ ModelConfig::ToJson() const
            { "margin_mm", margin_mm },
            { "overlap", overlap },
            { "threshold", threshold },
-           { "encoder", { { "depth", encoder_depth }, { "width", encoder_width }, { "output_stride", output_stride } } },
+           { "encoder",
+             { { "depth", encoder_depth }, { "width", encoder_width }, { "output_stride", output_stride } } },
            { "decoder",
              { { "channels", decoder_channels },
                { "low_level_projection", decoder_low_level_projection },
@@ -226,7 +233,8 @@ ModelConfig::Validate() const
     if (!Positive(s))
       Fail("coarse.spacing_mm", "three positive spacings in mm", coarse_spacing_mm);
   }
-  if (!(std::isfinite(coarse_window_low) && std::isfinite(coarse_window_high) && coarse_window_low < coarse_window_high))
+  if (!(std::isfinite(coarse_window_low) && std::isfinite(coarse_window_high) &&
+        coarse_window_low < coarse_window_high))
   {
     Fail("coarse.window", "[low, high] with low < high", nlohmann::json{ coarse_window_low, coarse_window_high });
   }

@@ -96,13 +96,17 @@ TEST(ModelConfig, BadValuesNameTheKey)
   ExpectConfigError([&] { agcl::ModelConfig::FromJson(with("modalities", nlohmann::json::array())); }, "modalities");
   ExpectConfigError(
     [&] {
-      agcl::ModelConfig::FromJson(with("organs", { { { "name", "a" }, { "label", 1 } }, { { "name", "b" }, { "label", 1 } } }));
+      agcl::ModelConfig::FromJson(
+        with("organs", { { { "name", "a" }, { "label", 1 } }, { { "name", "b" }, { "label", 1 } } }));
     },
     "organs");
   ExpectConfigError([&] { agcl::ModelConfig::FromJson(with("organs", { "spleen" })); }, "organs");
   ExpectConfigError([&] { agcl::ModelConfig::FromJson(with("encoder", { { "depth", 19 } })); }, "encoder.depth");
-  ExpectConfigError([&] { agcl::ModelConfig::FromJson(with("coarse", { { "spacing_mm", { 4, 0, 4 } } })); },
-                    "coarse.spacing_mm");
+  ExpectConfigError(
+    [&] {
+      agcl::ModelConfig::FromJson(with("coarse", { { "spacing_mm", { 4, 0, 4 } } }));
+    },
+    "coarse.spacing_mm");
   ExpectConfigError([] { agcl::ModelConfig::FromJson(nlohmann::json::array()); }, "config");
 }
 
@@ -153,7 +157,7 @@ TEST(AGCLModel, WeightsForAnotherWidthAreRefused)
 TEST(AGCLModel, CoarseClassesAreTheArgmaxOfTheZeroPaddedVolume)
 {
   torch::manual_seed(5);
-  agcl::AGCLModel model(Tiny()); // levels 3: sizes padded to multiples of 4
+  agcl::AGCLModel     model(Tiny()); // levels 3: sizes padded to multiples of 4
   const torch::Tensor volume = torch::rand({ 5, 7, 9 });
   const torch::Tensor classes = model.PredictCoarseClasses(volume, torch::kCPU);
   ASSERT_EQ(classes.sizes(), volume.sizes());

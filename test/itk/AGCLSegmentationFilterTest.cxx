@@ -143,7 +143,7 @@ public:
 
 TEST(AGCLSegmentationFilter, ReaderFilterWriterPipelineMatchesTheWholeVolumeMethod)
 {
-  auto source = Phantom();
+  auto           source = Phantom();
   const fs::path ctFile = Scratch("ct.mha"), labelFile = Scratch("labels.nrrd");
   {
     auto writer = itk::ImageFileWriter<CT>::New();
@@ -179,7 +179,8 @@ TEST(AGCLSegmentationFilter, ReaderFilterWriterPipelineMatchesTheWholeVolumeMeth
   // Slab by slab equals the whole volume at once, voxel for voxel.
   const auto reference = WholeVolumeReference(ct, segment->GetModel(), nullptr);
   long       mismatches = 0, organVoxels = 0;
-  for (itk::ImageRegionConstIteratorWithIndex<Labels> it(labels, labels->GetLargestPossibleRegion()); !it.IsAtEnd(); ++it)
+  for (itk::ImageRegionConstIteratorWithIndex<Labels> it(labels, labels->GetLargestPossibleRegion()); !it.IsAtEnd();
+       ++it)
   {
     mismatches += it.Get() != reference->GetPixel(it.GetIndex());
     organVoxels += it.Get() != 0;
@@ -215,7 +216,8 @@ TEST(AGCLSegmentationFilter, GivenCoarseMapGivesTheSameAsTheWholeVolumeForAnySla
     segment->SetSlabThickness(thickness);
     segment->Update();
     long mismatches = 0;
-    for (itk::ImageRegionConstIteratorWithIndex<Labels> it(reference, reference->GetLargestPossibleRegion()); !it.IsAtEnd();
+    for (itk::ImageRegionConstIteratorWithIndex<Labels> it(reference, reference->GetLargestPossibleRegion());
+         !it.IsAtEnd();
          ++it)
       mismatches += it.Get() != segment->GetOutput()->GetPixel(it.GetIndex());
     EXPECT_EQ(mismatches, 0) << "slab thickness " << thickness;

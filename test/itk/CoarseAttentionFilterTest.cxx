@@ -146,7 +146,8 @@ TEST(CoarseAttentionFilter, MismatchedGeometryMissingMapAndBadMarginAreRefused)
   }
   catch (const itk::ExceptionObject & e)
   {
-    EXPECT_NE(std::string(e.GetDescription()).find("no coarse label map and no model"), std::string::npos) << e.GetDescription();
+    EXPECT_NE(std::string(e.GetDescription()).find("no coarse label map and no model"), std::string::npos)
+      << e.GetDescription();
   }
 
   auto badMargin = Filter::New();

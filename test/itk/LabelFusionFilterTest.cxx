@@ -162,16 +162,16 @@ TEST(LabelFusionFilter, RandomPatchesMatchABruteForceFusionOnAnObliqueGrid)
 {
   // Reference: for every voxel, the (Gaussian-)weighted mean over all patch pixels whose
   // nearest voxel it is (ITK's own physical-to-index mapping), then the rule, in double.
-  auto reference = Volume(0, 6);
-  auto direction = reference->GetDirection();
+  auto         reference = Volume(0, 6);
+  auto         direction = reference->GetDirection();
   const double angle = 0.3; // a rotated in-plane grid: patch rows and columns cross voxel rows
   direction(0, 0) = std::cos(angle);
   direction(0, 1) = -std::sin(angle);
   direction(1, 0) = std::sin(angle);
   direction(1, 1) = std::cos(angle);
   reference->SetDirection(direction);
-  std::mt19937                           rng(7);
-  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  std::mt19937                             rng(7);
+  std::uniform_real_distribution<double>   unit(0.0, 1.0);
   std::map<unsigned char, Labels::Pointer> attention;
   for (unsigned char organ : { 1, 2, 3 })
   {
@@ -192,7 +192,7 @@ TEST(LabelFusionFilter, RandomPatchesMatchABruteForceFusionOnAnObliqueGrid)
   {
     itk::TensorItemMetadata m;
     m.organ = 1 + static_cast<int>(n % 3);
-    Labels::PointType p;
+    Labels::PointType               p;
     itk::ContinuousIndex<double, 3> c;
     c[0] = -4 + 30 * unit(rng);
     c[1] = -4 + 30 * unit(rng);

@@ -241,7 +241,7 @@ TEST(CoarseAttentionFilter, CoarseGridResamplingMatchesANaiveTrilinearReference)
   {
     const auto idx = it.GetIndex();
     // Coarse voxel centre: lower corner of the input grid + (i + 1/2) coarse voxels, along the direction.
-    double p[3], c[3];
+    double       p[3], c[3];
     const double cs[3] = { 4.0, 5.0, 6.0 };
     for (int d = 0; d < 3; ++d)
     {
@@ -289,15 +289,16 @@ TEST(CoarseAttentionFilter, NetworkModeResamplesTheNetworkClassesBackByNearestNe
 
   // Reference: the network on the coarse grid, then each full-resolution voxel takes the class of
   // the coarse voxel whose centre is nearest (index rounded half up, as nearest-neighbour does).
-  const auto coarse = Filter::ResampleToCoarseGrid(ct, model->GetConfig());
-  const auto cs = coarse->GetLargestPossibleRegion().GetSize();
+  const auto          coarse = Filter::ResampleToCoarseGrid(ct, model->GetConfig());
+  const auto          cs = coarse->GetLargestPossibleRegion().GetSize();
   const torch::Tensor classes = model->GetModel().PredictCoarseClasses(
     torch::from_blob(coarse->GetBufferPointer(), { (long)cs[2], (long)cs[1], (long)cs[0] }), torch::kCPU);
   const uint8_t *     c = classes.data_ptr<uint8_t>();
   const unsigned char organOf[4] = { 0, 1, 6, 8 };
   std::set<int>       seen;
   long                mismatches = 0;
-  for (itk::ImageRegionConstIteratorWithIndex<Labels> it(labels, labels->GetLargestPossibleRegion()); !it.IsAtEnd(); ++it)
+  for (itk::ImageRegionConstIteratorWithIndex<Labels> it(labels, labels->GetLargestPossibleRegion()); !it.IsAtEnd();
+       ++it)
   {
     CT::PointType p;
     ct->TransformIndexToPhysicalPoint(it.GetIndex(), p);

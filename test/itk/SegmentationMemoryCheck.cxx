@@ -55,9 +55,9 @@ StatusKiB(const std::string & key)
 CT::Pointer
 Phantom(unsigned long slices)
 {
-  auto                         source = Source::New();
-  Source::SizeType             size{ { 128, 128, slices } };
-  Source::FieldOfViewType      fov;
+  auto                    source = Source::New();
+  Source::SizeType        size{ { 128, 128, slices } };
+  Source::FieldOfViewType fov;
   fov[0] = 350.0;
   fov[1] = 350.0;
   fov[2] = 2.5 * slices;
@@ -86,7 +86,7 @@ Measure(unsigned long slices, int fd)
   torch::manual_seed(1);
   auto model = itk::AGCLModelObject::New();
   model->SetModel(std::make_shared<agcl::AGCLModel>(agcl::ModelConfig{})); // the CPU-sized default
-  Segment(Phantom(24), model); // warm-up
+  Segment(Phantom(24), model);                                             // warm-up
   const CT::Pointer ct = Phantom(slices);
   std::ofstream("/proc/self/clear_refs") << "5"; // resets the peak RSS to the current RSS
   const long before = StatusKiB("VmRSS");
@@ -94,11 +94,12 @@ Measure(unsigned long slices, int fd)
   segment->SetInput(ct);
   segment->SetModel(model);
   segment->Update();
-  const long        peak = StatusKiB("VmHWM");
-  const long        voxels = static_cast<long>(ct->GetLargestPossibleRegion().GetNumberOfPixels());
+  const long         peak = StatusKiB("VmHWM");
+  const long         voxels = static_cast<long>(ct->GetLargestPossibleRegion().GetNumberOfPixels());
   std::ostringstream os;
-  os << voxels * static_cast<long>(sizeof(CT::PixelType)) << " " << voxels * static_cast<long>(sizeof(Labels::PixelType))
-     << " " << before * 1024 << " " << peak * 1024 << " " << segment->GetNumberOfPatches() << "\n";
+  os << voxels * static_cast<long>(sizeof(CT::PixelType)) << " "
+     << voxels * static_cast<long>(sizeof(Labels::PixelType)) << " " << before * 1024 << " " << peak * 1024 << " "
+     << segment->GetNumberOfPatches() << "\n";
   const std::string text = os.str();
   return write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) ? 0 : 1;
 }
@@ -138,14 +139,22 @@ main()
       }
       measures[row][0] = std::min(measures[row][0], static_cast<double>(peak - input - output));
       measures[row][1] = std::min(measures[row][1], static_cast<double>(peak - before - output));
-      std::printf("{\"slices\": %lu, \"run\": %d, \"patches\": %ld, \"input_MiB\": %.1f, \"output_MiB\": %.1f, "
-                  "\"rss_before_MiB\": %.1f, \"peak_MiB\": %.1f, \"peak_minus_volumes_MiB\": %.1f, \"growth_MiB\": %.1f}\n",
-                  slices, repeat, patches, input / 1048576.0, output / 1048576.0, before / 1048576.0, peak / 1048576.0,
-                  (peak - input - output) / 1048576.0, (peak - before - output) / 1048576.0);
+      std::printf(
+        "{\"slices\": %lu, \"run\": %d, \"patches\": %ld, \"input_MiB\": %.1f, \"output_MiB\": %.1f, "
+        "\"rss_before_MiB\": %.1f, \"peak_MiB\": %.1f, \"peak_minus_volumes_MiB\": %.1f, \"growth_MiB\": %.1f}\n",
+        slices,
+        repeat,
+        patches,
+        input / 1048576.0,
+        output / 1048576.0,
+        before / 1048576.0,
+        peak / 1048576.0,
+        (peak - input - output) / 1048576.0,
+        (peak - before - output) / 1048576.0);
     }
     ++row;
   }
-  int failures = 0;
+  int          failures = 0;
   const char * names[2] = { "peak minus input and output", "growth during Update minus output" };
   for (int m = 0; m < 2; ++m)
   {
