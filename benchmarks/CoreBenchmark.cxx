@@ -1,9 +1,11 @@
 /*=========================================================================
  *  AGCL for ITK — Apache License 2.0, see LICENSE.
  *=========================================================================*/
-// The learning core: contrastive loss, encoder, augmentation, and one stage-1 training step.
+// The learning core: contrastive loss, encoder, augmentation, one stage-1 training step, and the
+// inference of the three networks (what AGCLSegmentationFilter runs).
 // Device: $AGCL_BENCH_DEVICE (cpu by default; cuda on a GPU machine). CUDA timings synchronise
 // the device at the end of each iteration. Results: Documentation/performance.md.
+#include "agcl/AGCLModel.h"
 #include "agcl/ConditionalContrastiveLoss.h"
 #include "agcl/Device.h"
 #include "agcl/PairedAugmentation.h"
@@ -131,6 +133,58 @@ BM_Stage1TrainingStep(benchmark::State & state)
 }
 } // namespace
 
+
+// Inference of the patch networks, as AGCLSegmentationFilter runs them: eval mode, no gradients,
+// encoder then decoder, organ probability; batch of 64 patches of 2 channels.
+// Args: depth, width, patch size, decoder channels.
+void
+BM_PatchInference(benchmark::State & state)
+{
+  const torch::Device device = BenchDevice();
+  const int64_t       batch = 64, size = state.range(2);
+  torch::manual_seed(0);
+  agcl::ModelConfig config;
+  config.encoder_depth = state.range(0);
+  config.encoder_width = state.range(1);
+  config.patch_size = size;
+  config.decoder_channels = state.range(3);
+  config.decoder_low_level_projection = state.range(3) == 256 ? 48 : 16;
+  agcl::AGCLModel model(config);
+  model.Encoder()->to(device);
+  model.Decoder()->to(device);
+  model.Encoder()->eval();
+  model.Decoder()->eval();
+  const torch::Tensor x = torch::rand({ batch, 2, size, size }, device);
+  torch::NoGradGuard  noGrad;
+  for (auto _ : state)
+  {
+    const auto features = model.Encoder()->forward(x);
+    const auto logits = model.Decoder()->forward(features.low_level, features.high_level, { size, size });
+    benchmark::DoNotOptimize(agcl::ASPPDecoderImpl::OrganProbability(logits).data_ptr());
+    Sync(device);
+  }
+  state.SetItemsProcessed(state.iterations() * batch);
+}
+
+// The coarse network on one window of the coarse grid (88 x 88 x 32 voxels: a 350 mm field of
+// view at 4 mm, the default window of 32 slices), through AGCLModel::PredictCoarseClasses
+// (padding, argmax, classes back on the CPU). Arg: base channels (8: the CPU-sized default).
+void
+BM_CoarseNetworkWindow(benchmark::State & state)
+{
+  const torch::Device device = BenchDevice();
+  torch::manual_seed(0);
+  agcl::ModelConfig config;
+  config.coarse_base_channels = state.range(0);
+  agcl::AGCLModel     model(config);
+  const torch::Tensor volume = torch::rand({ 32, 88, 88 });
+  for (auto _ : state)
+  {
+    benchmark::DoNotOptimize(model.PredictCoarseClasses(volume, device).data_ptr());
+  }
+  state.SetItemsProcessed(state.iterations() * 32 * 88 * 88);
+}
+
 BENCHMARK(BM_ContrastiveLossForwardBackward)->Arg(256)->Arg(512)->Arg(1024)->Arg(4096)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_EncoderForwardBackward)
   ->Args({ 18, 16, 64 })
@@ -140,6 +194,12 @@ BENCHMARK(BM_EncoderForwardBackward)
   ->Unit(benchmark::kMillisecond)
   ->MinTime(2.0);
 BENCHMARK(BM_PairedAugmentation)->Arg(64)->Arg(128)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_PatchInference)
+  ->Args({ 18, 16, 64, 64 })    // the CPU-sized model
+  ->Args({ 50, 64, 128, 256 })  // the paper's sizes
+  ->Args({ 101, 64, 128, 256 }) // the paper's largest encoder
+  ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_CoarseNetworkWindow)->Arg(8)->Arg(32)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Stage1TrainingStep)->Arg(1)->Arg(0)->Unit(benchmark::kMillisecond)->MinTime(3.0);
 
 int

@@ -27,6 +27,10 @@ cmake --build "$BUILD" -j "$(nproc)"
 "$BUILD/test/agclCoreTests"
 if [ "${AGCL_GPU_BENCHMARK:-0}" = 1 ] && [ -x "$BUILD/benchmarks/agclCoreBenchmark" ]; then
   export LD_LIBRARY_PATH="$BENCH/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  AGCL_BENCH_DEVICE=cuda "$BUILD/benchmarks/agclCoreBenchmark" --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
-  "$PY" "$ROOT/benchmarks/python/train_step_bench.py" --device cuda --steps 100
+  # AGCL_GPU_BENCHMARK_FILTER: a regular expression of the benchmarks to run (all by default;
+  # the Python side-by-side step runs only when no filter is given).
+  FILTER="${AGCL_GPU_BENCHMARK_FILTER:-}"
+  AGCL_BENCH_DEVICE=cuda "$BUILD/benchmarks/agclCoreBenchmark" --benchmark_repetitions=3 \
+    --benchmark_report_aggregates_only=true ${FILTER:+--benchmark_filter="$FILTER"}
+  [ -z "$FILTER" ] && "$PY" "$ROOT/benchmarks/python/train_step_bench.py" --device cuda --steps 100
 fi

@@ -2,6 +2,7 @@
  *  AGCL for ITK — Apache License 2.0, see LICENSE.
  *=========================================================================*/
 #include "agcl/AGCLModel.h"
+#include "agcl/Device.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -215,4 +216,22 @@ TEST(AGCLModel, LongVolumesRunInWindowsWhoseKeptSlicesAreAwayFromTheCuts)
   for (int64_t a = 1; a + W <= D; ++a)
     differing += !torch::equal(windows[a][W / 2 - 1], windows[a - 1][W / 2]);
   EXPECT_GT(differing, 0);
+}
+
+TEST(AGCLModel, CoarseClassesOnCudaAgreeWithTheCpu)
+{
+  if (!agcl::CudaAvailable())
+  {
+    GTEST_SKIP() << "no CUDA device";
+  }
+  torch::manual_seed(12);
+  agcl::ModelConfig config = Tiny();
+  config.coarse_window_slices = 8;
+  agcl::AGCLModel     model(config);
+  const torch::Tensor volume = torch::rand({ 21, 24, 24 });
+  const torch::Tensor cpu = model.PredictCoarseClasses(volume, torch::kCPU);
+  const torch::Tensor cuda = model.PredictCoarseClasses(volume, torch::Device(torch::kCUDA));
+  EXPECT_TRUE(cuda.device().is_cpu());
+  // The GPU's convolutions may use TF32: near-ties of the argmax can differ, nothing more.
+  EXPECT_GE(cpu.eq(cuda).to(torch::kFloat).mean().item<double>(), 0.99);
 }
