@@ -32,7 +32,8 @@ namespace itk {
  * one slab's patches, features, attention maps and accumulators: it does not grow with the
  * number of slices. Slab-wise fusion equals whole-volume fusion when the slices are axial
  * planes (the direction's axial axis is the z axis, as in almost every CT); on a tilted grid
- * the few patch pixels that fall into a neighbouring slab are dropped.
+ * the few patch pixels that fall into a neighbouring slab are dropped. With ProbabilityMaps
+ * on, the per-organ probability volumes (8-bit) are kept too: they then grow with the volume.
  *
  * The model comes from SetModelFileName (loaded at the first Update after the name changes; a
  * missing, garbage, truncated or inconsistent file is an itk::ExceptionObject naming it) or
@@ -97,6 +98,16 @@ public:
   itkGetConstMacro(PostProcessing, bool);
   itkBooleanMacro(PostProcessing);
 
+  /** Keep each organ's fused probability volume (off by default: one byte per voxel and
+   *  organ), quantised to 0..255 = probability x 255 rounded; 0 outside the organ's attention. */
+  itkSetMacro(ProbabilityMaps, bool);
+  itkGetConstMacro(ProbabilityMaps, bool);
+  itkBooleanMacro(ProbabilityMaps);
+  using ProbabilityImageType = Image<unsigned char, ImageDimension>;
+  /** The probability volume of `organ` after Update() with ProbabilityMaps on. */
+  const ProbabilityImageType *
+  GetProbabilityMap(LabelType organ) const;
+
   /** Seconds spent in each stage of the last Update: "coarse", "attention", "sampling",
    *  "encoder", "decoder", "fusion", "postprocessing". */
   const std::map<std::string, double> &
@@ -128,17 +139,19 @@ private:
   void
   LoadModelIfNeeded();
 
-  std::string                   m_ModelFileName;
-  AGCLModelObject::Pointer      m_Model;
-  bool                          m_ModelFromFile{ false };
-  std::string                   m_LoadedFileName;
-  std::string                   m_Device{ "cpu" };
-  unsigned int                  m_BatchSize{ 32 };
-  unsigned int                  m_SlabThickness{ 16 };
-  bool                          m_GaussianWeighting{ false };
-  bool                          m_PostProcessing{ true };
-  std::map<std::string, double> m_StageSeconds;
-  SizeValueType                 m_NumberOfPatches{ 0 };
+  std::string                                                 m_ModelFileName;
+  AGCLModelObject::Pointer                                    m_Model;
+  bool                                                        m_ModelFromFile{ false };
+  std::string                                                 m_LoadedFileName;
+  std::string                                                 m_Device{ "cpu" };
+  unsigned int                                                m_BatchSize{ 32 };
+  unsigned int                                                m_SlabThickness{ 16 };
+  bool                                                        m_GaussianWeighting{ false };
+  bool                                                        m_PostProcessing{ true };
+  bool                                                        m_ProbabilityMaps{ false };
+  std::map<LabelType, typename ProbabilityImageType::Pointer> m_Probability;
+  std::map<std::string, double>                               m_StageSeconds;
+  SizeValueType                                               m_NumberOfPatches{ 0 };
 };
 
 } // namespace itk

@@ -11,6 +11,8 @@
 #include "itkCoarseAttentionFilter.h"
 #include "itkExtractImageFilter.h"
 #include "itkImageAlgorithm.h"
+#include "itkImageRegionIterator.h"
+#include "itkTensorPixelTraits.h"
 #include "itkLabelBoundingBoxes.h"
 #include "itkLabelFusionFilter.h"
 #include "itkQueryPatchSamplerFilter.h"
@@ -87,6 +89,20 @@ auto
 AGCLSegmentationFilter<TInputImage, TLabelImage>::GetCoarseLabelMap() const -> const LabelImageType *
 {
   return dynamic_cast<const LabelImageType *>(this->ProcessObject::GetInput("CoarseLabelMap"));
+}
+
+template <typename TInputImage, typename TLabelImage>
+auto
+AGCLSegmentationFilter<TInputImage, TLabelImage>::GetProbabilityMap(LabelType organ) const
+  -> const ProbabilityImageType *
+{
+  const auto it = m_Probability.find(organ);
+  if (it == m_Probability.end())
+  {
+    itkExceptionMacro(<< "no probability map for organ " << static_cast<double>(organ)
+                      << " (not segmented yet, not one of the model's organs, or ProbabilityMaps off)");
+  }
+  return it->second;
 }
 
 template <typename TInputImage, typename TLabelImage>
@@ -237,6 +253,16 @@ AGCLSegmentationFilter<TInputImage, TLabelImage>::GenerateData()
   output->SetBufferedRegion(output->GetRequestedRegion());
   output->Allocate();
   output->FillBuffer(LabelType{});
+  m_Probability.clear();
+  for (size_t o = 0; o < organs.size() && m_ProbabilityMaps; ++o)
+  {
+    auto map = ProbabilityImageType::New();
+    map->CopyInformation(output);
+    map->SetRegions(output->GetLargestPossibleRegion());
+    map->Allocate();
+    map->FillBuffer(0);
+    m_Probability[organs[o]] = map;
+  }
 
   // 1. Coarse labels on the model's coarse grid (small), unless a coarse map was given.
   typename LabelImageType::Pointer coarseGrid;
@@ -349,13 +375,14 @@ AGCLSegmentationFilter<TInputImage, TLabelImage>::GenerateData()
           decoder->SetBatchSize(m_BatchSize);
           timed("decoder", [&] {
             decoder->Update();
-            probabilities.push_back(decoder->GetOutput()->GetTensor("probability").to(at::kCPU));
+            agclTorchTryMacro("AGCLSegmentationFilter",
+                              probabilities.push_back(decoder->GetOutput()->GetTensor("probability").to(at::kCPU)));
           });
           checkAbort();
         }
         auto fused = TensorDataObject::New();
         fused->SetMetadata(metadata);
-        fused->SetTensor("probability", at::cat(probabilities));
+        agclTorchTryMacro("AGCLSegmentationFilter", fused->SetTensor("probability", at::cat(probabilities)));
         probabilities.clear();
 
         timed("fusion", [&] {
@@ -369,8 +396,18 @@ AGCLSegmentationFilter<TInputImage, TLabelImage>::GenerateData()
           fusion->SetThreshold(config.threshold);
           fusion->SetGaussianWeighting(m_GaussianWeighting);
           fusion->PostProcessingOff(); // done once on the whole volume below
+          fusion->SetProbabilityMaps(m_ProbabilityMaps);
           fusion->Update();
           ImageAlgorithm::Copy(fusion->GetOutput(), output, slab, slab);
+          for (size_t o = 0; o < organs.size() && m_ProbabilityMaps; ++o)
+          {
+            // Quantised to 0..255 (probability x 255, rounded): one byte per voxel and organ.
+            ImageRegionConstIterator<typename LabelFusionFilter<LabelImageType>::ProbabilityImageType> in(
+              fusion->GetProbabilityMap(organs[o]), slab);
+            ImageRegionIterator<ProbabilityImageType> out(m_Probability.at(organs[o]), slab);
+            for (; !in.IsAtEnd(); ++in, ++out)
+              out.Set(static_cast<unsigned char>(std::lround(std::clamp(in.Get(), 0.0f, 1.0f) * 255.0f)));
+          }
         });
       }
     }
@@ -401,6 +438,8 @@ AGCLSegmentationFilter<TInputImage, TLabelImage>::PrintSelf(std::ostream & os, I
   os << indent << "SlabThickness: " << m_SlabThickness << std::endl;
   os << indent << "GaussianWeighting: " << m_GaussianWeighting << std::endl;
   os << indent << "PostProcessing: " << m_PostProcessing << std::endl;
+  os << indent << "ProbabilityMaps: " << m_ProbabilityMaps << std::endl;
+  os << indent << "LoadedFileName: " << m_LoadedFileName << std::endl;
   os << indent << "NumberOfPatches: " << m_NumberOfPatches << std::endl;
 }
 

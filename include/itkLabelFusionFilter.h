@@ -27,7 +27,8 @@ namespace itk {
  * its largest 26-connected component and its holes are filled (with background voxels only).
  * Output 0 is the label map with the reference geometry. With ProbabilityMaps on (off by
  * default: O float volumes), GetProbabilityMap(organ) gives the averaged probability volume of
- * an organ (float, 0 where no patch reached or outside the organ's attention bounding box).
+ * an organ (float; 0 where no patch reached and outside the organ's attention region, where the
+ * organ cannot be labelled anyway).
  *
  * Memory: each organ accumulates (float sum and weight) only over the bounding box of its
  * attention map, so beyond the output the filter needs about 8 bytes per voxel of the organs'

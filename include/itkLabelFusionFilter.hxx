@@ -322,9 +322,10 @@ LabelFusionFilter<TLabelImage>::GenerateData()
       map->FillBuffer(0.0f);
       if (!a.sum.empty())
       {
-        size_t v = 0;
-        for (ImageRegionIterator<ProbabilityImageType> it(map, a.box); !it.IsAtEnd(); ++it, ++v)
-          it.Set(a.sum[v]);
+        size_t                                   v = 0;
+        ImageRegionConstIterator<LabelImageType> attended(m_Attention[organ], a.box);
+        for (ImageRegionIterator<ProbabilityImageType> it(map, a.box); !it.IsAtEnd(); ++it, ++attended, ++v)
+          it.Set(attended.Get() != LabelType{} ? a.sum[v] : 0.0f);
       }
       m_Probability[organ] = map;
     }

@@ -82,8 +82,8 @@ Count(const Labels * image, unsigned char value)
 }
 
 // The same method on the whole volume at once, with the single-stage filters (no slabs).
-Labels::Pointer
-WholeVolumeReference(const CT * ct, itk::AGCLModelObject * model, const Labels * coarse)
+itk::LabelFusionFilter<Labels>::Pointer
+WholeVolumeFusion(const CT * ct, itk::AGCLModelObject * model, const Labels * coarse)
 {
   const auto & config = model->GetConfig();
   auto         attention = itk::CoarseAttentionFilter<CT, Labels>::New();
@@ -111,8 +111,15 @@ WholeVolumeReference(const CT * ct, itk::AGCLModelObject * model, const Labels *
   fusion->SetPatches(decoder->GetOutput());
   fusion->SetReferenceImage(ct);
   fusion->SetThreshold(config.threshold);
+  fusion->ProbabilityMapsOn();
   fusion->Update();
-  Labels::Pointer result = fusion->GetOutput();
+  return fusion;
+}
+
+Labels::Pointer
+WholeVolumeReference(const CT * ct, itk::AGCLModelObject * model, const Labels * coarse)
+{
+  Labels::Pointer result = WholeVolumeFusion(ct, model, coarse)->GetOutput();
   result->DisconnectPipeline();
   return result;
 }
@@ -350,4 +357,38 @@ TEST(AGCLSegmentationFilter, BadInputIsAClearExceptionAndNothingIsWritten)
   writer->SetFileName(out.string());
   expectError(writer, "voxel [1, 2, 3]");
   EXPECT_FALSE(fs::exists(out));
+}
+
+TEST(AGCLSegmentationFilter, ProbabilityMapsAreTheFusedProbabilitiesIn8Bits)
+{
+  auto source = Phantom(20);
+  auto model = itk::AGCLModelObject::New();
+  model->Load(ModelFile());
+  const auto fusion = WholeVolumeFusion(source->GetOutput(), model, source->GetLabelOutput());
+  auto       segment = Segmentation::New();
+  segment->SetInput(source->GetOutput());
+  segment->SetCoarseLabelMap(source->GetLabelOutput());
+  segment->SetModel(model);
+  segment->SetSlabThickness(6);
+  EXPECT_THROW(segment->GetProbabilityMap(6), itk::ExceptionObject); // before Update
+  segment->ProbabilityMapsOn();
+  segment->Update();
+  for (const unsigned char organ : { 1, 2, 6, 8 })
+  {
+    const auto * expected = fusion->GetProbabilityMap(organ);
+    const auto * actual = segment->GetProbabilityMap(organ);
+    EXPECT_EQ(actual->GetLargestPossibleRegion(), source->GetOutput()->GetLargestPossibleRegion());
+    double worst = 0, total = 0;
+    for (itk::ImageRegionConstIteratorWithIndex<Segmentation::ProbabilityImageType> it(
+           actual, actual->GetLargestPossibleRegion());
+         !it.IsAtEnd();
+         ++it)
+    {
+      worst = std::max(worst, std::abs(it.Get() / 255.0 - expected->GetPixel(it.GetIndex())));
+      total += it.Get();
+    }
+    EXPECT_LE(worst, 0.5 / 255 + 1e-6) << "organ " << int(organ);
+    EXPECT_GT(total, 0) << "organ " << int(organ);
+  }
+  EXPECT_THROW(segment->GetProbabilityMap(3), itk::ExceptionObject); // not an organ of the model
 }
