@@ -4,6 +4,7 @@
 // agcl phantom: a synthetic abdominal CT cohort (images, label maps, manifest, label
 // descriptions, pictures) from itk::AbdominalPhantomImageSource.
 
+#include "OutputFiles.h"
 #include "Subcommands.h"
 
 #include "itkAbdominalPhantomImageSource.h"
@@ -58,46 +59,6 @@ uint64_t
 SubjectSeed(uint64_t seed, int subject)
 {
   return seed * 1000003ULL + static_cast<uint64_t>(subject) * 7919ULL + 17ULL;
-}
-
-// Writes via a temporary name and renames, so that no half-written file is left behind.
-template <typename TImage>
-void
-WriteAtomically(const TImage * image, const fs::path & path)
-{
-  const std::string name = path.filename().string();
-  const auto        dot = name.find('.');
-  const fs::path    temporary = path.parent_path() / (name.substr(0, dot) + ".partial" + name.substr(dot));
-  try
-  {
-    auto writer = itk::ImageFileWriter<TImage>::New();
-    writer->SetInput(image);
-    writer->SetFileName(temporary.string());
-    writer->SetUseCompression(true);
-    writer->Update();
-    fs::rename(temporary, path);
-  }
-  catch (...)
-  {
-    std::error_code ignored;
-    fs::remove(temporary, ignored);
-    throw;
-  }
-}
-
-void
-WriteTextAtomically(const fs::path & path, const std::string & text)
-{
-  const fs::path temporary = path.string() + ".partial";
-  {
-    std::ofstream out(temporary);
-    out << text;
-    if (!out)
-    {
-      throw std::runtime_error("cannot write '" + temporary.string() + "'");
-    }
-  }
-  fs::rename(temporary, path);
 }
 
 // Mid-axial and coronal slices, soft-tissue window (W400 L40), label overlay.
@@ -246,22 +207,12 @@ RunPhantom(const PhantomOptions & o)
   }
 
   // Label descriptions: ITK-SNAP's format and a 3D Slicer colour table.
-  std::ostringstream snap, slicer;
-  snap << "################################################\n"
-       << "# ITK-SnAP Label Description File (AGCL phantom, BTCV label values)\n"
-       << "#    IDX   -R-  -G-  -B-  -A--  VIS MSH  LABEL\n"
-       << "################################################\n"
-       << "    0     0    0    0        0  0  0    \"Clear Label\"\n";
-  slicer << "# 3D Slicer color table (AGCL phantom, BTCV label values)\n# index name R G B A\n0 background 0 0 0 0\n";
+  std::vector<LabelDescription> descriptions;
   for (const auto & organ : Source::GetOrgans())
   {
-    snap << std::setw(5) << int(organ.label) << std::setw(6) << organ.color[0] << std::setw(5) << organ.color[1]
-         << std::setw(5) << organ.color[2] << "        1  1  1    \"" << organ.name << "\"\n";
-    slicer << int(organ.label) << " " << organ.name << " " << organ.color[0] << " " << organ.color[1] << " "
-           << organ.color[2] << " 255\n";
+    descriptions.push_back({ int(organ.label), organ.name, { organ.color[0], organ.color[1], organ.color[2] } });
   }
-  WriteTextAtomically(root / "labels.itksnap.txt", snap.str());
-  WriteTextAtomically(root / "labels.ctbl", slicer.str());
+  WriteLabelDescriptions(root, descriptions, "AGCL phantom, BTCV label values");
   WriteTextAtomically(root / "manifest.csv", manifest.str());
   std::cout << "wrote " << (root / "manifest.csv").string() << std::endl;
   return kSuccess;

@@ -40,6 +40,8 @@ void
 RegisterInspect(CLI::App & app, Runner & runner);
 void
 RegisterPhantom(CLI::App & app, Runner & runner);
+void
+RegisterSegment(CLI::App & app, Runner & runner);
 
 } // namespace agcl::cli
 

@@ -32,6 +32,7 @@ main(int argc, char ** argv)
   RegisterInfo(app, runner);
   RegisterInspect(app, runner);
   RegisterPhantom(app, runner);
+  RegisterSegment(app, runner);
 
   try
   {

@@ -1,0 +1,362 @@
+/*=========================================================================
+ *  AGCL for ITK — Apache License 2.0, see LICENSE.
+ *=========================================================================*/
+// agcl segment: segments one or many CT volumes (files ITK reads, DICOM series directories, or
+// the images of a manifest) with a model bundle, through itk::AGCLSegmentationFilter.
+
+#include "OutputFiles.h"
+#include "Subcommands.h"
+
+#include "itkAGCLSegmentationFilter.h"
+#include "itkAbdominalPhantomImageSource.h"
+#include "itkGDCMImageIO.h"
+#include "itkGDCMSeriesFileNames.h"
+#include "itkImageFileReader.h"
+#include "itkImageSeriesReader.h"
+#include "itkVerifyFiniteImage.h"
+
+#include "agcl/AGCLModel.h"
+#include "agcl/BuildInfo.h"
+#include "agcl/Device.h"
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <set>
+#include <sstream>
+
+namespace agcl::cli {
+
+namespace {
+namespace fs = std::filesystem;
+using CTImage = itk::Image<float, 3>;
+using LabelImage = itk::Image<unsigned char, 3>;
+
+struct SegmentOptions
+{
+  std::string              model;
+  std::vector<std::string> inputs;
+  std::string              manifest;
+  std::string              split = "all";
+  std::string              out;
+  std::string              device = "cpu";
+  unsigned                 batchSize = 32;
+  unsigned                 slab = 16;
+  std::string              shard = "0/1";
+  bool                     noPostProcessing = false;
+};
+
+/** "i/n" with 0 <= i < n. */
+std::pair<unsigned, unsigned>
+ParseShard(const std::string & text)
+{
+  unsigned           i = 0, n = 0;
+  char               slash = 0;
+  std::istringstream in(text);
+  if (!(in >> i >> slash >> n) || slash != '/' || !(in >> std::ws).eof() || n == 0 || i >= n)
+  {
+    throw InputError("--shard '" + text + "': expected i/n with 0 <= i < n (this machine's share of n)");
+  }
+  return { i, n };
+}
+
+/** The volume's name for its output file: the file name without its image extension, or the
+ *  DICOM directory's name. */
+std::string
+VolumeName(const fs::path & input)
+{
+  if (fs::is_directory(input))
+  {
+    return input.lexically_normal().filename().empty() ? input.parent_path().filename().string()
+                                                       : input.lexically_normal().filename().string();
+  }
+  std::string name = input.filename().string();
+  for (const char * extension : { ".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm", ".img", ".hdr" })
+  {
+    const std::string e = extension;
+    if (name.size() > e.size() && name.compare(name.size() - e.size(), e.size(), e) == 0)
+    {
+      return name.substr(0, name.size() - e.size());
+    }
+  }
+  return name.substr(0, name.find('.'));
+}
+
+/** Reads a volume: any file ITK reads, or a directory holding one DICOM series (the one with
+ *  the most files when there are several). InputError naming the input when it cannot. */
+CTImage::Pointer
+ReadVolume(const fs::path & input)
+{
+  try
+  {
+    if (fs::is_directory(input))
+    {
+      auto names = itk::GDCMSeriesFileNames::New();
+      names->SetUseSeriesDetails(true);
+      names->SetDirectory(input.string());
+      const auto &             series = names->GetSeriesUIDs();
+      std::vector<std::string> files;
+      for (const auto & uid : series)
+      {
+        const auto candidate = names->GetFileNames(uid);
+        if (candidate.size() > files.size())
+          files = candidate;
+      }
+      if (files.empty())
+      {
+        throw InputError("'" + input.string() + "': a directory without a DICOM series");
+      }
+      auto reader = itk::ImageSeriesReader<CTImage>::New();
+      reader->SetImageIO(itk::GDCMImageIO::New());
+      reader->SetFileNames(files);
+      reader->Update();
+      CTImage::Pointer image = reader->GetOutput();
+      image->DisconnectPipeline();
+      return image;
+    }
+    if (!fs::exists(input))
+    {
+      throw InputError("'" + input.string() + "': no such file or directory");
+    }
+    auto reader = itk::ImageFileReader<CTImage>::New();
+    reader->SetFileName(input.string());
+    reader->Update();
+    CTImage::Pointer image = reader->GetOutput();
+    image->DisconnectPipeline();
+    return image;
+  }
+  catch (const itk::ExceptionObject & e)
+  {
+    throw InputError("cannot read image '" + input.string() + "': " + e.GetDescription());
+  }
+}
+
+/** The `image` column of a manifest (subject,image,label,modality,split), relative paths taken
+ *  from the manifest's folder; only rows of `split` unless it is "all". */
+std::vector<std::string>
+ManifestImages(const std::string & manifest, const std::string & split)
+{
+  std::ifstream in(manifest);
+  if (!in)
+  {
+    throw InputError("--manifest '" + manifest + "': cannot read the file");
+  }
+  std::string line;
+  std::getline(in, line);
+  std::vector<std::string> columns;
+  {
+    std::stringstream header(line);
+    std::string       column;
+    while (std::getline(header, column, ','))
+      columns.push_back(column);
+  }
+  const auto find = [&](const std::string & name) {
+    const auto it = std::find(columns.begin(), columns.end(), name);
+    return it == columns.end() ? -1 : static_cast<int>(it - columns.begin());
+  };
+  const int image = find("image"), splitColumn = find("split");
+  if (image < 0 || (split != "all" && splitColumn < 0))
+  {
+    throw InputError("--manifest '" + manifest + "': expected a header with an 'image' column" +
+                     (split != "all" ? " and a 'split' column" : ""));
+  }
+  std::vector<std::string> images;
+  const fs::path           base = fs::path(manifest).parent_path();
+  for (int row = 2; std::getline(in, line); ++row)
+  {
+    if (line.empty())
+      continue;
+    std::vector<std::string> fields;
+    std::stringstream        cells(line);
+    std::string              cell;
+    while (std::getline(cells, cell, ','))
+      fields.push_back(cell);
+    if (static_cast<int>(fields.size()) <= std::max(image, splitColumn))
+    {
+      throw InputError("--manifest '" + manifest + "', line " + std::to_string(row) + ": expected " +
+                       std::to_string(columns.size()) + " fields");
+    }
+    if (split != "all" && fields[splitColumn] != split)
+      continue;
+    const fs::path path = fields[image];
+    images.push_back((path.is_absolute() ? path : base / path).string());
+  }
+  return images;
+}
+
+std::vector<LabelDescription>
+Descriptions(const agcl::ModelConfig & config)
+{
+  std::map<std::string, std::array<int, 3>> known;
+  for (const auto & organ : itk::AbdominalPhantomImageSource::GetOrgans())
+    known[organ.name] = organ.color;
+  std::vector<LabelDescription> descriptions;
+  for (size_t i = 0; i < config.organs.size(); ++i)
+  {
+    const auto & organ = config.organs[i];
+    const auto   it = known.find(organ.name);
+    const int    hue = static_cast<int>(i * 67 % 255);
+    descriptions.push_back({ static_cast<int>(organ.label),
+                             organ.name,
+                             it != known.end() ? it->second : std::array<int, 3>{ hue, 255 - hue, (hue * 3) % 255 } });
+  }
+  return descriptions;
+}
+
+int
+RunSegment(const SegmentOptions & options)
+{
+  const auto [shardIndex, shardCount] = ParseShard(options.shard);
+  try
+  {
+    agcl::ParseDevice(options.device);
+  }
+  catch (const std::exception & e)
+  {
+    throw InputError(std::string("--device: ") + e.what());
+  }
+  if (options.batchSize == 0 || options.slab == 0)
+  {
+    throw InputError("--batch-size and --slab: expected at least 1");
+  }
+  std::vector<std::string> inputs = options.inputs;
+  if (!options.manifest.empty())
+  {
+    const auto listed = ManifestImages(options.manifest, options.split);
+    inputs.insert(inputs.end(), listed.begin(), listed.end());
+  }
+  if (inputs.empty())
+  {
+    throw InputError("no input: give volumes (files or DICOM directories) or --manifest");
+  }
+  std::set<std::string> names;
+  for (const auto & input : inputs)
+  {
+    if (!names.insert(VolumeName(input)).second)
+    {
+      throw InputError("two inputs would write the same output '" + VolumeName(input) + ".nii.gz' (e.g. '" + input +
+                       "'): give them distinct names");
+    }
+  }
+
+  auto model = itk::AGCLModelObject::New();
+  try
+  {
+    model->Load(options.model);
+  }
+  catch (const itk::ExceptionObject & e)
+  {
+    throw InputError(std::string("--model: ") + e.GetDescription());
+  }
+
+  const fs::path  out = options.out;
+  std::error_code error;
+  fs::create_directories(out, error);
+  if (error || !fs::is_directory(out))
+  {
+    throw InputError("--out '" + options.out + "': cannot create the folder");
+  }
+  const agcl::ModelConfig & config = model->GetConfig();
+  nlohmann::json            settings = { { "tool", "agcl segment" },
+                                         { "version", agcl::Version() },
+                                         { "model", fs::absolute(options.model).string() },
+                                         { "model_config", config.ToJson() },
+                                         { "device", options.device },
+                                         { "batch_size", options.batchSize },
+                                         { "slab_slices", options.slab },
+                                         { "post_processing", !options.noPostProcessing },
+                                         { "shard", options.shard },
+                                         { "inputs", inputs } };
+  WriteTextAtomically(out / "settings.json", settings.dump(2) + "\n");
+  WriteLabelDescriptions(
+    out, Descriptions(config), "agcl segment, labels of " + fs::path(options.model).filename().string());
+
+  int badInputs = 0, failures = 0, done = 0;
+  for (size_t i = 0; i < inputs.size(); ++i)
+  {
+    if (i % shardCount != shardIndex)
+      continue;
+    const std::string & input = inputs[i];
+    const fs::path      target = out / (VolumeName(input) + ".nii.gz");
+    const auto          start = std::chrono::steady_clock::now();
+    try
+    {
+      const CTImage::Pointer ct = ReadVolume(input);
+      const auto             size = ct->GetLargestPossibleRegion().GetSize();
+      if (size[0] < 2 || size[1] < 2 || size[2] < 2)
+      {
+        std::ostringstream os;
+        os << "'" << input << "' has size " << size << ": a 2D image or an empty one; expected a 3D CT volume";
+        throw InputError(os.str());
+      }
+      try
+      {
+        itk::VerifyFiniteImage(ct.GetPointer(), "the volume");
+      }
+      catch (const itk::ExceptionObject & e)
+      {
+        throw InputError("'" + input + "': " + e.GetDescription());
+      }
+      auto segment = itk::AGCLSegmentationFilter<CTImage, LabelImage>::New();
+      segment->SetInput(ct);
+      segment->SetModel(model);
+      segment->SetDevice(options.device);
+      segment->SetBatchSize(options.batchSize);
+      segment->SetSlabThickness(options.slab);
+      segment->SetPostProcessing(!options.noPostProcessing);
+      segment->Update();
+      WriteAtomically(segment->GetOutput(), target);
+      ++done;
+      std::cout << "segmented " << input << " -> " << target.string() << " (" << segment->GetNumberOfPatches()
+                << " patches, " << std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()
+                << " s)" << std::endl;
+    }
+    catch (const InputError & e)
+    {
+      ++badInputs;
+      std::cerr << "agcl segment: skipped: " << e.what() << std::endl;
+    }
+    catch (const itk::ExceptionObject & e)
+    {
+      ++failures;
+      std::cerr << "agcl segment: failed on '" << input << "': " << e.GetDescription() << std::endl;
+    }
+  }
+  std::cout << "segmented " << done << " of " << inputs.size() << " volume(s) in " << out.string()
+            << (shardCount > 1 ? " (shard " + options.shard + ")" : "") << std::endl;
+  if (failures > 0)
+    return kRuntimeFailure;
+  return badInputs > 0 ? kBadInput : kSuccess;
+}
+} // namespace
+
+void
+RegisterSegment(CLI::App & app, Runner & runner)
+{
+  auto       options = std::make_shared<SegmentOptions>();
+  CLI::App * sub = app.add_subcommand(
+    "segment",
+    "Segment CT volumes with a model: files ITK reads (NIfTI, NRRD, MetaImage, ...), DICOM series folders, or a "
+    "manifest's images. Writes OUT/<name>.nii.gz per volume, settings.json and the label descriptions; a volume that "
+    "cannot be read is reported and skipped (exit code 1), the others are still segmented");
+  sub->add_option("--model", options->model, "model bundle (*.agcl)")->required();
+  sub->add_option("inputs", options->inputs, "volumes: image files or DICOM series folders");
+  sub->add_option(
+    "--manifest", options->manifest, "a manifest CSV (subject,image,label,modality,split) to take images from");
+  sub->add_option("--split", options->split, "with --manifest: only this split (train, val, test) or all")
+    ->check(CLI::IsMember({ "all", "train", "val", "test" }));
+  sub->add_option("--out", options->out, "output folder")->required();
+  sub->add_option("--device", options->device, "cpu, cuda or cuda:N");
+  sub->add_option("--batch-size", options->batchSize, "patches per network batch");
+  sub->add_option("--slab", options->slab, "axial slices per slab (memory vs. overhead)");
+  sub->add_option(
+    "--shard", options->shard, "i/n: segment only every n-th input from the i-th (n machines split a cohort)");
+  sub->add_flag("--no-postprocessing", options->noPostProcessing, "keep every connected component, leave holes");
+  sub->callback([options, &runner] { runner = [options] { return RunSegment(*options); }; });
+}
+
+} // namespace agcl::cli

@@ -1,0 +1,96 @@
+/*=========================================================================
+ *  AGCL for ITK — Apache License 2.0, see LICENSE.
+ *=========================================================================*/
+#ifndef agcl_apps_OutputFiles_h
+#define agcl_apps_OutputFiles_h
+
+// Output files of the agcl commands: images and texts written atomically (temporary name +
+// rename, so that no half-written file is ever left), and the label description files for
+// ITK-SNAP and 3D Slicer.
+
+#include "itkImageFileWriter.h"
+
+#include <array>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace agcl::cli {
+
+template <typename TImage>
+void
+WriteAtomically(const TImage * image, const std::filesystem::path & path)
+{
+  namespace fs = std::filesystem;
+  const std::string name = path.filename().string();
+  const auto        dot = name.find('.');
+  const fs::path    temporary = path.parent_path() / (name.substr(0, dot) + ".partial" + name.substr(dot));
+  try
+  {
+    auto writer = itk::ImageFileWriter<TImage>::New();
+    writer->SetInput(image);
+    writer->SetFileName(temporary.string());
+    writer->SetUseCompression(true);
+    writer->Update();
+    fs::rename(temporary, path);
+  }
+  catch (...)
+  {
+    std::error_code ignored;
+    fs::remove(temporary, ignored);
+    throw;
+  }
+}
+
+inline void
+WriteTextAtomically(const std::filesystem::path & path, const std::string & text)
+{
+  const std::filesystem::path temporary = path.string() + ".partial";
+  {
+    std::ofstream out(temporary);
+    out << text;
+    if (!out)
+    {
+      throw std::runtime_error("cannot write '" + temporary.string() + "'");
+    }
+  }
+  std::filesystem::rename(temporary, path);
+}
+
+struct LabelDescription
+{
+  int                label;
+  std::string        name;
+  std::array<int, 3> color;
+};
+
+/** Writes `labels.itksnap.txt` (ITK-SNAP) and `labels.ctbl` (3D Slicer colour table) into `dir`. */
+inline void
+WriteLabelDescriptions(const std::filesystem::path &         dir,
+                       const std::vector<LabelDescription> & labels,
+                       const std::string &                   what)
+{
+  std::ostringstream snap, slicer;
+  snap << "################################################\n"
+       << "# ITK-SnAP Label Description File (" << what << ")\n"
+       << "#    IDX   -R-  -G-  -B-  -A--  VIS MSH  LABEL\n"
+       << "################################################\n"
+       << "    0     0    0    0        0  0  0    \"Clear Label\"\n";
+  slicer << "# 3D Slicer color table (" << what << ")\n# index name R G B A\n0 background 0 0 0 0\n";
+  for (const auto & label : labels)
+  {
+    snap << std::setw(5) << label.label << std::setw(6) << label.color[0] << std::setw(5) << label.color[1]
+         << std::setw(5) << label.color[2] << "        1  1  1    \"" << label.name << "\"\n";
+    slicer << label.label << " " << label.name << " " << label.color[0] << " " << label.color[1] << " "
+           << label.color[2] << " 255\n";
+  }
+  WriteTextAtomically(dir / "labels.itksnap.txt", snap.str());
+  WriteTextAtomically(dir / "labels.ctbl", slicer.str());
+}
+
+} // namespace agcl::cli
+
+#endif
