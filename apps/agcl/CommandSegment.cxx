@@ -4,6 +4,7 @@
 // agcl segment: segments one or many CT volumes (files ITK reads, DICOM series directories, or
 // the images of a manifest) with a model bundle, through itk::AGCLSegmentationFilter.
 
+#include "Manifest.h"
 #include "OutputFiles.h"
 #include "Subcommands.h"
 
@@ -64,28 +65,6 @@ ParseShard(const std::string & text)
   return { i, n };
 }
 
-/** The volume's name for its output file: the file name without its image extension, or the
- *  DICOM directory's name. */
-std::string
-VolumeName(const fs::path & input)
-{
-  if (fs::is_directory(input))
-  {
-    return input.lexically_normal().filename().empty() ? input.parent_path().filename().string()
-                                                       : input.lexically_normal().filename().string();
-  }
-  std::string name = input.filename().string();
-  for (const char * extension : { ".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm", ".img", ".hdr" })
-  {
-    const std::string e = extension;
-    if (name.size() > e.size() && name.compare(name.size() - e.size(), e.size(), e) == 0)
-    {
-      return name.substr(0, name.size() - e.size());
-    }
-  }
-  return name.substr(0, name.find('.'));
-}
-
 /** Reads a volume: any file ITK reads, or a directory holding one DICOM series (the one with
  *  the most files when there are several). InputError naming the input when it cannot. */
 CTImage::Pointer
@@ -135,59 +114,6 @@ ReadVolume(const fs::path & input)
   }
 }
 
-/** The `image` column of a manifest (subject,image,label,modality,split), relative paths taken
- *  from the manifest's folder; only rows of `split` unless it is "all". */
-std::vector<std::string>
-ManifestImages(const std::string & manifest, const std::string & split)
-{
-  std::ifstream in(manifest);
-  if (!in)
-  {
-    throw InputError("--manifest '" + manifest + "': cannot read the file");
-  }
-  std::string line;
-  std::getline(in, line);
-  std::vector<std::string> columns;
-  {
-    std::stringstream header(line);
-    std::string       column;
-    while (std::getline(header, column, ','))
-      columns.push_back(column);
-  }
-  const auto find = [&](const std::string & name) {
-    const auto it = std::find(columns.begin(), columns.end(), name);
-    return it == columns.end() ? -1 : static_cast<int>(it - columns.begin());
-  };
-  const int image = find("image"), splitColumn = find("split");
-  if (image < 0 || (split != "all" && splitColumn < 0))
-  {
-    throw InputError("--manifest '" + manifest + "': expected a header with an 'image' column" +
-                     (split != "all" ? " and a 'split' column" : ""));
-  }
-  std::vector<std::string> images;
-  const fs::path           base = fs::path(manifest).parent_path();
-  for (int row = 2; std::getline(in, line); ++row)
-  {
-    if (line.empty())
-      continue;
-    std::vector<std::string> fields;
-    std::stringstream        cells(line);
-    std::string              cell;
-    while (std::getline(cells, cell, ','))
-      fields.push_back(cell);
-    if (static_cast<int>(fields.size()) <= std::max(image, splitColumn))
-    {
-      throw InputError("--manifest '" + manifest + "', line " + std::to_string(row) + ": expected " +
-                       std::to_string(columns.size()) + " fields");
-    }
-    if (split != "all" && fields[splitColumn] != split)
-      continue;
-    const fs::path path = fields[image];
-    images.push_back((path.is_absolute() ? path : base / path).string());
-  }
-  return images;
-}
-
 std::vector<LabelDescription>
 Descriptions(const agcl::ModelConfig & config)
 {
@@ -226,8 +152,8 @@ RunSegment(const SegmentOptions & options)
   std::vector<std::string> inputs = options.inputs;
   if (!options.manifest.empty())
   {
-    const auto listed = ManifestImages(options.manifest, options.split);
-    inputs.insert(inputs.end(), listed.begin(), listed.end());
+    for (const auto & row : ReadManifest(options.manifest, { "image" }, options.split))
+      inputs.push_back(row.image);
   }
   if (inputs.empty())
   {

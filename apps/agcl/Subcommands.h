@@ -42,6 +42,8 @@ void
 RegisterPhantom(CLI::App & app, Runner & runner);
 void
 RegisterSegment(CLI::App & app, Runner & runner);
+void
+RegisterEvaluate(CLI::App & app, Runner & runner);
 
 } // namespace agcl::cli
 

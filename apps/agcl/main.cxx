@@ -33,6 +33,7 @@ main(int argc, char ** argv)
   RegisterInspect(app, runner);
   RegisterPhantom(app, runner);
   RegisterSegment(app, runner);
+  RegisterEvaluate(app, runner);
 
   try
   {

@@ -1,0 +1,124 @@
+/*=========================================================================
+ *  AGCL for ITK — Apache License 2.0, see LICENSE.
+ *=========================================================================*/
+#ifndef agcl_apps_Manifest_h
+#define agcl_apps_Manifest_h
+
+// The cohort manifest of the agcl commands: a CSV with the header
+// subject,image,label,modality,split (columns in any order; image paths relative to the
+// manifest's folder), and the name a volume's outputs take.
+
+#include "Subcommands.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace agcl::cli {
+
+struct ManifestRow
+{
+  std::string subject, image, label, modality, split;
+};
+
+/** Reads `path`; `required` names the columns that must exist (InputError naming the file, the
+ *  line or the column otherwise). Relative image and label paths become relative to the
+ *  manifest's folder. Rows of other splits are dropped unless `split` is "all". */
+inline std::vector<ManifestRow>
+ReadManifest(const std::string & path, const std::vector<std::string> & required, const std::string & split = "all")
+{
+  std::ifstream in(path);
+  if (!in)
+  {
+    throw InputError("manifest '" + path + "': cannot read the file");
+  }
+  auto cellsOf = [](const std::string & line) {
+    std::vector<std::string> cells;
+    std::stringstream        stream(line);
+    std::string              cell;
+    while (std::getline(stream, cell, ','))
+    {
+      if (!cell.empty() && cell.back() == '\r')
+        cell.pop_back();
+      cells.push_back(cell);
+    }
+    return cells;
+  };
+  std::string line;
+  std::getline(in, line);
+  const auto columns = cellsOf(line);
+  auto       column = [&](const std::string & name) {
+    const auto it = std::find(columns.begin(), columns.end(), name);
+    return it == columns.end() ? -1 : static_cast<int>(it - columns.begin());
+  };
+  std::vector<std::string> needed = required;
+  if (split != "all")
+    needed.push_back("split");
+  for (const auto & name : needed)
+  {
+    if (column(name) < 0)
+    {
+      throw InputError("manifest '" + path + "': no '" + name +
+                       "' column; expected the header subject,image,label,modality,split");
+    }
+  }
+  const std::filesystem::path base = std::filesystem::path(path).parent_path();
+  auto                        resolve = [&](const std::string & file) {
+    if (file.empty())
+      return file;
+    const std::filesystem::path p = file;
+    return (p.is_absolute() ? p : base / p).string();
+  };
+  std::vector<ManifestRow> rows;
+  for (int number = 2; std::getline(in, line); ++number)
+  {
+    if (line.empty() || line == "\r")
+      continue;
+    const auto cells = cellsOf(line);
+    auto       get = [&](const char * name) {
+      const int at = column(name);
+      return at >= 0 && at < static_cast<int>(cells.size()) ? cells[at] : std::string();
+    };
+    for (const auto & name : needed)
+    {
+      if (get(name.c_str()).empty())
+      {
+        throw InputError("manifest '" + path + "', line " + std::to_string(number) + ": empty or missing '" + name +
+                         "'");
+      }
+    }
+    ManifestRow row{ get("subject"), resolve(get("image")), resolve(get("label")), get("modality"), get("split") };
+    if (split == "all" || row.split == split)
+      rows.push_back(row);
+  }
+  return rows;
+}
+
+/** The name of a volume's outputs: the file name without its image extension, or the name of
+ *  a DICOM series folder. */
+inline std::string
+VolumeName(const std::filesystem::path & input)
+{
+  namespace fs = std::filesystem;
+  if (fs::is_directory(input))
+  {
+    const fs::path normal = input.lexically_normal();
+    return normal.filename().empty() ? normal.parent_path().filename().string() : normal.filename().string();
+  }
+  std::string name = input.filename().string();
+  for (const std::string e : { ".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm", ".img", ".hdr" })
+  {
+    if (name.size() > e.size() && name.compare(name.size() - e.size(), e.size(), e) == 0)
+    {
+      return name.substr(0, name.size() - e.size());
+    }
+  }
+  return name.substr(0, name.find('.'));
+}
+
+} // namespace agcl::cli
+
+#endif
