@@ -14,6 +14,7 @@
 #include "itkNumericSeriesFileNames.h"
 
 #include "agcl/AGCLModel.h"
+#include "common/TinyModelConfig.h"
 
 #include "itkMetaDataObject.h"
 
@@ -30,15 +31,7 @@ main(int argc, char ** argv)
   {
     if (mode == "model" && argc == 3)
     {
-      agcl::ModelConfig config;
-      config.organs = { { "spleen", 1 }, { "right_kidney", 2 }, { "liver", 6 }, { "aorta", 8 } };
-      config.patch_size = 32;
-      config.encoder_width = 8;
-      config.decoder_channels = 16;
-      config.decoder_low_level_projection = 8;
-      config.coarse_base_channels = 4;
-      config.coarse_levels = 3;
-      config.coarse_spacing_mm = { 8.0, 8.0, 8.0 };
+      agcl::ModelConfig config = agcl::test::TinyModelConfig();
       config.provenance = { { "note", "untrained test model" } };
       torch::manual_seed(5);
       agcl::AGCLModel(config).Save(argv[2]);

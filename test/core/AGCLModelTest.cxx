@@ -3,6 +3,7 @@
  *=========================================================================*/
 #include "agcl/AGCLModel.h"
 #include "agcl/Device.h"
+#include "common/TinyModelConfig.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -30,14 +31,7 @@ ExpectConfigError(F f, const std::string & text)
 agcl::ModelConfig
 Tiny()
 {
-  agcl::ModelConfig config;
-  config.organs = { { "spleen", 1 }, { "liver", 6 }, { "aorta", 8 } };
-  config.encoder_width = 8;
-  config.decoder_channels = 16;
-  config.decoder_low_level_projection = 8;
-  config.coarse_base_channels = 4;
-  config.coarse_levels = 3;
-  return config;
+  return agcl::test::TinyModelConfig();
 }
 } // namespace
 
@@ -61,11 +55,11 @@ TEST(ModelConfig, JsonRoundTripKeepsEverySetting)
   config.provenance = { { "data", "phantom" } };
   const agcl::ModelConfig back = agcl::ModelConfig::FromJson(nlohmann::json::parse(config.ToJson().dump()));
   EXPECT_EQ(back.ToJson(), config.ToJson());
-  ASSERT_EQ(back.organs.size(), 3u);
-  EXPECT_EQ(back.organs[1].name, "liver");
-  EXPECT_EQ(back.organs[1].label, 6);
-  EXPECT_EQ(back.OrganIndex(8), 2);
-  EXPECT_EQ(back.OrganIndex(2), -1);
+  ASSERT_EQ(back.organs.size(), 4u);
+  EXPECT_EQ(back.organs[2].name, "liver");
+  EXPECT_EQ(back.organs[2].label, 6);
+  EXPECT_EQ(back.OrganIndex(8), 3);
+  EXPECT_EQ(back.OrganIndex(3), -1);
   EXPECT_EQ(back.patch_size, 96);
   EXPECT_DOUBLE_EQ(back.coarse_spacing_mm[2], 5.0);
   EXPECT_DOUBLE_EQ(back.window_high, 200.0);
@@ -140,7 +134,7 @@ TEST(AGCLModel, SaveLoadGivesIdenticalNetworks)
 
 TEST(AGCLModel, WeightsForAnotherOrganSetAreRefused)
 {
-  // The config says 2 organs; the weights are those of a 3-organ model (coarse classifier: 4 classes).
+  // The config says 2 organs; the weights are those of a 4-organ model (coarse classifier: 5 classes).
   agcl::AGCLModel   model(Tiny());
   agcl::ModelBundle bundle = model.ToBundle();
   bundle.config["organs"] = { { { "name", "spleen" }, { "label", 1 } }, { { "name", "liver" }, { "label", 6 } } };
@@ -173,7 +167,7 @@ TEST(AGCLModel, CoarseClassesAreTheArgmaxOfTheZeroPaddedVolume)
   const torch::Tensor expected =
     model.Coarse()->forward(padded).argmax(1)[0].slice(0, 0, 5).slice(1, 0, 7).slice(2, 0, 9).to(torch::kByte);
   EXPECT_TRUE(torch::equal(classes, expected));
-  EXPECT_LE(classes.max().item<int>(), 3);
+  EXPECT_LE(classes.max().item<int>(), 4); // background + 4 organs
 
   EXPECT_THROW(model.PredictCoarseClasses(torch::rand({ 4, 4 }), torch::kCPU), std::invalid_argument);
   EXPECT_THROW(model.PredictCoarseClasses(torch::ones({ 4, 4, 4 }, torch::kLong), torch::kCPU), std::invalid_argument);

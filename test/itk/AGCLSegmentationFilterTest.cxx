@@ -9,6 +9,7 @@
 
 #include "agcl/AGCLModel.h"
 #include "agcl/Device.h"
+#include "common/TinyModelConfig.h"
 
 #include <gtest/gtest.h>
 
@@ -35,15 +36,7 @@ Scratch(const std::string & name)
 agcl::ModelConfig
 TinyConfig()
 {
-  agcl::ModelConfig config;
-  config.organs = { { "spleen", 1 }, { "right_kidney", 2 }, { "liver", 6 }, { "aorta", 8 } };
-  config.patch_size = 32;
-  config.encoder_width = 8;
-  config.decoder_channels = 16;
-  config.decoder_low_level_projection = 8;
-  config.coarse_base_channels = 4;
-  config.coarse_levels = 3;
-  config.coarse_spacing_mm = { 8.0, 8.0, 8.0 };
+  agcl::ModelConfig config = agcl::test::TinyModelConfig();
   config.threshold = 0.45; // an untrained decoder hovers around 0.5: some voxels on each side
   return config;
 }

@@ -397,8 +397,7 @@ TEST(AbdominalPhantom, ThinAdrenalAndStomachWallAtTheDefaultResolution)
   }
 }
 
-namespace
-{
+namespace {
 // Whether any voxel of `a` has a voxel of `b` within `reach` voxels (26-neighbourhood box).
 bool
 WithinVoxels(const Volume & v, unsigned char a, unsigned char b, int reach, int64_t kMin = 0)

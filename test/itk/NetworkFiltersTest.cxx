@@ -12,6 +12,7 @@
 
 #include "agcl/AGCLModel.h"
 #include "agcl/Device.h"
+#include "common/TinyModelConfig.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -179,15 +180,7 @@ namespace {
 agcl::ModelConfig
 TinyConfig()
 {
-  agcl::ModelConfig config;
-  config.organs = { { "spleen", 1 }, { "liver", 6 }, { "aorta", 8 } };
-  config.encoder_width = 8;
-  config.decoder_channels = 16;
-  config.decoder_low_level_projection = 8;
-  config.coarse_base_channels = 4;
-  config.coarse_levels = 3;
-  config.coarse_spacing_mm = { 8.0, 8.0, 8.0 };
-  return config;
+  return agcl::test::TinyModelConfig(); // organs 1, 2, 6, 8
 }
 
 itk::AGCLModelObject::Pointer
@@ -281,7 +274,7 @@ TEST(CoarseAttentionFilter, NetworkModeResamplesTheNetworkClassesBackByNearestNe
   filter->SetInput(ct);
   filter->SetModel(model);
   filter->SetMarginMM(0.0);
-  ASSERT_EQ(filter->GetOrganLabels(), (std::vector<unsigned char>{ 1, 6, 8 }));
+  ASSERT_EQ(filter->GetOrganLabels(), (std::vector<unsigned char>{ 1, 2, 6, 8 }));
   filter->Update();
   const Labels * labels = filter->GetCoarseLabelOutput();
   EXPECT_EQ(labels->GetLargestPossibleRegion(), ct->GetLargestPossibleRegion());
@@ -294,7 +287,7 @@ TEST(CoarseAttentionFilter, NetworkModeResamplesTheNetworkClassesBackByNearestNe
   const torch::Tensor classes = model->GetModel().PredictCoarseClasses(
     torch::from_blob(coarse->GetBufferPointer(), { (long)cs[2], (long)cs[1], (long)cs[0] }), torch::kCPU);
   const uint8_t *     c = classes.data_ptr<uint8_t>();
-  const unsigned char organOf[4] = { 0, 1, 6, 8 };
+  const unsigned char organOf[5] = { 0, 1, 2, 6, 8 };
   std::set<int>       seen;
   long                mismatches = 0;
   for (itk::ImageRegionConstIteratorWithIndex<Labels> it(labels, labels->GetLargestPossibleRegion()); !it.IsAtEnd();
@@ -323,7 +316,7 @@ TEST(CoarseAttentionFilter, NetworkModeResamplesTheNetworkClassesBackByNearestNe
 
 TEST(CoarseAttentionFilter, NetworkClassesMapToTheModelsOrganLabels)
 {
-  // Classifier forced to class 2 everywhere: the second organ of the model, label 6.
+  // Classifier forced to class 3 everywhere: the third organ of the model, label 6.
   auto model = TinyModel();
   {
     torch::NoGradGuard noGrad;
@@ -332,7 +325,7 @@ TEST(CoarseAttentionFilter, NetworkClassesMapToTheModelsOrganLabels)
       if (p.key().rfind("classifier.", 0) == 0)
         p.value().zero_();
       if (p.key() == "classifier.bias")
-        p.value()[2] = 5.0;
+        p.value()[3] = 5.0;
     }
   }
   auto             source = Source::New();
@@ -376,8 +369,8 @@ TEST(CoarseAttentionFilter, NetworkModeRefusesUnknownOrgansBadDevicesNaNAndBadFi
   auto unknown = itk::CoarseAttentionFilter<CT, Labels>::New();
   unknown->SetInput(source->GetOutput());
   unknown->SetModel(model);
-  unknown->SetOrganLabels({ 1, 2 });
-  expectError(unknown, "not one of the model's 3 organs");
+  unknown->SetOrganLabels({ 1, 3 });
+  expectError(unknown, "not one of the model's 4 organs");
 
   auto device = itk::CoarseAttentionFilter<CT, Labels>::New();
   device->SetInput(source->GetOutput());

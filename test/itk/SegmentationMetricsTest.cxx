@@ -114,7 +114,7 @@ TEST(SegmentationMetrics, AnisotropicDistancesMatchABruteForceComputation)
   Blob(reference, 6, 11, 9, 5, 7, rng);
   Blob(prediction, 6, 13, 10, 6, 6, rng);
   Blob(reference, 1, 3, 3, 2, 2.5, rng);
-  Blob(prediction, 1, 20, 16, 9, 2.5, rng); // far apart: large Hausdorff
+  Blob(prediction, 1, 20, 16, 9, 2.5, rng);   // far apart: large Hausdorff
   prediction->SetPixel({ { 0, 19, 11 } }, 6); // a stray voxel at the image corner
   const auto metrics = Metrics::Compute(reference, prediction, { 6, 1 });
   ASSERT_EQ(metrics.size(), 2u);
