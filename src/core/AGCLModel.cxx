@@ -7,6 +7,10 @@
 
 #include <torch/torch.h>
 
+#if defined(__GLIBC__)
+#  include <malloc.h>
+#endif
+
 namespace agcl {
 
 AGCLModel::AGCLModel(ModelConfig config)
@@ -117,6 +121,9 @@ AGCLModel::PredictCoarseClasses(const at::Tensor & volume, const c10::Device & d
     const torch::Tensor classes = ClassesOf(m_Coarse, volume.slice(0, start, end), device);
     result.slice(0, done, keepEnd).copy_(classes.slice(0, done - start, keepEnd - start));
     done = keepEnd;
+#if defined(__GLIBC__)
+    malloc_trim(0); // hand the window's freed workspace back, so windows do not pile up in the heap
+#endif
     if (end == depth)
     {
       break;
