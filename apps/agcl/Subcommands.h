@@ -44,6 +44,8 @@ void
 RegisterSegment(CLI::App & app, Runner & runner);
 void
 RegisterEvaluate(CLI::App & app, Runner & runner);
+void
+RegisterCompare(CLI::App & app, Runner & runner);
 
 } // namespace agcl::cli
 

@@ -34,6 +34,7 @@ main(int argc, char ** argv)
   RegisterPhantom(app, runner);
   RegisterSegment(app, runner);
   RegisterEvaluate(app, runner);
+  RegisterCompare(app, runner);
 
   try
   {

@@ -46,6 +46,22 @@ run(RC 0 ARGS evaluate --pred ${OUT}/pred --manifest ${OUT}/cohort/manifest.csv)
 if(NOT LAST MATCHES "\\| model \\| spleen \\| right_kidney \\| liver \\| aorta \\| mean \\|")
   message(FATAL_ERROR "the summary should list the model's organs (from settings.json):\n${LAST}")
 endif()
+# agcl compare: the ground truth (Dice 1) against the untrained model (Dice 0 for the liver in
+# both subjects: two tied differences of 1, so the normal approximation with the tie
+# correction: T = 0, z = -1.5 / sqrt(27/24), p = 0.1573), per organ and overall; then an
+# evaluation against itself (all differences zero: no test).
+run(RC 0 ARGS compare ${OUT}/truth/evaluation.csv ${OUT}/pred/evaluation.csv --out ${OUT}/compare.csv)
+if(NOT LAST MATCHES "\\| liver \\| 2 \\| 1\\.000 \\| 0\\.000 \\| 0\\.1573 \\|" OR NOT LAST MATCHES "overall \\(subject means\\) \\| 2 \\|")
+  message(FATAL_ERROR "compare should pair the test subject's organs:\n${LAST}")
+endif()
+run(RC 0 ARGS compare ${OUT}/truth/evaluation.csv ${OUT}/truth/evaluation.csv)
+if(NOT LAST MATCHES "\\| spleen \\| 2 \\| 1\\.000 \\| 1\\.000 \\| n/a \\(identical\\) \\|")
+  message(FATAL_ERROR "an evaluation against itself has no test (all differences zero):\n${LAST}")
+endif()
+run(RC 1 ARGS compare ${OUT}/truth/evaluation.csv ${OUT}/cohort/manifest.csv)
+if(NOT LAST MATCHES "no 'organ' column")
+  message(FATAL_ERROR "a CSV that is not an evaluation should be refused:\n${LAST}")
+endif()
 # (3) a missing prediction
 file(GLOB _predictions ${OUT}/pred/subject_000*.nii.gz)
 file(REMOVE ${_predictions})

@@ -1,0 +1,194 @@
+/*=========================================================================
+ *  AGCL for ITK — Apache License 2.0, see LICENSE.
+ *=========================================================================*/
+// agcl compare A.csv B.csv: two evaluations (agcl evaluate's CSV) of the same subjects compared
+// per organ and overall with the two-sided Wilcoxon signed-rank test on the paired Dice values.
+
+#include "OutputFiles.h"
+#include "Subcommands.h"
+
+#include "agcl/WilcoxonSignedRank.h"
+
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <map>
+#include <sstream>
+
+namespace agcl::cli {
+
+namespace {
+struct CompareOptions
+{
+  std::string a, b, out;
+};
+
+// (subject, organ) -> Dice, for the rows with a Dice value; organs in file order.
+struct Evaluation
+{
+  std::map<std::pair<std::string, std::string>, double> dice;
+  std::vector<std::string>                              organs;
+};
+
+Evaluation
+ReadEvaluation(const std::string & file)
+{
+  std::ifstream in(file);
+  if (!in)
+  {
+    throw InputError("'" + file + "': cannot read the file");
+  }
+  auto cellsOf = [](const std::string & line) {
+    std::vector<std::string> cells;
+    std::stringstream        stream(line);
+    for (std::string cell; std::getline(stream, cell, ',');)
+      cells.push_back(cell);
+    return cells;
+  };
+  std::string line;
+  std::getline(in, line);
+  const auto header = cellsOf(line);
+  auto       column = [&](const char * name) {
+    const auto it = std::find(header.begin(), header.end(), name);
+    if (it == header.end())
+      throw InputError("'" + file + "': no '" + name + "' column; expected a CSV written by agcl evaluate");
+    return static_cast<size_t>(it - header.begin());
+  };
+  const size_t subject = column("subject"), organ = column("organ"), dice = column("dice");
+  Evaluation   evaluation;
+  for (int number = 2; std::getline(in, line); ++number)
+  {
+    const auto cells = cellsOf(line);
+    if (cells.size() <= std::max({ subject, organ, dice }))
+      throw InputError("'" + file + "', line " + std::to_string(number) + ": too few fields");
+    if (std::find(evaluation.organs.begin(), evaluation.organs.end(), cells[organ]) == evaluation.organs.end())
+      evaluation.organs.push_back(cells[organ]);
+    if (cells[dice].empty())
+      continue; // both empty: no Dice
+    try
+    {
+      evaluation.dice[{ cells[subject], cells[organ] }] = std::stod(cells[dice]);
+    }
+    catch (const std::exception &)
+    {
+      throw InputError("'" + file + "', line " + std::to_string(number) + ": dice '" + cells[dice] +
+                       "' is not a number");
+    }
+  }
+  return evaluation;
+}
+
+std::string
+Fixed(double value, int digits)
+{
+  std::ostringstream os;
+  os << std::fixed << std::setprecision(digits) << value;
+  return os.str();
+}
+
+// One row: n pairs, means, the test (or why there is none).
+std::string
+Row(const std::string & name, const std::vector<double> & a, const std::vector<double> & b, std::ostream & csv)
+{
+  double meanA = 0, meanB = 0;
+  for (size_t i = 0; i < a.size(); ++i)
+  {
+    meanA += a[i] / a.size();
+    meanB += b[i] / b.size();
+  }
+  std::string p = "n/a (no pairs)", statistic, method;
+  if (!a.empty())
+  {
+    try
+    {
+      const WilcoxonResult r = WilcoxonSignedRank(a, b);
+      p = Fixed(r.pvalue, 4);
+      statistic = Fixed(r.statistic, 1);
+      method = r.method;
+    }
+    catch (const std::invalid_argument &)
+    {
+      p = "n/a (identical)";
+    }
+  }
+  csv << name << "," << a.size() << "," << (a.empty() ? "" : Fixed(meanA, 6)) << ","
+      << (a.empty() ? "" : Fixed(meanB, 6)) << "," << statistic << "," << (method.empty() ? "" : p) << "," << method
+      << "\n";
+  return "| " + name + " | " + std::to_string(a.size()) + " | " + (a.empty() ? "" : Fixed(meanA, 3)) + " | " +
+         (a.empty() ? "" : Fixed(meanB, 3)) + " | " + p + " |\n";
+}
+
+int
+RunCompare(const CompareOptions & options)
+{
+  const Evaluation   a = ReadEvaluation(options.a), b = ReadEvaluation(options.b);
+  std::ostringstream table, csv;
+  table << "Dice of A = " << options.a << " vs B = " << options.b
+        << " (two-sided Wilcoxon signed-rank test on paired subjects)\n\n"
+        << "| organ | pairs | mean Dice A | mean Dice B | p |\n| --- | --- | --- | --- | --- |\n";
+  csv << "organ,pairs,mean_dice_a,mean_dice_b,statistic,pvalue,method\n";
+  // Overall: per subject, the mean Dice over the organs both evaluations have for it.
+  std::map<std::string, std::pair<std::vector<double>, std::vector<double>>> perSubject;
+  for (const auto & organ : a.organs)
+  {
+    if (std::find(b.organs.begin(), b.organs.end(), organ) == b.organs.end())
+      continue;
+    std::vector<double> da, db;
+    for (const auto & [key, value] : a.dice)
+    {
+      if (key.second != organ)
+        continue;
+      const auto other = b.dice.find(key);
+      if (other == b.dice.end())
+        continue;
+      da.push_back(value);
+      db.push_back(other->second);
+      perSubject[key.first].first.push_back(value);
+      perSubject[key.first].second.push_back(other->second);
+    }
+    table << Row(organ, da, db, csv);
+  }
+  std::vector<double> oa, ob;
+  for (const auto & [subject, values] : perSubject)
+  {
+    double ma = 0, mb = 0;
+    for (size_t i = 0; i < values.first.size(); ++i)
+    {
+      ma += values.first[i] / values.first.size();
+      mb += values.second[i] / values.second.size();
+    }
+    oa.push_back(ma);
+    ob.push_back(mb);
+  }
+  table << Row("overall (subject means)", oa, ob, csv);
+  if (perSubject.empty())
+  {
+    throw InputError("'" + options.a + "' and '" + options.b + "' have no (subject, organ) pair with a Dice in common");
+  }
+  std::cout << table.str();
+  if (!options.out.empty())
+  {
+    WriteTextAtomically(options.out, csv.str());
+    std::cout << "\nwrote " << options.out << std::endl;
+  }
+  return kSuccess;
+}
+} // namespace
+
+void
+RegisterCompare(CLI::App & app, Runner & runner)
+{
+  auto       options = std::make_shared<CompareOptions>();
+  CLI::App * sub = app.add_subcommand(
+    "compare",
+    "Compare two evaluations (CSV files of agcl evaluate) of the same subjects: per organ and overall, the mean Dice "
+    "of each and the two-sided Wilcoxon signed-rank p-value on the paired values (exact for up to 50 pairs without "
+    "ties or zeros, normal approximation otherwise; Documentation/evaluation.md)");
+  sub->add_option("a", options->a, "evaluation CSV of method A")->required();
+  sub->add_option("b", options->b, "evaluation CSV of method B")->required();
+  sub->add_option("--out", options->out, "also write the comparison as CSV");
+  sub->callback([options, &runner] { runner = [options] { return RunCompare(*options); }; });
+}
+
+} // namespace agcl::cli
