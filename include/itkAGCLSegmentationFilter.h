@@ -21,16 +21,20 @@ namespace itk {
  * whole volume at its coarse spacing (CoarseAttentionFilter::ComputeCoarseLabelMap), then, slab
  * by slab along the axial axis (SlabThickness slices): the coarse labels of the slab (grown by
  * the attention margin so that the dilation is exact) -> attention maps
- * (CoarseAttentionFilter) -> inference query patches (QueryPatchSamplerFilter) -> encoder
- * (AGCLEncoderFilter) -> decoder (ASPPDecoderFilter) -> fusion of the slab (LabelFusionFilter,
+ * (CoarseAttentionFilter::ComputeAttentionMap) -> inference query patches (QueryPatchSamplerFilter)
+ * -> encoder (AGCLEncoderFilter) -> decoder (ASPPDecoderFilter), both on chunks of 4 batches of
+ * patches -> fusion of the slab (LabelFusionFilter,
  * whose accumulators span only the slab and the organs' attention boxes) -> the slab's labels
  * copied into the output. Finally each organ keeps its largest connected component with its
  * holes filled (PostProcessing, on by default). Patch size and spacing, window, margin,
  * overlap and threshold come from the model bundle.
  *
- * Memory: beyond the input and the output, what is held at once is the coarse-grid volume and
- * one slab's patches, features, attention maps and accumulators: it does not grow with the
- * number of slices. Slab-wise fusion equals whole-volume fusion when the slices are axial
+ * Memory: beyond the input and the output, what is held at once is the coarse-grid volume (the
+ * coarse network runs in windows of the model's coarse_window_slices), one slab's patches,
+ * attention maps and accumulators, and one chunk's features; freed memory is handed back to the
+ * system after each slab (glibc). It does not grow with the number of slices
+ * (test/itk/SegmentationMemoryCheck.cxx); post-processing needs memory in proportion to each
+ * organ's bounding box. Slab-wise fusion equals whole-volume fusion when the slices are axial
  * planes (the direction's axial axis is the z axis, as in almost every CT); on a tilted grid
  * the few patch pixels that fall into a neighbouring slab are dropped. With ProbabilityMaps
  * on, the per-organ probability volumes (8-bit) are kept too: they then grow with the volume.
