@@ -110,7 +110,15 @@ Measure(unsigned long slices, bool labels, int fd)
   const Volume volume = Phantom(slices);
   const CT *   ct = volume.ct;
   auto         segment = Segmenter(volume, model, labels);
-  std::ofstream("/proc/self/clear_refs") << "5"; // resets the peak RSS to the current RSS
+  {
+    std::ofstream reset("/proc/self/clear_refs");
+    reset << "5" << std::flush; // resets the peak RSS to the current RSS
+    if (!reset)
+    {
+      std::cerr << "cannot write /proc/self/clear_refs: the peak RSS cannot be reset, so it cannot be measured\n";
+      return 3;
+    }
+  }
   const long before = StatusKiB("VmRSS");
   segment->Update();
   const long         peak = StatusKiB("VmHWM");
