@@ -46,6 +46,8 @@ void
 RegisterEvaluate(CLI::App & app, Runner & runner);
 void
 RegisterCompare(CLI::App & app, Runner & runner);
+void
+RegisterOverlay(CLI::App & app, Runner & runner);
 
 } // namespace agcl::cli
 

@@ -35,6 +35,7 @@ main(int argc, char ** argv)
   RegisterSegment(app, runner);
   RegisterEvaluate(app, runner);
   RegisterCompare(app, runner);
+  RegisterOverlay(app, runner);
 
   try
   {
