@@ -4,6 +4,7 @@
 // agcl compare A.csv B.csv: two evaluations (agcl evaluate's CSV) of the same subjects compared
 // per organ and overall with the two-sided Wilcoxon signed-rank test on the paired Dice values.
 
+#include "Manifest.h"
 #include "OutputFiles.h"
 #include "Subcommands.h"
 
@@ -39,16 +40,9 @@ ReadEvaluation(const std::string & file)
   {
     throw InputError("'" + file + "': cannot read the file");
   }
-  auto cellsOf = [](const std::string & line) {
-    std::vector<std::string> cells;
-    std::stringstream        stream(line);
-    for (std::string cell; std::getline(stream, cell, ',');)
-      cells.push_back(cell);
-    return cells;
-  };
   std::string line;
   std::getline(in, line);
-  const auto header = cellsOf(line);
+  const auto header = SplitCsvLine(line);
   auto       column = [&](const char * name) {
     const auto it = std::find(header.begin(), header.end(), name);
     if (it == header.end())
@@ -59,7 +53,7 @@ ReadEvaluation(const std::string & file)
   Evaluation   evaluation;
   for (int number = 2; std::getline(in, line); ++number)
   {
-    const auto cells = cellsOf(line);
+    const auto cells = SplitCsvLine(line);
     if (cells.size() <= std::max({ subject, organ, dice }))
       throw InputError("'" + file + "', line " + std::to_string(number) + ": too few fields");
     if (std::find(evaluation.organs.begin(), evaluation.organs.end(), cells[organ]) == evaluation.organs.end())

@@ -7,9 +7,9 @@
 
 #include "Manifest.h"
 #include "OutputFiles.h"
+#include "ReadImage.h"
 #include "Subcommands.h"
 
-#include "itkImageFileReader.h"
 #include "itkSegmentationMetrics.h"
 
 #include "agcl/ModelConfig.h"
@@ -37,28 +37,6 @@ struct EvaluateOptions
   std::string split = "test";
   std::string out;
 };
-
-LabelImage::Pointer
-ReadLabels(const std::string & file)
-{
-  if (!fs::exists(file))
-  {
-    throw InputError("'" + file + "': no such file");
-  }
-  try
-  {
-    auto reader = itk::ImageFileReader<LabelImage>::New();
-    reader->SetFileName(file);
-    reader->Update();
-    LabelImage::Pointer image = reader->GetOutput();
-    image->DisconnectPipeline();
-    return image;
-  }
-  catch (const itk::ExceptionObject & e)
-  {
-    throw InputError("cannot read label map '" + file + "': " + e.GetDescription());
-  }
-}
 
 std::string
 Number(const std::optional<double> & value)
@@ -112,8 +90,8 @@ RunEvaluate(const EvaluateOptions & options)
     const fs::path prediction = fs::path(options.pred) / (VolumeName(row.image) + ".nii.gz");
     try
     {
-      const auto reference = ReadLabels(row.label);
-      const auto predicted = ReadLabels(prediction.string());
+      const auto reference = ReadImage<LabelImage>(row.label, "label map");
+      const auto predicted = ReadImage<LabelImage>(prediction.string(), "prediction");
       const auto metrics = Metrics::Compute(reference, predicted, organs);
       for (size_t o = 0; o < metrics.size(); ++o)
       {

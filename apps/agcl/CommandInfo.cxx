@@ -26,8 +26,8 @@ PrintModel(const std::string & file)
   try
   {
     const agcl::ModelBundle bundle = agcl::ModelBundle::Load(file);
-    config = agcl::ModelConfig::FromJson(bundle.config);
-    agcl::AGCLModel::FromBundle(bundle); // every network tensor present with the right shape
+    // Validates the configuration and every network tensor's presence and shape.
+    config = agcl::AGCLModel::FromBundle(bundle).Config();
     tensors = bundle.Tensors().size();
     for (const auto & entry : bundle.Tensors())
       parameters += entry.second.numel();

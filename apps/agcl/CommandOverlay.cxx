@@ -6,10 +6,10 @@
 // each organ outlined in its colour with a light tint inside.
 
 #include "OutputFiles.h"
+#include "ReadImage.h"
 #include "Subcommands.h"
 
 #include "itkAbdominalPhantomImageSource.h"
-#include "itkImageFileReader.h"
 #include "itkLabelBoundingBoxes.h"
 #include "itkRGBPixel.h"
 
@@ -36,34 +36,13 @@ struct OverlayOptions
   double      level = 40, width = 400;
 };
 
-template <typename TImage>
-typename TImage::Pointer
-Read(const std::string & file, const char * what)
-{
-  if (!fs::exists(file))
-    throw InputError(std::string(what) + " '" + file + "': no such file");
-  try
-  {
-    auto reader = itk::ImageFileReader<TImage>::New();
-    reader->SetFileName(file);
-    reader->Update();
-    typename TImage::Pointer image = reader->GetOutput();
-    image->DisconnectPipeline();
-    return image;
-  }
-  catch (const itk::ExceptionObject & e)
-  {
-    throw InputError(std::string("cannot read ") + what + " '" + file + "': " + e.GetDescription());
-  }
-}
-
 int
 RunOverlay(const OverlayOptions & options)
 {
   if (options.slices < 1 || !(options.width > 0))
     throw InputError("--slices and --window-width: expected positive values");
-  const auto ct = Read<CTImage>(options.ct, "CT");
-  const auto labels = Read<LabelImage>(options.labels, "label map");
+  const auto ct = ReadImage<CTImage>(options.ct, "CT");
+  const auto labels = ReadImage<LabelImage>(options.labels, "label map");
   const auto region = ct->GetLargestPossibleRegion();
   if (labels->GetLargestPossibleRegion() != region ||
       !labels->GetSpacing().GetVnlVector().is_equal(ct->GetSpacing().GetVnlVector(), 1e-4))

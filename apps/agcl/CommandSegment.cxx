@@ -6,13 +6,13 @@
 
 #include "Manifest.h"
 #include "OutputFiles.h"
+#include "ReadImage.h"
 #include "Subcommands.h"
 
 #include "itkAGCLSegmentationFilter.h"
 #include "itkAbdominalPhantomImageSource.h"
 #include "itkGDCMImageIO.h"
 #include "itkGDCMSeriesFileNames.h"
-#include "itkImageFileReader.h"
 #include "itkImageSeriesReader.h"
 #include "itkVerifyFiniteImage.h"
 
@@ -97,16 +97,7 @@ ReadVolume(const fs::path & input)
       image->DisconnectPipeline();
       return image;
     }
-    if (!fs::exists(input))
-    {
-      throw InputError("'" + input.string() + "': no such file or directory");
-    }
-    auto reader = itk::ImageFileReader<CTImage>::New();
-    reader->SetFileName(input.string());
-    reader->Update();
-    CTImage::Pointer image = reader->GetOutput();
-    image->DisconnectPipeline();
-    return image;
+    return ReadImage<CTImage>(input.string(), "image");
   }
   catch (const itk::ExceptionObject & e)
   {

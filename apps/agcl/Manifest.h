@@ -24,6 +24,22 @@ struct ManifestRow
   std::string subject, image, label, modality, split;
 };
 
+/** The comma-separated fields of one CSV line (no quoting; a trailing CR is dropped). */
+inline std::vector<std::string>
+SplitCsvLine(const std::string & line)
+{
+  std::vector<std::string> cells;
+  std::stringstream        stream(line);
+  std::string              cell;
+  while (std::getline(stream, cell, ','))
+  {
+    if (!cell.empty() && cell.back() == '\r')
+      cell.pop_back();
+    cells.push_back(cell);
+  }
+  return cells;
+}
+
 /** Reads `path`; `required` names the columns that must exist (InputError naming the file, the
  *  line or the column otherwise). Relative image and label paths become relative to the
  *  manifest's folder. Rows of other splits are dropped unless `split` is "all". */
@@ -35,21 +51,9 @@ ReadManifest(const std::string & path, const std::vector<std::string> & required
   {
     throw InputError("manifest '" + path + "': cannot read the file");
   }
-  auto cellsOf = [](const std::string & line) {
-    std::vector<std::string> cells;
-    std::stringstream        stream(line);
-    std::string              cell;
-    while (std::getline(stream, cell, ','))
-    {
-      if (!cell.empty() && cell.back() == '\r')
-        cell.pop_back();
-      cells.push_back(cell);
-    }
-    return cells;
-  };
   std::string line;
   std::getline(in, line);
-  const auto columns = cellsOf(line);
+  const auto columns = SplitCsvLine(line);
   auto       column = [&](const std::string & name) {
     const auto it = std::find(columns.begin(), columns.end(), name);
     return it == columns.end() ? -1 : static_cast<int>(it - columns.begin());
@@ -77,7 +81,7 @@ ReadManifest(const std::string & path, const std::vector<std::string> & required
   {
     if (line.empty() || line == "\r")
       continue;
-    const auto cells = cellsOf(line);
+    const auto cells = SplitCsvLine(line);
     auto       get = [&](const char * name) {
       const int at = column(name);
       return at >= 0 && at < static_cast<int>(cells.size()) ? cells[at] : std::string();
