@@ -6,7 +6,7 @@
 
 #include "itkCoarseAttentionFilter.h"
 
-#include "itkImageRegionConstIteratorWithIndex.h"
+#include "itkImageRegionConstIterator.h"
 #include "itkImageRegionIterator.h"
 #include "itkLabelBoundingBoxes.h"
 #include "itkLinearInterpolateImageFunction.h"
@@ -19,8 +19,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <map>
-#include <utility>
 
 namespace itk {
 
