@@ -4,101 +4,35 @@
 #ifndef agcl_apps_Manifest_h
 #define agcl_apps_Manifest_h
 
-// The cohort manifest of the agcl commands: a CSV with the header
-// subject,image,label,modality,split (columns in any order; image paths relative to the
-// manifest's folder), and the name a volume's outputs take.
+// The cohort manifest (agcl/Manifest.h) as the commands read it (errors are InputError, exit
+// code 1), and the name a volume's outputs take.
 
 #include "Subcommands.h"
 
+#include "agcl/Manifest.h"
+
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
 namespace agcl::cli {
 
-struct ManifestRow
-{
-  std::string subject, image, label, modality, split;
-};
+using agcl::ManifestRow;
+using agcl::SplitCsvLine;
 
-/** The comma-separated fields of one CSV line (no quoting; a trailing CR is dropped). */
-inline std::vector<std::string>
-SplitCsvLine(const std::string & line)
-{
-  std::vector<std::string> cells;
-  std::stringstream        stream(line);
-  std::string              cell;
-  while (std::getline(stream, cell, ','))
-  {
-    if (!cell.empty() && cell.back() == '\r')
-      cell.pop_back();
-    cells.push_back(cell);
-  }
-  return cells;
-}
-
-/** Reads `path`; `required` names the columns that must exist (InputError naming the file, the
- *  line or the column otherwise). Relative image and label paths become relative to the
- *  manifest's folder. Rows of other splits are dropped unless `split` is "all". */
+/** agcl::ReadManifest with its errors as InputError (exit code 1). */
 inline std::vector<ManifestRow>
 ReadManifest(const std::string & path, const std::vector<std::string> & required, const std::string & split = "all")
 {
-  std::ifstream in(path);
-  if (!in)
+  try
   {
-    throw InputError("manifest '" + path + "': cannot read the file");
+    return agcl::ReadManifest(path, required, split);
   }
-  std::string line;
-  std::getline(in, line);
-  const auto columns = SplitCsvLine(line);
-  auto       column = [&](const std::string & name) {
-    const auto it = std::find(columns.begin(), columns.end(), name);
-    return it == columns.end() ? -1 : static_cast<int>(it - columns.begin());
-  };
-  std::vector<std::string> needed = required;
-  if (split != "all")
-    needed.push_back("split");
-  for (const auto & name : needed)
+  catch (const agcl::ManifestError & e)
   {
-    if (column(name) < 0)
-    {
-      throw InputError("manifest '" + path + "': no '" + name +
-                       "' column; expected the header subject,image,label,modality,split");
-    }
+    throw InputError(e.what());
   }
-  const std::filesystem::path base = std::filesystem::path(path).parent_path();
-  auto                        resolve = [&](const std::string & file) {
-    if (file.empty())
-      return file;
-    const std::filesystem::path p = file;
-    return (p.is_absolute() ? p : base / p).string();
-  };
-  std::vector<ManifestRow> rows;
-  for (int number = 2; std::getline(in, line); ++number)
-  {
-    if (line.empty() || line == "\r")
-      continue;
-    const auto cells = SplitCsvLine(line);
-    auto       get = [&](const char * name) {
-      const int at = column(name);
-      return at >= 0 && at < static_cast<int>(cells.size()) ? cells[at] : std::string();
-    };
-    for (const auto & name : needed)
-    {
-      if (get(name.c_str()).empty())
-      {
-        throw InputError("manifest '" + path + "', line " + std::to_string(number) + ": empty or missing '" + name +
-                         "'");
-      }
-    }
-    ManifestRow row{ get("subject"), resolve(get("image")), resolve(get("label")), get("modality"), get("split") };
-    if (split == "all" || row.split == split)
-      rows.push_back(row);
-  }
-  return rows;
 }
 
 /** The name of a volume's outputs: the file name without its image extension, or the name of

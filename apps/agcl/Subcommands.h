@@ -48,6 +48,8 @@ void
 RegisterCompare(CLI::App & app, Runner & runner);
 void
 RegisterOverlay(CLI::App & app, Runner & runner);
+void
+RegisterTrain(CLI::App & app, Runner & runner);
 
 } // namespace agcl::cli
 

@@ -36,6 +36,7 @@ main(int argc, char ** argv)
   RegisterEvaluate(app, runner);
   RegisterCompare(app, runner);
   RegisterOverlay(app, runner);
+  RegisterTrain(app, runner);
 
   try
   {

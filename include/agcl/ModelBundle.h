@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <stdexcept>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -79,9 +80,12 @@ public:
   void
   LoadInto(const std::string & prefix, torch::nn::Module & module) const;
 
-  /** Writes the file atomically (temporary file + rename): a failed save leaves nothing behind. */
+  /** Writes the file atomically (temporary file `path`.partial + rename): a failed save leaves
+   *  nothing behind and a killed process at most the temporary file, never a half-written
+   *  `path`. `beforeRename` (tests) is called with the finished temporary file just before the
+   *  rename; an exception from it propagates and leaves the temporary file. */
   void
-  Save(const std::string & path) const;
+  Save(const std::string & path, const std::function<void(const std::string &)> & beforeRename = {}) const;
   static ModelBundle
   Load(const std::string & path);
 

@@ -148,7 +148,7 @@ ModelBundle::LoadInto(const std::string & prefix, torch::nn::Module & module) co
 }
 
 void
-ModelBundle::Save(const std::string & path) const
+ModelBundle::Save(const std::string & path, const std::function<void(const std::string &)> & beforeRename) const
 {
   if (!LittleEndianHost())
     throw ModelBundleError("model bundle '" + path + "': big-endian hosts are not supported");
@@ -197,6 +197,8 @@ ModelBundle::Save(const std::string & path) const
       throw ModelBundleError("model bundle '" + path + "': write failed (disk full?)");
     }
   }
+  if (beforeRename)
+    beforeRename(temporary);
   if (std::rename(temporary.c_str(), path.c_str()) != 0)
   {
     std::remove(temporary.c_str());

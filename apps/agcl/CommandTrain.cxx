@@ -1,0 +1,177 @@
+/*=========================================================================
+ *  AGCL for ITK — Apache License 2.0, see LICENSE.
+ *=========================================================================*/
+// agcl train: the coarse network, the encoder's pre-training and the decoder (stages 0, 1, 2)
+// on a manifest's cohort -> OUT/model.agcl (agcl::AGCLTrainer over itk::ManifestTrainingData).
+
+#include "Subcommands.h"
+
+#include "agcl/AGCLTrainer.h"
+#include "agcl/ModelBundle.h"
+#include "itkManifestTrainingData.h"
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <memory>
+
+namespace agcl::cli {
+
+namespace {
+struct TrainOptions
+{
+  std::string manifest, config, out, stage = "all", mode = "agcl", attention = "coarse", initFrom, device = "cpu";
+  std::vector<std::string> pretrainingModalities;
+  agcl::AGCLTrainerOptions trainer;
+  bool                     noPrefetch = false, quiet = false;
+};
+
+agcl::ModelConfig
+ReadConfig(const std::string & path)
+{
+  if (path.empty())
+    return {};
+  std::ifstream in(path);
+  if (!in)
+    throw InputError("config '" + path + "': cannot read the file");
+  nlohmann::json json;
+  try
+  {
+    json = nlohmann::json::parse(in);
+  }
+  catch (const nlohmann::json::exception & e)
+  {
+    throw InputError("config '" + path + "': not valid JSON (" + e.what() + ")");
+  }
+  try
+  {
+    return agcl::ModelConfig::FromJson(json);
+  }
+  catch (const agcl::ModelBundleError & e)
+  {
+    throw InputError("config '" + path + "': " + e.what());
+  }
+}
+
+int
+Run(TrainOptions & options)
+{
+  agcl::AGCLTrainerOptions & t = options.trainer;
+  t.output_directory(options.out);
+  if (options.stage == "all")
+    t.stage(-1);
+  else if (options.stage == "0" || options.stage == "1" || options.stage == "2")
+    t.stage(std::stoi(options.stage));
+  else
+    throw InputError("--stage '" + options.stage + "': expected all, 0, 1 or 2");
+  try
+  {
+    t.mode(agcl::ParsePretrainingMode(options.mode));
+  }
+  catch (const std::invalid_argument &)
+  {
+    throw InputError("--mode '" + options.mode + "': expected agcl, supcon, sscl, ce or none");
+  }
+  if (options.attention != "coarse" && options.attention != "truth")
+    throw InputError("--attention '" + options.attention + "': expected coarse or truth");
+  t.attention(options.attention == "coarse" ? agcl::AttentionSource::Coarse : agcl::AttentionSource::Truth);
+  t.pretraining_modalities(options.pretrainingModalities);
+  t.device(options.device);
+  t.prefetch(!options.noPrefetch);
+  t.show_progress(!options.quiet);
+  if (!options.initFrom.empty())
+  {
+    if (!std::filesystem::exists(options.initFrom))
+      throw InputError("--init-from '" + options.initFrom + "': no such file");
+    t.init_from(options.initFrom);
+  }
+  agcl::ModelConfig config = ReadConfig(options.config);
+  if (!options.initFrom.empty())
+  {
+    try
+    {
+      config = agcl::ModelConfig::FromJson(agcl::ModelBundle::Load(options.initFrom).config);
+    }
+    catch (const agcl::ModelBundleError & e)
+    {
+      throw InputError("--init-from '" + options.initFrom + "': " + e.what());
+    }
+  }
+  t.model(config);
+
+  std::unique_ptr<itk::ManifestTrainingData> data;
+  try
+  {
+    data = std::make_unique<itk::ManifestTrainingData>(options.manifest, config);
+  }
+  catch (const agcl::ManifestError & e)
+  {
+    throw InputError(e.what());
+  }
+  agcl::AGCLTrainer trainer(t);
+  std::string       model;
+  try
+  {
+    model = trainer.Run(*data);
+  }
+  catch (const agcl::ModelBundleError & e)
+  {
+    throw InputError(e.what());
+  }
+  std::cout << "labelled subjects (stages 0 and 2): " << trainer.LabelledSubjects().size() << "\n";
+  if (trainer.BestValidationDice() >= 0)
+    std::cout << "best validation Dice (val patches): " << trainer.BestValidationDice() << "\n";
+  std::cout << "model: " << model << std::endl;
+  return kSuccess;
+}
+} // namespace
+
+void
+RegisterTrain(CLI::App & app, Runner & runner)
+{
+  auto                       options = std::make_shared<TrainOptions>();
+  auto *                     sub = app.add_subcommand("train",
+                                  "Train a model: coarse network (stage 0), encoder pre-training (stage 1), "
+                                                      "decoder (stage 2)");
+  agcl::AGCLTrainerOptions & t = options->trainer;
+  sub->add_option("--manifest", options->manifest, "cohort CSV: subject,image,label,modality,split")->required();
+  sub->add_option("--config", options->config, "model config JSON (organs, modalities, window, sizes)");
+  sub->add_option("--out", options->out, "run folder: checkpoint.agcl, log.jsonl, settings.json, model.agcl")
+    ->required();
+  sub->add_option("--stage", options->stage, "all, 0, 1 or 2")->capture_default_str();
+  sub->add_option("--mode", options->mode, "pre-training: agcl, supcon, sscl, ce or none")->capture_default_str();
+  sub->add_option("--temperature", t.temperature(), "contrastive temperature")->capture_default_str();
+  sub->add_option("--label-fraction", t.label_fraction(), "share of labelled training subjects for stages 0 and 2")
+    ->capture_default_str();
+  sub->add_option("--attention", options->attention, "training patches' attention: coarse (network) or truth")
+    ->capture_default_str();
+  sub->add_flag("--finetune-encoder", t.finetune_encoder(), "stage 2 trains the encoder too");
+  sub->add_option(
+    "--pretrain-modalities", options->pretrainingModalities, "stage 1 only on these modalities (default: all)");
+  sub->add_option("--init-from", options->initFrom, "start from this model bundle");
+  sub->add_flag("--resume", t.resume(), "continue from OUT/checkpoint.agcl");
+  sub->add_option("--seed", t.seed(), "seed (same seed, same CPU: same weights)")->capture_default_str();
+  sub->add_option("--device", options->device, "cpu, cuda or cuda:N")->capture_default_str();
+  sub->add_option("--coarse-steps", t.coarse_steps(), "stage 0 steps")->capture_default_str();
+  sub->add_option("--coarse-batch", t.coarse_batch_size(), "stage 0 windows per step")->capture_default_str();
+  sub->add_option("--coarse-lr", t.coarse_learning_rate(), "stage 0 learning rate")->capture_default_str();
+  sub->add_option("--pretrain-steps", t.pretraining_steps(), "stage 1 steps")->capture_default_str();
+  sub->add_option("--pretrain-batch", t.pretraining_batch_size(), "stage 1 patches per step (two views each)")
+    ->capture_default_str();
+  sub->add_option("--pretrain-lr", t.pretraining_learning_rate(), "stage 1 learning rate")->capture_default_str();
+  sub->add_option("--decoder-steps", t.decoder_steps(), "stage 2 steps")->capture_default_str();
+  sub->add_option("--decoder-batch", t.decoder_batch_size(), "stage 2 patches per step")->capture_default_str();
+  sub->add_option("--decoder-lr", t.decoder_learning_rate(), "stage 2 learning rate")->capture_default_str();
+  sub->add_option("--warmup", t.warmup_fraction(), "warm-up share of each stage's steps")->capture_default_str();
+  sub->add_option("--weight-decay", t.weight_decay(), "decoupled weight decay")->capture_default_str();
+  sub->add_option("--patches-per-organ", t.patches_per_organ(), "patch pool: patches per organ and subject")
+    ->capture_default_str();
+  sub->add_option("--checkpoint-every", t.checkpoint_every(), "steps between checkpoints")->capture_default_str();
+  sub->add_option("--validate-every", t.validate_every(), "stage 2 steps between validations")->capture_default_str();
+  sub->add_option("--log-every", t.log_every(), "steps between log lines")->capture_default_str();
+  sub->add_flag("--no-prefetch", options->noPrefetch, "prepare batches on the main thread");
+  sub->add_flag("--quiet", options->quiet, "no progress output");
+  sub->callback([options, &runner] { runner = [options] { return Run(*options); }; });
+}
+
+} // namespace agcl::cli

@@ -1,0 +1,170 @@
+/*=========================================================================
+ *  AGCL for ITK — Apache License 2.0, see LICENSE.
+ *=========================================================================*/
+#ifndef agcl_AGCLTrainer_h
+#define agcl_AGCLTrainer_h
+
+#include "agcl/ModelConfig.h"
+#include "agcl/PretrainingMode.h"
+#include "agcl/TrainingData.h"
+
+#include <torch/arg.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace agcl {
+
+class AGCLModel;
+
+struct AGCLTrainerOptions
+{
+  /** Where checkpoint.agcl, log.jsonl, settings.json and model.agcl go. */
+  TORCH_ARG(std::string, output_directory) = "run";
+  /** Architecture, organs, modalities, patch and window settings of the new model (ignored
+   *  with init_from, whose bundle brings its own). */
+  TORCH_ARG(ModelConfig, model) = ModelConfig{};
+  /** -1: stages 0, 1, 2 in turn; 0, 1 or 2: that stage only (from the checkpoint with resume,
+   *  from init_from, or from random weights). */
+  TORCH_ARG(int, stage) = -1;
+  /** Stage-1 pre-training (PretrainingMode.h); None skips stage 1 and trains the encoder with
+   *  the decoder in stage 2. */
+  TORCH_ARG(PretrainingMode, mode) = PretrainingMode::AGCL;
+  TORCH_ARG(double, temperature) = 0.1;
+  /** Output size of the projection head (the paper's O_E = 256). */
+  TORCH_ARG(int64_t, projection_features) = 128;
+  /** Attention of the training patches of stages 1 and 2. Validation patches always use the
+   *  coarse network (as inference does); with label_fraction < 1 or unlabelled training
+   *  subjects stage 1 uses the coarse network too. */
+  TORCH_ARG(AttentionSource, attention) = AttentionSource::Coarse;
+  /** Share of the labelled training subjects used by stages 0 and 2 (seeded choice of subject
+   *  names, at least 1; every manifest row of a chosen subject, e.g. both phases, is used). */
+  TORCH_ARG(double, label_fraction) = 1.0;
+  /** Stage 2 trains the encoder as well (always so with mode None). */
+  TORCH_ARG(bool, finetune_encoder) = false;
+  /** Stage 1 uses only subjects of these modalities (empty: all): single- vs multi-modality
+   *  pre-training. */
+  TORCH_ARG(std::vector<std::string>, pretraining_modalities) = {};
+  /** Start from this bundle's weights and configuration. */
+  TORCH_ARG(std::string, init_from) = "";
+  /** Continue from output_directory/checkpoint.agcl (the options must match the checkpoint's). */
+  TORCH_ARG(bool, resume) = false;
+  TORCH_ARG(uint64_t, seed) = 1;
+  TORCH_ARG(std::string, device) = "cpu";
+
+  TORCH_ARG(int64_t, coarse_steps) = 200;
+  TORCH_ARG(int64_t, coarse_batch_size) = 2;
+  TORCH_ARG(double, coarse_learning_rate) = 1e-3;
+  TORCH_ARG(int64_t, pretraining_steps) = 200;
+  TORCH_ARG(int64_t, pretraining_batch_size) = 32;
+  TORCH_ARG(double, pretraining_learning_rate) = 1e-3;
+  TORCH_ARG(int64_t, decoder_steps) = 200;
+  TORCH_ARG(int64_t, decoder_batch_size) = 16;
+  TORCH_ARG(double, decoder_learning_rate) = 1e-3;
+  /** Linear warm-up over this share of a stage's steps, then cosine decay to 0. */
+  TORCH_ARG(double, warmup_fraction) = 0.05;
+  TORCH_ARG(double, weight_decay) = 1e-4;
+  /** Query patches drawn per organ and subject for the stage-1/2 patch pools. */
+  TORCH_ARG(int64_t, patches_per_organ) = 24;
+  TORCH_ARG(int64_t, checkpoint_every) = 50;
+  /** Stage 2: validation Dice every this many steps (and at the end). */
+  TORCH_ARG(int64_t, validate_every) = 50;
+  TORCH_ARG(int64_t, log_every) = 10;
+  /** Prepare the next batch on a loader thread while the current step computes. */
+  TORCH_ARG(bool, prefetch) = true;
+  /** Progress on stderr: a live bar on a terminal, plain lines otherwise; false: silent. */
+  TORCH_ARG(bool, show_progress) = true;
+};
+
+/** What a logging step reports (also written as one JSON line to log.jsonl). */
+struct TrainingProgress
+{
+  int     stage = 0;
+  int64_t step = 0; ///< steps done in this stage
+  int64_t steps = 0;
+  double  loss = 0.0;
+  double  learning_rate = 0.0;
+  /** Network inputs per second over the last logging interval (stage 0: coarse windows,
+   *  stage 1: augmented views, stage 2: patches). */
+  double patches_per_second = 0.0;
+  double eta_seconds = 0.0;
+};
+
+/** The two-stage learning of the paper (§III), plus the coarse network it builds on:
+ *  - stage 0: the coarse 3D network on the coarse grid, on windows of coarse_window_slices
+ *    along z (what inference runs), Dice + cross-entropy;
+ *  - stage 1: encoder pre-training on two augmented views of query patches (PretrainingMode);
+ *  - stage 2: the ASPP decoder on binary organ patches with the Dice loss (paper Eq. 1), the
+ *    encoder frozen (BatchNorm in eval mode) unless mode None or finetune_encoder; the weights
+ *    with the best validation Dice (patches of the val subjects, attention from the coarse
+ *    network) are kept.
+ *
+ *  Reproducible: every step's random numbers (batch choice, augmentation, dropout) derive from
+ *  (seed, stage, step), so on the CPU a run resumed from a checkpoint ends with the same
+ *  weights as an uninterrupted one. Checkpoints (every checkpoint_every steps, at each stage's
+ *  end) hold the weights, the optimizer state and the best weights so far, in the model-bundle
+ *  format, written atomically (a killed run leaves the previous checkpoint intact).
+ *
+ *  Usage: `AGCLTrainer trainer(options); trainer.Run(data);` -> output_directory/model.agcl.
+ *  Bad options or data throw std::invalid_argument naming the option or subject. */
+class AGCLTrainer
+{
+public:
+  explicit AGCLTrainer(AGCLTrainerOptions options);
+  ~AGCLTrainer();
+
+  /** Trains and writes output_directory/model.agcl; returns its path. */
+  std::string
+  Run(TrainingData & data);
+
+  /** Called at every logging step (after the JSON line is written). */
+  void
+  SetProgressCallback(std::function<void(const TrainingProgress &)> callback);
+
+  /** Test hook: called with the temporary file after a checkpoint is written and before it is
+   *  renamed into place (throwing from it simulates a crash at that moment). */
+  void
+  SetCheckpointHook(std::function<void(const std::string &)> hook);
+
+  /** The trained (or training) model. */
+  AGCLModel &
+  Model();
+
+  /** Names of the training subjects stages 0 and 2 used (after Run), each once. */
+  const std::vector<std::string> &
+  LabelledSubjects() const
+  {
+    return m_Labelled;
+  }
+  /** Best stage-2 validation Dice (-1 if there was none). */
+  double
+  BestValidationDice() const
+  {
+    return m_BestDice;
+  }
+
+  const AGCLTrainerOptions &
+  options() const
+  {
+    return m_Options;
+  }
+
+  static std::string
+  CheckpointPath(const std::string & directory);
+
+private:
+  struct State;
+
+  AGCLTrainerOptions                            m_Options;
+  std::shared_ptr<AGCLModel>                    m_Model;
+  std::function<void(const TrainingProgress &)> m_Progress;
+  std::function<void(const std::string &)>      m_CheckpointHook;
+  std::vector<std::string>                      m_Labelled;
+  double                                        m_BestDice = -1.0;
+};
+
+} // namespace agcl
+
+#endif

@@ -1,0 +1,88 @@
+/*=========================================================================
+ *  AGCL for ITK — Apache License 2.0, see LICENSE.
+ *=========================================================================*/
+#ifndef itkManifestTrainingData_h
+#define itkManifestTrainingData_h
+
+#include "agcl/Manifest.h"
+#include "agcl/TrainingData.h"
+#include "itkImage.h"
+
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace itk {
+
+/** \class ManifestTrainingData
+ * \brief A training cohort read from a manifest with ITK's IO: what agcl::AGCLTrainer trains on.
+ *
+ * The manifest (agcl/Manifest.h) needs the columns subject, image, modality, split and label
+ * (a train row may leave its label empty: an unlabelled subject, used by stage 1 only; val rows
+ * need one). Modalities must be among the config's; a named image or label file must exist.
+ * Volumes are read on first use (any format ITK reads: NIfTI, NRRD, MetaImage, ...) and kept.
+ *
+ * The coarse samples use CoarseAttentionFilter::ResampleToCoarseGrid and ResampleLabels and the
+ * patches CoarseAttentionFilter (attention) and QueryPatchSamplerFilter in training mode: the
+ * functions inference uses, so training sees what inference sees. Label values that are not
+ * organs of the config (e.g. BTCV's 13th label, the left adrenal gland) count as background;
+ * each such value is reported once on std::cerr with the file it was first seen in.
+ *
+ * Errors: agcl::ManifestError for the manifest, std::invalid_argument naming the subject and file
+ * for unreadable images or a label map whose grid differs from its image.
+ * \ingroup AGCLSegmentation
+ */
+class ManifestTrainingData : public agcl::TrainingData
+{
+public:
+  using CTImageType = Image<short, 3>;
+  using LabelImageType = Image<unsigned char, 3>;
+
+  ManifestTrainingData(const std::string & manifest, const agcl::ModelConfig & config);
+
+  std::vector<agcl::TrainingSubject>
+  Subjects() const override;
+
+  agcl::CoarseSample
+  Coarse(size_t index, const agcl::ModelConfig & config) override;
+
+  agcl::PatchSet
+  Patches(size_t                index,
+          agcl::AttentionSource source,
+          agcl::AGCLModel &     model,
+          const c10::Device &   device,
+          int64_t               patchesPerOrgan,
+          uint64_t              seed) override;
+
+  /** The manifest rows, in order (paths resolved). */
+  const std::vector<agcl::ManifestRow> &
+  Rows() const
+  {
+    return m_Rows;
+  }
+
+  /** Label values seen that are not organs of the config. */
+  const std::set<int> &
+  IgnoredLabels() const
+  {
+    return m_Ignored;
+  }
+
+private:
+  const CTImageType *
+  GetImage(size_t index);
+  const LabelImageType *
+  GetLabels(size_t index);
+
+  agcl::ModelConfig                         m_Config;
+  std::vector<agcl::ManifestRow>            m_Rows;
+  std::vector<agcl::TrainingSubject>        m_Subjects;
+  std::map<size_t, CTImageType::Pointer>    m_Images;
+  std::map<size_t, LabelImageType::Pointer> m_Labels;
+  std::set<int>                             m_Ignored;
+};
+
+} // namespace itk
+
+#endif

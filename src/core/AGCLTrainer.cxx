@@ -1,0 +1,767 @@
+/*=========================================================================
+ *  AGCL for ITK — Apache License 2.0, see LICENSE.
+ *=========================================================================*/
+#include "agcl/AGCLTrainer.h"
+
+#include "agcl/AGCLModel.h"
+#include "agcl/AdamOptimizer.h"
+#include "agcl/BuildInfo.h"
+#include "agcl/ConditionalContrastiveLoss.h"
+#include "agcl/Device.h"
+#include "agcl/DiceLoss.h"
+#include "agcl/ModalityOrganClassifier.h"
+#include "agcl/PairedAugmentation.h"
+#include "agcl/ProjectionHead.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <iomanip>
+#include <iostream>
+#include <random>
+#include <sstream>
+#include <unistd.h>
+
+namespace agcl {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+// A well-mixed 64-bit value of (seed, stage, step, stream): every random draw of a step derives
+// from it, so a step's randomness does not depend on what ran before it (resume, prefetching).
+uint64_t
+StepSeed(uint64_t seed, int stage, int64_t step, uint64_t stream = 0)
+{
+  uint64_t x = seed ^ (0x9E3779B97F4A7C15ULL * (static_cast<uint64_t>(stage) + 1)) ^
+               (0xBF58476D1CE4E5B9ULL * static_cast<uint64_t>(step + 1)) ^ (0x94D049BB133111EBULL * (stream + 1));
+  // splitmix64 finaliser
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+  return (x ^ (x >> 31)) & 0x7FFFFFFFFFFFFFFFULL; // manual_seed wants a value that fits int64
+}
+
+// Linear warm-up then cosine decay to 0 (step = steps already done).
+double
+LearningRate(double base, int64_t step, int64_t steps, double warmupFraction)
+{
+  const int64_t warmup = static_cast<int64_t>(std::ceil(warmupFraction * steps));
+  if (step < warmup)
+    return base * static_cast<double>(step + 1) / static_cast<double>(warmup);
+  const double progress = static_cast<double>(step - warmup) / std::max<int64_t>(1, steps - warmup);
+  return base * 0.5 * (1.0 + std::cos(M_PI * std::min(1.0, progress)));
+}
+
+std::vector<at::Tensor>
+Trainable(const std::vector<torch::nn::Module *> & modules)
+{
+  std::vector<at::Tensor> out;
+  for (auto * m : modules)
+    for (const auto & p : m->parameters())
+      if (p.requires_grad())
+        out.push_back(p);
+  return out;
+}
+
+// The settings that must not change between a run and its resumption.
+nlohmann::json
+Fingerprint(const AGCLTrainerOptions & o)
+{
+  return { { "mode", ToString(o.mode()) },
+           { "temperature", o.temperature() },
+           { "projection_features", o.projection_features() },
+           { "attention", o.attention() == AttentionSource::Coarse ? "coarse" : "truth" },
+           { "label_fraction", o.label_fraction() },
+           { "finetune_encoder", o.finetune_encoder() },
+           { "pretraining_modalities", o.pretraining_modalities() },
+           { "init_from", o.init_from() },
+           { "seed", o.seed() },
+           { "coarse_steps", o.coarse_steps() },
+           { "coarse_batch_size", o.coarse_batch_size() },
+           { "coarse_learning_rate", o.coarse_learning_rate() },
+           { "pretraining_steps", o.pretraining_steps() },
+           { "pretraining_batch_size", o.pretraining_batch_size() },
+           { "pretraining_learning_rate", o.pretraining_learning_rate() },
+           { "decoder_steps", o.decoder_steps() },
+           { "decoder_batch_size", o.decoder_batch_size() },
+           { "decoder_learning_rate", o.decoder_learning_rate() },
+           { "warmup_fraction", o.warmup_fraction() },
+           { "weight_decay", o.weight_decay() },
+           { "patches_per_organ", o.patches_per_organ() },
+           { "validate_every", o.validate_every() } };
+}
+
+void
+CopyModule(torch::nn::Module & target, const torch::nn::Module & source)
+{
+  torch::NoGradGuard noGrad;
+  auto               targetParameters = target.parameters(), sourceParameters = source.parameters();
+  for (size_t i = 0; i < targetParameters.size(); ++i)
+    targetParameters[i].copy_(sourceParameters[i]);
+  auto targetBuffers = target.buffers(), sourceBuffers = source.buffers();
+  for (size_t i = 0; i < targetBuffers.size(); ++i)
+    targetBuffers[i].copy_(sourceBuffers[i]);
+}
+
+std::string
+FormatSeconds(double seconds)
+{
+  const auto         s = static_cast<int64_t>(std::max(0.0, seconds) + 0.5);
+  std::ostringstream os;
+  os << s / 3600 << ':' << std::setw(2) << std::setfill('0') << (s / 60) % 60 << ':' << std::setw(2)
+     << std::setfill('0') << s % 60;
+  return os.str();
+}
+
+PatchSet
+Concatenate(const std::vector<PatchSet> & sets)
+{
+  std::vector<at::Tensor> image, mask, organ, modality;
+  for (const auto & s : sets)
+    if (s.Size() > 0)
+    {
+      image.push_back(s.image);
+      mask.push_back(s.mask);
+      organ.push_back(s.organ);
+      modality.push_back(s.modality);
+    }
+  PatchSet out;
+  if (!image.empty())
+  {
+    out.image = torch::cat(image);
+    out.mask = torch::cat(mask);
+    out.organ = torch::cat(organ);
+    out.modality = torch::cat(modality);
+  }
+  return out;
+}
+
+} // namespace
+
+// Everything a run carries between its parts.
+struct AGCLTrainer::State
+{
+  c10::Device                  device{ torch::kCPU };
+  std::vector<TrainingSubject> subjects;
+  std::vector<size_t>          labelled;    // stage 0 and 2 subjects
+  std::vector<size_t>          pretraining; // stage 1 subjects
+  std::vector<size_t>          validation;
+  int                          stage = 0;  // the stage to run next
+  int64_t                      step = 0;   // its steps already done
+  ModelBundle                  checkpoint; // loaded when resuming
+  bool                         haveCheckpoint = false;
+  std::ofstream                log;
+  bool                         terminal = false;
+  Clock::time_point            intervalStart;
+  int64_t                      intervalInputs = 0;
+  Clock::time_point            stageStart;
+  int64_t                      stageStartStep = 0;
+};
+
+AGCLTrainer::AGCLTrainer(AGCLTrainerOptions options)
+  : m_Options(std::move(options))
+{}
+
+AGCLTrainer::~AGCLTrainer() = default;
+
+void
+AGCLTrainer::SetProgressCallback(std::function<void(const TrainingProgress &)> callback)
+{
+  m_Progress = std::move(callback);
+}
+
+void
+AGCLTrainer::SetCheckpointHook(std::function<void(const std::string &)> hook)
+{
+  m_CheckpointHook = std::move(hook);
+}
+
+AGCLModel &
+AGCLTrainer::Model()
+{
+  if (!m_Model)
+    throw std::logic_error("AGCLTrainer::Model: no model before Run");
+  return *m_Model;
+}
+
+std::string
+AGCLTrainer::CheckpointPath(const std::string & directory)
+{
+  return (fs::path(directory) / "checkpoint.agcl").string();
+}
+
+std::string
+AGCLTrainer::Run(TrainingData & data)
+{
+  const AGCLTrainerOptions & o = m_Options;
+  auto                       require = [](bool condition, const std::string & message) {
+    if (!condition)
+      throw std::invalid_argument("AGCLTrainer: " + message);
+  };
+  require(o.stage() >= -1 && o.stage() <= 2, "stage = " + std::to_string(o.stage()) + ": expected -1 (all), 0, 1 or 2");
+  require(o.label_fraction() > 0.0 && o.label_fraction() <= 1.0, "label_fraction must be in (0, 1]");
+  require(o.temperature() > 0.0, "temperature must be > 0");
+  for (auto [name, value] : { std::pair{ "coarse_steps", o.coarse_steps() },
+                              std::pair{ "pretraining_steps", o.pretraining_steps() },
+                              std::pair{ "decoder_steps", o.decoder_steps() } })
+    require(value >= 0, std::string(name) + " must be >= 0");
+  for (auto [name, value] : { std::pair{ "coarse_batch_size", o.coarse_batch_size() },
+                              std::pair{ "pretraining_batch_size", o.pretraining_batch_size() },
+                              std::pair{ "decoder_batch_size", o.decoder_batch_size() },
+                              std::pair{ "patches_per_organ", o.patches_per_organ() },
+                              std::pair{ "checkpoint_every", o.checkpoint_every() },
+                              std::pair{ "validate_every", o.validate_every() },
+                              std::pair{ "log_every", o.log_every() },
+                              std::pair{ "projection_features", o.projection_features() } })
+    require(value >= 1, std::string(name) + " must be >= 1");
+  for (auto [name, value] : { std::pair{ "coarse_learning_rate", o.coarse_learning_rate() },
+                              std::pair{ "pretraining_learning_rate", o.pretraining_learning_rate() },
+                              std::pair{ "decoder_learning_rate", o.decoder_learning_rate() } })
+    require(value > 0.0, std::string(name) + " must be > 0");
+  require(o.warmup_fraction() >= 0.0 && o.warmup_fraction() < 1.0, "warmup_fraction must be in [0, 1)");
+  require(o.weight_decay() >= 0.0, "weight_decay must be >= 0");
+
+  State state;
+  state.device = ParseDevice(o.device());
+  const fs::path directory = o.output_directory();
+  fs::create_directories(directory);
+  const std::string checkpointPath = CheckpointPath(directory.string());
+
+  // The model: from the checkpoint (resume), from init_from, or new.
+  if (o.resume() && fs::exists(checkpointPath))
+  {
+    state.checkpoint = ModelBundle::Load(checkpointPath);
+    state.haveCheckpoint = true;
+    const nlohmann::json & trainer = state.checkpoint.config.at("trainer");
+    const nlohmann::json   expected = Fingerprint(o);
+    for (const auto & [key, value] : expected.items())
+    {
+      if (!trainer.at("options").contains(key) || trainer.at("options").at(key) != value)
+        throw std::invalid_argument("AGCLTrainer: cannot resume '" + checkpointPath + "': option '" + key + "' is " +
+                                    value.dump() + " here but " +
+                                    trainer.at("options").value(key, nlohmann::json()).dump() + " in the checkpoint");
+    }
+    m_Model = std::make_shared<AGCLModel>(AGCLModel::FromBundle(state.checkpoint));
+    state.stage = trainer.at("stage").get<int>();
+    state.step = trainer.at("step").get<int64_t>();
+    m_BestDice = trainer.at("best_dice").get<double>();
+  }
+  else
+  {
+    require(o.resume() || !fs::exists(checkpointPath),
+            "'" + checkpointPath + "' exists: pass resume to continue it, or choose another output directory");
+    torch::manual_seed(o.seed()); // the new networks' initial weights
+    m_Model =
+      std::make_shared<AGCLModel>(o.init_from().empty() ? AGCLModel(o.model()) : AGCLModel::Load(o.init_from()));
+    state.stage = o.stage() < 0 ? 0 : o.stage();
+  }
+  if (o.stage() >= 0 && state.stage != o.stage())
+  {
+    // A single stage on top of a checkpoint that ended elsewhere: start that stage afresh.
+    state.stage = o.stage();
+    state.step = 0;
+    state.haveCheckpoint = false;
+  }
+  const ModelConfig & config = m_Model->Config();
+  m_Model->Coarse()->to(state.device);
+  m_Model->Encoder()->to(state.device);
+  m_Model->Decoder()->to(state.device);
+
+  // Subjects: labelled training subjects (label fraction), stage-1 subjects, validation.
+  state.subjects = data.Subjects();
+  std::vector<size_t> labelledTraining;
+  for (size_t i = 0; i < state.subjects.size(); ++i)
+  {
+    const TrainingSubject & s = state.subjects[i];
+    require(s.modality >= 0 && s.modality < static_cast<int64_t>(config.modalities.size()),
+            "subject '" + s.name + "': modality index " + std::to_string(s.modality) + " outside the config's " +
+              std::to_string(config.modalities.size()) + " modalities");
+    if (s.split == "train")
+    {
+      if (s.labelled)
+        labelledTraining.push_back(i);
+      const bool modalityWanted = o.pretraining_modalities().empty() ||
+                                  std::find(o.pretraining_modalities().begin(),
+                                            o.pretraining_modalities().end(),
+                                            config.modalities[s.modality]) != o.pretraining_modalities().end();
+      if (modalityWanted)
+        state.pretraining.push_back(i);
+    }
+    else if (s.split == "val" && s.labelled)
+      state.validation.push_back(i);
+  }
+  for (const auto & name : o.pretraining_modalities())
+    require(std::find(config.modalities.begin(), config.modalities.end(), name) != config.modalities.end(),
+            "pretraining_modalities: '" + name + "' is not one of the model's modalities");
+  require(!labelledTraining.empty(), "no labelled training subjects (split 'train' with a label map)");
+  {
+    // The label fraction picks subjects, not rows: all rows (e.g. both phases) of a chosen
+    // subject are labelled, the others serve stage 1 only.
+    std::vector<std::string> names;
+    for (size_t i : labelledTraining)
+      if (std::find(names.begin(), names.end(), state.subjects[i].name) == names.end())
+        names.push_back(state.subjects[i].name);
+    std::mt19937_64 rng(o.seed());
+    std::shuffle(names.begin(), names.end(), rng);
+    const auto count =
+      std::max<size_t>(1, static_cast<size_t>(std::llround(o.label_fraction() * static_cast<double>(names.size()))));
+    names.resize(std::min(count, names.size()));
+    for (size_t i : labelledTraining)
+      if (std::find(names.begin(), names.end(), state.subjects[i].name) != names.end())
+        state.labelled.push_back(i);
+  }
+  m_Labelled.clear();
+  for (size_t i : state.labelled)
+    if (std::find(m_Labelled.begin(), m_Labelled.end(), state.subjects[i].name) == m_Labelled.end())
+      m_Labelled.push_back(state.subjects[i].name);
+  const bool allLabelled =
+    state.labelled.size() == labelledTraining.size() &&
+    labelledTraining.size() ==
+      static_cast<size_t>(std::count_if(
+        state.subjects.begin(), state.subjects.end(), [](const TrainingSubject & s) { return s.split == "train"; }));
+  const AttentionSource pretrainingAttention = allLabelled ? o.attention() : AttentionSource::Coarse;
+
+  // Output files.
+  state.log.open(directory / "log.jsonl", std::ios::app);
+  require(static_cast<bool>(state.log), "cannot write '" + (directory / "log.jsonl").string() + "'");
+  state.terminal = o.show_progress() && isatty(fileno(stderr));
+  {
+    nlohmann::json settings = Fingerprint(o);
+    settings["tool_version"] = Version();
+    settings["device"] = o.device();
+    settings["stage"] = o.stage();
+    settings["output_directory"] = o.output_directory();
+    settings["checkpoint_every"] = o.checkpoint_every();
+    settings["log_every"] = o.log_every();
+    settings["prefetch"] = o.prefetch();
+    settings["model"] = config.ToJson();
+    settings["labelled_subjects"] = m_Labelled;
+    std::ofstream(directory / "settings.json") << settings.dump(2) << '\n';
+  }
+
+  auto emit = [&](const TrainingProgress & p) {
+    nlohmann::json line = { { "stage", p.stage },      { "step", p.step },
+                            { "steps", p.steps },      { "loss", p.loss },
+                            { "lr", p.learning_rate }, { "patches_per_s", p.patches_per_second },
+                            { "eta_s", p.eta_seconds } };
+    state.log << line.dump() << '\n' << std::flush;
+    if (o.show_progress())
+    {
+      std::ostringstream text;
+      text << "stage " << p.stage << "  " << p.step << "/" << p.steps << "  loss " << std::fixed << std::setprecision(4)
+           << p.loss << "  lr " << std::scientific << std::setprecision(2) << p.learning_rate << std::fixed
+           << std::setprecision(1) << "  " << p.patches_per_second << " patches/s  ETA "
+           << FormatSeconds(p.eta_seconds);
+      if (state.terminal)
+      {
+        const int width = 24;
+        const int filled = p.steps > 0 ? static_cast<int>(width * p.step / p.steps) : width;
+        std::cerr << "\r[" << std::string(filled, '#') << std::string(width - filled, '.') << "] " << text.str()
+                  << "   " << (p.step == p.steps ? "\n" : "") << std::flush;
+      }
+      else
+        std::cerr << text.str() << std::endl;
+    }
+    if (m_Progress)
+      m_Progress(p);
+  };
+  auto startStage = [&]() {
+    state.stageStart = state.intervalStart = Clock::now();
+    state.stageStartStep = state.step;
+    state.intervalInputs = 0;
+  };
+  auto report = [&](int64_t steps, double loss, double lr) {
+    const auto       now = Clock::now();
+    const double     interval = std::chrono::duration<double>(now - state.intervalStart).count();
+    const double     elapsed = std::chrono::duration<double>(now - state.stageStart).count();
+    TrainingProgress p;
+    p.stage = state.stage;
+    p.step = state.step;
+    p.steps = steps;
+    p.loss = loss;
+    p.learning_rate = lr;
+    p.patches_per_second = interval > 0 ? state.intervalInputs / interval : 0.0;
+    const int64_t done = state.step - state.stageStartStep;
+    p.eta_seconds = done > 0 ? elapsed / done * (steps - state.step) : 0.0;
+    emit(p);
+    state.intervalStart = now;
+    state.intervalInputs = 0;
+  };
+
+  // Checkpoint: weights, optimizer state, best weights, where we are.
+  auto writeCheckpoint = [&](const AdamOptimizer * optimizer, torch::nn::Module * auxiliary, const ModelBundle * best) {
+    ModelBundle bundle = m_Model->ToBundle();
+    bundle.config["trainer"] = { { "stage", state.stage },
+                                 { "step", state.step },
+                                 { "best_dice", m_BestDice },
+                                 { "options", Fingerprint(o) },
+                                 { "labelled_subjects", m_Labelled } };
+    if (optimizer)
+      optimizer->Save(bundle, "adam");
+    if (auxiliary)
+      bundle.AddModule("auxiliary", *auxiliary);
+    if (best)
+      for (const auto & [name, tensor] : best->Tensors())
+        bundle.Add("best." + name, tensor);
+    bundle.Save(checkpointPath, m_CheckpointHook);
+  };
+  // Resuming mid-stage: the checkpoint's optimizer/auxiliary state belongs to state.stage.
+  auto resumeInto = [&](AdamOptimizer & optimizer, torch::nn::Module * auxiliary) {
+    if (!state.haveCheckpoint || state.step == 0)
+      return;
+    optimizer.Load(state.checkpoint, "adam");
+    if (auxiliary)
+      state.checkpoint.LoadInto("auxiliary", *auxiliary);
+  };
+  const bool single = o.stage() >= 0;
+  auto       finishStage = [&](const ModelBundle * best) {
+    state.stage = single ? 3 : state.stage + 1;
+    state.step = 0;
+    state.haveCheckpoint = false;
+    writeCheckpoint(nullptr, nullptr, best);
+  };
+
+  // ---------------------------------------------------------------- stage 0: coarse network
+  if (state.stage == 0)
+  {
+    std::vector<CoarseSample> samples;
+    for (size_t i : state.labelled)
+    {
+      CoarseSample s = data.Coarse(i, config);
+      require(s.image.dim() == 3 && s.classes.sizes() == s.image.sizes(),
+              "subject '" + state.subjects[i].name + "': coarse image and classes must be [D, H, W] of one shape");
+      samples.push_back(std::move(s));
+    }
+    auto &        net = m_Model->Coarse();
+    AdamOptimizer optimizer(Trainable({ net.get() }), AdamOptions{ 0.9, 0.999, 1e-8, o.weight_decay() });
+    resumeInto(optimizer, nullptr);
+    DiceLoss      dice;
+    const int64_t multiple = net->SizeMultiple();
+    const int64_t window = config.coarse_window_slices;
+    net->train();
+    startStage();
+    while (state.step < o.coarse_steps())
+    {
+      const uint64_t stepSeed = StepSeed(o.seed(), 0, state.step);
+      torch::manual_seed(stepSeed);
+      std::mt19937_64 rng(stepSeed);
+      const double    lr = LearningRate(o.coarse_learning_rate(), state.step, o.coarse_steps(), o.warmup_fraction());
+      optimizer.ZeroGrad();
+      double lossSum = 0.0;
+      for (int64_t b = 0; b < o.coarse_batch_size(); ++b)
+      {
+        const CoarseSample & s = samples[rng() % samples.size()];
+        const int64_t        depth = s.image.size(0);
+        int64_t              first = 0, count = depth;
+        if (window > 0 && depth > window)
+        {
+          first = static_cast<int64_t>(rng() % static_cast<uint64_t>(depth - window + 1));
+          count = window;
+        }
+        at::Tensor           image = s.image.narrow(0, first, count);
+        at::Tensor           classes = s.classes.narrow(0, first, count);
+        std::vector<int64_t> padding;
+        for (int d = 2; d >= 0; --d)
+        {
+          padding.push_back(0);
+          padding.push_back((image.size(d) + multiple - 1) / multiple * multiple - image.size(d));
+        }
+        image = torch::constant_pad_nd(image, padding, 0.0).unsqueeze(0).unsqueeze(0).to(state.device);
+        classes = torch::constant_pad_nd(classes, padding, 0).unsqueeze(0).to(state.device);
+        const at::Tensor logits = net->forward(image);
+        const at::Tensor loss = (dice(logits, classes) + torch::nn::functional::cross_entropy(logits, classes)) /
+                                static_cast<double>(o.coarse_batch_size());
+        loss.backward();
+        lossSum += loss.item<double>();
+      }
+      require(std::isfinite(lossSum),
+              "stage 0: the loss became " + std::to_string(lossSum) + " at step " + std::to_string(state.step) +
+                " (learning rate too high?)");
+      optimizer.Step(lr);
+      ++state.step;
+      state.intervalInputs += o.coarse_batch_size();
+      if (state.step % o.log_every() == 0 || state.step == o.coarse_steps())
+        report(o.coarse_steps(), lossSum, lr);
+      if (state.step % o.checkpoint_every() == 0 && state.step < o.coarse_steps())
+        writeCheckpoint(&optimizer, nullptr, nullptr);
+    }
+    net->eval();
+    finishStage(nullptr);
+  }
+
+  // Patch pools: the same seed per subject in every stage, so a resumed run draws the same ones.
+  auto pool = [&](const std::vector<size_t> & subjects, AttentionSource source) {
+    std::vector<PatchSet> sets;
+    for (size_t i : subjects)
+    {
+      PatchSet s = data.Patches(
+        i, source, *m_Model, state.device, o.patches_per_organ(), StepSeed(o.seed(), 9, static_cast<int64_t>(i)));
+      if (s.Size() > 0)
+      {
+        s.organ = s.organ.to(torch::kLong);
+        s.modality = s.modality.to(torch::kLong);
+        s.mask = s.mask.to(torch::kLong);
+      }
+      sets.push_back(std::move(s));
+    }
+    return Concatenate(sets);
+  };
+  // A batch of `count` pool rows for `step` (its own random stream), as a future when prefetching.
+  struct Batch
+  {
+    at::Tensor image, mask, organ, modality;
+  };
+  auto makeBatch = [](const PatchSet & patches, int64_t count, uint64_t seed, const PairedAugmentation * augmentation) {
+    at::Generator    generator = at::make_generator<at::CPUGeneratorImpl>(seed);
+    const at::Tensor index = torch::randint(patches.Size(), { count }, generator, torch::kLong);
+    Batch            batch{ patches.image.index_select(0, index),
+                 patches.mask.index_select(0, index),
+                 patches.organ.index_select(0, index),
+                 patches.modality.index_select(0, index) };
+    if (augmentation)
+      batch.image = augmentation->Forward(batch.image, seed ^ 0x5DEECE66DULL);
+    return batch;
+  };
+  auto batches = [&](const PatchSet & patches, int stage, int64_t count, const PairedAugmentation * augmentation) {
+    return [&, stage, count, augmentation](int64_t step) {
+      const uint64_t seed = StepSeed(o.seed(), stage, step, 1);
+      return o.prefetch() ? std::async(std::launch::async, makeBatch, std::cref(patches), count, seed, augmentation)
+                          : std::async(std::launch::deferred, makeBatch, std::cref(patches), count, seed, augmentation);
+    };
+  };
+
+  // ---------------------------------------------------------------- stage 1: pre-training
+  if (state.stage == 1)
+  {
+    if (o.mode() != PretrainingMode::None && o.pretraining_steps() > 0)
+    {
+      require(!state.pretraining.empty(), "stage 1: no training subjects of the chosen pre-training modalities");
+      const PatchSet patches = pool(state.pretraining, pretrainingAttention);
+      require(patches.Size() > 0, "stage 1: no query patches (no organ has attention in any training subject)");
+      auto &                             encoder = m_Model->Encoder();
+      std::shared_ptr<torch::nn::Module> auxiliary;
+      ProjectionHead                     head{ nullptr };
+      ModalityOrganClassifier            classifier{ nullptr };
+      torch::manual_seed(StepSeed(o.seed(), 1, -1)); // the auxiliary module's initial weights
+      if (o.mode() == PretrainingMode::CE)
+      {
+        classifier = ModalityOrganClassifier(
+          ModalityOrganClassifierOptions(encoder->HighLevelChannels(), config.modalities.size(), config.organs.size()));
+        auxiliary = classifier.ptr();
+      }
+      else
+      {
+        head =
+          ProjectionHead(ProjectionHeadOptions(encoder->HighLevelChannels()).out_features(o.projection_features()));
+        auxiliary = head.ptr();
+      }
+      auxiliary->to(state.device);
+      encoder->SetFrozen(false);
+      AdamOptimizer optimizer(Trainable({ encoder.get(), auxiliary.get() }),
+                              AdamOptions{ 0.9, 0.999, 1e-8, o.weight_decay() });
+      resumeInto(optimizer, auxiliary.get());
+      ConditionalContrastiveLoss contrastive(
+        ConditionalContrastiveLossOptions().temperature(o.temperature()).check_finite(false));
+      PairedAugmentation augmentation;
+      encoder->train();
+      auxiliary->train();
+      const int64_t count = std::min<int64_t>(o.pretraining_batch_size(), patches.Size());
+      auto          next = batches(patches, 1, count, &augmentation);
+      auto          pending = next(state.step);
+      startStage();
+      while (state.step < o.pretraining_steps())
+      {
+        Batch batch = pending.get();
+        if (state.step + 1 < o.pretraining_steps())
+          pending = next(state.step + 1);
+        torch::manual_seed(StepSeed(o.seed(), 1, state.step));
+        const double lr =
+          LearningRate(o.pretraining_learning_rate(), state.step, o.pretraining_steps(), o.warmup_fraction());
+        optimizer.ZeroGrad();
+        const at::Tensor views = batch.image.to(state.device);
+        const at::Tensor representation = encoder->Represent(views);
+        const at::Tensor modality = batch.modality.to(state.device), organ = batch.organ.to(state.device);
+        at::Tensor       loss;
+        if (o.mode() == PretrainingMode::CE)
+          loss = classifier->Loss(classifier->forward(representation), modality.repeat({ 2 }), organ.repeat({ 2 }));
+        else
+          loss = contrastive(head->forward(representation),
+                             ContrastiveLabels(o.mode(), modality, organ, static_cast<int64_t>(config.organs.size())));
+        const double value = loss.item<double>();
+        require(std::isfinite(value),
+                "stage 1: the loss became " + std::to_string(value) + " at step " + std::to_string(state.step) +
+                  " (learning rate too high?)");
+        loss.backward();
+        optimizer.Step(lr);
+        ++state.step;
+        state.intervalInputs += views.size(0);
+        if (state.step % o.log_every() == 0 || state.step == o.pretraining_steps())
+          report(o.pretraining_steps(), value, lr);
+        if (state.step % o.checkpoint_every() == 0 && state.step < o.pretraining_steps())
+          writeCheckpoint(&optimizer, auxiliary.get(), nullptr);
+      }
+      encoder->eval();
+    }
+    finishStage(nullptr);
+  }
+
+  // ---------------------------------------------------------------- stage 2: decoder
+  if (state.stage == 2)
+  {
+    auto &     encoder = m_Model->Encoder();
+    auto &     decoder = m_Model->Decoder();
+    const bool trainEncoder = o.mode() == PretrainingMode::None || o.finetune_encoder();
+    encoder->SetFrozen(!trainEncoder);
+    std::vector<torch::nn::Module *> trained{ decoder.get() };
+    if (trainEncoder)
+      trained.push_back(encoder.get());
+    AdamOptimizer optimizer(Trainable(trained), AdamOptions{ 0.9, 0.999, 1e-8, o.weight_decay() });
+    resumeInto(optimizer, nullptr);
+    // The best weights so far (encoder and decoder), carried through checkpoints.
+    ModelBundle best;
+    if (state.haveCheckpoint && state.step > 0 && !state.checkpoint.WithPrefix("best").empty())
+      for (const auto & [name, tensor] : state.checkpoint.WithPrefix("best"))
+        best.Add(name, tensor);
+    const PatchSet patches = pool(state.labelled, o.attention());
+    require(patches.Size() > 0, "stage 2: no query patches (no organ has attention in any labelled subject)");
+    const PatchSet validation = pool(state.validation, AttentionSource::Coarse);
+    DiceLoss       dice;
+    const int64_t  P = config.patch_size;
+    auto           setTrain = [&] {
+      decoder->train();
+      encoder->train(); // a frozen encoder keeps BatchNorm in eval mode
+    };
+    // Dice of the val patches, pooled per organ (sum of overlaps over sums of sizes), mean over
+    // the organs that occur; -1 without validation patches.
+    auto validate = [&]() {
+      if (validation.Size() == 0)
+        return -1.0;
+      torch::NoGradGuard noGrad;
+      decoder->eval();
+      encoder->eval();
+      const int64_t O = static_cast<int64_t>(config.organs.size());
+      at::Tensor    overlap = torch::zeros({ O }, torch::kDouble), size = torch::zeros({ O }, torch::kDouble);
+      for (int64_t first = 0; first < validation.Size(); first += 64)
+      {
+        const int64_t    n = std::min<int64_t>(64, validation.Size() - first);
+        const at::Tensor x = validation.image.narrow(0, first, n).to(state.device);
+        const auto       features = encoder->forward(x);
+        const at::Tensor predicted = decoder->forward(features.low_level, features.high_level, { P, P })
+                                       .argmax(1)
+                                       .to(torch::kCPU)
+                                       .to(torch::kDouble);
+        const at::Tensor truth = validation.mask.narrow(0, first, n).to(torch::kDouble);
+        const at::Tensor organ = validation.organ.narrow(0, first, n);
+        overlap.index_add_(0, organ, (predicted * truth).sum({ 1, 2 }));
+        size.index_add_(0, organ, (predicted + truth).sum({ 1, 2 }));
+      }
+      setTrain();
+      const at::Tensor present = size > 0;
+      if (!present.any().item<bool>())
+        return -1.0;
+      return (2.0 * overlap.masked_select(present) / size.masked_select(present)).mean().item<double>();
+    };
+    auto keepIfBest = [&](double value) {
+      if (value > m_BestDice)
+      {
+        m_BestDice = value;
+        best = ModelBundle();
+        best.AddModule("encoder", *encoder);
+        best.AddModule("decoder", *decoder);
+        state.log
+          << nlohmann::json{ { "stage", 2 }, { "step", state.step }, { "val_dice", value }, { "best", true } }.dump()
+          << '\n'
+          << std::flush;
+      }
+      else
+        state.log << nlohmann::json{ { "stage", 2 }, { "step", state.step }, { "val_dice", value } }.dump() << '\n'
+                  << std::flush;
+    };
+    if (state.step == 0)
+      m_BestDice = -1.0;
+    setTrain();
+    const int64_t count = std::min<int64_t>(o.decoder_batch_size(), patches.Size());
+    auto          next = batches(patches, 2, count, nullptr);
+    auto          pending = next(state.step);
+    startStage();
+    while (state.step < o.decoder_steps())
+    {
+      Batch batch = pending.get();
+      if (state.step + 1 < o.decoder_steps())
+        pending = next(state.step + 1);
+      torch::manual_seed(StepSeed(o.seed(), 2, state.step)); // decoder dropout
+      const double lr = LearningRate(o.decoder_learning_rate(), state.step, o.decoder_steps(), o.warmup_fraction());
+      optimizer.ZeroGrad();
+      const at::Tensor x = batch.image.to(state.device);
+      EncoderFeatures  features;
+      if (trainEncoder)
+        features = encoder->forward(x);
+      else
+      {
+        torch::NoGradGuard noGrad;
+        features = encoder->forward(x);
+      }
+      const at::Tensor loss =
+        dice(decoder->forward(features.low_level, features.high_level, { P, P }), batch.mask.to(state.device));
+      const double value = loss.item<double>();
+      require(std::isfinite(value),
+              "stage 2: the loss became " + std::to_string(value) + " at step " + std::to_string(state.step) +
+                " (learning rate too high?)");
+      loss.backward();
+      optimizer.Step(lr);
+      ++state.step;
+      state.intervalInputs += x.size(0);
+      if (state.step % o.log_every() == 0 || state.step == o.decoder_steps())
+        report(o.decoder_steps(), value, lr);
+      if (state.step % o.validate_every() == 0 || state.step == o.decoder_steps())
+      {
+        const double value = validate();
+        if (value >= 0.0)
+          keepIfBest(value);
+      }
+      if (state.step % o.checkpoint_every() == 0 && state.step < o.decoder_steps())
+        writeCheckpoint(&optimizer, nullptr, best.Tensors().empty() ? nullptr : &best);
+    }
+    // The best validation weights (the last ones without validation patches).
+    if (!best.Tensors().empty())
+    {
+      best.LoadInto("encoder", *encoder);
+      best.LoadInto("decoder", *decoder);
+    }
+    encoder->SetFrozen(false);
+    encoder->eval();
+    decoder->eval();
+    finishStage(nullptr);
+  }
+
+  // The model bundle, with its provenance.
+  m_Model->Coarse()->to(torch::kCPU);
+  m_Model->Encoder()->to(torch::kCPU);
+  m_Model->Decoder()->to(torch::kCPU);
+  ModelBundle    bundle = m_Model->ToBundle();
+  nlohmann::json provenance = Fingerprint(o);
+  provenance["tool_version"] = Version();
+  const std::time_t now = std::time(nullptr);
+  char              date[32];
+  std::strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  provenance["date"] = date;
+  provenance["training_subjects"] = static_cast<int64_t>(std::count_if(
+    state.subjects.begin(), state.subjects.end(), [](const TrainingSubject & s) { return s.split == "train"; }));
+  provenance["labelled_subjects"] = m_Labelled;
+  provenance["validation_subjects"] = static_cast<int64_t>(state.validation.size());
+  provenance["best_validation_dice"] = m_BestDice;
+  bundle.config["provenance"] = provenance;
+  const std::string modelPath = (directory / "model.agcl").string();
+  bundle.Save(modelPath);
+  return modelPath;
+}
+
+} // namespace agcl

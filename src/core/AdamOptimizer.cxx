@@ -1,0 +1,100 @@
+/*=========================================================================
+ *  AGCL for ITK — Apache License 2.0, see LICENSE.
+ *=========================================================================*/
+#include "agcl/AdamOptimizer.h"
+
+#include "agcl/ModelBundle.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+
+namespace agcl {
+
+AdamOptimizer::AdamOptimizer(std::vector<at::Tensor> parameters, AdamOptions options)
+  : m_Parameters(std::move(parameters))
+  , m_Options(options)
+{
+  for (const auto & p : m_Parameters)
+  {
+    m_First.push_back(torch::zeros_like(p, torch::MemoryFormat::Preserve).detach());
+    m_Second.push_back(torch::zeros_like(p, torch::MemoryFormat::Preserve).detach());
+  }
+}
+
+void
+AdamOptimizer::ZeroGrad()
+{
+  for (auto & p : m_Parameters)
+  {
+    if (p.grad().defined())
+    {
+      p.mutable_grad().reset();
+    }
+  }
+}
+
+void
+AdamOptimizer::Step(double lr)
+{
+  torch::NoGradGuard noGrad;
+  ++m_Step;
+  const double beta1 = m_Options.beta1, beta2 = m_Options.beta2;
+  const double correction1 = 1.0 - std::pow(beta1, static_cast<double>(m_Step));
+  const double correction2 = 1.0 - std::pow(beta2, static_cast<double>(m_Step));
+  for (size_t i = 0; i < m_Parameters.size(); ++i)
+  {
+    at::Tensor & p = m_Parameters[i];
+    if (!p.grad().defined())
+    {
+      continue;
+    }
+    const at::Tensor g = p.grad();
+    if (m_Options.weight_decay != 0.0)
+    {
+      p.mul_(1.0 - lr * m_Options.weight_decay);
+    }
+    m_First[i].mul_(beta1).add_(g, 1.0 - beta1);
+    m_Second[i].mul_(beta2).addcmul_(g, g, 1.0 - beta2);
+    const at::Tensor denominator = (m_Second[i].sqrt() / std::sqrt(correction2)).add_(m_Options.eps);
+    p.addcdiv_(m_First[i], denominator, -lr / correction1);
+  }
+}
+
+void
+AdamOptimizer::Save(ModelBundle & bundle, const std::string & prefix) const
+{
+  bundle.Add(prefix + ".step", torch::tensor({ m_Step }, torch::kLong));
+  for (size_t i = 0; i < m_Parameters.size(); ++i)
+  {
+    bundle.Add(prefix + "." + std::to_string(i) + ".m", m_First[i]);
+    bundle.Add(prefix + "." + std::to_string(i) + ".v", m_Second[i]);
+  }
+}
+
+void
+AdamOptimizer::Load(const ModelBundle & bundle, const std::string & prefix)
+{
+  torch::NoGradGuard noGrad;
+  const at::Tensor   step = bundle.Get(prefix + ".step");
+  if (step.numel() != 1 || step.scalar_type() != torch::kLong)
+  {
+    throw ModelBundleError("optimizer state '" + prefix + ".step': expected one int64");
+  }
+  for (size_t i = 0; i < m_Parameters.size(); ++i)
+  {
+    for (auto [suffix, target] : { std::pair{ ".m", &m_First[i] }, std::pair{ ".v", &m_Second[i] } })
+    {
+      const std::string  name = prefix + "." + std::to_string(i) + suffix;
+      const at::Tensor & stored = bundle.Get(name);
+      if (stored.sizes() != target->sizes())
+      {
+        throw ModelBundleError("optimizer state '" + name + "': shape does not match its parameter");
+      }
+      target->copy_(stored);
+    }
+  }
+  m_Step = step.item<int64_t>();
+}
+
+} // namespace agcl

@@ -1,0 +1,234 @@
+/*=========================================================================
+ *  AGCL for ITK — Apache License 2.0, see LICENSE.
+ *=========================================================================*/
+#include "itkManifestTrainingData.h"
+
+#include "agcl/AGCLModel.h"
+#include "itkAGCLModelObject.h"
+#include "itkCoarseAttentionFilter.h"
+#include "itkImageFileReader.h"
+#include "itkQueryPatchSamplerFilter.h"
+
+#include <ATen/ATen.h>
+
+#include <filesystem>
+#include <iostream>
+
+namespace itk {
+namespace {
+
+template <typename TImage>
+typename TImage::Pointer
+Read(const std::string & file, const std::string & what)
+{
+  try
+  {
+    auto reader = ImageFileReader<TImage>::New();
+    reader->SetFileName(file);
+    reader->Update();
+    typename TImage::Pointer image = reader->GetOutput();
+    image->DisconnectPipeline();
+    return image;
+  }
+  catch (const ExceptionObject & e)
+  {
+    throw std::invalid_argument("cannot read " + what + " '" + file + "': " + e.GetDescription());
+  }
+}
+
+// A [D, H, W] tensor (z, y, x) copied from an ITK buffer (x fastest).
+template <typename TImage>
+at::Tensor
+ToTensor(const TImage * image, c10::ScalarType type)
+{
+  const auto                 size = image->GetLargestPossibleRegion().GetSize();
+  const std::vector<int64_t> shape{ static_cast<int64_t>(size[2]),
+                                    static_cast<int64_t>(size[1]),
+                                    static_cast<int64_t>(size[0]) };
+  using Pixel = typename TImage::PixelType;
+  const auto dtype = std::is_same_v<Pixel, float> ? at::kFloat : at::kByte;
+  return at::from_blob(const_cast<Pixel *>(image->GetBufferPointer()), shape, at::TensorOptions().dtype(dtype))
+    .to(type)
+    .clone();
+}
+
+} // namespace
+
+ManifestTrainingData::ManifestTrainingData(const std::string & manifest, const agcl::ModelConfig & config)
+  : m_Config(config)
+{
+  m_Rows = agcl::ReadManifest(manifest, { "subject", "image", "label", "modality", "split" });
+  for (size_t i = 0; i < m_Rows.size(); ++i)
+  {
+    const agcl::ManifestRow & row = m_Rows[i];
+    const std::string         where = "manifest '" + manifest + "', subject '" + row.subject + "': ";
+    const auto                modality = std::find(config.modalities.begin(), config.modalities.end(), row.modality);
+    if (modality == config.modalities.end())
+    {
+      std::string known;
+      for (const auto & m : config.modalities)
+        known += (known.empty() ? "" : ", ") + m;
+      throw agcl::ManifestError(where + "modality '" + row.modality + "' is not one of the config's (" + known + ")");
+    }
+    if (row.split != "train" && row.split != "val" && row.split != "test")
+      throw agcl::ManifestError(where + "split '" + row.split + "': expected train, val or test");
+    if (!std::filesystem::exists(row.image))
+      throw agcl::ManifestError(where + "image '" + row.image + "': no such file");
+    if (row.label.empty() && row.split == "val")
+      throw agcl::ManifestError(where + "a validation subject needs a label map");
+    if (!row.label.empty() && !std::filesystem::exists(row.label))
+      throw agcl::ManifestError(where + "label '" + row.label + "': no such file");
+    m_Subjects.push_back({ row.subject, modality - config.modalities.begin(), row.split, !row.label.empty() });
+  }
+  if (m_Rows.empty())
+    throw agcl::ManifestError("manifest '" + manifest + "': no subjects");
+}
+
+std::vector<agcl::TrainingSubject>
+ManifestTrainingData::Subjects() const
+{
+  return m_Subjects;
+}
+
+const ManifestTrainingData::CTImageType *
+ManifestTrainingData::GetImage(size_t index)
+{
+  auto & image = m_Images[index];
+  if (!image)
+    image = Read<CTImageType>(m_Rows.at(index).image, "image of subject '" + m_Rows[index].subject + "'");
+  return image;
+}
+
+const ManifestTrainingData::LabelImageType *
+ManifestTrainingData::GetLabels(size_t index)
+{
+  auto & labels = m_Labels[index];
+  if (labels)
+    return labels;
+  const agcl::ManifestRow & row = m_Rows.at(index);
+  if (row.label.empty())
+    throw std::invalid_argument("subject '" + row.subject + "' has no label map");
+  labels = Read<LabelImageType>(row.label, "label map of subject '" + row.subject + "'");
+  const CTImageType * image = GetImage(index);
+  bool same = labels->GetLargestPossibleRegion().GetSize() == image->GetLargestPossibleRegion().GetSize();
+  for (unsigned int d = 0; d < 3 && same; ++d)
+  {
+    const double tolerance = 1e-3 * image->GetSpacing()[d];
+    same = std::abs(labels->GetSpacing()[d] - image->GetSpacing()[d]) <= tolerance &&
+           std::abs(labels->GetOrigin()[d] - image->GetOrigin()[d]) <= tolerance;
+  }
+  if (!same)
+    throw std::invalid_argument("subject '" + row.subject + "': label map '" + row.label +
+                                "' does not have the grid (size, spacing, origin) of its image '" + row.image + "'");
+  std::set<int> organs;
+  for (const auto & organ : m_Config.organs)
+    organs.insert(static_cast<int>(organ.label));
+  std::set<int>         unknown;
+  const unsigned char * buffer = labels->GetBufferPointer();
+  for (SizeValueType i = 0, n = labels->GetBufferedRegion().GetNumberOfPixels(); i < n; ++i)
+    if (buffer[i] != 0 && organs.count(buffer[i]) == 0)
+      unknown.insert(buffer[i]);
+  std::string fresh;
+  for (int value : unknown)
+    if (m_Ignored.insert(value).second)
+      fresh += (fresh.empty() ? "" : ", ") + std::to_string(value);
+  if (!fresh.empty())
+    std::cerr << "agcl: warning: label value(s) " << fresh << " in '" << row.label
+              << "' are not organs of the model's config: treated as background" << std::endl;
+  return labels;
+}
+
+agcl::CoarseSample
+ManifestTrainingData::Coarse(size_t index, const agcl::ModelConfig & config)
+{
+  using Attention = CoarseAttentionFilter<CTImageType, LabelImageType>;
+  const auto coarse = Attention::ResampleToCoarseGrid(GetImage(index), config);
+  const auto labels = Attention::ResampleLabels(GetLabels(index), coarse, coarse->GetLargestPossibleRegion());
+  // label value -> class (0 background, i = organ i-1)
+  std::array<int64_t, 256> classOf{};
+  for (size_t o = 0; o < config.organs.size(); ++o)
+    if (config.organs[o].label >= 0 && config.organs[o].label < 256)
+      classOf[config.organs[o].label] = static_cast<int64_t>(o) + 1;
+  at::Tensor       classes = ToTensor(labels.GetPointer(), at::kLong);
+  const at::Tensor table = at::tensor(std::vector<int64_t>(classOf.begin(), classOf.end()), at::kLong);
+  return { ToTensor(coarse.GetPointer(), at::kFloat), table.index_select(0, classes.flatten()).view(classes.sizes()) };
+}
+
+agcl::PatchSet
+ManifestTrainingData::Patches(size_t                index,
+                              agcl::AttentionSource source,
+                              agcl::AGCLModel &     model,
+                              const c10::Device &   device,
+                              int64_t               patchesPerOrgan,
+                              uint64_t              seed)
+{
+  using Attention = CoarseAttentionFilter<CTImageType, LabelImageType>;
+  using Sampler = QueryPatchSamplerFilter<CTImageType, LabelImageType>;
+  const agcl::ModelConfig & config = model.Config();
+  const CTImageType *       image = GetImage(index);
+  const bool                labelled = m_Subjects[index].labelled;
+  const LabelImageType *    labels = labelled ? GetLabels(index) : nullptr;
+
+  std::vector<unsigned char> organLabels;
+  for (const auto & organ : config.organs)
+    organLabels.push_back(static_cast<unsigned char>(organ.label));
+  auto attention = Attention::New();
+  attention->SetInput(image);
+  AGCLModelObject::Pointer modelObject;
+  if (source == agcl::AttentionSource::Truth)
+  {
+    if (!labels)
+      throw std::invalid_argument("subject '" + m_Subjects[index].name +
+                                  "': attention from the truth needs a label map");
+    attention->SetCoarseLabelMap(labels);
+  }
+  else
+  {
+    modelObject = AGCLModelObject::New();
+    // Not owned: the trainer's model outlives this call.
+    modelObject->SetModel(std::shared_ptr<agcl::AGCLModel>(std::shared_ptr<agcl::AGCLModel>(), &model));
+    attention->SetModel(modelObject);
+    attention->SetDevice(device.str());
+  }
+  attention->SetOrganLabels(organLabels);
+  attention->SetMarginMM(config.margin_mm);
+  attention->Update();
+
+  auto sampler = Sampler::New();
+  sampler->SetInput(image);
+  for (unsigned char organ : organLabels)
+    sampler->SetAttentionMap(organ, attention->GetAttentionMap(organ));
+  if (labels)
+    sampler->SetLabelMap(labels);
+  sampler->SetMode(Sampler::ModeEnum::Training);
+  sampler->SetPatchSize(static_cast<unsigned int>(config.patch_size));
+  sampler->SetPatchSpacingMM(config.patch_spacing_mm);
+  sampler->SetPatchesPerOrgan(static_cast<unsigned int>(patchesPerOrgan));
+  sampler->SetSeed(seed);
+  sampler->SetWindowLow(config.window_low);
+  sampler->SetWindowHigh(config.window_high);
+  sampler->SetModality(static_cast<int>(m_Subjects[index].modality));
+  sampler->Update();
+
+  const TensorDataObject * output = sampler->GetOutput();
+  agcl::PatchSet           patches;
+  const int64_t            n = static_cast<int64_t>(output->GetNumberOfItems());
+  if (n == 0)
+    return patches;
+  patches.image = output->GetTensor("image").to(at::kCPU, at::kFloat);
+  const int64_t P = patches.image.size(2);
+  patches.mask =
+    labels ? output->GetTensor("label").to(at::kCPU, at::kLong).view({ n, P, P }) : at::zeros({ n, P, P }, at::kLong);
+  std::vector<int64_t> organ, modality;
+  for (const auto & item : output->GetMetadata())
+  {
+    const auto it = std::find(organLabels.begin(), organLabels.end(), static_cast<unsigned char>(item.organ));
+    organ.push_back(it - organLabels.begin());
+    modality.push_back(item.modality);
+  }
+  patches.organ = at::tensor(organ, at::kLong);
+  patches.modality = at::tensor(modality, at::kLong);
+  return patches;
+}
+
+} // namespace itk
