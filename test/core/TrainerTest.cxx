@@ -1,0 +1,341 @@
+/*=========================================================================
+ *  AGCL for ITK — Apache License 2.0, see LICENSE.
+ *=========================================================================*/
+// The trainer on a synthetic cohort (no ITK): losses fall, every pre-training mode runs, the
+// encoder stays frozen in stage 2, a crash between a checkpoint's write and rename is survived
+// and the resumed run ends with the uninterrupted run's weights, the label fraction is honoured.
+#include "agcl/AGCLModel.h"
+#include "agcl/AGCLTrainer.h"
+#include "agcl/AdamOptimizer.h"
+#include "agcl/ModelBundle.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <map>
+
+namespace {
+namespace fs = std::filesystem;
+
+agcl::ModelConfig
+SmallConfig()
+{
+  agcl::ModelConfig c;
+  c.organs = { { "bright", 1 }, { "striped", 2 } };
+  c.patch_size = 32;
+  c.encoder_width = 8;
+  c.decoder_channels = 16;
+  c.decoder_low_level_projection = 8;
+  c.coarse_base_channels = 4;
+  c.coarse_levels = 2;
+  c.coarse_window_slices = 8;
+  return c;
+}
+
+// Subjects with two organs: organ 0 a bright disk, organ 1 a striped disk; modality 1 adds a
+// brightness offset. Each call is recorded (what the label-fraction test checks).
+class SyntheticData : public agcl::TrainingData
+{
+public:
+  explicit SyntheticData(std::vector<agcl::TrainingSubject> subjects)
+    : m_Subjects(std::move(subjects))
+  {}
+  std::vector<agcl::TrainingSubject>
+  Subjects() const override
+  {
+    return m_Subjects;
+  }
+  agcl::CoarseSample
+  Coarse(size_t index, const agcl::ModelConfig &) override
+  {
+    coarseCalls.push_back(index);
+    torch::Generator g = at::make_generator<at::CPUGeneratorImpl>(100 + index);
+    torch::Tensor    classes = torch::zeros({ 12, 16, 16 }, torch::kLong);
+    classes.slice(0, 2, 8).slice(1, 2, 7).slice(2, 3, 9).fill_(1);
+    classes.slice(0, 4, 11).slice(1, 9, 14).slice(2, 8, 14).fill_(2);
+    torch::Tensor image = 0.2 + 0.05 * torch::randn({ 12, 16, 16 }, g);
+    image = image + 0.6 * classes.eq(1) + 0.3 * classes.eq(2);
+    return { image.to(torch::kFloat), classes };
+  }
+  agcl::PatchSet
+  Patches(size_t index, agcl::AttentionSource source, agcl::AGCLModel &, const c10::Device &, int64_t n, uint64_t seed)
+    override
+  {
+    patchCalls.emplace_back(index, source);
+    torch::Generator    g = at::make_generator<at::CPUGeneratorImpl>(seed);
+    const int64_t       P = 32, total = 2 * n;
+    const torch::Tensor y = torch::arange(P, torch::kFloat).view({ P, 1 }).expand({ P, P });
+    const torch::Tensor x = torch::arange(P, torch::kFloat).view({ 1, P }).expand({ P, P });
+    torch::Tensor       image = torch::zeros({ total, 2, P, P }), mask = torch::zeros({ total, P, P }, torch::kLong);
+    torch::Tensor       organ = torch::arange(total, torch::kLong) / n;
+    for (int64_t k = 0; k < total; ++k)
+    {
+      const torch::Tensor r = torch::rand({ 3 }, g);
+      const double        cy = 10 + 12 * r[0].item<double>(), cx = 10 + 12 * r[1].item<double>();
+      const double        radius = 5 + 4 * r[2].item<double>();
+      const torch::Tensor disk = ((y - cy).pow(2) + (x - cx).pow(2)).le(radius * radius);
+      torch::Tensor       texture =
+        organ[k].item<int64_t>() == 0 ? torch::full({ P, P }, 0.9) : 0.5 + 0.4 * torch::sin(x * 1.5);
+      image[k][0] = torch::where(disk, texture, torch::full({ P, P }, 0.2)) + 0.1 * m_Subjects[index].modality +
+                    0.05 * torch::randn({ P, P }, g);
+      image[k][1] = ((y - cy).abs().le(radius + 3) & (x - cx).abs().le(radius + 3)).to(torch::kFloat);
+      mask[k] = disk.to(torch::kLong);
+    }
+    return { image, mask, organ, torch::full({ total }, m_Subjects[index].modality, torch::kLong) };
+  }
+
+  std::vector<size_t>                                   coarseCalls;
+  std::vector<std::pair<size_t, agcl::AttentionSource>> patchCalls;
+
+private:
+  std::vector<agcl::TrainingSubject> m_Subjects;
+};
+
+std::vector<agcl::TrainingSubject>
+Cohort(int trainNames, int valNames)
+{
+  std::vector<agcl::TrainingSubject> s;
+  for (int i = 0; i < trainNames + valNames; ++i)
+    for (int m = 0; m < 2; ++m)
+      s.push_back({ "s" + std::to_string(i), m, i < trainNames ? "train" : "val", true });
+  return s;
+}
+
+agcl::AGCLTrainerOptions
+Options(const fs::path & directory, int64_t steps)
+{
+  fs::remove_all(directory);
+  return agcl::AGCLTrainerOptions()
+    .output_directory(directory.string())
+    .model(SmallConfig())
+    .coarse_steps(steps)
+    .pretraining_steps(steps)
+    .decoder_steps(steps)
+    .pretraining_batch_size(8)
+    .decoder_batch_size(8)
+    .patches_per_organ(8)
+    .checkpoint_every(4)
+    .validate_every(4)
+    .log_every(2)
+    .show_progress(false);
+}
+
+fs::path
+Scratch(const std::string & name)
+{
+  return fs::temp_directory_path() / ("agcl_trainer_test_" + std::to_string(::getpid())) / name;
+}
+
+bool
+SameTensors(const agcl::ModelBundle & a, const agcl::ModelBundle & b, const std::string & prefix, std::string & why)
+{
+  const auto x = a.WithPrefix(prefix), y = b.WithPrefix(prefix);
+  if (x.size() != y.size() || x.empty())
+  {
+    why = "tensor count differs or is 0";
+    return false;
+  }
+  for (size_t i = 0; i < x.size(); ++i)
+    if (x[i].first != y[i].first || !torch::equal(x[i].second, y[i].second))
+    {
+      why = prefix + "." + x[i].first;
+      return false;
+    }
+  return true;
+}
+} // namespace
+
+TEST(AdamOptimizer, MatchesTorchAdamW)
+{
+  torch::manual_seed(4);
+  const torch::Tensor start = torch::randn({ 5, 3 }, torch::kDouble);
+  const torch::Tensor target = torch::randn({ 5, 3 }, torch::kDouble);
+  torch::Tensor       ours = start.clone().requires_grad_(true), theirs = start.clone().requires_grad_(true);
+  agcl::AdamOptimizer adam({ ours }, agcl::AdamOptions{ 0.9, 0.999, 1e-8, 0.01 });
+  torch::optim::AdamW reference({ theirs }, torch::optim::AdamWOptions(0.05).weight_decay(0.01));
+  for (int step = 0; step < 7; ++step)
+  {
+    adam.ZeroGrad();
+    reference.zero_grad();
+    (ours - target).pow(3).abs().sum().backward();
+    (theirs - target).pow(3).abs().sum().backward();
+    adam.Step(0.05);
+    reference.step();
+  }
+  EXPECT_EQ(adam.StepCount(), 7);
+  EXPECT_LT((ours - theirs).abs().max().item<double>(), 1e-12);
+  EXPECT_GT((ours - start).abs().max().item<double>(), 0.1); // it moved
+}
+
+TEST(AGCLTrainer, LossFallsInEveryStage)
+{
+  SyntheticData     data(Cohort(3, 1));
+  agcl::AGCLTrainer trainer(
+    Options(Scratch("loss"), 40).coarse_learning_rate(3e-3).pretraining_steps(120).log_every(5));
+  std::map<int, std::vector<double>> losses;
+  trainer.SetProgressCallback([&](const agcl::TrainingProgress & p) { losses[p.stage].push_back(p.loss); });
+  const std::string model = trainer.Run(data);
+  ASSERT_TRUE(fs::exists(model));
+  for (int stage = 0; stage < 3; ++stage)
+  {
+    const auto & l = losses[stage];
+    ASSERT_GE(l.size(), 8u) << "stage " << stage;
+    const size_t n = l.size();
+    const double first = (l[0] + l[1]) / 2, last = (l[n - 2] + l[n - 1]) / 2;
+    std::cout << "stage " << stage << ": loss " << first << " -> " << last << std::endl;
+    EXPECT_LT(last, 0.9 * first) << "stage " << stage;
+  }
+  EXPECT_GT(trainer.BestValidationDice(), 0.0);
+  // The bundle loads as a model (the filters' path) and carries its provenance.
+  const agcl::ModelBundle bundle = agcl::ModelBundle::Load(model);
+  EXPECT_NO_THROW(agcl::AGCLModel::FromBundle(bundle));
+  EXPECT_EQ(bundle.config.at("provenance").at("mode"), "agcl");
+  EXPECT_DOUBLE_EQ(bundle.config.at("provenance").at("best_validation_dice").get<double>(),
+                   trainer.BestValidationDice());
+}
+
+TEST(AGCLTrainer, EveryPretrainingModeRunsAndStage2FreezesTheEncoderUnlessNone)
+{
+  SyntheticData     data(Cohort(2, 1));
+  agcl::AGCLTrainer base(Options(Scratch("base"), 4));
+  const std::string baseModel = base.Run(data);
+  const auto        before = agcl::ModelBundle::Load(baseModel);
+  for (const char * mode : { "agcl", "supcon", "sscl", "ce", "none" })
+  {
+    auto options = Options(Scratch(std::string("mode_") + mode), 4).init_from(baseModel);
+    options.mode(agcl::ParsePretrainingMode(mode));
+    agcl::AGCLTrainer trainer(options);
+    const auto        after = agcl::ModelBundle::Load(trainer.Run(data));
+    std::string       why;
+    // Stage 1 (all but none) changes the encoder from the base model's.
+    EXPECT_FALSE(SameTensors(before, after, "encoder", why)) << mode;
+    EXPECT_FALSE(SameTensors(before, after, "decoder", why)) << mode;
+  }
+  // Stage 2 alone: the encoder stays bit for bit (frozen, BatchNorm statistics too) ...
+  {
+    agcl::AGCLTrainer trainer(Options(Scratch("stage2"), 4).init_from(baseModel).stage(2));
+    const auto        after = agcl::ModelBundle::Load(trainer.Run(data));
+    std::string       why;
+    EXPECT_TRUE(SameTensors(before, after, "encoder", why)) << why;
+    EXPECT_FALSE(SameTensors(before, after, "decoder", why));
+    EXPECT_TRUE(SameTensors(before, after, "coarse", why)) << why;
+  }
+  // ... but not with mode none (trained with the decoder) or finetune_encoder.
+  for (bool finetune : { false, true })
+  {
+    auto options = Options(Scratch("stage2_trained"), 4).init_from(baseModel).stage(2);
+    options.mode(finetune ? agcl::PretrainingMode::AGCL : agcl::PretrainingMode::None).finetune_encoder(finetune);
+    agcl::AGCLTrainer trainer(options);
+    const auto        after = agcl::ModelBundle::Load(trainer.Run(data));
+    std::string       why;
+    EXPECT_FALSE(SameTensors(before, after, "encoder", why)) << "finetune " << finetune;
+  }
+}
+
+TEST(AGCLTrainer, CrashBetweenCheckpointWriteAndRenameThenResumeGivesTheUninterruptedWeights)
+{
+  SyntheticData     data(Cohort(2, 1));
+  agcl::AGCLTrainer uninterrupted(Options(Scratch("whole"), 10));
+  const auto        reference = agcl::ModelBundle::Load(uninterrupted.Run(data));
+
+  // Checkpoints come at steps 4 and 8 of each stage and at each stage's end: the 5th is
+  // stage 1, step 4 (0:4, 0:8, 0:end, 1:4, >1:8<). Crash while writing it.
+  const fs::path    directory = Scratch("crash");
+  agcl::AGCLTrainer crashing(Options(directory, 10));
+  int               calls = 0;
+  crashing.SetCheckpointHook([&](const std::string &) {
+    if (++calls == 5)
+      throw std::runtime_error("simulated crash");
+  });
+  EXPECT_THROW(crashing.Run(data), std::runtime_error);
+  const std::string checkpoint = agcl::AGCLTrainer::CheckpointPath(directory.string());
+  EXPECT_TRUE(fs::exists(checkpoint + ".partial"));          // what the crash left
+  const auto previous = agcl::ModelBundle::Load(checkpoint); // intact: the 4th checkpoint
+  EXPECT_EQ(previous.config.at("trainer").at("stage"), 1);
+  EXPECT_EQ(previous.config.at("trainer").at("step"), 4);
+
+  agcl::AGCLTrainer resumed(Options(directory, 10).resume(true));
+  // Options() cleared the folder: write the crash's files back first.
+  fs::create_directories(directory);
+  previous.Save(checkpoint);
+  const auto  result = agcl::ModelBundle::Load(resumed.Run(data));
+  std::string why;
+  for (const char * prefix : { "coarse", "encoder", "decoder" })
+    EXPECT_TRUE(SameTensors(reference, result, prefix, why)) << why;
+  EXPECT_EQ(resumed.BestValidationDice(), uninterrupted.BestValidationDice());
+
+  // A checkpoint refuses to continue under other options, and is not overwritten silently.
+  auto other = Options(directory, 10).resume(true).seed(2);
+  fs::create_directories(directory);
+  previous.Save(checkpoint);
+  try
+  {
+    agcl::AGCLTrainer(other).Run(data);
+    ADD_FAILURE() << "resumed with another seed";
+  }
+  catch (const std::invalid_argument & e)
+  {
+    EXPECT_NE(std::string(e.what()).find("'seed'"), std::string::npos) << e.what();
+  }
+  auto again = Options(Scratch("unused"), 10).output_directory(directory.string()); // no resume
+  try
+  {
+    agcl::AGCLTrainer(again).Run(data);
+    ADD_FAILURE() << "overwrote an existing checkpoint";
+  }
+  catch (const std::invalid_argument & e)
+  {
+    EXPECT_NE(std::string(e.what()).find("resume"), std::string::npos) << e.what();
+  }
+}
+
+TEST(AGCLTrainer, LabelFractionPicksWholeSubjectsAndStage1SeesEveryTrainingSubject)
+{
+  SyntheticData     data(Cohort(5, 1)); // rows 0..9 train (5 names x 2 phases), 10, 11 val
+  agcl::AGCLTrainer trainer(
+    Options(Scratch("fraction"), 2).label_fraction(0.4).attention(agcl::AttentionSource::Truth));
+  trainer.Run(data);
+  ASSERT_EQ(trainer.LabelledSubjects().size(), 2u); // round(0.4 * 5)
+  std::set<size_t> labelledRows;
+  for (size_t i = 0; i < 10; ++i)
+    if (std::count(trainer.LabelledSubjects().begin(), trainer.LabelledSubjects().end(), "s" + std::to_string(i / 2)))
+      labelledRows.insert(i);
+  ASSERT_EQ(labelledRows.size(), 4u);
+  // Stage 0: exactly the labelled rows.
+  EXPECT_EQ(std::set<size_t>(data.coarseCalls.begin(), data.coarseCalls.end()), labelledRows);
+  // Stage 1: every training row with the coarse network's attention (never the truth, since
+  // labels are withheld); stage 2: the labelled rows (truth, as asked) and the val rows (coarse).
+  std::set<size_t> stage1, stage2, validation;
+  ASSERT_EQ(data.patchCalls.size(), 10u + 4u + 2u);
+  for (size_t k = 0; k < 10; ++k)
+  {
+    EXPECT_EQ(data.patchCalls[k].second, agcl::AttentionSource::Coarse);
+    stage1.insert(data.patchCalls[k].first);
+  }
+  for (size_t k = 10; k < 14; ++k)
+  {
+    EXPECT_EQ(data.patchCalls[k].second, agcl::AttentionSource::Truth);
+    stage2.insert(data.patchCalls[k].first);
+  }
+  for (size_t k = 14; k < 16; ++k)
+  {
+    EXPECT_EQ(data.patchCalls[k].second, agcl::AttentionSource::Coarse);
+    validation.insert(data.patchCalls[k].first);
+  }
+  EXPECT_EQ(stage1.size(), 10u);
+  EXPECT_EQ(stage2, labelledRows);
+  EXPECT_EQ(validation, (std::set<size_t>{ 10, 11 }));
+}
+
+TEST(AGCLTrainer, RefusesBadOptions)
+{
+  SyntheticData data(Cohort(2, 0));
+  for (auto options : { Options(Scratch("bad"), 2).label_fraction(0.0),
+                        Options(Scratch("bad"), 2).stage(3),
+                        Options(Scratch("bad"), 2).decoder_batch_size(0),
+                        Options(Scratch("bad"), 2).temperature(0) })
+    EXPECT_THROW(agcl::AGCLTrainer(options).Run(data), std::invalid_argument);
+  SyntheticData unlabelled({ { "u", 0, "train", false } });
+  EXPECT_THROW(agcl::AGCLTrainer(Options(Scratch("bad"), 2)).Run(unlabelled), std::invalid_argument);
+}
