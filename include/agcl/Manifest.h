@@ -47,11 +47,15 @@ SplitCsvLine(const std::string & line)
   return cells;
 }
 
-/** Reads `path`; `required` names the columns that must exist (InputError naming the file, the
- *  line or the column otherwise). Relative image and label paths become relative to the
- *  manifest's folder. Rows of other splits are dropped unless `split` is "all". */
+/** Reads `path`; `required` names the columns that must exist with a value in every row,
+ *  `present` those that must exist but may be empty (ManifestError naming the file, the line or
+ *  the column otherwise). Relative image and label paths become relative to the manifest's
+ *  folder. Rows of other splits are dropped unless `split` is "all". */
 inline std::vector<ManifestRow>
-ReadManifest(const std::string & path, const std::vector<std::string> & required, const std::string & split = "all")
+ReadManifest(const std::string &              path,
+             const std::vector<std::string> & required,
+             const std::string &              split = "all",
+             const std::vector<std::string> & present = {})
 {
   std::ifstream in(path);
   if (!in)
@@ -68,7 +72,9 @@ ReadManifest(const std::string & path, const std::vector<std::string> & required
   std::vector<std::string> needed = required;
   if (split != "all")
     needed.push_back("split");
-  for (const auto & name : needed)
+  std::vector<std::string> columnsNeeded = needed;
+  columnsNeeded.insert(columnsNeeded.end(), present.begin(), present.end());
+  for (const auto & name : columnsNeeded)
   {
     if (column(name) < 0)
     {

@@ -57,7 +57,7 @@ ToTensor(const TImage * image, c10::ScalarType type)
 ManifestTrainingData::ManifestTrainingData(const std::string & manifest, const agcl::ModelConfig & config)
   : m_Config(config)
 {
-  m_Rows = agcl::ReadManifest(manifest, { "subject", "image", "label", "modality", "split" });
+  m_Rows = agcl::ReadManifest(manifest, { "subject", "image", "modality", "split" }, "all", { "label" });
   for (size_t i = 0; i < m_Rows.size(); ++i)
   {
     const agcl::ManifestRow & row = m_Rows[i];
