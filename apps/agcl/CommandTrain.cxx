@@ -119,6 +119,8 @@ Run(TrainOptions & options)
     throw InputError(e.what());
   }
   std::cout << "labelled subjects (stages 0 and 2): " << trainer.LabelledSubjects().size() << "\n";
+  if (trainer.CoarseValidationDice() >= 0)
+    std::cout << "coarse network validation Dice (coarse grid): " << trainer.CoarseValidationDice() << "\n";
   if (trainer.BestValidationDice() >= 0)
     std::cout << "best validation Dice (val patches): " << trainer.BestValidationDice() << "\n";
   std::cout << "model: " << model << std::endl;

@@ -145,6 +145,13 @@ public:
     return m_BestDice;
   }
 
+  /** Stage-0 validation Dice of the coarse network on the coarse grid (-1 if not run). */
+  double
+  CoarseValidationDice() const
+  {
+    return m_CoarseDice;
+  }
+
   const AGCLTrainerOptions &
   options() const
   {
@@ -163,6 +170,7 @@ private:
   std::function<void(const std::string &)>      m_CheckpointHook;
   std::vector<std::string>                      m_Labelled;
   double                                        m_BestDice = -1.0;
+  double                                        m_CoarseDice = -1.0;
 };
 
 } // namespace agcl

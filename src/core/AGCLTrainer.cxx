@@ -494,6 +494,30 @@ AGCLTrainer::Run(TrainingData & data)
         writeCheckpoint(&optimizer, nullptr, nullptr);
     }
     net->eval();
+    // Dice of the coarse network on the val subjects' coarse grids, pooled per organ (sums of
+    // overlaps over sums of sizes), mean over the organs that occur: how good the attention
+    // that stages 1-2 and inference get is.
+    if (!state.validation.empty())
+    {
+      const int64_t O = static_cast<int64_t>(config.organs.size());
+      at::Tensor    overlap = torch::zeros({ O + 1 }, torch::kDouble), size = torch::zeros({ O + 1 }, torch::kDouble);
+      for (size_t i : state.validation)
+      {
+        const CoarseSample s = data.Coarse(i, config);
+        const at::Tensor   predicted = m_Model->PredictCoarseClasses(s.image, state.device).to(torch::kLong).flatten();
+        const at::Tensor   truth = s.classes.flatten();
+        overlap.index_add_(0, truth, predicted.eq(truth).to(torch::kDouble));
+        size.index_add_(0, truth, torch::ones_like(truth, torch::kDouble));
+        size.index_add_(0, predicted, torch::ones_like(predicted, torch::kDouble));
+      }
+      const at::Tensor present = size.slice(0, 1).gt(0);
+      m_CoarseDice = (2.0 * overlap.slice(0, 1).masked_select(present) / size.slice(0, 1).masked_select(present))
+                       .mean()
+                       .item<double>();
+      state.log << nlohmann::json{ { "stage", 0 }, { "step", state.step }, { "coarse_val_dice", m_CoarseDice } }.dump()
+                << '\n'
+                << std::flush;
+    }
     finishStage(nullptr);
   }
 
@@ -758,6 +782,7 @@ AGCLTrainer::Run(TrainingData & data)
   provenance["labelled_subjects"] = m_Labelled;
   provenance["validation_subjects"] = static_cast<int64_t>(state.validation.size());
   provenance["best_validation_dice"] = m_BestDice;
+  provenance["coarse_validation_dice"] = m_CoarseDice;
   bundle.config["provenance"] = provenance;
   const std::string modelPath = (directory / "model.agcl").string();
   bundle.Save(modelPath);

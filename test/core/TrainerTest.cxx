@@ -187,6 +187,37 @@ TEST(AGCLTrainer, LossFallsInEveryStage)
     EXPECT_LT(last, 0.9 * first) << "stage " << stage;
   }
   EXPECT_GT(trainer.BestValidationDice(), 0.0);
+  // The coarse network's validation Dice, recomputed voxel by voxel for the val rows (6, 7).
+  {
+    std::map<int64_t, double> overlap, size;
+    for (size_t row : { 6, 7 })
+    {
+      const agcl::CoarseSample s = data.Coarse(row, trainer.Model().Config());
+      const torch::Tensor      predicted = trainer.Model().PredictCoarseClasses(s.image, torch::kCPU).to(torch::kLong);
+      const auto               p = predicted.accessor<int64_t, 3>();
+      const auto               t = s.classes.accessor<int64_t, 3>();
+      for (int64_t z = 0; z < predicted.size(0); ++z)
+        for (int64_t y = 0; y < predicted.size(1); ++y)
+          for (int64_t x = 0; x < predicted.size(2); ++x)
+          {
+            overlap[t[z][y][x]] += p[z][y][x] == t[z][y][x];
+            size[t[z][y][x]] += 1;
+            size[p[z][y][x]] += 1;
+          }
+    }
+    double sum = 0;
+    int    organs = 0;
+    for (int64_t c : { 1, 2 })
+      if (size[c] > 0)
+      {
+        sum += 2 * overlap[c] / size[c];
+        ++organs;
+      }
+    std::cout << "coarse validation Dice " << trainer.CoarseValidationDice() << std::endl;
+    EXPECT_NEAR(trainer.CoarseValidationDice(), sum / organs, 1e-9);
+    EXPECT_GE(trainer.CoarseValidationDice(), 0.0);
+    EXPECT_LE(trainer.CoarseValidationDice(), 1.0);
+  }
   // The bundle loads as a model (the filters' path) and carries its provenance.
   const agcl::ModelBundle bundle = agcl::ModelBundle::Load(model);
   EXPECT_NO_THROW(agcl::AGCLModel::FromBundle(bundle));
@@ -302,8 +333,10 @@ TEST(AGCLTrainer, LabelFractionPicksWholeSubjectsAndStage1SeesEveryTrainingSubje
     if (std::count(trainer.LabelledSubjects().begin(), trainer.LabelledSubjects().end(), "s" + std::to_string(i / 2)))
       labelledRows.insert(i);
   ASSERT_EQ(labelledRows.size(), 4u);
-  // Stage 0: exactly the labelled rows.
-  EXPECT_EQ(std::set<size_t>(data.coarseCalls.begin(), data.coarseCalls.end()), labelledRows);
+  // Stage 0: exactly the labelled rows, then the val rows (the coarse network's validation).
+  std::set<size_t> expectedCoarse = labelledRows;
+  expectedCoarse.insert({ 10, 11 });
+  EXPECT_EQ(std::set<size_t>(data.coarseCalls.begin(), data.coarseCalls.end()), expectedCoarse);
   // Stage 1: every training row with the coarse network's attention (never the truth, since
   // labels are withheld); stage 2: the labelled rows (truth, as asked) and the val rows (coarse).
   std::set<size_t> stage1, stage2, validation;
