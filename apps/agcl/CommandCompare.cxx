@@ -3,6 +3,8 @@
  *=========================================================================*/
 // agcl compare A.csv B.csv: two evaluations (agcl evaluate's CSV) of the same subjects compared
 // per organ and overall with the two-sided Wilcoxon signed-rank test on the paired Dice values.
+// The pairs are subjects: a subject with several volumes (e.g. two phases) contributes the mean
+// over its volumes, so that the test's pairs stay independent.
 
 #include "Manifest.h"
 #include "OutputFiles.h"
@@ -25,11 +27,11 @@ struct CompareOptions
   std::string a, b, out;
 };
 
-// (subject, organ) -> Dice, for the rows with a Dice value; organs in file order.
+// (subject, organ) -> (volume -> Dice), for the rows with a Dice value; organs in file order.
 struct Evaluation
 {
-  std::map<std::pair<std::string, std::string>, double> dice;
-  std::vector<std::string>                              organs;
+  std::map<std::pair<std::string, std::string>, std::map<std::string, double>> dice;
+  std::vector<std::string>                                                     organs;
 };
 
 Evaluation
@@ -49,12 +51,12 @@ ReadEvaluation(const std::string & file)
       throw InputError("'" + file + "': no '" + name + "' column; expected a CSV written by agcl evaluate");
     return static_cast<size_t>(it - header.begin());
   };
-  const size_t subject = column("subject"), organ = column("organ"), dice = column("dice");
+  const size_t subject = column("subject"), image = column("image"), organ = column("organ"), dice = column("dice");
   Evaluation   evaluation;
   for (int number = 2; std::getline(in, line); ++number)
   {
     const auto cells = SplitCsvLine(line);
-    if (cells.size() <= std::max({ subject, organ, dice }))
+    if (cells.size() <= std::max({ subject, image, organ, dice }))
       throw InputError("'" + file + "', line " + std::to_string(number) + ": too few fields");
     if (std::find(evaluation.organs.begin(), evaluation.organs.end(), cells[organ]) == evaluation.organs.end())
       evaluation.organs.push_back(cells[organ]);
@@ -62,7 +64,7 @@ ReadEvaluation(const std::string & file)
       continue; // both empty: no Dice
     try
     {
-      evaluation.dice[{ cells[subject], cells[organ] }] = std::stod(cells[dice]);
+      evaluation.dice[{ cells[subject], cells[organ] }][cells[image]] = std::stod(cells[dice]);
     }
     catch (const std::exception &)
     {
@@ -129,17 +131,31 @@ RunCompare(const CompareOptions & options)
     if (std::find(b.organs.begin(), b.organs.end(), organ) == b.organs.end())
       continue;
     std::vector<double> da, db;
-    for (const auto & [key, value] : a.dice)
+    for (const auto & [key, volumes] : a.dice)
     {
       if (key.second != organ)
         continue;
       const auto other = b.dice.find(key);
       if (other == b.dice.end())
         continue;
-      da.push_back(value);
-      db.push_back(other->second);
-      perSubject[key.first].first.push_back(value);
-      perSubject[key.first].second.push_back(other->second);
+      // The subject's mean over the volumes both evaluations have.
+      double  va = 0, vb = 0;
+      int64_t n = 0;
+      for (const auto & [volume, value] : volumes)
+      {
+        const auto match = other->second.find(volume);
+        if (match == other->second.end())
+          continue;
+        va += value;
+        vb += match->second;
+        ++n;
+      }
+      if (n == 0)
+        continue;
+      da.push_back(va / n);
+      db.push_back(vb / n);
+      perSubject[key.first].first.push_back(va / n);
+      perSubject[key.first].second.push_back(vb / n);
     }
     table << Row(organ, da, db, csv);
   }
@@ -177,7 +193,8 @@ RegisterCompare(CLI::App & app, Runner & runner)
   CLI::App * sub = app.add_subcommand(
     "compare",
     "Compare two evaluations (CSV files of agcl evaluate) of the same subjects: per organ and overall, the mean Dice "
-    "of each and the two-sided Wilcoxon signed-rank p-value on the paired values (exact for up to 50 pairs without "
+    "of each and the two-sided Wilcoxon signed-rank p-value on the values paired by subject (a subject with several "
+    "volumes counts once, with its mean) (exact for up to 50 pairs without "
     "ties or zeros, normal approximation otherwise; Documentation/evaluation.md)");
   sub->add_option("a", options->a, "evaluation CSV of method A")->required();
   sub->add_option("b", options->b, "evaluation CSV of method B")->required();
