@@ -43,12 +43,15 @@ public:
     return { torch::rand({ 8, 16, 16 }), torch::randint(13, { 8, 16, 16 }, torch::kLong) };
   }
   agcl::PatchSet
-  Patches(size_t index, agcl::AttentionSource, agcl::AGCLModel &, const c10::Device &, int64_t n, uint64_t seed) override
+  Patches(size_t index, agcl::AttentionSource, agcl::AGCLModel &, const c10::Device &, int64_t n, uint64_t seed)
+    override
   {
     torch::manual_seed(seed);
     const int64_t total = 12 * n;
-    return { torch::rand({ total, 2, kPatch, kPatch }), torch::randint(2, { total, kPatch, kPatch }, torch::kLong),
-             torch::arange(total, torch::kLong) % 12, torch::full({ total }, static_cast<int64_t>(index % 2), torch::kLong) };
+    return { torch::rand({ total, 2, kPatch, kPatch }),
+             torch::randint(2, { total, kPatch, kPatch }, torch::kLong),
+             torch::arange(total, torch::kLong) % 12,
+             torch::full({ total }, static_cast<int64_t>(index % 2), torch::kLong) };
   }
 };
 
@@ -100,10 +103,10 @@ BM_TrainerSteps(benchmark::State & state)
     {
       // Pre-made batches: the step's computation alone.
       torch::manual_seed(1);
-      agcl::AGCLModel                      model;
-      auto &                               encoder = model.Encoder();
-      std::vector<torch::Tensor>           inputs, masks;
-      const agcl::PairedAugmentation       augmentation;
+      agcl::AGCLModel                model;
+      auto &                         encoder = model.Encoder();
+      std::vector<torch::Tensor>     inputs, masks;
+      const agcl::PairedAugmentation augmentation;
       for (int64_t s = 0; s < kSteps; ++s)
       {
         const torch::Tensor patches = torch::rand({ batch, 2, kPatch, kPatch });
@@ -113,7 +116,7 @@ BM_TrainerSteps(benchmark::State & state)
       const torch::Tensor organ = torch::arange(batch, torch::kLong) % 12, modality = organ % 2;
       if (stage == 1)
       {
-        agcl::ProjectionHead head(agcl::ProjectionHeadOptions(encoder->HighLevelChannels()).out_features(128));
+        agcl::ProjectionHead       head(agcl::ProjectionHeadOptions(encoder->HighLevelChannels()).out_features(128));
         std::vector<torch::Tensor> parameters = encoder->parameters();
         for (const auto & p : head->parameters())
           parameters.push_back(p);
@@ -160,8 +163,8 @@ BM_TrainerSteps(benchmark::State & state)
     state.SetIterationTime(seconds);
   }
   // Network inputs: stage 1 two views per patch.
-  state.counters["patches_per_s"] = benchmark::Counter(static_cast<double>(state.iterations() * kSteps * batch * (stage == 1 ? 2 : 1)),
-                                                       benchmark::Counter::kIsRate);
+  state.counters["patches_per_s"] = benchmark::Counter(
+    static_cast<double>(state.iterations() * kSteps * batch * (stage == 1 ? 2 : 1)), benchmark::Counter::kIsRate);
 }
 } // namespace
 

@@ -26,7 +26,7 @@ COARSE_STEPS="${STUDY_COARSE_STEPS:-800}"
 PRETRAIN_STEPS="${STUDY_PRETRAIN_STEPS:-600}"
 DECODER_STEPS="${STUDY_DECODER_STEPS:-600}"
 DEVICE="${AGCL_DEVICE:-cpu}"
-CONFIG="$ROOT/models/phantom-demo.json"
+CONFIG="${STUDY_CONFIG:-$ROOT/models/phantom-demo.json}"
 mkdir -p "$STUDY"
 log() { echo "[$(date +%H:%M:%S)] $*"; }
 
@@ -65,6 +65,17 @@ evaluate() {
   mv "$STUDY/results/$name.partial.md" "$STUDY/results/$name.md"
   mv "$STUDY/results/$name.partial.csv" "$result"
 }
+# embed NAME: the PCA picture and 1-NN separability of runs/NAME's encoder on the test patches.
+embed() {
+  local name="$1"
+  if [ -f "$STUDY/embeddings/$name/embed.out" ]; then return; fi
+  log "embed $name"
+  mkdir -p "$STUDY/embeddings/$name"
+  "$AGCL" embed --model "$STUDY/runs/$name/model.agcl" --manifest "$MANIFEST" --split test --device "$DEVICE" \
+    --out "$STUDY/embeddings/$name" > "$STUDY/embeddings/$name/embed.partial" 2>&1 \
+    || { cat "$STUDY/embeddings/$name/embed.partial"; exit 2; }
+  mv "$STUDY/embeddings/$name/embed.partial" "$STUDY/embeddings/$name/embed.out"
+}
 mkdir -p "$STUDY/runs" "$STUDY/segmentations" "$STUDY/results"
 
 STAGES12=(--pretrain-steps "$PRETRAIN_STEPS" --pretrain-batch 32 --decoder-steps "$DECODER_STEPS" --decoder-batch 32
@@ -77,6 +88,7 @@ for fraction in 1.0 0.2; do
     train "$mode-$tag" --init-from "$STUDY/runs/coarse-$tag/model.agcl" --coarse-steps 0 \
       --label-fraction "$fraction" --mode "$mode" "${STAGES12[@]}"
     evaluate "$mode-$tag"
+    embed "$mode-$tag"
   done
 done
 for temperature in 0.05 0.5 1.0; do

@@ -50,6 +50,8 @@ void
 RegisterOverlay(CLI::App & app, Runner & runner);
 void
 RegisterTrain(CLI::App & app, Runner & runner);
+void
+RegisterEmbed(CLI::App & app, Runner & runner);
 
 } // namespace agcl::cli
 

@@ -37,6 +37,7 @@ main(int argc, char ** argv)
   RegisterCompare(app, runner);
   RegisterOverlay(app, runner);
   RegisterTrain(app, runner);
+  RegisterEmbed(app, runner);
 
   try
   {
