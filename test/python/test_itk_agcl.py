@@ -1,0 +1,155 @@
+"""The Python module itk_agcl (SWIG): run by CTest with PYTHONPATH at the build's module folder,
+AGCL_TOOL = the agcl tool, AGCL_TEST_MODEL = a small untrained model bundle."""
+import gc
+import json
+import os
+import subprocess
+
+import numpy as np
+import pytest
+
+import itk_agcl
+
+AGCL = os.environ["AGCL_TOOL"]
+MODEL = os.environ["AGCL_TEST_MODEL"]
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    return itk_agcl.phantom((48, 48, 20), seed=4, modality="contrast")
+
+
+def test_array_round_trip_and_geometry(tmp_path):
+    rng = np.random.default_rng(0)
+    array = rng.integers(-1000, 1000, size=(7, 5, 6)).astype(np.int16)
+    direction = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    image = itk_agcl.image_from_array(array, spacing=(0.7, 0.8, 2.5), origin=(-10.0, 20.0, 30.5), direction=direction)
+    assert image.shape == (7, 5, 6)
+    np.testing.assert_array_equal(itk_agcl.array_from_image(image), array)
+    for suffix in (".nrrd", ".nii.gz", ".mha"):
+        path = str(tmp_path / ("volume" + suffix))
+        itk_agcl.imwrite(image, path)
+        back = itk_agcl.imread(path)
+        assert back.GetPixelType() == "int16"
+        np.testing.assert_array_equal(itk_agcl.array_view_from_image(back), array)
+        np.testing.assert_allclose(back.GetSpacing(), (0.7, 0.8, 2.5), rtol=1e-6)
+        np.testing.assert_allclose(back.GetOrigin(), (-10.0, 20.0, 30.5), atol=1e-4)
+        np.testing.assert_allclose(back.GetDirection(), direction, atol=1e-6)
+    assert not [p for p in os.listdir(tmp_path) if "partial" in p]  # nothing half-written left
+
+
+def test_views_share_the_buffer_and_keep_the_image_alive():
+    array = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    image = itk_agcl.image_from_array(array)
+    view = itk_agcl.array_view_from_image(image)
+    assert view.__array_interface__["data"][0] == int(image._native.GetBufferAddress())
+    assert not np.shares_memory(view, array)  # the input was copied (once) into the image
+    view[1, 2, 3] = -5.0
+    assert itk_agcl.array_view_from_image(image)[1, 2, 3] == -5.0  # a view, not a copy
+    del image
+    gc.collect()
+    assert view[1, 2, 3] == -5.0 and view[0, 0, 1] == 1.0  # the view keeps the buffer alive
+
+
+def test_filter_from_numpy_equals_the_command_line_tool(tmp_path, phantom):
+    ct, _ = phantom
+    path = str(tmp_path / "ct.nii.gz")
+    itk_agcl.imwrite(ct, path)
+    subprocess.run([AGCL, "segment", "--model", MODEL, path, "--out", str(tmp_path / "seg")], check=True,
+                   stdout=subprocess.DEVNULL)
+    reference = itk_agcl.array_view_from_image(itk_agcl.imread(str(tmp_path / "seg" / "ct.nii.gz")))
+    # Object style, from an image made from a numpy array with the phantom's geometry.
+    image = itk_agcl.image_from_array(itk_agcl.array_from_image(ct), spacing=ct.GetSpacing(), origin=ct.GetOrigin(),
+                                      direction=ct.GetDirection())
+    f = itk_agcl.AGCLSegmentationFilter.New(image, ModelFileName=MODEL, Device="cpu", SlabThickness=7)
+    assert f.GetModelFileName() == MODEL and f.GetDevice() == "cpu" and f.GetSlabThickness() == 7
+    progress = []
+    f.SetProgressCallback(progress.append)
+    f.Update()
+    labels = f.GetOutput()
+    np.testing.assert_array_equal(itk_agcl.array_view_from_image(labels), reference)
+    assert labels.GetSpacing() == ct.GetSpacing() and labels.GetOrigin() == ct.GetOrigin()
+    assert progress[0] == 0.0 and progress[-1] == 1.0 and progress == sorted(progress)
+    assert set(f.GetStageSeconds()) >= {"coarse", "encoder", "decoder", "fusion"}
+    assert f.GetNumberOfPatches() > 0
+    # Functional form, from a file.
+    again = itk_agcl.agcl_segmentation_filter(itk_agcl.imread(path), model_file_name=MODEL, device="cpu")
+    np.testing.assert_array_equal(itk_agcl.array_view_from_image(again), reference)
+
+
+def test_metrics_match_a_numpy_dice(phantom):
+    _, labels = phantom
+    truth = itk_agcl.array_from_image(labels)
+    shifted = np.roll(truth, 2, axis=2)
+    prediction = itk_agcl.image_from_array(shifted, spacing=labels.GetSpacing(), origin=labels.GetOrigin(),
+                                           direction=labels.GetDirection())
+    for row in itk_agcl.segmentation_metrics(prediction, labels, [1, 6]):
+        a, b = truth == row["label"], shifted == row["label"]
+        assert row["status"] == "ok"
+        assert row["dice"] == pytest.approx(2 * (a & b).sum() / (a.sum() + b.sum()), abs=1e-12)
+
+
+def test_bad_input_raises_named_errors(tmp_path, phantom):
+    ct, _ = phantom
+    with pytest.raises(TypeError, match="array"):
+        itk_agcl.image_from_array([[1, 2], [3, 4]])
+    with pytest.raises(ValueError, match="3 dimensions"):
+        itk_agcl.image_from_array(np.zeros((4, 4), np.int16))
+    with pytest.raises(TypeError, match="dtype int32"):
+        itk_agcl.image_from_array(np.zeros((2, 2, 2), np.int32))
+    with pytest.raises(ValueError, match="spacing"):
+        itk_agcl.image_from_array(np.zeros((2, 2, 2), np.uint8), spacing=(1, 1))
+    with pytest.raises(RuntimeError, match="spacing"):
+        itk_agcl.image_from_array(np.zeros((2, 2, 2), np.uint8), spacing=(1, -1, 1))
+    with pytest.raises(RuntimeError, match="singular"):
+        itk_agcl.image_from_array(np.zeros((2, 2, 2), np.uint8), direction=np.zeros((3, 3)))
+    with pytest.raises(RuntimeError, match="no_such.nii.gz"):
+        itk_agcl.imread(str(tmp_path / "no_such.nii.gz"))
+    with pytest.raises(TypeError, match="input"):
+        itk_agcl.AGCLSegmentationFilter.New("ct.nii.gz")
+    with pytest.raises(TypeError, match="unknown keyword 'Modelfile'"):
+        itk_agcl.AGCLSegmentationFilter.New(ct, Modelfile=MODEL)
+    with pytest.raises(ValueError, match="BatchSize"):
+        itk_agcl.AGCLSegmentationFilter.New(ct, BatchSize=0)
+    with pytest.raises(RuntimeError, match="no_model.agcl"):
+        itk_agcl.agcl_segmentation_filter(ct, model_file_name=str(tmp_path / "no_model.agcl"))
+    with pytest.raises(RuntimeError, match="device 'tpu'"):
+        itk_agcl.agcl_segmentation_filter(ct, model_file_name=MODEL, device="tpu")
+    garbage = tmp_path / "garbage.agcl"
+    garbage.write_bytes(b"not a model")
+    with pytest.raises(RuntimeError, match="garbage.agcl"):
+        itk_agcl.model_config(str(garbage))
+    with pytest.raises(RuntimeError, match="no input"):
+        itk_agcl.AGCLSegmentationFilter.New(ModelFileName=MODEL).Update()
+    nan = itk_agcl.image_from_array(np.full((8, 8, 8), np.nan, np.float32))
+    with pytest.raises(RuntimeError, match="int16"):
+        itk_agcl.agcl_segmentation_filter(nan, model_file_name=MODEL)
+
+    def stop(progress):
+        raise KeyboardInterrupt("user stop")
+
+    with pytest.raises(KeyboardInterrupt, match="user stop"):  # the callback's own exception
+        itk_agcl.agcl_segmentation_filter(ct, model_file_name=MODEL, progress=stop)
+    # The filter still works after an aborted run.
+    assert itk_agcl.agcl_segmentation_filter(ct, model_file_name=MODEL).shape == ct.shape
+
+
+def test_trainer_runs_a_few_steps(tmp_path):
+    subprocess.run([AGCL, "phantom", "--subjects", "3", "--modality", "both", "--size", "48", "48", "24", "--seed", "2",
+                    "--split", "0.67:0.33:0", "--out", str(tmp_path / "cohort")], check=True, stdout=subprocess.DEVNULL)
+    config = json.loads(json.dumps(itk_agcl.model_config(MODEL)))
+    config.pop("provenance", None)
+    logged = []
+    trainer = itk_agcl.AGCLTrainer(coarse_steps=2, pretraining_steps=2, decoder_steps=2, pretraining_batch_size=8,
+                                   decoder_batch_size=8, patches_per_organ=4, log_every=1, show_progress=False)
+    model = trainer.Run(str(tmp_path / "cohort" / "manifest.csv"), str(tmp_path / "run"), config=config,
+                        progress=logged.append)
+    assert os.path.exists(model)
+    trained = itk_agcl.model_config(model)
+    assert [o["label"] for o in trained["organs"]] == [o["label"] for o in config["organs"]]
+    assert trained["provenance"]["mode"] == "agcl"
+    assert [(p["stage"], p["step"]) for p in logged] == [(s, k) for s in range(3) for k in (1, 2)]
+    with pytest.raises(RuntimeError, match="unknown option 'steps'"):
+        itk_agcl.AGCLTrainer(steps=3).Run(str(tmp_path / "cohort" / "manifest.csv"), str(tmp_path / "run2"))
+    with pytest.raises(RuntimeError, match="no_such.csv"):
+        itk_agcl.AGCLTrainer().Run(str(tmp_path / "no_such.csv"), str(tmp_path / "run3"))

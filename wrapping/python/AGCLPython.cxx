@@ -1,0 +1,694 @@
+/*=========================================================================
+ *  AGCL for ITK — Apache License 2.0, see LICENSE.
+ *=========================================================================*/
+#include "AGCLPython.h"
+
+#include <Python.h>
+
+#include "OutputFiles.h" // apps/agcl: atomic image writing
+#include "agcl/AGCLModel.h"
+#include "agcl/AGCLTrainer.h"
+#include "agcl/BuildInfo.h"
+#include "agcl/Threading.h"
+#include "itkAGCLSegmentationFilter.h"
+#include "itkAbdominalPhantomImageSource.h"
+#include "itkImageFileReader.h"
+#include "itkImageIOFactory.h"
+#include "itkManifestTrainingData.h"
+#include "itkSegmentationMetrics.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+
+namespace agcl::python {
+namespace {
+
+using CTImage = itk::Image<short, 3>;
+using LabelImage = itk::Image<unsigned char, 3>;
+using FloatImage = itk::Image<float, 3>;
+
+// A Python exception raised inside a callback: it is already set; the wrapper passes it on.
+class PythonErrorAlreadySet : public std::runtime_error
+{
+public:
+  PythonErrorAlreadySet()
+    : std::runtime_error("Python exception in a callback")
+  {}
+};
+
+template <typename TImage>
+typename TImage::Pointer
+NewImage(const std::vector<int64_t> & shape)
+{
+  if (shape.size() != 3)
+    throw std::invalid_argument("image shape: expected 3 dimensions (z, y, x), got " + std::to_string(shape.size()));
+  typename TImage::SizeType size;
+  for (unsigned d = 0; d < 3; ++d)
+  {
+    if (shape[2 - d] < 1)
+      throw std::invalid_argument("image shape: every dimension must be >= 1");
+    size[d] = static_cast<itk::SizeValueType>(shape[2 - d]);
+  }
+  auto image = TImage::New();
+  image->SetRegions(typename TImage::RegionType(size));
+  image->Allocate();
+  return image;
+}
+
+template <typename TImage>
+typename TImage::Pointer
+ReadAs(const std::string & fileName)
+{
+  auto reader = itk::ImageFileReader<TImage>::New();
+  reader->SetFileName(fileName);
+  reader->Update();
+  typename TImage::Pointer image = reader->GetOutput();
+  image->DisconnectPipeline();
+  return image;
+}
+
+size_t
+PixelSize(const std::string & pixelType)
+{
+  if (pixelType == "int16")
+    return 2;
+  if (pixelType == "uint8")
+    return 1;
+  if (pixelType == "float32")
+    return 4;
+  throw std::invalid_argument("pixel type '" + pixelType + "': expected int16, uint8 or float32");
+}
+
+// Calls `callable(argument)` with the GIL held (the wrapped calls never release it); false when
+// it raised (the Python error stays set).
+bool
+CallPython(PyObject * callable, PyObject * argument)
+{
+  PyObject * result = PyObject_CallFunctionObjArgs(callable, argument, nullptr);
+  Py_XDECREF(argument);
+  if (result == nullptr)
+    return false;
+  Py_DECREF(result);
+  return true;
+}
+
+} // namespace
+
+// ------------------------------------------------------------------------------------ Image
+struct Image::Holder
+{
+  itk::ImageBase<3>::Pointer image;
+  std::string                pixelType;
+};
+
+Image::Image() = default;
+Image::~Image() = default;
+Image::Image(const Image &) = default;
+Image &
+Image::operator=(const Image &) = default;
+
+Image
+Image::FromBuffer(const std::string & pixelType, const std::vector<int64_t> & shape, uintptr_t data, uint64_t nbytes)
+{
+  const size_t pixel = PixelSize(pixelType);
+  Image        result;
+  result.m_Holder = std::make_shared<Holder>();
+  result.m_Holder->pixelType = pixelType;
+  if (pixelType == "int16")
+    result.m_Holder->image = NewImage<CTImage>(shape);
+  else if (pixelType == "uint8")
+    result.m_Holder->image = NewImage<LabelImage>(shape);
+  else
+    result.m_Holder->image = NewImage<FloatImage>(shape);
+  const uint64_t expected = static_cast<uint64_t>(shape[0] * shape[1] * shape[2]) * pixel;
+  if (nbytes != expected)
+    throw std::invalid_argument("image data: " + std::to_string(nbytes) + " bytes for shape (" +
+                                std::to_string(shape[0]) + ", " + std::to_string(shape[1]) + ", " +
+                                std::to_string(shape[2]) + ") of " + pixelType + "; expected " +
+                                std::to_string(expected));
+  std::memcpy(reinterpret_cast<void *>(result.GetBufferAddress()), reinterpret_cast<const void *>(data), nbytes);
+  return result;
+}
+
+void *
+Image::GetITKImage() const
+{
+  if (!m_Holder)
+    throw std::invalid_argument("the image is empty (default-constructed)");
+  return m_Holder->image.GetPointer();
+}
+
+Image
+Image::FromITK(void * itkImage, const std::string & pixelType)
+{
+  PixelSize(pixelType);
+  Image result;
+  result.m_Holder = std::make_shared<Holder>();
+  result.m_Holder->image = static_cast<itk::ImageBase<3> *>(itkImage);
+  result.m_Holder->pixelType = pixelType;
+  return result;
+}
+
+std::string
+Image::GetPixelType() const
+{
+  GetITKImage();
+  return m_Holder->pixelType;
+}
+
+std::vector<int64_t>
+Image::GetShape() const
+{
+  const auto size = static_cast<itk::ImageBase<3> *>(GetITKImage())->GetBufferedRegion().GetSize();
+  return { static_cast<int64_t>(size[2]), static_cast<int64_t>(size[1]), static_cast<int64_t>(size[0]) };
+}
+
+uintptr_t
+Image::GetBufferAddress() const
+{
+  void * image = GetITKImage();
+  if (m_Holder->pixelType == "int16")
+    return reinterpret_cast<uintptr_t>(static_cast<CTImage *>(image)->GetBufferPointer());
+  if (m_Holder->pixelType == "uint8")
+    return reinterpret_cast<uintptr_t>(static_cast<LabelImage *>(image)->GetBufferPointer());
+  return reinterpret_cast<uintptr_t>(static_cast<FloatImage *>(image)->GetBufferPointer());
+}
+
+uint64_t
+Image::GetBufferSize() const
+{
+  const auto shape = GetShape();
+  return static_cast<uint64_t>(shape[0] * shape[1] * shape[2]) * PixelSize(m_Holder->pixelType);
+}
+
+std::vector<double>
+Image::GetSpacing() const
+{
+  const auto s = static_cast<itk::ImageBase<3> *>(GetITKImage())->GetSpacing();
+  return { s[0], s[1], s[2] };
+}
+
+void
+Image::SetSpacing(const std::vector<double> & spacing)
+{
+  if (spacing.size() != 3 || !(spacing[0] > 0 && spacing[1] > 0 && spacing[2] > 0))
+    throw std::invalid_argument("spacing: expected 3 positive values (x, y, z) in mm");
+  static_cast<itk::ImageBase<3> *>(GetITKImage())->SetSpacing(spacing.data());
+}
+
+std::vector<double>
+Image::GetOrigin() const
+{
+  const auto o = static_cast<itk::ImageBase<3> *>(GetITKImage())->GetOrigin();
+  return { o[0], o[1], o[2] };
+}
+
+void
+Image::SetOrigin(const std::vector<double> & origin)
+{
+  if (origin.size() != 3 || !std::isfinite(origin[0] + origin[1] + origin[2]))
+    throw std::invalid_argument("origin: expected 3 finite values (x, y, z) in mm");
+  static_cast<itk::ImageBase<3> *>(GetITKImage())->SetOrigin(origin.data());
+}
+
+std::vector<double>
+Image::GetDirection() const
+{
+  const auto          d = static_cast<itk::ImageBase<3> *>(GetITKImage())->GetDirection();
+  std::vector<double> out;
+  for (unsigned r = 0; r < 3; ++r)
+    for (unsigned c = 0; c < 3; ++c)
+      out.push_back(d[r][c]);
+  return out;
+}
+
+void
+Image::SetDirection(const std::vector<double> & direction)
+{
+  if (direction.size() != 9)
+    throw std::invalid_argument("direction: expected 9 values (a row-major 3 x 3 matrix)");
+  itk::ImageBase<3>::DirectionType d;
+  for (unsigned r = 0; r < 3; ++r)
+    for (unsigned c = 0; c < 3; ++c)
+      d[r][c] = direction[3 * r + c];
+  if (std::abs(vnl_determinant(d.GetVnlMatrix().as_ref())) < 1e-6)
+    throw std::invalid_argument("direction: the matrix is singular");
+  static_cast<itk::ImageBase<3> *>(GetITKImage())->SetDirection(d);
+}
+
+Image
+Image::AsInt16() const
+{
+  if (GetPixelType() == "int16")
+    return *this;
+  auto out = NewImage<CTImage>(GetShape());
+  out->CopyInformation(static_cast<itk::ImageBase<3> *>(GetITKImage()));
+  short *       target = out->GetBufferPointer();
+  const int64_t n = static_cast<int64_t>(out->GetBufferedRegion().GetNumberOfPixels());
+  if (GetPixelType() == "uint8")
+  {
+    const auto * source = reinterpret_cast<const unsigned char *>(GetBufferAddress());
+    std::copy(source, source + n, target);
+  }
+  else
+  {
+    const auto * source = reinterpret_cast<const float *>(GetBufferAddress());
+    for (int64_t i = 0; i < n; ++i)
+    {
+      if (!std::isfinite(source[i]) || source[i] < -32768.5f || source[i] > 32767.5f)
+        throw std::invalid_argument("image: voxel " + std::to_string(i) + " = " + std::to_string(source[i]) +
+                                    " does not fit a CT's int16 (finite HU expected)");
+      target[i] = static_cast<short>(std::lround(source[i]));
+    }
+  }
+  return FromITK(out.GetPointer(), "int16");
+}
+
+Image
+ReadImage(const std::string & fileName)
+{
+  if (!std::filesystem::exists(fileName))
+    throw std::invalid_argument("imread: '" + fileName + "': no such file");
+  if (std::filesystem::is_directory(fileName))
+    throw std::invalid_argument("imread: '" + fileName +
+                                "' is a folder; DICOM series are read by the agcl tool (agcl segment) for now");
+  try
+  {
+    auto io = itk::ImageIOFactory::CreateImageIO(fileName.c_str(), itk::ImageIOFactory::IOFileModeEnum::ReadMode);
+    if (!io)
+      throw std::invalid_argument("imread: '" + fileName + "': no ITK reader knows this file");
+    io->SetFileName(fileName);
+    io->ReadImageInformation();
+    if (io->GetNumberOfDimensions() != 3 && !(io->GetNumberOfDimensions() == 4 && io->GetDimensions(3) == 1))
+      throw std::invalid_argument("imread: '" + fileName + "' has " + std::to_string(io->GetNumberOfDimensions()) +
+                                  " dimensions; expected a 3D volume");
+    if (io->GetNumberOfComponents() != 1)
+      throw std::invalid_argument("imread: '" + fileName + "' has vector pixels; expected scalars");
+    using Component = itk::IOComponentEnum;
+    const Component component = io->GetComponentType();
+    if (component == Component::UCHAR)
+      return Image::FromITK(ReadAs<LabelImage>(fileName).GetPointer(), "uint8");
+    if (component == Component::FLOAT || component == Component::DOUBLE)
+      return Image::FromITK(ReadAs<FloatImage>(fileName).GetPointer(), "float32");
+    // Other integers: int16, after a range check (no silent wrapping).
+    auto wide = ReadAs<itk::Image<double, 3>>(fileName);
+    auto out = CTImage::New();
+    out->CopyInformation(wide);
+    out->SetRegions(wide->GetLargestPossibleRegion());
+    out->Allocate();
+    const double * source = wide->GetBufferPointer();
+    short *        target = out->GetBufferPointer();
+    for (size_t i = 0, n = wide->GetBufferedRegion().GetNumberOfPixels(); i < n; ++i)
+    {
+      if (source[i] < -32768 || source[i] > 32767)
+        throw std::invalid_argument("imread: '" + fileName + "': value " + std::to_string(source[i]) +
+                                    " does not fit int16");
+      target[i] = static_cast<short>(source[i]);
+    }
+    return Image::FromITK(out.GetPointer(), "int16");
+  }
+  catch (const itk::ExceptionObject & e)
+  {
+    throw std::runtime_error("imread: cannot read '" + fileName + "': " + e.GetDescription());
+  }
+}
+
+void
+WriteImage(const Image & image, const std::string & fileName)
+{
+  try
+  {
+    void * itkImage = image.GetITKImage();
+    if (image.GetPixelType() == "int16")
+      cli::WriteAtomically(static_cast<CTImage *>(itkImage), fileName);
+    else if (image.GetPixelType() == "uint8")
+      cli::WriteAtomically(static_cast<LabelImage *>(itkImage), fileName);
+    else
+      cli::WriteAtomically(static_cast<FloatImage *>(itkImage), fileName);
+  }
+  catch (const itk::ExceptionObject & e)
+  {
+    throw std::runtime_error("imwrite: cannot write '" + fileName + "': " + e.GetDescription());
+  }
+}
+
+// ---------------------------------------------------------------------- SegmentationFilter
+struct SegmentationFilter::Impl
+{
+  using Filter = itk::AGCLSegmentationFilter<CTImage, LabelImage>;
+  Filter::Pointer filter = Filter::New();
+  Image           input; // keeps the input alive
+  PyObject *      progress = nullptr;
+  bool            pythonError = false;
+};
+
+SegmentationFilter::SegmentationFilter()
+  : m_Impl(std::make_unique<Impl>())
+{
+  agcl::ConfigureThreads();
+  Impl * impl = m_Impl.get();
+  impl->filter->AddObserver(itk::ProgressEvent(), [impl](const itk::EventObject &) {
+    if (impl->progress == nullptr || impl->pythonError)
+      return;
+    if (!CallPython(impl->progress, PyFloat_FromDouble(impl->filter->GetProgress())))
+    {
+      impl->pythonError = true;
+      impl->filter->AbortGenerateDataOn();
+    }
+  });
+}
+
+SegmentationFilter::~SegmentationFilter()
+{
+  Py_XDECREF(m_Impl->progress);
+}
+
+void
+SegmentationFilter::SetInput(const Image & image)
+{
+  m_Impl->input = image.AsInt16();
+  m_Impl->filter->SetInput(static_cast<CTImage *>(m_Impl->input.GetITKImage()));
+}
+
+void
+SegmentationFilter::SetModelFileName(const std::string & fileName)
+{
+  m_Impl->filter->SetModelFileName(fileName);
+}
+std::string
+SegmentationFilter::GetModelFileName() const
+{
+  return m_Impl->filter->GetModelFileName();
+}
+void
+SegmentationFilter::SetDevice(const std::string & device)
+{
+  m_Impl->filter->SetDevice(device);
+}
+std::string
+SegmentationFilter::GetDevice() const
+{
+  return m_Impl->filter->GetDevice();
+}
+void
+SegmentationFilter::SetBatchSize(unsigned int size)
+{
+  m_Impl->filter->SetBatchSize(size);
+}
+unsigned int
+SegmentationFilter::GetBatchSize() const
+{
+  return m_Impl->filter->GetBatchSize();
+}
+void
+SegmentationFilter::SetSlabThickness(unsigned int slices)
+{
+  m_Impl->filter->SetSlabThickness(slices);
+}
+unsigned int
+SegmentationFilter::GetSlabThickness() const
+{
+  return m_Impl->filter->GetSlabThickness();
+}
+void
+SegmentationFilter::SetPostProcessing(bool on)
+{
+  m_Impl->filter->SetPostProcessing(on);
+}
+bool
+SegmentationFilter::GetPostProcessing() const
+{
+  return m_Impl->filter->GetPostProcessing();
+}
+
+void
+SegmentationFilter::SetProgressCallback(PyObject * callable)
+{
+  if (callable == Py_None)
+    callable = nullptr;
+  if (callable != nullptr && !PyCallable_Check(callable))
+    throw std::invalid_argument("progress callback: expected a callable (or None)");
+  Py_XINCREF(callable);
+  Py_XDECREF(m_Impl->progress);
+  m_Impl->progress = callable;
+}
+
+void
+SegmentationFilter::Update()
+{
+  if (m_Impl->filter->GetInput() == nullptr)
+    throw std::invalid_argument("AGCLSegmentationFilter: no input image (SetInput)");
+  m_Impl->pythonError = false;
+  try
+  {
+    m_Impl->filter->Update();
+  }
+  catch (const itk::ExceptionObject & e)
+  {
+    m_Impl->filter->AbortGenerateDataOff();
+    m_Impl->filter->Modified();
+    if (m_Impl->pythonError)
+      throw PythonErrorAlreadySet();
+    throw std::runtime_error(e.GetDescription());
+  }
+}
+
+Image
+SegmentationFilter::GetOutput() const
+{
+  LabelImage * output = m_Impl->filter->GetOutput();
+  if (output->GetBufferPointer() == nullptr)
+    throw std::invalid_argument("AGCLSegmentationFilter: no output yet (call Update)");
+  // The output image outlives the filter: a copy of the pointer (reference counted), no pixel copy.
+  LabelImage::Pointer kept = output;
+  return Image::FromITK(kept.GetPointer(), "uint8");
+}
+
+std::string
+SegmentationFilter::GetStageSecondsJson() const
+{
+  return nlohmann::json(m_Impl->filter->GetStageSeconds()).dump();
+}
+
+uint64_t
+SegmentationFilter::GetNumberOfPatches() const
+{
+  return m_Impl->filter->GetNumberOfPatches();
+}
+
+// ------------------------------------------------------------------------------- functions
+std::vector<Image>
+Phantom(const std::vector<int64_t> & size, uint64_t seed, const std::string & modality)
+{
+  using Source = itk::AbdominalPhantomImageSource;
+  if (size.size() != 3 || size[0] < 8 || size[1] < 8 || size[2] < 4)
+    throw std::invalid_argument("phantom: size must be 3 values (x, y, z), at least 8 x 8 x 4");
+  if (modality != "contrast" && modality != "noncontrast")
+    throw std::invalid_argument("phantom: modality '" + modality + "': expected contrast or noncontrast");
+  auto source = Source::New();
+  source->SetSize(Source::SizeType{ { static_cast<itk::SizeValueType>(size[0]), static_cast<itk::SizeValueType>(size[1]),
+                                      static_cast<itk::SizeValueType>(size[2]) } });
+  source->SetSeed(seed);
+  source->SetModality(modality == "contrast" ? Source::ModalityEnum::PortalVenous : Source::ModalityEnum::NonContrast);
+  source->Update();
+  CTImage::Pointer    ct = source->GetOutput();
+  LabelImage::Pointer labels = source->GetLabelOutput();
+  return { Image::FromITK(ct.GetPointer(), "int16"), Image::FromITK(labels.GetPointer(), "uint8") };
+}
+
+std::string
+EvaluateJson(const Image & prediction, const Image & reference, const std::vector<int> & labels)
+{
+  if (prediction.GetPixelType() != "uint8" || reference.GetPixelType() != "uint8")
+    throw std::invalid_argument("evaluate: prediction and reference must be uint8 label maps");
+  std::vector<unsigned char> organs;
+  for (int label : labels)
+  {
+    if (label < 1 || label > 255)
+      throw std::invalid_argument("evaluate: label " + std::to_string(label) + " outside 1..255");
+    organs.push_back(static_cast<unsigned char>(label));
+  }
+  using Metrics = itk::SegmentationMetrics<LabelImage>;
+  try
+  {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto & m : Metrics::Compute(static_cast<LabelImage *>(reference.GetITKImage()),
+                                           static_cast<LabelImage *>(prediction.GetITKImage()), organs))
+    {
+      auto value = [](const std::optional<double> & v) { return v ? nlohmann::json(*v) : nlohmann::json(); };
+      out.push_back({ { "label", int(m.label) },
+                      { "status", Metrics::StatusName(m.status) },
+                      { "dice", value(m.dice) },
+                      { "iou", value(m.iou) },
+                      { "msd_mm", value(m.msd) },
+                      { "hd_mm", value(m.hd) },
+                      { "hd95_mm", value(m.hd95) },
+                      { "reference_voxels", m.referenceVoxels },
+                      { "predicted_voxels", m.predictedVoxels } });
+    }
+    return out.dump();
+  }
+  catch (const itk::ExceptionObject & e)
+  {
+    throw std::invalid_argument(std::string("evaluate: ") + e.GetDescription());
+  }
+}
+
+std::string
+ModelConfigJson(const std::string & fileName)
+{
+  try
+  {
+    return AGCLModel::Load(fileName).Config().ToJson().dump();
+  }
+  catch (const ModelBundleError & e)
+  {
+    throw std::invalid_argument(e.what());
+  }
+}
+
+std::string
+Train(const std::string & manifest,
+      const std::string & outputDirectory,
+      const std::string & configJson,
+      const std::string & optionsJson,
+      PyObject *          progress)
+{
+  agcl::ConfigureThreads();
+  if (progress == Py_None)
+    progress = nullptr;
+  if (progress != nullptr && !PyCallable_Check(progress))
+    throw std::invalid_argument("train: progress must be a callable or None");
+  ModelConfig        config;
+  AGCLTrainerOptions o;
+  try
+  {
+    if (!configJson.empty())
+      config = ModelConfig::FromJson(nlohmann::json::parse(configJson));
+    const nlohmann::json options = optionsJson.empty() ? nlohmann::json::object() : nlohmann::json::parse(optionsJson);
+    for (const auto & [key, value] : options.items())
+    {
+      // The AGCLTrainerOptions names; every other key is an error.
+      if (key == "stage")
+        o.stage(value.get<int>());
+      else if (key == "mode")
+        o.mode(ParsePretrainingMode(value.get<std::string>()));
+      else if (key == "temperature")
+        o.temperature(value.get<double>());
+      else if (key == "projection_features")
+        o.projection_features(value.get<int64_t>());
+      else if (key == "attention")
+      {
+        const auto text = value.get<std::string>();
+        if (text != "coarse" && text != "truth")
+          throw std::invalid_argument("train: attention '" + text + "': expected coarse or truth");
+        o.attention(text == "coarse" ? AttentionSource::Coarse : AttentionSource::Truth);
+      }
+      else if (key == "label_fraction")
+        o.label_fraction(value.get<double>());
+      else if (key == "finetune_encoder")
+        o.finetune_encoder(value.get<bool>());
+      else if (key == "pretraining_modalities")
+        o.pretraining_modalities(value.get<std::vector<std::string>>());
+      else if (key == "init_from")
+        o.init_from(value.get<std::string>());
+      else if (key == "resume")
+        o.resume(value.get<bool>());
+      else if (key == "seed")
+        o.seed(value.get<uint64_t>());
+      else if (key == "device")
+        o.device(value.get<std::string>());
+      else if (key == "coarse_steps")
+        o.coarse_steps(value.get<int64_t>());
+      else if (key == "coarse_batch_size")
+        o.coarse_batch_size(value.get<int64_t>());
+      else if (key == "coarse_learning_rate")
+        o.coarse_learning_rate(value.get<double>());
+      else if (key == "pretraining_steps")
+        o.pretraining_steps(value.get<int64_t>());
+      else if (key == "pretraining_batch_size")
+        o.pretraining_batch_size(value.get<int64_t>());
+      else if (key == "pretraining_learning_rate")
+        o.pretraining_learning_rate(value.get<double>());
+      else if (key == "decoder_steps")
+        o.decoder_steps(value.get<int64_t>());
+      else if (key == "decoder_batch_size")
+        o.decoder_batch_size(value.get<int64_t>());
+      else if (key == "decoder_learning_rate")
+        o.decoder_learning_rate(value.get<double>());
+      else if (key == "warmup_fraction")
+        o.warmup_fraction(value.get<double>());
+      else if (key == "weight_decay")
+        o.weight_decay(value.get<double>());
+      else if (key == "patches_per_organ")
+        o.patches_per_organ(value.get<int64_t>());
+      else if (key == "checkpoint_every")
+        o.checkpoint_every(value.get<int64_t>());
+      else if (key == "validate_every")
+        o.validate_every(value.get<int64_t>());
+      else if (key == "log_every")
+        o.log_every(value.get<int64_t>());
+      else if (key == "prefetch")
+        o.prefetch(value.get<bool>());
+      else if (key == "show_progress")
+        o.show_progress(value.get<bool>());
+      else
+        throw std::invalid_argument("train: unknown option '" + key + "'");
+    }
+  }
+  catch (const nlohmann::json::exception & e)
+  {
+    throw std::invalid_argument(std::string("train: bad config or option value: ") + e.what());
+  }
+  catch (const ModelBundleError & e)
+  {
+    throw std::invalid_argument(std::string("train: config: ") + e.what());
+  }
+  o.output_directory(outputDirectory);
+  if (!o.init_from().empty())
+    config = AGCLModel::Load(o.init_from()).Config();
+  o.model(config);
+  itk::ManifestTrainingData data(manifest, config);
+  AGCLTrainer               trainer(o);
+  bool                      pythonError = false;
+  if (progress != nullptr)
+  {
+    trainer.SetProgressCallback([&](const TrainingProgress & p) {
+      if (pythonError)
+        return;
+      PyObject * dict = Py_BuildValue("{s:i,s:L,s:L,s:d,s:d,s:d,s:d}", "stage", p.stage, "step",
+                                      static_cast<long long>(p.step), "steps", static_cast<long long>(p.steps), "loss",
+                                      p.loss, "learning_rate", p.learning_rate, "patches_per_second",
+                                      p.patches_per_second, "eta_seconds", p.eta_seconds);
+      if (!CallPython(progress, dict))
+      {
+        pythonError = true;
+        throw PythonErrorAlreadySet(); // stops the training at this logging step
+      }
+    });
+  }
+  try
+  {
+    return trainer.Run(data);
+  }
+  catch (const PythonErrorAlreadySet &)
+  {
+    throw;
+  }
+  catch (const ModelBundleError & e)
+  {
+    throw std::invalid_argument(e.what());
+  }
+}
+
+std::string
+Version()
+{
+  return agcl::Version();
+}
+
+} // namespace agcl::python

@@ -1,0 +1,43 @@
+// SWIG interface of the native part of itk_agcl (the Python package in itk_agcl/ builds the
+// ITK-style API on it). Only AGCLPython.h is wrapped: non-template classes, no ITK or LibTorch.
+%module(package="itk_agcl") native
+
+%{
+#include "AGCLPython.h"
+%}
+
+%include <stdint.i>
+%include <std_string.i>
+%include <std_vector.i>
+
+%template(DoubleVector) std::vector<double>;
+%template(Int64Vector) std::vector<int64_t>;
+%template(IntVector) std::vector<int>;
+%template(ImageVector) std::vector<agcl::python::Image>;
+
+// Every C++ exception becomes a RuntimeError with its message, unless a Python exception is
+// already set (raised by a Python callback), which is passed on unchanged.
+%exception {
+  try
+  {
+    $action
+  }
+  catch (const std::exception & e)
+  {
+    if (!PyErr_Occurred())
+      PyErr_SetString(PyExc_RuntimeError, e.what());
+    SWIG_fail;
+  }
+}
+
+%typemap(in) PyObject * callable, PyObject * progress
+{
+  $1 = $input;
+}
+
+// Not for Python: raw ITK pointers.
+%ignore agcl::python::Image::GetITKImage;
+%ignore agcl::python::Image::FromITK;
+%ignore agcl::python::Image::operator=;
+
+%include "AGCLPython.h"
