@@ -490,7 +490,8 @@ Phantom(const std::vector<int64_t> & size, uint64_t seed, const std::string & mo
   if (modality != "contrast" && modality != "noncontrast")
     throw std::invalid_argument("phantom: modality '" + modality + "': expected contrast or noncontrast");
   auto source = Source::New();
-  source->SetSize(Source::SizeType{ { static_cast<itk::SizeValueType>(size[0]), static_cast<itk::SizeValueType>(size[1]),
+  source->SetSize(Source::SizeType{ { static_cast<itk::SizeValueType>(size[0]),
+                                      static_cast<itk::SizeValueType>(size[1]),
                                       static_cast<itk::SizeValueType>(size[2]) } });
   source->SetSeed(seed);
   source->SetModality(modality == "contrast" ? Source::ModalityEnum::PortalVenous : Source::ModalityEnum::NonContrast);
@@ -517,7 +518,8 @@ EvaluateJson(const Image & prediction, const Image & reference, const std::vecto
   {
     nlohmann::json out = nlohmann::json::array();
     for (const auto & m : Metrics::Compute(static_cast<LabelImage *>(reference.GetITKImage()),
-                                           static_cast<LabelImage *>(prediction.GetITKImage()), organs))
+                                           static_cast<LabelImage *>(prediction.GetITKImage()),
+                                           organs))
     {
       auto value = [](const std::optional<double> & v) { return v ? nlohmann::json(*v) : nlohmann::json(); };
       out.push_back({ { "label", int(m.label) },
@@ -660,10 +662,21 @@ Train(const std::string & manifest,
     trainer.SetProgressCallback([&](const TrainingProgress & p) {
       if (pythonError)
         return;
-      PyObject * dict = Py_BuildValue("{s:i,s:L,s:L,s:d,s:d,s:d,s:d}", "stage", p.stage, "step",
-                                      static_cast<long long>(p.step), "steps", static_cast<long long>(p.steps), "loss",
-                                      p.loss, "learning_rate", p.learning_rate, "patches_per_second",
-                                      p.patches_per_second, "eta_seconds", p.eta_seconds);
+      PyObject * dict = Py_BuildValue("{s:i,s:L,s:L,s:d,s:d,s:d,s:d}",
+                                      "stage",
+                                      p.stage,
+                                      "step",
+                                      static_cast<long long>(p.step),
+                                      "steps",
+                                      static_cast<long long>(p.steps),
+                                      "loss",
+                                      p.loss,
+                                      "learning_rate",
+                                      p.learning_rate,
+                                      "patches_per_second",
+                                      p.patches_per_second,
+                                      "eta_seconds",
+                                      p.eta_seconds);
       if (!CallPython(progress, dict))
       {
         pythonError = true;
