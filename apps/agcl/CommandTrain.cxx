@@ -143,6 +143,8 @@ RegisterTrain(CLI::App & app, Runner & runner)
   sub->add_option("--stage", options->stage, "all, 0, 1 or 2")->capture_default_str();
   sub->add_option("--mode", options->mode, "pre-training: agcl, supcon, sscl, ce or none")->capture_default_str();
   sub->add_option("--temperature", t.temperature(), "contrastive temperature")->capture_default_str();
+  sub->add_option("--projection-features", t.projection_features(), "projection head output size (paper: 256)")
+    ->capture_default_str();
   sub->add_option("--label-fraction", t.label_fraction(), "share of labelled training subjects for stages 0 and 2")
     ->capture_default_str();
   sub->add_option("--attention", options->attention, "training patches' attention: coarse (network) or truth")
