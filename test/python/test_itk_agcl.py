@@ -153,3 +153,24 @@ def test_trainer_runs_a_few_steps(tmp_path):
         itk_agcl.AGCLTrainer(steps=3).Run(str(tmp_path / "cohort" / "manifest.csv"), str(tmp_path / "run2"))
     with pytest.raises(RuntimeError, match="no_such.csv"):
         itk_agcl.AGCLTrainer().Run(str(tmp_path / "no_such.csv"), str(tmp_path / "run3"))
+
+
+def test_coarse_attention_filter_matches_a_scipy_dilation(phantom):
+    from scipy import ndimage
+    ct, labels = phantom
+    f = itk_agcl.CoarseAttentionFilter.New(ct, CoarseLabelMap=labels, MarginMM=12.0, OrganLabels=[2, 6])
+    assert f.GetOrganLabels() == [2, 6] and f.GetMarginMM() == 12.0
+    f.Update()
+    truth = itk_agcl.array_view_from_image(labels)
+    spacing_zyx = labels.GetSpacing()[::-1]
+    for organ in (2, 6):
+        expected = ndimage.distance_transform_edt(truth != organ, sampling=spacing_zyx) <= 12.0
+        attention = itk_agcl.array_view_from_image(f.GetAttentionMap(organ))
+        np.testing.assert_array_equal(attention != 0, expected)
+        assert expected.sum() > (truth == organ).sum()  # the margin did dilate
+    np.testing.assert_array_equal(itk_agcl.array_view_from_image(f.GetCoarseLabelOutput()) != 0,
+                                  np.isin(truth, [2, 6]))
+    with pytest.raises(RuntimeError, match="not one of the organ labels"):
+        f.GetAttentionMap(3)
+    with pytest.raises(RuntimeError, match="uint8"):
+        f.SetCoarseLabelMap(ct)

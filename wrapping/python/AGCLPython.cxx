@@ -12,6 +12,7 @@
 #include "agcl/Threading.h"
 #include "itkAGCLSegmentationFilter.h"
 #include "itkAbdominalPhantomImageSource.h"
+#include "itkCoarseAttentionFilter.h"
 #include "itkImageFileReader.h"
 #include "itkImageIOFactory.h"
 #include "itkManifestTrainingData.h"
@@ -478,6 +479,132 @@ uint64_t
 SegmentationFilter::GetNumberOfPatches() const
 {
   return m_Impl->filter->GetNumberOfPatches();
+}
+
+// ------------------------------------------------------------------------- CoarseAttention
+struct CoarseAttentionFilter::Impl
+{
+  using Filter = itk::CoarseAttentionFilter<CTImage, LabelImage>;
+  Filter::Pointer filter = Filter::New();
+  Image           input, coarse; // kept alive
+};
+
+CoarseAttentionFilter::CoarseAttentionFilter()
+  : m_Impl(std::make_unique<Impl>())
+{
+  agcl::ConfigureThreads();
+}
+CoarseAttentionFilter::~CoarseAttentionFilter() = default;
+
+void
+CoarseAttentionFilter::SetInput(const Image & image)
+{
+  m_Impl->input = image.AsInt16();
+  m_Impl->filter->SetInput(static_cast<CTImage *>(m_Impl->input.GetITKImage()));
+}
+void
+CoarseAttentionFilter::SetCoarseLabelMap(const Image & labels)
+{
+  if (labels.GetPixelType() != "uint8")
+    throw std::invalid_argument("CoarseLabelMap: expected a uint8 label map, got " + labels.GetPixelType());
+  m_Impl->coarse = labels;
+  m_Impl->filter->SetCoarseLabelMap(static_cast<LabelImage *>(labels.GetITKImage()));
+}
+void
+CoarseAttentionFilter::SetModelFileName(const std::string & fileName)
+{
+  try
+  {
+    m_Impl->filter->SetModelFileName(fileName);
+  }
+  catch (const itk::ExceptionObject & e)
+  {
+    throw std::runtime_error(e.GetDescription());
+  }
+}
+void
+CoarseAttentionFilter::SetDevice(const std::string & device)
+{
+  m_Impl->filter->SetDevice(device);
+}
+std::string
+CoarseAttentionFilter::GetDevice() const
+{
+  return m_Impl->filter->GetDevice();
+}
+void
+CoarseAttentionFilter::SetMarginMM(double margin)
+{
+  m_Impl->filter->SetMarginMM(margin);
+}
+double
+CoarseAttentionFilter::GetMarginMM() const
+{
+  return m_Impl->filter->GetMarginMM();
+}
+void
+CoarseAttentionFilter::SetOrganLabels(const std::vector<int> & labels)
+{
+  std::vector<unsigned char> organs;
+  for (int label : labels)
+  {
+    if (label < 1 || label > 255)
+      throw std::invalid_argument("OrganLabels: " + std::to_string(label) + " outside 1..255");
+    organs.push_back(static_cast<unsigned char>(label));
+  }
+  try
+  {
+    m_Impl->filter->SetOrganLabels(organs);
+  }
+  catch (const itk::ExceptionObject & e)
+  {
+    throw std::invalid_argument(e.GetDescription());
+  }
+}
+std::vector<int>
+CoarseAttentionFilter::GetOrganLabels() const
+{
+  const auto & labels = m_Impl->filter->GetOrganLabels();
+  return std::vector<int>(labels.begin(), labels.end());
+}
+void
+CoarseAttentionFilter::Update()
+{
+  if (m_Impl->filter->GetInput() == nullptr)
+    throw std::invalid_argument("CoarseAttentionFilter: no input image (SetInput)");
+  try
+  {
+    m_Impl->filter->Update();
+  }
+  catch (const itk::ExceptionObject & e)
+  {
+    throw std::runtime_error(e.GetDescription());
+  }
+}
+Image
+CoarseAttentionFilter::GetCoarseLabelOutput() const
+{
+  LabelImage::Pointer output = m_Impl->filter->GetCoarseLabelOutput();
+  if (output->GetBufferPointer() == nullptr)
+    throw std::invalid_argument("CoarseAttentionFilter: no output yet (call Update)");
+  return Image::FromITK(output.GetPointer(), "uint8");
+}
+Image
+CoarseAttentionFilter::GetAttentionMap(int label) const
+{
+  if (label < 1 || label > 255)
+    throw std::invalid_argument("GetAttentionMap: " + std::to_string(label) + " outside 1..255");
+  try
+  {
+    LabelImage::Pointer output = m_Impl->filter->GetAttentionMap(static_cast<unsigned char>(label));
+    if (output->GetBufferPointer() == nullptr)
+      throw std::invalid_argument("CoarseAttentionFilter: no output yet (call Update)");
+    return Image::FromITK(output.GetPointer(), "uint8");
+  }
+  catch (const itk::ExceptionObject & e)
+  {
+    throw std::invalid_argument(e.GetDescription());
+  }
 }
 
 // ------------------------------------------------------------------------------- functions

@@ -138,6 +138,44 @@ private:
   std::unique_ptr<Impl> m_Impl;
 };
 
+/** itk::CoarseAttentionFilter<Image<short,3>, Image<unsigned char,3>>: the coarse organ label map
+ *  (from a model's coarse network or a given coarse map) and one attention map per organ. The
+ *  outputs are the filter's own images (as in ITK: a later Update rewrites them). */
+class CoarseAttentionFilter
+{
+public:
+  CoarseAttentionFilter();
+  ~CoarseAttentionFilter();
+  void
+  SetInput(const Image & image);
+  void
+  SetCoarseLabelMap(const Image & labels);
+  void
+  SetModelFileName(const std::string & fileName);
+  void
+  SetDevice(const std::string & device);
+  std::string
+  GetDevice() const;
+  void
+  SetMarginMM(double margin);
+  double
+  GetMarginMM() const;
+  void
+  SetOrganLabels(const std::vector<int> & labels);
+  std::vector<int>
+  GetOrganLabels() const;
+  void
+  Update();
+  Image
+  GetCoarseLabelOutput() const;
+  Image
+  GetAttentionMap(int label) const;
+
+private:
+  struct Impl;
+  std::unique_ptr<Impl> m_Impl;
+};
+
 /** itk::AbdominalPhantomImageSource: (CT, labels) of one phantom subject. */
 std::vector<Image>
 Phantom(const std::vector<int64_t> & size, uint64_t seed, const std::string & modality);

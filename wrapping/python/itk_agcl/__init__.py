@@ -244,6 +244,61 @@ class AGCLSegmentationFilter(object):
         return int(self._native.GetNumberOfPatches())
 
 
+class CoarseAttentionFilter(object):
+    """itk::CoarseAttentionFilter: CT -> coarse organ label map (GetCoarseLabelOutput) and one
+    attention map per organ (GetAttentionMap(label)): the organ's coarse region dilated by
+    MarginMM. The coarse map comes from SetCoarseLabelMap(labels) or a model's coarse network
+    (SetModelFileName)."""
+
+    def __init__(self):
+        self._native = _native.CoarseAttentionFilter()
+        self._input = None
+
+    New = AGCLSegmentationFilter.__dict__["New"]
+
+    def SetInput(self, image):
+        self._input = _as_image(image, "input")
+        self._native.SetInput(self._input._native)
+
+    def GetInput(self):
+        return self._input
+
+    def SetCoarseLabelMap(self, labels):
+        self._native.SetCoarseLabelMap(_as_image(labels, "CoarseLabelMap")._native)
+
+    def SetModelFileName(self, file_name):
+        self._native.SetModelFileName(_string("ModelFileName", file_name))
+
+    def SetDevice(self, device):
+        self._native.SetDevice(_string("Device", device))
+
+    def GetDevice(self):
+        return self._native.GetDevice()
+
+    def SetMarginMM(self, margin):
+        if isinstance(margin, bool) or not isinstance(margin, (int, float, _np.integer, _np.floating)):
+            raise TypeError("MarginMM: expected a number, got %s" % type(margin).__name__)
+        self._native.SetMarginMM(float(margin))
+
+    def GetMarginMM(self):
+        return self._native.GetMarginMM()
+
+    def SetOrganLabels(self, labels):
+        self._native.SetOrganLabels([int(v) for v in labels])
+
+    def GetOrganLabels(self):
+        return list(self._native.GetOrganLabels())
+
+    def Update(self):
+        self._native.Update()
+
+    def GetCoarseLabelOutput(self):
+        return Image(self._native.GetCoarseLabelOutput())
+
+    def GetAttentionMap(self, label):
+        return Image(self._native.GetAttentionMap(int(label)))
+
+
 def _string(name, value):
     if not isinstance(value, str):
         raise TypeError("%s: expected a str, got %s" % (name, type(value).__name__))
