@@ -4,6 +4,7 @@
 // The trainer's ITK data: a 4-subject 64 x 64 x 32 phantom cohort read from a manifest.
 #include "agcl/AGCLModel.h"
 #include "agcl/AGCLTrainer.h"
+#include "agcl/ModelBundle.h"
 #include "common/TinyModelConfig.h"
 #include "itkAGCLSegmentationFilter.h"
 #include "itkAbdominalPhantomImageSource.h"
@@ -231,4 +232,62 @@ TEST(ManifestTrainingData, TrainedModelSegmentsThroughTheFilter)
   while (std::getline(log, line))
     lines += line.find("\"loss\"") != std::string::npos;
   EXPECT_EQ(lines, 3);
+}
+
+TEST(ManifestTrainingData, ResumedPhantomTrainingEndsWithTheUninterruptedWeights)
+{
+  const agcl::ModelConfig config = agcl::test::TinyModelConfig();
+  auto                    options = [&](const fs::path & run) {
+    return agcl::AGCLTrainerOptions()
+      .output_directory(run.string())
+      .model(config)
+      .coarse_steps(4)
+      .pretraining_steps(4)
+      .decoder_steps(4)
+      .pretraining_batch_size(8)
+      .decoder_batch_size(8)
+      .patches_per_organ(4)
+      .checkpoint_every(2)
+      .validate_every(2)
+      .show_progress(false);
+  };
+  const fs::path whole = Cohort() / "whole", crash = Cohort() / "crash";
+  fs::remove_all(whole);
+  fs::remove_all(crash);
+  std::vector<double> losses;
+  {
+    itk::ManifestTrainingData data((Cohort() / "manifest.csv").string(), config);
+    agcl::AGCLTrainer         trainer(options(whole).log_every(1));
+    trainer.SetProgressCallback([&](const agcl::TrainingProgress & p) {
+      if (p.stage == 0)
+        losses.push_back(p.loss);
+    });
+    trainer.Run(data);
+  }
+  // Stage 0 on the phantom: the loss falls over its 4 steps.
+  ASSERT_EQ(losses.size(), 4u);
+  EXPECT_LT(losses[3], losses[0]);
+  {
+    // Checkpoints: stage 0 step 2 and end, stage 1 step 2 and end, stage 2 step 2 and end. Crash
+    // while writing the 6th, so that the run resumes mid-stage 2 from the 5th (optimizer state,
+    // best weights so far), with freshly read data.
+    itk::ManifestTrainingData data((Cohort() / "manifest.csv").string(), config);
+    agcl::AGCLTrainer         trainer(options(crash));
+    int                       calls = 0;
+    trainer.SetCheckpointHook([&](const std::string &) {
+      if (++calls == 6)
+        throw std::runtime_error("simulated crash");
+    });
+    EXPECT_THROW(trainer.Run(data), std::runtime_error);
+  }
+  EXPECT_TRUE(fs::exists(crash / "checkpoint.agcl.partial"));
+  {
+    itk::ManifestTrainingData data((Cohort() / "manifest.csv").string(), config);
+    agcl::AGCLTrainer(options(crash).resume(true)).Run(data);
+  }
+  const auto a = agcl::ModelBundle::Load((whole / "model.agcl").string());
+  const auto b = agcl::ModelBundle::Load((crash / "model.agcl").string());
+  ASSERT_EQ(a.Tensors().size(), b.Tensors().size());
+  for (size_t i = 0; i < a.Tensors().size(); ++i)
+    EXPECT_TRUE(at::equal(a.Tensors()[i].second, b.Tensors()[i].second)) << a.Tensors()[i].first;
 }
