@@ -147,7 +147,7 @@ RunEvaluate(const EvaluateOptions & options)
   header << " mean |";
   rule << " --- |";
   values << " " << (count ? [&] { std::ostringstream os; os << std::fixed << std::setprecision(3) << sum / count; return os.str(); }() : std::string("n/a")) << " |";
-  table << "Mean Dice per organ over " << evaluated << " subject(s) of split '" << options.split << "'\n\n"
+  table << "Mean Dice per organ over " << evaluated << " volume(s) of split '" << options.split << "'\n\n"
         << header.str() << "\n"
         << rule.str() << "\n"
         << values.str() << "\n";
