@@ -105,6 +105,54 @@ def boxplot(study, fraction, label, organs):
     return path
 
 
+def embedding_summary(study, run):
+    """(organ, modality, modality x organ) 1-NN accuracies from agcl embed's output, or None."""
+    path = os.path.join(study, "embeddings", run, "embed.out")
+    if not os.path.exists(path):
+        return None
+    m = re.search(r"organ ([0-9.]+), modality ([0-9.]+), modality x organ ([0-9.]+)", open(path).read())
+    return tuple(float(v) for v in m.groups()) if m else None
+
+
+def pca_picture(study, fraction, label):
+    """PCA scatter of each mode's test-patch representations (agcl embed's CSV)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    present = [m for m in MODES if os.path.exists(os.path.join(study, "embeddings", "%s-%s" % (m, fraction),
+                                                               "embedding.csv"))]
+    if not present:
+        return None
+    figure, axes = plt.subplots(1, len(present), figsize=(3.4 * len(present), 3.6), squeeze=False)
+    colours = {}
+    for k, mode in enumerate(present):
+        ax = axes[0][k]
+        with open(os.path.join(study, "embeddings", "%s-%s" % (mode, fraction), "embedding.csv"), newline="") as f:
+            rows = list(csv.DictReader(f))
+        for organ in sorted({r["organ"] for r in rows}):
+            colours.setdefault(organ, "C%d" % (len(colours) % 10) if len(colours) < 10 else
+                               ("#8c564b" if len(colours) == 10 else "#000000"))
+            for modality, marker in (("contrast", "o"), ("noncontrast", "x")):
+                points = [(float(r["pc1"]), float(r["pc2"])) for r in rows
+                          if r["organ"] == organ and r["modality"] == modality]
+                if points:
+                    ax.scatter(*zip(*points), s=5, marker=marker, c=colours[organ], alpha=0.6,
+                               label=organ if modality == "contrast" else None)
+        accuracy = embedding_summary(study, "%s-%s" % (mode, fraction))
+        ax.set_title("%s\n1-NN organ %.2f, modality %.2f" % (MODE_NAMES[mode], accuracy[0], accuracy[1])
+                     if accuracy else MODE_NAMES[mode], fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0][-1].legend(fontsize=5, markerscale=2, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    figure.suptitle("PCA of the encoder's representations of test patches (%s labelled); o contrast, x non-contrast"
+                    % label, fontsize=9)
+    figure.tight_layout()
+    path = os.path.join(study, "pca-%s.png" % fraction)
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+    return path
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("study")
@@ -146,6 +194,15 @@ def main():
         picture = boxplot(study, fraction, label, organs)
         if picture:
             out += ["", "![Dice box plots, %s labelled](%s)" % (label, os.path.basename(picture))]
+        out += ["", "Representations (agcl embed, test patches): leave-one-out 1-NN accuracy (cosine) of", "",
+                "| mode | organ | modality | modality x organ |", "| --- | --- | --- | --- |"]
+        for m in MODES:
+            accuracy = embedding_summary(study, "%s-%s" % (m, fraction))
+            if accuracy:
+                out.append("| %s | %.3f | %.3f | %.3f |" % ((MODE_NAMES[m],) + accuracy))
+        picture = pca_picture(study, fraction, label)
+        if picture:
+            out += ["", "![PCA of the representations, %s labelled](%s)" % (label, os.path.basename(picture))]
         out.append("")
     out += ["## Temperature (AGCL, 100% labelled)", "",
             table(study, [run for _, run in TEMPERATURES], ["T = " + t for t, _ in TEMPERATURES], organs), ""]
