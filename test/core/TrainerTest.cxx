@@ -8,6 +8,7 @@
 #include "agcl/AGCLTrainer.h"
 #include "agcl/AdamOptimizer.h"
 #include "agcl/ModelBundle.h"
+#include "common/TinyModelConfig.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -18,16 +19,13 @@
 namespace {
 namespace fs = std::filesystem;
 
+// The tests' tiny model with the synthetic cohort's two organs; a 2-level coarse network on
+// windows of 8 slices (the synthetic volumes have 12).
 agcl::ModelConfig
 SmallConfig()
 {
-  agcl::ModelConfig c;
+  agcl::ModelConfig c = agcl::test::TinyModelConfig();
   c.organs = { { "bright", 1 }, { "striped", 2 } };
-  c.patch_size = 32;
-  c.encoder_width = 8;
-  c.decoder_channels = 16;
-  c.decoder_low_level_projection = 8;
-  c.coarse_base_channels = 4;
   c.coarse_levels = 2;
   c.coarse_window_slices = 8;
   return c;

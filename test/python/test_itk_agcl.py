@@ -36,6 +36,9 @@ def test_array_round_trip_and_geometry(tmp_path):
         np.testing.assert_allclose(back.GetOrigin(), (-10.0, 20.0, 30.5), atol=1e-4)
         np.testing.assert_allclose(back.GetDirection(), direction, atol=1e-6)
     assert not [p for p in os.listdir(tmp_path) if "partial" in p]  # nothing half-written left
+    # A non-contiguous array (a transposed view) arrives with its values in (z, y, x) order.
+    strided = np.arange(60, dtype=np.uint8).reshape(3, 4, 5).transpose(2, 1, 0)
+    np.testing.assert_array_equal(itk_agcl.array_view_from_image(itk_agcl.image_from_array(strided)), strided)
 
 
 def test_views_share_the_buffer_and_keep_the_image_alive():

@@ -135,6 +135,22 @@ Image::FromBuffer(const std::string & pixelType, const std::vector<int64_t> & sh
   return result;
 }
 
+Image
+Image::FromArrayInt16(const short * data, int nz, int ny, int nx)
+{
+  return FromBuffer("int16", { nz, ny, nx }, reinterpret_cast<uintptr_t>(data), uint64_t(nz) * ny * nx * 2);
+}
+Image
+Image::FromArrayUInt8(const unsigned char * data, int nz, int ny, int nx)
+{
+  return FromBuffer("uint8", { nz, ny, nx }, reinterpret_cast<uintptr_t>(data), uint64_t(nz) * ny * nx);
+}
+Image
+Image::FromArrayFloat32(const float * data, int nz, int ny, int nx)
+{
+  return FromBuffer("float32", { nz, ny, nx }, reinterpret_cast<uintptr_t>(data), uint64_t(nz) * ny * nx * 4);
+}
+
 void *
 Image::GetITKImage() const
 {

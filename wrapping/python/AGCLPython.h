@@ -38,6 +38,15 @@ public:
   static Image
   FromBuffer(const std::string & pixelType, const std::vector<int64_t> & shape, uintptr_t data, uint64_t nbytes);
 
+  /** From a numpy array (z, y, x) through numpy.i: the array is used in place when it is
+   *  C-contiguous with this dtype, and copied once into the image. */
+  static Image
+  FromArrayInt16(const short * data, int nz, int ny, int nx);
+  static Image
+  FromArrayUInt8(const unsigned char * data, int nz, int ny, int nx);
+  static Image
+  FromArrayFloat32(const float * data, int nz, int ny, int nx);
+
   /** "int16", "uint8" or "float32". */
   std::string
   GetPixelType() const;

@@ -3,8 +3,18 @@
 %module(package="itk_agcl") native
 
 %{
+#define SWIG_FILE_WITH_INIT
 #include "AGCLPython.h"
 %}
+
+// numpy arrays in (numpy.i from python3-numpy): (z, y, x) C-contiguous arrays of one dtype.
+%include "numpy.i"
+%init %{
+import_array();
+%}
+%apply (short * IN_ARRAY3, int DIM1, int DIM2, int DIM3) { (const short * data, int nz, int ny, int nx) };
+%apply (unsigned char * IN_ARRAY3, int DIM1, int DIM2, int DIM3) { (const unsigned char * data, int nz, int ny, int nx) };
+%apply (float * IN_ARRAY3, int DIM1, int DIM2, int DIM3) { (const float * data, int nz, int ny, int nx) };
 
 %include <stdint.i>
 %include <std_string.i>

@@ -98,9 +98,9 @@ def image_from_array(array, spacing=None, origin=None, direction=None):
     if array.dtype not in names:
         raise TypeError("array: dtype %s is not supported; expected int16 (CT), uint8 (labels) or float32"
                         % array.dtype)
-    array = _np.ascontiguousarray(array)  # no copy when it already is
-    native = _native.Image.FromBuffer(names[array.dtype], [int(s) for s in array.shape], int(array.ctypes.data),
-                                      int(array.nbytes))
+    # numpy.i hands the array's buffer to C++ (no copy when C-contiguous); it is copied once into the image.
+    native = {"int16": _native.Image.FromArrayInt16, "uint8": _native.Image.FromArrayUInt8,
+              "float32": _native.Image.FromArrayFloat32}[names[array.dtype]](array)
     image = Image(native)
     if spacing is not None:
         image.SetSpacing(spacing)
