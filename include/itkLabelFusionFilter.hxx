@@ -213,6 +213,16 @@ LabelFusionFilter<TLabelImage>::GenerateData()
   // c0 + q dq + r dr, rounded half up (as TransformPhysicalPointToIndex does).
   const auto inverseDirection = reference->GetInverseDirection();
   const auto spacing = reference->GetSpacing();
+  // Patch pixels coarser than the voxels would leave voxels that no pixel centre falls in:
+  // each pixel is split into k_q x k_r sub-pixels (k = ceil(patch spacing / smallest voxel
+  // spacing), 1 when the patch is not coarser), each carrying the pixel's value with 1/(k_q k_r)
+  // of its weight.
+  double finestSpacing = spacing[0];
+  for (unsigned int i = 1; i < ImageDimension; ++i)
+    finestSpacing = std::min(finestSpacing, spacing[i]);
+  auto subdivisions = [&](double patchSpacing) {
+    return std::max<int64_t>(1, static_cast<int64_t>(std::ceil(patchSpacing / finestSpacing - 1e-9)));
+  };
   const auto origin = reference->GetOrigin();
   auto       toIndex = [&](unsigned int i, unsigned int d) { return inverseDirection(i, d) / spacing[i]; };
   // Patches grouped by organ; organs (separate accumulators) are fused in parallel.
@@ -250,24 +260,31 @@ LabelFusionFilter<TLabelImage>::GenerateData()
         }
       }
       const float * patch = prob + n * P * P;
+      const int64_t kq = subdivisions(m.spacing[0]), kr = subdivisions(m.spacing[1]);
+      const float   share = 1.0f / static_cast<float>(kq * kr);
       for (int64_t r = 0; r < P; ++r)
         for (int64_t q = 0; q < P; ++q)
-        {
-          IndexType index;
-          bool      inside = true;
-          for (unsigned int i = 0; i < ImageDimension && inside; ++i)
-          {
-            index[i] = static_cast<IndexValueType>(std::floor(c0[i] + q * dq[i] + r * dr[i] + 0.5));
-            inside = index[i] >= a.box.GetIndex(i) &&
-                     index[i] < a.box.GetIndex(i) + static_cast<IndexValueType>(a.box.GetSize(i));
-          }
-          if (!inside)
-            continue;
-          const size_t offset = a.Offset(index);
-          const float  w = pixelWeight[r * P + q];
-          a.sum[offset] += w * patch[r * P + q];
-          a.weight[offset] += w;
-        }
+          for (int64_t b = 0; b < kr; ++b)
+            for (int64_t a2 = 0; a2 < kq; ++a2)
+            {
+              // Sub-pixel centre in patch pixel units (the pixel centre itself when k = 1).
+              const double u = q - 0.5 + (a2 + 0.5) / static_cast<double>(kq);
+              const double v = r - 0.5 + (b + 0.5) / static_cast<double>(kr);
+              IndexType    index;
+              bool         inside = true;
+              for (unsigned int i = 0; i < ImageDimension && inside; ++i)
+              {
+                index[i] = static_cast<IndexValueType>(std::floor(c0[i] + u * dq[i] + v * dr[i] + 0.5));
+                inside = index[i] >= a.box.GetIndex(i) &&
+                         index[i] < a.box.GetIndex(i) + static_cast<IndexValueType>(a.box.GetSize(i));
+              }
+              if (!inside)
+                continue;
+              const size_t offset = a.Offset(index);
+              const float  w = share * pixelWeight[r * P + q];
+              a.sum[offset] += w * patch[r * P + q];
+              a.weight[offset] += w;
+            }
     }
   };
   this->GetMultiThreader()->ParallelizeArray(0, static_cast<SizeValueType>(organOrder.size()), fuseOrgan, nullptr);

@@ -777,10 +777,10 @@ AGCLTrainer::Run(TrainingData & data)
   char              date[32];
   std::strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
   provenance["date"] = date;
-  provenance["training_subjects"] = static_cast<int64_t>(std::count_if(
+  provenance["training_volumes"] = static_cast<int64_t>(std::count_if(
     state.subjects.begin(), state.subjects.end(), [](const TrainingSubject & s) { return s.split == "train"; }));
   provenance["labelled_subjects"] = m_Labelled;
-  provenance["validation_subjects"] = static_cast<int64_t>(state.validation.size());
+  provenance["validation_volumes"] = static_cast<int64_t>(state.validation.size());
   provenance["best_validation_dice"] = m_BestDice;
   provenance["coarse_validation_dice"] = m_CoarseDice;
   bundle.config["provenance"] = provenance;

@@ -160,7 +160,7 @@ TEST(LabelFusionFilter, MissingAttentionWrongShapesAndGeometryAreRefused)
 
 TEST(LabelFusionFilter, RandomPatchesMatchABruteForceFusionOnAnObliqueGrid)
 {
-  // Reference: for every voxel, the (Gaussian-)weighted mean over all patch pixels whose
+  // Reference: for every voxel, the (Gaussian-)weighted mean over all patch (sub-)pixels whose
   // nearest voxel it is (ITK's own physical-to-index mapping), then the rule, in double.
   auto         reference = Volume(0, 6);
   auto         direction = reference->GetDirection();
@@ -227,24 +227,27 @@ TEST(LabelFusionFilter, RandomPatchesMatchABruteForceFusionOnAnObliqueGrid)
       weight[organ].assign(voxels, 0.0);
     }
     const float * prob = probability.data_ptr<float>();
+    // Patch rows (1.7 mm) are coarser than the voxels (1.5 mm): each pixel is split into 2 along
+    // the rows, each half with half the weight; columns (1.2 mm) are not split.
     for (int64_t n = 0; n < N; ++n)
       for (int64_t r = 0; r < P; ++r)
         for (int64_t q = 0; q < P; ++q)
-        {
-          const auto &      m = metadata[n];
-          Labels::PointType p;
-          p[0] = m.origin[0] + q * 1.2;
-          p[1] = m.origin[1] + r * 1.7;
-          p[2] = m.origin[2];
-          Labels::IndexType index;
-          if (!reference->TransformPhysicalPointToIndex(p, index))
-            continue;
-          const double w =
-            gaussian ? std::exp(-((q - 8.0) * (q - 8.0) + (r - 8.0) * (r - 8.0)) / (2 * 4.0 * 4.0)) : 1.0;
-          const auto offset = reference->ComputeOffset(index);
-          sum[m.organ][offset] += w * prob[(n * P + r) * P + q];
-          weight[m.organ][offset] += w;
-        }
+          for (int half = 0; half < 2; ++half)
+          {
+            const auto &      m = metadata[n];
+            Labels::PointType p;
+            p[0] = m.origin[0] + q * 1.2;
+            p[1] = m.origin[1] + (r - 0.5 + (half + 0.5) / 2.0) * 1.7;
+            p[2] = m.origin[2];
+            Labels::IndexType index;
+            if (!reference->TransformPhysicalPointToIndex(p, index))
+              continue;
+            const double w =
+              0.5 * (gaussian ? std::exp(-((q - 8.0) * (q - 8.0) + (r - 8.0) * (r - 8.0)) / (2 * 4.0 * 4.0)) : 1.0);
+            const auto offset = reference->ComputeOffset(index);
+            sum[m.organ][offset] += w * prob[(n * P + r) * P + q];
+            weight[m.organ][offset] += w;
+          }
     long labelled = 0;
     for (itk::ImageRegionConstIteratorWithIndex<Labels> it(fusion->GetOutput(), reference->GetLargestPossibleRegion());
          !it.IsAtEnd();
@@ -270,4 +273,27 @@ TEST(LabelFusionFilter, RandomPatchesMatchABruteForceFusionOnAnObliqueGrid)
     }
     EXPECT_GT(labelled, 500); // the rule is exercised, not only the background
   }
+}
+
+TEST(LabelFusionFilter, PatchesCoarserThanTheVoxelsLeaveNoHoles)
+{
+  // A 16 x 16 patch of 3 mm pixels (twice the 1.5 mm voxels) from voxel (0, 0, 0): its footprint
+  // is the whole 32 x 32 slice 0, and every voxel of it must be labelled, not every other one.
+  auto reference = Volume(0);
+  auto attention = Volume(1);
+  auto m = Patch(reference, 1, 0, 0, 0);
+  m.spacing = { 3.0, 3.0 };
+  auto fusion = Fusion::New();
+  fusion->SetPatches(Patches({ m }, { 0.9f }));
+  fusion->SetReferenceImage(reference);
+  fusion->SetAttentionMap(1, attention);
+  fusion->PostProcessingOff();
+  fusion->Update();
+  long slice0 = 0, slice1 = 0;
+  for (itk::ImageRegionConstIteratorWithIndex<Labels> it(fusion->GetOutput(), reference->GetLargestPossibleRegion());
+       !it.IsAtEnd();
+       ++it)
+    (it.GetIndex()[2] == 0 ? slice0 : slice1) += it.Get() == 1;
+  EXPECT_EQ(slice0, 32 * 32);
+  EXPECT_EQ(slice1, 0);
 }
