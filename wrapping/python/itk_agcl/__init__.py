@@ -166,7 +166,8 @@ class AGCLSegmentationFilter(object):
 
     Setters and getters as in C++ (SetModelFileName, SetDevice, SetBatchSize, SetSlabThickness,
     SetPostProcessing); SetProgressCallback(f) calls f(progress in 0..1); an exception raised by it
-    aborts the filter and reaches the caller of Update.
+    aborts the filter and reaches the caller of Update. As in ITK, GetOutput() is the filter's own
+    output image: a later Update of the same filter rewrites it (copy it, or use a new filter).
     """
 
     def __init__(self):
