@@ -221,7 +221,8 @@ LabelFusionFilter<TLabelImage>::GenerateData()
   for (unsigned int i = 1; i < ImageDimension; ++i)
     finestSpacing = std::min(finestSpacing, spacing[i]);
   auto subdivisions = [&](double patchSpacing) {
-    return std::max<int64_t>(1, static_cast<int64_t>(std::ceil(patchSpacing / finestSpacing - 1e-9)));
+    // A patch spacing within 0.1% of the voxel spacing (e.g. a float-rounded copy of it) is not coarser.
+    return std::max<int64_t>(1, static_cast<int64_t>(std::ceil(patchSpacing / finestSpacing - 1e-3)));
   };
   const auto origin = reference->GetOrigin();
   auto       toIndex = [&](unsigned int i, unsigned int d) { return inverseDirection(i, d) / spacing[i]; };
