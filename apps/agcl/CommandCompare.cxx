@@ -75,14 +75,6 @@ ReadEvaluation(const std::string & file)
   return evaluation;
 }
 
-std::string
-Fixed(double value, int digits)
-{
-  std::ostringstream os;
-  os << std::fixed << std::setprecision(digits) << value;
-  return os.str();
-}
-
 // One row: n pairs, means, the test (or why there is none).
 std::string
 Row(const std::string & name, const std::vector<double> & a, const std::vector<double> & b, std::ostream & csv)

@@ -10,7 +10,6 @@
 
 #include "agcl/AGCLModel.h"
 #include "agcl/Device.h"
-#include "itkAbdominalPhantomImageSource.h"
 #include "itkManifestTrainingData.h"
 #include "OutputFiles.h"
 
@@ -33,14 +32,6 @@ struct EmbedOptions
   int64_t     patchesPerOrgan = 16;
   uint64_t    seed = 1;
 };
-
-std::string
-Fixed(double value, int digits)
-{
-  std::ostringstream os;
-  os << std::fixed << std::setprecision(digits) << value;
-  return os.str();
-}
 
 // Share of points whose nearest other point (cosine) has the same class.
 double
@@ -141,17 +132,7 @@ RunEmbed(const EmbedOptions & options)
   fs::create_directories(options.out, error);
   if (error)
     throw InputError("--out '" + options.out + "': cannot create the folder (" + error.message() + ")");
-  std::map<int64_t, std::array<int, 3>> colors;
-  for (const auto & o : itk::AbdominalPhantomImageSource::GetOrgans())
-    colors[o.label] = o.color;
-  auto colorOf = [&](int64_t index) {
-    const int64_t label = config.organs[index].label;
-    const auto    it = colors.find(label);
-    return it != colors.end() ? it->second
-                              : std::array<int, 3>{ static_cast<int>((label * 67) % 256),
-                                                    static_cast<int>(255 - (label * 67) % 256),
-                                                    200 };
-  };
+  auto colorOf = [&](int64_t index) { return LabelColor(static_cast<int>(config.organs[index].label)); };
 
   // CSV.
   std::ostringstream csv;

@@ -9,7 +9,6 @@
 #include "ReadImage.h"
 #include "Subcommands.h"
 
-#include "itkAbdominalPhantomImageSource.h"
 #include "itkLabelBoundingBoxes.h"
 #include "itkRGBPixel.h"
 
@@ -52,13 +51,6 @@ RunOverlay(const OverlayOptions & options)
        << ") does not have the geometry of '" << options.ct << "' (size " << region.GetSize() << ")";
     throw InputError(os.str());
   }
-  std::map<int, std::array<int, 3>> colors;
-  for (const auto & organ : itk::AbdominalPhantomImageSource::GetOrgans())
-    colors[organ.label] = organ.color;
-  auto colorOf = [&](int label) {
-    const auto it = colors.find(label);
-    return it != colors.end() ? it->second : std::array<int, 3>{ (label * 67) % 256, 255 - (label * 67) % 256, 200 };
-  };
 
   // Slices: evenly spread over the labelled range of the z index (all slices without labels).
   const auto    size = region.GetSize();
@@ -97,7 +89,7 @@ RunOverlay(const OverlayOptions & options)
         const auto    differs = [&](int64_t w) { return l[w] != label; };
         const bool    edge = label != 0 && ((i > 0 && differs(v - 1)) || (i + 1 < nx && differs(v + 1)) ||
                                          (j > 0 && differs(v - nx)) || (j + 1 < ny && differs(v + nx)));
-        const auto    color = colorOf(label);
+        const auto    color = LabelColor(label);
         for (int c = 0; c < 3; ++c)
         {
           const double value = label == 0 ? gray : edge ? color[c] : 0.85 * gray + 0.15 * color[c];

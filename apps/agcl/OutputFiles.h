@@ -8,6 +8,7 @@
 // rename, so that no half-written file is ever left), and the label description files for
 // ITK-SNAP and 3D Slicer.
 
+#include "itkAbdominalPhantomImageSource.h"
 #include "itkImageFileWriter.h"
 
 #include <array>
@@ -58,6 +59,26 @@ WriteTextAtomically(const std::filesystem::path & path, const std::string & text
     }
   }
   std::filesystem::rename(temporary, path);
+}
+
+/** `value` with `digits` decimals. */
+inline std::string
+Fixed(double value, int digits)
+{
+  std::ostringstream os;
+  os << std::fixed << std::setprecision(digits) << value;
+  return os.str();
+}
+
+/** The display colour of a label value: the phantom's (BTCV) organ colours, a generated colour
+ *  for other labels. */
+inline std::array<int, 3>
+LabelColor(int label)
+{
+  for (const auto & organ : itk::AbdominalPhantomImageSource::GetOrgans())
+    if (organ.label == label)
+      return organ.color;
+  return { (label * 67) % 256, 255 - (label * 67) % 256, 200 };
 }
 
 struct LabelDescription
