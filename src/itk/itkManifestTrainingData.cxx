@@ -7,6 +7,7 @@
 #include "itkAGCLModelObject.h"
 #include "itkCoarseAttentionFilter.h"
 #include "itkImageFileReader.h"
+#include "itkImageToTensor.h"
 #include "itkQueryPatchSamplerFilter.h"
 
 #include <ATen/ATen.h>
@@ -34,22 +35,6 @@ Read(const std::string & file, const std::string & what)
   {
     throw std::invalid_argument("cannot read " + what + " '" + file + "': " + e.GetDescription());
   }
-}
-
-// A [D, H, W] tensor (z, y, x) copied from an ITK buffer (x fastest).
-template <typename TImage>
-at::Tensor
-ToTensor(const TImage * image, c10::ScalarType type)
-{
-  const auto                 size = image->GetLargestPossibleRegion().GetSize();
-  const std::vector<int64_t> shape{ static_cast<int64_t>(size[2]),
-                                    static_cast<int64_t>(size[1]),
-                                    static_cast<int64_t>(size[0]) };
-  using Pixel = typename TImage::PixelType;
-  const auto dtype = std::is_same_v<Pixel, float> ? at::kFloat : at::kByte;
-  return at::from_blob(const_cast<Pixel *>(image->GetBufferPointer()), shape, at::TensorOptions().dtype(dtype))
-    .to(type)
-    .clone();
 }
 
 } // namespace
@@ -149,9 +134,10 @@ ManifestTrainingData::Coarse(size_t index, const agcl::ModelConfig & config)
   for (size_t o = 0; o < config.organs.size(); ++o)
     if (config.organs[o].label >= 0 && config.organs[o].label < 256)
       classOf[config.organs[o].label] = static_cast<int64_t>(o) + 1;
-  at::Tensor       classes = ToTensor(labels.GetPointer(), at::kLong);
+  at::Tensor       classes = ImageToTensor<LabelImageType>::Copy(labels).to(at::kLong);
   const at::Tensor table = at::tensor(std::vector<int64_t>(classOf.begin(), classOf.end()), at::kLong);
-  return { ToTensor(coarse.GetPointer(), at::kFloat), table.index_select(0, classes.flatten()).view(classes.sizes()) };
+  return { ImageToTensor<Attention::CoarseImageType>::Copy(coarse),
+           table.index_select(0, classes.flatten()).view(classes.sizes()) };
 }
 
 agcl::PatchSet
