@@ -6,6 +6,7 @@
 #include <Python.h>
 
 #include "OutputFiles.h" // apps/agcl: atomic image writing
+#include "ReadImage.h"   // apps/agcl: image reading with the file named in errors
 #include "agcl/AGCLModel.h"
 #include "agcl/AGCLTrainer.h"
 #include "agcl/BuildInfo.h"
@@ -57,18 +58,6 @@ NewImage(const std::vector<int64_t> & shape)
   auto image = TImage::New();
   image->SetRegions(typename TImage::RegionType(size));
   image->Allocate();
-  return image;
-}
-
-template <typename TImage>
-typename TImage::Pointer
-ReadAs(const std::string & fileName)
-{
-  auto reader = itk::ImageFileReader<TImage>::New();
-  reader->SetFileName(fileName);
-  reader->Update();
-  typename TImage::Pointer image = reader->GetOutput();
-  image->DisconnectPipeline();
   return image;
 }
 
@@ -308,11 +297,11 @@ ReadImage(const std::string & fileName)
     using Component = itk::IOComponentEnum;
     const Component component = io->GetComponentType();
     if (component == Component::UCHAR)
-      return Image::FromITK(ReadAs<LabelImage>(fileName).GetPointer(), "uint8");
+      return Image::FromITK(cli::ReadImage<LabelImage>(fileName, "image").GetPointer(), "uint8");
     if (component == Component::FLOAT || component == Component::DOUBLE)
-      return Image::FromITK(ReadAs<FloatImage>(fileName).GetPointer(), "float32");
+      return Image::FromITK(cli::ReadImage<FloatImage>(fileName, "image").GetPointer(), "float32");
     // Other integers: int16, after a range check (no silent wrapping).
-    auto wide = ReadAs<itk::Image<double, 3>>(fileName);
+    auto wide = cli::ReadImage<itk::Image<double, 3>>(fileName, "image");
     auto out = CTImage::New();
     out->CopyInformation(wide);
     out->SetRegions(wide->GetLargestPossibleRegion());
