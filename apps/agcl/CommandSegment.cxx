@@ -11,9 +11,6 @@
 
 #include "itkAGCLSegmentationFilter.h"
 #include "itkAbdominalPhantomImageSource.h"
-#include "itkGDCMImageIO.h"
-#include "itkGDCMSeriesFileNames.h"
-#include "itkImageSeriesReader.h"
 #include "itkVerifyFiniteImage.h"
 
 #include "agcl/AGCLModel.h"
@@ -70,39 +67,11 @@ ParseShard(const std::string & text)
 CTImage::Pointer
 ReadVolume(const fs::path & input)
 {
-  try
+  if (fs::is_directory(input))
   {
-    if (fs::is_directory(input))
-    {
-      auto names = itk::GDCMSeriesFileNames::New();
-      names->SetUseSeriesDetails(true);
-      names->SetDirectory(input.string());
-      const auto &             series = names->GetSeriesUIDs();
-      std::vector<std::string> files;
-      for (const auto & uid : series)
-      {
-        const auto candidate = names->GetFileNames(uid);
-        if (candidate.size() > files.size())
-          files = candidate;
-      }
-      if (files.empty())
-      {
-        throw InputError("'" + input.string() + "': a directory without a DICOM series");
-      }
-      auto reader = itk::ImageSeriesReader<CTImage>::New();
-      reader->SetImageIO(itk::GDCMImageIO::New());
-      reader->SetFileNames(files);
-      reader->Update();
-      CTImage::Pointer image = reader->GetOutput();
-      image->DisconnectPipeline();
-      return image;
-    }
-    return ReadImage<CTImage>(input.string(), "image");
+    return ReadDicomSeries<CTImage>(input.string(), "image");
   }
-  catch (const itk::ExceptionObject & e)
-  {
-    throw InputError("cannot read image '" + input.string() + "': " + e.GetDescription());
-  }
+  return ReadImage<CTImage>(input.string(), "image");
 }
 
 std::vector<LabelDescription>

@@ -2,8 +2,7 @@
  *  AGCL for ITK — Apache License 2.0, see LICENSE.
  *=========================================================================*/
 #include "AGCLPython.h"
-
-#include <Python.h>
+#include "AGCLPythonInternal.h"
 
 #include "OutputFiles.h" // apps/agcl: atomic image writing
 #include "ReadImage.h"   // apps/agcl: image reading with the file named in errors
@@ -29,18 +28,7 @@
 namespace agcl::python {
 namespace {
 
-using CTImage = itk::Image<short, 3>;
-using LabelImage = itk::Image<unsigned char, 3>;
-using FloatImage = itk::Image<float, 3>;
-
-// A Python exception raised inside a callback: it is already set; the wrapper passes it on.
-class PythonErrorAlreadySet : public std::runtime_error
-{
-public:
-  PythonErrorAlreadySet()
-    : std::runtime_error("Python exception in a callback")
-  {}
-};
+using namespace detail;
 
 template <typename TImage>
 typename TImage::Pointer
@@ -71,19 +59,6 @@ PixelSize(const std::string & pixelType)
   if (pixelType == "float32")
     return 4;
   throw std::invalid_argument("pixel type '" + pixelType + "': expected int16, uint8 or float32");
-}
-
-// Calls `callable(argument)` with the GIL held (the wrapped calls never release it); false when
-// it raised (the Python error stays set).
-bool
-CallPython(PyObject * callable, PyObject * argument)
-{
-  PyObject * result = PyObject_CallFunctionObjArgs(callable, argument, nullptr);
-  Py_XDECREF(argument);
-  if (result == nullptr)
-    return false;
-  Py_DECREF(result);
-  return true;
 }
 
 } // namespace
@@ -349,7 +324,8 @@ struct SegmentationFilter::Impl
   Filter::Pointer filter = Filter::New();
   Image           input; // keeps the input alive
   PyObject *      progress = nullptr;
-  bool            pythonError = false;
+  CallbackError   callbackError;
+  bool            callbackFailed = false;
 };
 
 SegmentationFilter::SegmentationFilter()
@@ -358,11 +334,13 @@ SegmentationFilter::SegmentationFilter()
   agcl::ConfigureThreads();
   Impl * impl = m_Impl.get();
   impl->filter->AddObserver(itk::ProgressEvent(), [impl](const itk::EventObject &) {
-    if (impl->progress == nullptr || impl->pythonError)
+    if (impl->progress == nullptr || impl->callbackFailed)
       return;
-    if (!CallPython(impl->progress, PyFloat_FromDouble(impl->filter->GetProgress())))
+    const double progress = impl->filter->GetProgress();
+    if (!CallPython(
+          impl->progress, [progress] { return PyFloat_FromDouble(progress); }, impl->callbackError))
     {
-      impl->pythonError = true;
+      impl->callbackFailed = true;
       impl->filter->AbortGenerateDataOn();
     }
   });
@@ -389,6 +367,11 @@ std::string
 SegmentationFilter::GetModelFileName() const
 {
   return m_Impl->filter->GetModelFileName();
+}
+void
+SegmentationFilter::SetModel(const Model & model)
+{
+  m_Impl->filter->SetModel(static_cast<itk::AGCLModelObject *>(model.GetITKModel()));
 }
 void
 SegmentationFilter::SetDevice(const std::string & device)
@@ -448,19 +431,22 @@ SegmentationFilter::Update()
 {
   if (m_Impl->filter->GetInput() == nullptr)
     throw std::invalid_argument("AGCLSegmentationFilter: no input image (SetInput)");
-  m_Impl->pythonError = false;
-  try
-  {
-    m_Impl->filter->Update();
-  }
-  catch (const itk::ExceptionObject & e)
-  {
-    m_Impl->filter->AbortGenerateDataOff();
-    m_Impl->filter->Modified();
-    if (m_Impl->pythonError)
-      throw PythonErrorAlreadySet();
-    throw std::runtime_error(e.GetDescription());
-  }
+  m_Impl->callbackFailed = false;
+  auto & filter = m_Impl->filter;
+  UpdateWithoutGIL(
+    [&filter] {
+      try
+      {
+        filter->Update();
+      }
+      catch (...)
+      {
+        filter->AbortGenerateDataOff(); // usable again
+        filter->Modified();
+        throw;
+      }
+    },
+    m_Impl->callbackError);
 }
 
 Image
@@ -528,6 +514,11 @@ CoarseAttentionFilter::SetModelFileName(const std::string & fileName)
   }
 }
 void
+CoarseAttentionFilter::SetModel(const Model & model)
+{
+  m_Impl->filter->SetModel(static_cast<itk::AGCLModelObject *>(model.GetITKModel()));
+}
+void
 CoarseAttentionFilter::SetDevice(const std::string & device)
 {
   m_Impl->filter->SetDevice(device);
@@ -577,14 +568,9 @@ CoarseAttentionFilter::Update()
 {
   if (m_Impl->filter->GetInput() == nullptr)
     throw std::invalid_argument("CoarseAttentionFilter: no input image (SetInput)");
-  try
-  {
-    m_Impl->filter->Update();
-  }
-  catch (const itk::ExceptionObject & e)
-  {
-    throw std::runtime_error(e.GetDescription());
-  }
+  CallbackError none;
+  auto &        filter = m_Impl->filter;
+  UpdateWithoutGIL([&filter] { filter->Update(); }, none);
 }
 Image
 CoarseAttentionFilter::GetCoarseLabelOutput() const
@@ -697,8 +683,9 @@ Train(const std::string & manifest,
     progress = nullptr;
   if (progress != nullptr && !PyCallable_Check(progress))
     throw std::invalid_argument("train: progress must be a callable or None");
-  ModelConfig        config;
-  AGCLTrainerOptions o;
+  ModelConfig                                   config;
+  AGCLTrainerOptions                            o;
+  std::function<void(const TrainingProgress &)> trainerCallback;
   try
   {
     if (!configJson.empty())
@@ -786,48 +773,67 @@ Train(const std::string & manifest,
   if (!o.init_from().empty())
     config = AGCLModel::Load(o.init_from()).Config();
   o.model(config);
-  itk::ManifestTrainingData data(manifest, config);
-  AGCLTrainer               trainer(o);
-  bool                      pythonError = false;
+  CallbackError callbackError;
   if (progress != nullptr)
   {
-    trainer.SetProgressCallback([&](const TrainingProgress & p) {
-      if (pythonError)
-        return;
-      PyObject * dict = Py_BuildValue("{s:i,s:L,s:L,s:d,s:d,s:d,s:d}",
-                                      "stage",
-                                      p.stage,
-                                      "step",
-                                      static_cast<long long>(p.step),
-                                      "steps",
-                                      static_cast<long long>(p.steps),
-                                      "loss",
-                                      p.loss,
-                                      "learning_rate",
-                                      p.learning_rate,
-                                      "patches_per_second",
-                                      p.patches_per_second,
-                                      "eta_seconds",
-                                      p.eta_seconds);
-      if (!CallPython(progress, dict))
-      {
-        pythonError = true;
+    trainerCallback = [progress, &callbackError](const TrainingProgress & p) {
+      const bool ok = CallPython(
+        progress,
+        [&p] {
+          return Py_BuildValue("{s:i,s:L,s:L,s:d,s:d,s:d,s:d}",
+                               "stage",
+                               p.stage,
+                               "step",
+                               static_cast<long long>(p.step),
+                               "steps",
+                               static_cast<long long>(p.steps),
+                               "loss",
+                               p.loss,
+                               "learning_rate",
+                               p.learning_rate,
+                               "patches_per_second",
+                               p.patches_per_second,
+                               "eta_seconds",
+                               p.eta_seconds);
+        },
+        callbackError);
+      if (!ok)
         throw PythonErrorAlreadySet(); // stops the training at this logging step
-      }
-    });
+    };
   }
-  try
+  // Reading the cohort and training run without the GIL (other Python threads go on); the
+  // callback takes it for each call.
+  std::string model, failure;
+  bool        failed = false;
   {
-    return trainer.Run(data);
+    ReleasedGIL released;
+    try
+    {
+      itk::ManifestTrainingData data(manifest, config);
+      AGCLTrainer               trainer(o);
+      if (trainerCallback)
+        trainer.SetProgressCallback(trainerCallback);
+      model = trainer.Run(data);
+    }
+    catch (const PythonErrorAlreadySet &)
+    {
+      // raised below, with the GIL
+    }
+    catch (const itk::ExceptionObject & e)
+    {
+      failed = true;
+      failure = e.GetDescription();
+    }
+    catch (const std::exception & e)
+    {
+      failed = true;
+      failure = e.what();
+    }
   }
-  catch (const PythonErrorAlreadySet &)
-  {
-    throw;
-  }
-  catch (const ModelBundleError & e)
-  {
-    throw std::invalid_argument(e.what());
-  }
+  callbackError.RaiseIfAny();
+  if (failed)
+    throw std::runtime_error(failure);
+  return model;
 }
 
 std::string

@@ -89,14 +89,258 @@ private:
   std::shared_ptr<Holder> m_Holder;
 };
 
-/** Reads any image ITK reads (NIfTI, NRRD, MetaImage, a DICOM series folder); 8-bit unsigned
- *  files become uint8, floating-point ones float32, other integers int16 (values outside the
- *  int16 range are an error, not wrapped). */
+/** Reads any image ITK reads (NIfTI, NRRD, MetaImage, ...) or a folder holding a DICOM series
+ *  (the series with the most files; int16); 8-bit unsigned files become uint8, floating-point
+ *  ones float32, other integers int16 (values outside the int16 range are an error, not
+ *  wrapped). */
 Image
 ReadImage(const std::string & fileName);
 /** Writes atomically (temporary file + rename). */
 void
 WriteImage(const Image & image, const std::string & fileName);
+
+/** A model bundle held as an itk::AGCLModelObject (shared by the filters it is given to):
+ *  loaded from a file, or new random networks for a configuration; saved atomically. */
+class Model
+{
+public:
+  Model();
+  ~Model();
+  Model(const Model &);
+  Model &
+  operator=(const Model &);
+
+  /** Reads and validates a bundle (config and every tensor's shape). */
+  static Model
+  Load(const std::string & fileName);
+  /** Randomly initialised networks for `configJson` (ModelConfig keys; "" or "{}" for the
+   *  defaults), from torch's generator seeded with `seed`. */
+  static Model
+  FromConfig(const std::string & configJson, uint64_t seed);
+  /** Writes the bundle (temporary file + rename: nothing half-written is left on failure). */
+  void
+  Save(const std::string & fileName) const;
+  /** The configuration as JSON. */
+  std::string
+  GetConfigJson() const;
+  /** The file it was loaded from ("" for a model made in memory). */
+  std::string
+  GetFileName() const;
+
+  // Not wrapped: the itk::AGCLModelObject.
+  void *
+  GetITKModel() const;
+
+private:
+  struct Holder;
+  std::shared_ptr<Holder> m_Holder;
+};
+
+/** A read-only view of one tensor: a contiguous CPU copy when the tensor is elsewhere or
+ *  strided, else the tensor itself (shared storage). numpy views it through the address. */
+class TensorView
+{
+public:
+  TensorView();
+  ~TensorView();
+  TensorView(const TensorView &);
+  /** "float32", "float64", "float16", "int64", "int32", "int16", "int8", "uint8" or "bool". */
+  std::string
+  GetDType() const;
+  std::vector<int64_t>
+  GetShape() const;
+  uintptr_t
+  GetBufferAddress() const;
+  uint64_t
+  GetBufferSize() const;
+
+  // Not wrapped: builds the view of an at::Tensor (passed as void*).
+  static TensorView
+  FromTensor(const void * tensor);
+
+private:
+  struct Holder;
+  std::shared_ptr<Holder> m_Holder;
+};
+
+/** itk::TensorDataObject: named tensors with a batch dimension plus per-item metadata
+ *  (organ, modality, slice, index, origin, spacing, axes). Copies share the object. */
+class TensorData
+{
+public:
+  TensorData();
+  ~TensorData();
+  TensorData(const TensorData &);
+  TensorData &
+  operator=(const TensorData &);
+
+  std::vector<std::string>
+  GetTensorNames() const;
+  bool
+  HasTensor(const std::string & name) const;
+  TensorView
+  GetTensor(const std::string & name) const;
+  /** A new CPU tensor of `dtype` and `shape`, a copy of `data` (C-contiguous, `nbytes`). */
+  void
+  SetTensorFromBuffer(const std::string & name,
+                      const std::string & dtype,
+                      const std::vector<int64_t> & shape,
+                      uintptr_t data,
+                      uint64_t nbytes);
+  void
+  RemoveTensor(const std::string & name);
+  /** JSON list, one object per item: organ, modality, slice, index [3], origin [3] (mm),
+   *  spacing [2] (mm), axes [6] (unit directions of the patch's columns, then rows). */
+  std::string
+  GetMetadataJson() const;
+  /** The same form; every key is optional (default 0), an unknown key is an error. */
+  void
+  SetMetadataJson(const std::string & json);
+  int64_t
+  GetNumberOfItems() const;
+
+  // Not wrapped: the itk::TensorDataObject.
+  void *
+  GetITKObject() const;
+  static TensorData
+  FromITK(void * object);
+
+private:
+  struct Holder;
+  std::shared_ptr<Holder> m_Holder;
+};
+
+/** itk::QueryPatchSamplerFilter<Image<short,3>, Image<unsigned char,3>>: axial patches of the CT
+ *  (window-normalised) where the organs' attention maps are set -> TensorData "image" [N,1,P,P]
+ *  (and "label" in training mode). */
+class QueryPatchSamplerFilter
+{
+public:
+  QueryPatchSamplerFilter();
+  ~QueryPatchSamplerFilter();
+  void
+  SetInput(const Image & image);
+  void
+  SetAttentionMap(int organ, const Image & attention);
+  void
+  SetLabelMap(const Image & labels);
+  /** "inference" (a grid over each attended box) or "training" (random patches per organ). */
+  void
+  SetMode(const std::string & mode);
+  std::string
+  GetMode() const;
+  void
+  SetPatchSize(unsigned int size);
+  unsigned int
+  GetPatchSize() const;
+  void
+  SetPatchSpacingMM(double spacing);
+  double
+  GetPatchSpacingMM() const;
+  void
+  SetPatchesPerOrgan(unsigned int count);
+  unsigned int
+  GetPatchesPerOrgan() const;
+  void
+  SetOverlap(double overlap);
+  double
+  GetOverlap() const;
+  void
+  SetSeed(uint64_t seed);
+  uint64_t
+  GetSeed() const;
+  void
+  SetWindowLow(double hu);
+  double
+  GetWindowLow() const;
+  void
+  SetWindowHigh(double hu);
+  double
+  GetWindowHigh() const;
+  void
+  SetModality(int modality);
+  int
+  GetModality() const;
+  void
+  Update();
+  TensorData
+  GetOutput() const;
+
+private:
+  struct Impl;
+  std::unique_ptr<Impl> m_Impl;
+};
+
+/** itk::AGCLEncoderFilter (kind "encoder": "image" -> "low_level", "high_level") or
+ *  itk::ASPPDecoderFilter (kind "decoder": -> "probability" [N,1,P,P]) with a model's network. */
+class NetworkFilter
+{
+public:
+  explicit NetworkFilter(const std::string & kind);
+  ~NetworkFilter();
+  void
+  SetInput(const TensorData & input);
+  void
+  SetModel(const Model & model);
+  void
+  SetDevice(const std::string & device);
+  std::string
+  GetDevice() const;
+  void
+  SetBatchSize(unsigned int size);
+  unsigned int
+  GetBatchSize() const;
+  void
+  Update();
+  TensorData
+  GetOutput() const;
+
+private:
+  struct Impl;
+  std::unique_ptr<Impl> m_Impl;
+};
+
+/** itk::LabelFusionFilter<Image<unsigned char,3>>: patch probabilities -> label map on the
+ *  reference image's grid. */
+class LabelFusionFilter
+{
+public:
+  LabelFusionFilter();
+  ~LabelFusionFilter();
+  void
+  SetPatches(const TensorData & patches);
+  void
+  SetReferenceImage(const Image & reference);
+  void
+  SetAttentionMap(int organ, const Image & attention);
+  void
+  SetThreshold(double threshold);
+  double
+  GetThreshold() const;
+  void
+  SetGaussianWeighting(bool on);
+  bool
+  GetGaussianWeighting() const;
+  void
+  SetPostProcessing(bool on);
+  bool
+  GetPostProcessing() const;
+  void
+  SetProbabilityMaps(bool on);
+  bool
+  GetProbabilityMaps() const;
+  void
+  Update();
+  Image
+  GetOutput() const;
+  /** float32 image of `organ`'s averaged probability (ProbabilityMaps on, after Update). */
+  Image
+  GetProbabilityMap(int organ) const;
+
+private:
+  struct Impl;
+  std::unique_ptr<Impl> m_Impl;
+};
 
 /** itk::AGCLSegmentationFilter<Image<short,3>, Image<unsigned char,3>>. */
 class SegmentationFilter
@@ -111,6 +355,9 @@ public:
   SetModelFileName(const std::string & fileName);
   std::string
   GetModelFileName() const;
+  /** A loaded model (shared; replaces the file name). */
+  void
+  SetModel(const Model & model);
   void
   SetDevice(const std::string & device);
   std::string
@@ -161,6 +408,8 @@ public:
   SetCoarseLabelMap(const Image & labels);
   void
   SetModelFileName(const std::string & fileName);
+  void
+  SetModel(const Model & model);
   void
   SetDevice(const std::string & device);
   std::string

@@ -24,6 +24,7 @@ import_array();
 %template(Int64Vector) std::vector<int64_t>;
 %template(IntVector) std::vector<int>;
 %template(ImageVector) std::vector<agcl::python::Image>;
+%template(StringVector) std::vector<std::string>;
 
 // Every C++ exception becomes a RuntimeError with its message, unless a Python exception is
 // already set (raised by a Python callback), which is passed on unchanged.
@@ -49,5 +50,11 @@ import_array();
 %ignore agcl::python::Image::GetITKImage;
 %ignore agcl::python::Image::FromITK;
 %ignore agcl::python::Image::operator=;
+%ignore agcl::python::Model::GetITKModel;
+%ignore agcl::python::Model::operator=;
+%ignore agcl::python::TensorView::FromTensor;
+%ignore agcl::python::TensorData::GetITKObject;
+%ignore agcl::python::TensorData::FromITK;
+%ignore agcl::python::TensorData::operator=;
 
 %include "AGCLPython.h"

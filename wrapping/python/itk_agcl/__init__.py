@@ -161,79 +161,264 @@ def _from_itk(value):
                             direction=_np.asarray(value.GetDirection()))
 
 
-class AGCLSegmentationFilter(object):
-    """itk::AGCLSegmentationFilter: CT (int16, or uint8/float32 converted) -> organ label map (uint8).
+def _string(name, value):
+    if not isinstance(value, str):
+        raise TypeError("%s: expected a str, got %s" % (name, type(value).__name__))
+    return value
 
-    Setters and getters as in C++ (SetModelFileName, SetDevice, SetBatchSize, SetSlabThickness,
-    SetPostProcessing); SetProgressCallback(f) calls f(progress in 0..1); an exception raised by it
-    aborts the filter and reaches the caller of Update. As in ITK, GetOutput() is the filter's own
-    output image: a later Update of the same filter rewrites it (copy it, or use a new filter).
-    """
 
-    def __init__(self):
-        self._native = _native.SegmentationFilter()
-        self._input = None
+def _integer(name, value, minimum=None):
+    if isinstance(value, bool) or not isinstance(value, (int, _np.integer)):
+        raise TypeError("%s: expected an int, got %s" % (name, type(value).__name__))
+    if minimum is not None and value < minimum:
+        raise ValueError("%s: expected >= %d, got %d" % (name, minimum, value))
+    return int(value)
+
+
+def _positive(name, value):
+    return _integer(name, value, 1)
+
+
+def _number(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float, _np.integer, _np.floating)):
+        raise TypeError("%s: expected a number, got %s" % (name, type(value).__name__))
+    return float(value)
+
+
+_CHECKS = {"str": _string, "int": _integer, "positive": _positive, "number": _number,
+           "bool": lambda name, value: bool(value), "seed": lambda name, value: _integer(name, value, 0)}
+
+
+def _properties(**kinds):
+    """Class decorator: SetX(value) / GetX() forwarding to the native object for each X=kind
+    (the value checked by kind: str, int, positive, number, bool, seed)."""
+    def decorate(cls):
+        for name, kind in kinds.items():
+            check = _CHECKS[kind]
+
+            def setter(self, value, _name=name, _check=check):
+                getattr(self._native, "Set" + _name)(_check(_name, value))
+
+            def getter(self, _name=name):
+                return getattr(self._native, "Get" + _name)()
+            setter.__name__, getter.__name__ = "Set" + name, "Get" + name
+            setattr(cls, "Set" + name, setter)
+            setattr(cls, "Get" + name, getter)
+        return cls
+    return decorate
+
+
+class _Filter(object):
+    """What the wrapped filters share: New(input, **setters), SetInput/GetInput, Update."""
+
+    _input_kind = "image"
 
     @classmethod
     def New(cls, *args, **kwargs):
-        """New(image, ModelFileName=..., Device=...): positional argument = the input; keywords
-        call the setter of that name."""
+        """New(input, Name=value, ...): the positional argument is the input; each keyword calls
+        the setter of that name (e.g. ModelFileName="m.agcl" calls SetModelFileName)."""
         f = cls()
         if len(args) > 1:
-            raise TypeError("New: at most one positional argument (the input image)")
+            raise TypeError("New: at most one positional argument (the input)")
         if args:
             f.SetInput(args[0])
         for key, value in kwargs.items():
             setter = getattr(f, "Set" + key, None)
             if setter is None:
-                raise TypeError("New: unknown keyword %r (expected a setter name such as ModelFileName)" % key)
+                raise TypeError("New: unknown keyword %r (expected a setter name such as %s)"
+                                % (key, cls._example_keyword))
             setter(value)
         return f
 
-    def SetInput(self, image):
-        self._input = _as_image(image, "input")
+    def SetInput(self, value):
+        if self._input_kind == "image":
+            self._input = _as_image(value, "input")
+        else:
+            self._input = _as_tensor_data(value, "input")
         self._native.SetInput(self._input._native)
 
     def GetInput(self):
-        return self._input
+        return getattr(self, "_input", None)
 
-    def SetModelFileName(self, file_name):
-        self._native.SetModelFileName(_string("ModelFileName", file_name))
+    def Update(self):
+        """Runs the filter (and whatever it depends on) without holding the GIL: other Python
+        threads run meanwhile. Do not change the filter from another thread during Update."""
+        self._native.Update()
 
-    def GetModelFileName(self):
-        return self._native.GetModelFileName()
 
-    def SetDevice(self, device):
-        self._native.SetDevice(_string("Device", device))
+class AGCLModelObject(object):
+    """A model bundle (.agcl): the coarse network, the encoder and the decoder with their
+    configuration, shared by the filters it is given to (SetModel).
 
-    def GetDevice(self):
-        return self._native.GetDevice()
+        model = itk_agcl.AGCLModelObject.New()
+        model.Load("abdomen.agcl")           # validated: config and every tensor's shape
+        model.GetConfig()["organs"]
+        model.Save("copy.agcl")              # atomic: nothing half-written on failure
+        fresh = itk_agcl.AGCLModelObject.FromConfig({"patch_size": 32}, seed=1)  # random weights
+    """
 
-    def SetBatchSize(self, size):
-        self._native.SetBatchSize(_positive("BatchSize", size))
+    def __init__(self, native=None):
+        self._native = native
 
-    def GetBatchSize(self):
-        return self._native.GetBatchSize()
+    @classmethod
+    def New(cls):
+        return cls()
 
-    def SetSlabThickness(self, slices):
-        self._native.SetSlabThickness(_positive("SlabThickness", slices))
+    @classmethod
+    def FromConfig(cls, config=None, seed=1):
+        """New randomly initialised networks for `config` (a dict of ModelConfig keys; None for
+        the defaults). Seeds torch's global generator with `seed`."""
+        if config is not None and not isinstance(config, dict):
+            raise TypeError("config: expected a dict or None, got %s" % type(config).__name__)
+        return cls(_native.Model.FromConfig(_json.dumps(config) if config is not None else "",
+                                            _integer("seed", seed, 0)))
 
-    def GetSlabThickness(self):
-        return self._native.GetSlabThickness()
+    def Load(self, file_name):
+        self._native = _native.Model.Load(_string("file_name", file_name))
 
-    def SetPostProcessing(self, on):
-        self._native.SetPostProcessing(bool(on))
+    def Save(self, file_name):
+        self._model().Save(_string("file_name", file_name))
 
-    def GetPostProcessing(self):
-        return self._native.GetPostProcessing()
+    def GetConfig(self):
+        return _json.loads(self._model().GetConfigJson())
+
+    def GetFileName(self):
+        return self._model().GetFileName()
+
+    def _model(self):
+        if self._native is None:
+            raise ValueError("AGCLModelObject: no model yet (call Load or use FromConfig)")
+        return self._native
+
+
+def load_model(file_name):
+    """The model bundle in `file_name` (an AGCLModelObject)."""
+    model = AGCLModelObject()
+    model.Load(file_name)
+    return model
+
+
+def _as_model(value, name):
+    if isinstance(value, AGCLModelObject):
+        return value._model()
+    raise TypeError("%s: expected an itk_agcl.AGCLModelObject, got %s" % (name, type(value).__name__))
+
+
+_TYPESTR = {"float32": "<f4", "float64": "<f8", "float16": "<f2", "int64": "<i8", "int32": "<i4",
+            "int16": "<i2", "int8": "|i1", "uint8": "|u1", "bool": "|b1"}
+
+
+class _TensorOwner(object):
+    """Keeps a native tensor view alive for the numpy arrays that view it."""
+
+    def __init__(self, view):
+        self._view = view
+        shape = tuple(view.GetShape())
+        self.__array_interface__ = {"version": 3, "shape": shape, "typestr": _TYPESTR[view.GetDType()],
+                                    "data": (int(view.GetBufferAddress()), True)}
+
+
+class TensorDataObject(object):
+    """itk::TensorDataObject in Python: named tensors with a batch dimension (numpy arrays) and
+    per-item metadata (a list of dicts with organ, modality, slice, index, origin, spacing, axes).
+
+    GetTensor(name) is a read-only numpy view of the tensor (no copy when it is a contiguous CPU
+    tensor; the view keeps it alive); SetTensor(name, array) copies the array once into a new
+    tensor. The patch filters pass these between them: the sampler's "image" [N, 2, P, P], the
+    encoder's "low_level" / "high_level", the decoder's "probability" [N, 1, P, P]."""
+
+    def __init__(self, native=None):
+        self._native = native if native is not None else _native.TensorData()
+
+    @classmethod
+    def New(cls):
+        return cls()
+
+    def GetTensorNames(self):
+        return list(self._native.GetTensorNames())
+
+    def HasTensor(self, name):
+        return self._native.HasTensor(_string("name", name))
+
+    def GetTensor(self, name):
+        view = self._native.GetTensor(_string("name", name))
+        if view.GetBufferSize() == 0:
+            return _np.empty(tuple(view.GetShape()), dtype=_np.dtype(_TYPESTR[view.GetDType()]))
+        return _np.asarray(_TensorOwner(view))
+
+    def SetTensor(self, name, array):
+        _string("name", name)
+        if not isinstance(array, _np.ndarray):
+            raise TypeError("%s: expected a numpy.ndarray, got %s" % (name, type(array).__name__))
+        if array.ndim < 1:
+            raise ValueError("%s: expected a batch dimension [N, ...], got a 0-d array" % name)
+        names = {_np.dtype(v): k for k, v in _TYPESTR.items()}
+        dtype = array.dtype.newbyteorder("<") if array.dtype.byteorder == ">" else array.dtype
+        if dtype not in names:
+            raise TypeError("%s: dtype %s is not supported (expected one of %s)"
+                            % (name, array.dtype, ", ".join(sorted(_TYPESTR))))
+        array = _np.ascontiguousarray(array, dtype=dtype)  # a copy only when not C-contiguous
+        self._native.SetTensorFromBuffer(name, names[dtype], [int(n) for n in array.shape],
+                                         int(array.__array_interface__["data"][0]), int(array.nbytes))
+
+    def RemoveTensor(self, name):
+        self._native.RemoveTensor(_string("name", name))
+
+    def GetMetadata(self):
+        return _json.loads(self._native.GetMetadataJson())
+
+    def SetMetadata(self, metadata):
+        if not isinstance(metadata, (list, tuple)):
+            raise TypeError("metadata: expected a list of dicts, got %s" % type(metadata).__name__)
+        self._native.SetMetadataJson(_json.dumps([_plain(item) for item in metadata]))
+
+    def GetNumberOfItems(self):
+        return int(self._native.GetNumberOfItems())
+
+    def __repr__(self):
+        return "itk_agcl.TensorDataObject(%d items, tensors %s)" % (self.GetNumberOfItems(), self.GetTensorNames())
+
+
+def _plain(item):
+    """numpy scalars and arrays in a metadata dict as plain Python numbers and lists."""
+    if not isinstance(item, dict):
+        raise TypeError("metadata: expected dicts, got %s" % type(item).__name__)
+    return {k: (_np.asarray(v).tolist() if isinstance(v, (_np.ndarray, _np.generic, list, tuple)) else v)
+            for k, v in item.items()}
+
+
+def _as_tensor_data(value, name):
+    if isinstance(value, TensorDataObject):
+        return value
+    raise TypeError("%s: expected an itk_agcl.TensorDataObject, got %s" % (name, type(value).__name__))
+
+
+@_properties(ModelFileName="str", Device="str", BatchSize="positive", SlabThickness="positive",
+             PostProcessing="bool")
+class AGCLSegmentationFilter(_Filter):
+    """itk::AGCLSegmentationFilter: CT (int16, or uint8/float32 converted) -> organ label map (uint8).
+
+    Setters and getters as in C++ (SetModelFileName or SetModel, SetDevice, SetBatchSize,
+    SetSlabThickness, SetPostProcessing); SetProgressCallback(f) calls f(progress in 0..1); an
+    exception raised by it aborts the filter and reaches the caller of Update. Update releases
+    the GIL (the callback takes it back for each call). As in ITK, GetOutput() is the filter's
+    own output image: a later Update of the same filter rewrites it (copy it, or use a new
+    filter).
+    """
+
+    _example_keyword = "ModelFileName"
+
+    def __init__(self):
+        self._native = _native.SegmentationFilter()
+
+    def SetModel(self, model):
+        self._model = model
+        self._native.SetModel(_as_model(model, "Model"))
 
     def SetProgressCallback(self, callback):
         if callback is not None and not callable(callback):
             raise TypeError("ProgressCallback: expected a callable or None")
         self._native.SetProgressCallback(callback)
-
-    def Update(self):
-        self._native.Update()
 
     def GetOutput(self):
         return Image(self._native.GetOutput())
@@ -245,53 +430,34 @@ class AGCLSegmentationFilter(object):
         return int(self._native.GetNumberOfPatches())
 
 
-class CoarseAttentionFilter(object):
+@_properties(Device="str", MarginMM="number")
+class CoarseAttentionFilter(_Filter):
     """itk::CoarseAttentionFilter: CT -> coarse organ label map (GetCoarseLabelOutput) and one
     attention map per organ (GetAttentionMap(label)): the organ's coarse region dilated by
     MarginMM. The coarse map comes from SetCoarseLabelMap(labels) or a model's coarse network
-    (SetModelFileName)."""
+    (SetModelFileName or SetModel)."""
+
+    _example_keyword = "ModelFileName"
 
     def __init__(self):
         self._native = _native.CoarseAttentionFilter()
-        self._input = None
-
-    New = AGCLSegmentationFilter.__dict__["New"]
-
-    def SetInput(self, image):
-        self._input = _as_image(image, "input")
-        self._native.SetInput(self._input._native)
-
-    def GetInput(self):
-        return self._input
 
     def SetCoarseLabelMap(self, labels):
-        self._native.SetCoarseLabelMap(_as_image(labels, "CoarseLabelMap")._native)
+        self._coarse = _as_image(labels, "CoarseLabelMap")
+        self._native.SetCoarseLabelMap(self._coarse._native)
 
     def SetModelFileName(self, file_name):
         self._native.SetModelFileName(_string("ModelFileName", file_name))
 
-    def SetDevice(self, device):
-        self._native.SetDevice(_string("Device", device))
-
-    def GetDevice(self):
-        return self._native.GetDevice()
-
-    def SetMarginMM(self, margin):
-        if isinstance(margin, bool) or not isinstance(margin, (int, float, _np.integer, _np.floating)):
-            raise TypeError("MarginMM: expected a number, got %s" % type(margin).__name__)
-        self._native.SetMarginMM(float(margin))
-
-    def GetMarginMM(self):
-        return self._native.GetMarginMM()
+    def SetModel(self, model):
+        self._model = model
+        self._native.SetModel(_as_model(model, "Model"))
 
     def SetOrganLabels(self, labels):
         self._native.SetOrganLabels([int(v) for v in labels])
 
     def GetOrganLabels(self):
         return list(self._native.GetOrganLabels())
-
-    def Update(self):
-        self._native.Update()
 
     def GetCoarseLabelOutput(self):
         return Image(self._native.GetCoarseLabelOutput())
@@ -300,18 +466,102 @@ class CoarseAttentionFilter(object):
         return Image(self._native.GetAttentionMap(int(label)))
 
 
-def _string(name, value):
-    if not isinstance(value, str):
-        raise TypeError("%s: expected a str, got %s" % (name, type(value).__name__))
-    return value
+@_properties(Mode="str", PatchSize="positive", PatchSpacingMM="number", PatchesPerOrgan="positive",
+             Overlap="number", Seed="seed", WindowLow="number", WindowHigh="number", Modality="int")
+class QueryPatchSamplerFilter(_Filter):
+    """itk::QueryPatchSamplerFilter: axial query patches of the CT where the organs' attention
+    maps (SetAttentionMap(label, map)) are non-zero -> TensorDataObject with "image" [N, 2, P, P]
+    (channel 0: the CT clipped to the window and scaled to 0..1; channel 1: the attention, 0/1)
+    and one metadata dict per patch. Mode "inference" (a grid over
+    each attended box, Overlap) or "training" (PatchesPerOrgan random patches per organ, Seed;
+    SetLabelMap adds "label" [N, 1, P, P], 1 on the patch's organ). PatchSpacingMM 0 keeps the image's spacing. A model's values are
+    in its configuration: patch_size, patch_spacing_mm, overlap, window."""
+
+    _example_keyword = "PatchSize"
+
+    def __init__(self):
+        self._native = _native.QueryPatchSamplerFilter()
+        self._maps = {}
+
+    def SetAttentionMap(self, label, attention):
+        image = _as_image(attention, "attention")
+        self._maps[int(label)] = image
+        self._native.SetAttentionMap(_integer("label", label), image._native)
+
+    def SetLabelMap(self, labels):
+        self._labels = _as_image(labels, "LabelMap")
+        self._native.SetLabelMap(self._labels._native)
+
+    def GetOutput(self):
+        return TensorDataObject(self._native.GetOutput())
 
 
-def _positive(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, _np.integer)):
-        raise TypeError("%s: expected an int, got %s" % (name, type(value).__name__))
-    if value < 1:
-        raise ValueError("%s: expected >= 1, got %d" % (name, value))
-    return int(value)
+class _NetworkFilter(_Filter):
+    _input_kind = "tensors"
+    _example_keyword = "Device"
+
+    def SetModel(self, model):
+        self._model = model
+        self._native.SetModel(_as_model(model, "Model"))
+
+    def GetOutput(self):
+        return TensorDataObject(self._native.GetOutput())
+
+
+@_properties(Device="str", BatchSize="positive")
+class AGCLEncoderFilter(_NetworkFilter):
+    """itk::AGCLEncoderFilter: the model's encoder (SetModel) on the patches' "image" ->
+    "low_level" and "high_level" feature tensors, in batches of BatchSize on Device."""
+
+    def __init__(self):
+        self._native = _native.NetworkFilter("encoder")
+
+
+@_properties(Device="str", BatchSize="positive")
+class ASPPDecoderFilter(_NetworkFilter):
+    """itk::ASPPDecoderFilter: the model's ASPP decoder (SetModel) on the encoder's features ->
+    "probability" [N, 1, P, P] (the patch's organ), in batches of BatchSize on Device."""
+
+    def __init__(self):
+        self._native = _native.NetworkFilter("decoder")
+
+
+@_properties(Threshold="number", GaussianWeighting="bool", PostProcessing="bool", ProbabilityMaps="bool")
+class LabelFusionFilter(_Filter):
+    """itk::LabelFusionFilter: the patches' "probability" (SetPatches) averaged back onto the
+    reference image's grid (SetReferenceImage) within each organ's attention map
+    (SetAttentionMap(label, map)), thresholded, the organ with the highest probability per
+    voxel -> label map (uint8). PostProcessing keeps each organ's largest component and fills
+    its holes; ProbabilityMaps keeps the averaged probabilities (GetProbabilityMap(label))."""
+
+    _input_kind = "tensors"
+    _example_keyword = "Threshold"
+
+    def __init__(self):
+        self._native = _native.LabelFusionFilter()
+        self._maps = {}
+
+    def SetInput(self, patches):
+        self.SetPatches(patches)
+
+    def SetPatches(self, patches):
+        self._input = _as_tensor_data(patches, "patches")
+        self._native.SetPatches(self._input._native)
+
+    def SetReferenceImage(self, reference):
+        self._reference = _as_image(reference, "reference")
+        self._native.SetReferenceImage(self._reference._native)
+
+    def SetAttentionMap(self, label, attention):
+        image = _as_image(attention, "attention")
+        self._maps[int(label)] = image
+        self._native.SetAttentionMap(_integer("label", label), image._native)
+
+    def GetOutput(self):
+        return Image(self._native.GetOutput())
+
+    def GetProbabilityMap(self, label):
+        return Image(self._native.GetProbabilityMap(_integer("label", label)))
 
 
 def agcl_segmentation_filter(image, model_file_name, device="cpu", batch_size=None, slab_thickness=None,
@@ -370,7 +620,8 @@ def _register_with_itk():
         import itk
     except ImportError:
         return
-    for name in ("AGCLSegmentationFilter", "AGCLTrainer"):
+    for name in ("AGCLSegmentationFilter", "CoarseAttentionFilter", "QueryPatchSamplerFilter", "AGCLEncoderFilter",
+                 "ASPPDecoderFilter", "LabelFusionFilter", "AGCLModelObject", "AGCLTrainer"):
         setattr(itk, name, globals()[name])
     setattr(itk, "agcl_segmentation_filter", agcl_segmentation_filter)
 

@@ -1,0 +1,145 @@
+/*=========================================================================
+ *  AGCL for ITK — Apache License 2.0, see LICENSE.
+ *=========================================================================*/
+#ifndef agcl_python_AGCLPythonInternal_h
+#define agcl_python_AGCLPythonInternal_h
+
+// Helpers shared by the facade's source files (not wrapped).
+
+#include <Python.h>
+
+#include "itkImage.h"
+
+#include <stdexcept>
+
+namespace agcl::python::detail {
+
+using CTImage = itk::Image<short, 3>;
+using LabelImage = itk::Image<unsigned char, 3>;
+using FloatImage = itk::Image<float, 3>;
+
+/** A Python exception raised inside a callback: it is already set; the wrapper passes it on. */
+class PythonErrorAlreadySet : public std::runtime_error
+{
+public:
+  PythonErrorAlreadySet()
+    : std::runtime_error("Python exception in a callback")
+  {}
+};
+
+/** Releases the GIL for the lifetime of the object (long C++ work: other Python threads run
+ *  meanwhile); taken back on destruction, also when an exception leaves the scope. */
+class ReleasedGIL
+{
+public:
+  ReleasedGIL()
+    : m_State(PyEval_SaveThread())
+  {}
+  ~ReleasedGIL() { PyEval_RestoreThread(m_State); }
+  ReleasedGIL(const ReleasedGIL &) = delete;
+  ReleasedGIL &
+  operator=(const ReleasedGIL &) = delete;
+
+private:
+  PyThreadState * m_State;
+};
+
+/** A Python exception raised by a callback that C++ called, possibly on another thread: kept
+ *  until the wrapped call is back on its own thread with the GIL, then raised there. */
+class CallbackError
+{
+public:
+  CallbackError() = default;
+  CallbackError(const CallbackError &) = delete;
+  CallbackError &
+  operator=(const CallbackError &) = delete;
+  bool
+  Has() const
+  {
+    return m_Type != nullptr;
+  }
+  /** With the GIL: takes the current Python error. */
+  void
+  Fetch()
+  {
+    PyErr_Fetch(&m_Type, &m_Value, &m_Traceback);
+  }
+  /** With the GIL, if Has(): sets the error again on this thread and throws
+   *  PythonErrorAlreadySet (the SWIG wrapper passes the Python error on unchanged). */
+  void
+  RaiseIfAny()
+  {
+    if (!Has())
+      return;
+    PyErr_Restore(m_Type, m_Value, m_Traceback);
+    m_Type = m_Value = m_Traceback = nullptr;
+    throw PythonErrorAlreadySet();
+  }
+
+private:
+  PyObject * m_Type = nullptr;
+  PyObject * m_Value = nullptr;
+  PyObject * m_Traceback = nullptr;
+};
+
+/** Calls `callable(makeArgument())` from any thread, taking the GIL for the call; false when
+ *  the call raised (the error is then moved into `error`). */
+template <typename TMakeArgument>
+bool
+CallPython(PyObject * callable, TMakeArgument makeArgument, CallbackError & error)
+{
+  const PyGILState_STATE state = PyGILState_Ensure();
+  PyObject *             argument = makeArgument();
+  PyObject *             result = argument ? PyObject_CallFunctionObjArgs(callable, argument, nullptr) : nullptr;
+  Py_XDECREF(argument);
+  const bool ok = result != nullptr;
+  Py_XDECREF(result);
+  if (!ok)
+    error.Fetch();
+  PyGILState_Release(state);
+  return ok;
+}
+
+/** Runs `update` (an ITK pipeline update) without the GIL; a failure of it becomes a
+ *  std::runtime_error with ITK's description after the GIL is back, and a Python exception
+ *  raised by a callback meanwhile is raised instead. */
+template <typename TUpdate>
+void
+UpdateWithoutGIL(TUpdate update, CallbackError & callbackError)
+{
+  bool        failed = false;
+  std::string failure;
+  {
+    ReleasedGIL released;
+    try
+    {
+      update();
+    }
+    catch (const itk::ExceptionObject & e)
+    {
+      failed = true;
+      failure = e.GetDescription();
+    }
+    catch (const std::exception & e)
+    {
+      failed = true;
+      failure = e.what();
+    }
+  }
+  callbackError.RaiseIfAny();
+  if (failed)
+    throw std::runtime_error(failure.empty() ? "unknown error" : failure);
+}
+
+/** The organ label of a Python int: 1..255 or std::invalid_argument naming `what`. */
+inline unsigned char
+OrganLabel(int label, const std::string & what)
+{
+  if (label < 1 || label > 255)
+    throw std::invalid_argument(what + ": organ label " + std::to_string(label) + " outside 1..255");
+  return static_cast<unsigned char>(label);
+}
+
+} // namespace agcl::python::detail
+
+#endif

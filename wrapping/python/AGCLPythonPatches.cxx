@@ -1,0 +1,582 @@
+/*=========================================================================
+ *  AGCL for ITK — Apache License 2.0, see LICENSE.
+ *=========================================================================*/
+// The facade's model bundle, tensor data and patch-level filters (the sampler, the encoder and
+// decoder filters and the label fusion); images and the one-call filter are in AGCLPython.cxx.
+#include "AGCLPython.h"
+#include "AGCLPythonInternal.h"
+
+#include "agcl/AGCLModel.h"
+#include "agcl/Threading.h"
+#include "itkAGCLEncoderFilter.h"
+#include "itkAGCLModelObject.h"
+#include "itkASPPDecoderFilter.h"
+#include "itkLabelFusionFilter.h"
+#include "itkQueryPatchSamplerFilter.h"
+
+#include <torch/types.h>
+
+#include <nlohmann/json.hpp>
+
+#include <cstring>
+#include <map>
+
+namespace agcl::python {
+using namespace detail;
+
+namespace {
+
+const std::map<std::string, at::ScalarType> &
+DTypes()
+{
+  static const std::map<std::string, at::ScalarType> dtypes = {
+    { "float32", at::kFloat }, { "float64", at::kDouble }, { "float16", at::kHalf }, { "int64", at::kLong },
+    { "int32", at::kInt },     { "int16", at::kShort },    { "int8", at::kChar },    { "uint8", at::kByte },
+    { "bool", at::kBool }
+  };
+  return dtypes;
+}
+
+std::string
+DTypeName(at::ScalarType type)
+{
+  for (const auto & [name, value] : DTypes())
+    if (value == type)
+      return name;
+  throw std::invalid_argument(std::string("tensor dtype ") + c10::toString(type) + " has no numpy equivalent here");
+}
+
+} // namespace
+
+// ------------------------------------------------------------------------------------ Model
+struct Model::Holder
+{
+  itk::AGCLModelObject::Pointer model = itk::AGCLModelObject::New();
+};
+
+Model::Model() = default;
+Model::~Model() = default;
+Model::Model(const Model &) = default;
+Model &
+Model::operator=(const Model &) = default;
+
+Model
+Model::Load(const std::string & fileName)
+{
+  Model result;
+  result.m_Holder = std::make_shared<Holder>();
+  try
+  {
+    ReleasedGIL released;
+    result.m_Holder->model->Load(fileName);
+  }
+  catch (const itk::ExceptionObject & e)
+  {
+    throw std::invalid_argument(e.GetDescription());
+  }
+  return result;
+}
+
+Model
+Model::FromConfig(const std::string & configJson, uint64_t seed)
+{
+  ModelConfig config;
+  try
+  {
+    if (!configJson.empty())
+      config = ModelConfig::FromJson(nlohmann::json::parse(configJson));
+    config.Validate();
+  }
+  catch (const nlohmann::json::exception & e)
+  {
+    throw std::invalid_argument(std::string("model config: ") + e.what());
+  }
+  catch (const ModelBundleError & e)
+  {
+    throw std::invalid_argument(e.what());
+  }
+  torch::manual_seed(seed);
+  Model result;
+  result.m_Holder = std::make_shared<Holder>();
+  result.m_Holder->model->SetModel(std::make_shared<AGCLModel>(config));
+  return result;
+}
+
+void
+Model::Save(const std::string & fileName) const
+{
+  auto * model = static_cast<itk::AGCLModelObject *>(GetITKModel());
+  try
+  {
+    ReleasedGIL released;
+    model->GetModel().Save(fileName);
+  }
+  catch (const std::exception & e)
+  {
+    throw std::runtime_error("cannot save the model to '" + fileName + "': " + e.what());
+  }
+}
+
+std::string
+Model::GetConfigJson() const
+{
+  return static_cast<itk::AGCLModelObject *>(GetITKModel())->GetConfig().ToJson().dump();
+}
+
+std::string
+Model::GetFileName() const
+{
+  return static_cast<itk::AGCLModelObject *>(GetITKModel())->GetFileName();
+}
+
+void *
+Model::GetITKModel() const
+{
+  if (!m_Holder || !m_Holder->model->HasModel())
+    throw std::invalid_argument("the model is empty (use Model.Load or Model.FromConfig)");
+  return m_Holder->model.GetPointer();
+}
+
+// ------------------------------------------------------------------------------- TensorView
+struct TensorView::Holder
+{
+  at::Tensor tensor; // contiguous, on the CPU
+};
+
+TensorView::TensorView() = default;
+TensorView::~TensorView() = default;
+TensorView::TensorView(const TensorView &) = default;
+
+TensorView
+TensorView::FromTensor(const void * tensor)
+{
+  const auto & source = *static_cast<const at::Tensor *>(tensor);
+  TensorView   view;
+  view.m_Holder = std::make_shared<Holder>();
+  view.m_Holder->tensor = source.detach().to(at::kCPU).contiguous(); // no copy when already so
+  DTypeName(view.m_Holder->tensor.scalar_type());
+  return view;
+}
+
+std::string
+TensorView::GetDType() const
+{
+  if (!m_Holder)
+    throw std::invalid_argument("empty tensor view");
+  return DTypeName(m_Holder->tensor.scalar_type());
+}
+
+std::vector<int64_t>
+TensorView::GetShape() const
+{
+  GetDType();
+  const auto sizes = m_Holder->tensor.sizes();
+  return std::vector<int64_t>(sizes.begin(), sizes.end());
+}
+
+uintptr_t
+TensorView::GetBufferAddress() const
+{
+  GetDType();
+  return reinterpret_cast<uintptr_t>(m_Holder->tensor.data_ptr());
+}
+
+uint64_t
+TensorView::GetBufferSize() const
+{
+  GetDType();
+  return static_cast<uint64_t>(m_Holder->tensor.nbytes());
+}
+
+// ------------------------------------------------------------------------------- TensorData
+struct TensorData::Holder
+{
+  itk::TensorDataObject::Pointer object;
+};
+
+TensorData::TensorData()
+  : m_Holder(std::make_shared<Holder>())
+{
+  m_Holder->object = itk::TensorDataObject::New();
+}
+TensorData::~TensorData() = default;
+TensorData::TensorData(const TensorData &) = default;
+TensorData &
+TensorData::operator=(const TensorData &) = default;
+
+void *
+TensorData::GetITKObject() const
+{
+  return m_Holder->object.GetPointer();
+}
+
+TensorData
+TensorData::FromITK(void * object)
+{
+  TensorData result;
+  result.m_Holder->object = static_cast<itk::TensorDataObject *>(object);
+  return result;
+}
+
+std::vector<std::string>
+TensorData::GetTensorNames() const
+{
+  return m_Holder->object->GetTensorNames();
+}
+
+bool
+TensorData::HasTensor(const std::string & name) const
+{
+  return m_Holder->object->HasTensor(name);
+}
+
+TensorView
+TensorData::GetTensor(const std::string & name) const
+{
+  try
+  {
+    return TensorView::FromTensor(&m_Holder->object->GetTensor(name));
+  }
+  catch (const itk::ExceptionObject & e)
+  {
+    throw std::invalid_argument(e.GetDescription());
+  }
+}
+
+void
+TensorData::SetTensorFromBuffer(const std::string &          name,
+                                const std::string &          dtype,
+                                const std::vector<int64_t> & shape,
+                                uintptr_t                    data,
+                                uint64_t                     nbytes)
+{
+  const auto found = DTypes().find(dtype);
+  if (found == DTypes().end())
+    throw std::invalid_argument("tensor '" + name + "': dtype " + dtype + " is not supported");
+  for (int64_t extent : shape)
+    if (extent < 0)
+      throw std::invalid_argument("tensor '" + name + "': negative extent in its shape");
+  at::Tensor tensor = torch::empty(shape, torch::TensorOptions().dtype(found->second));
+  if (static_cast<uint64_t>(tensor.nbytes()) != nbytes)
+    throw std::invalid_argument("tensor '" + name + "': " + std::to_string(nbytes) + " bytes do not match its shape");
+  if (nbytes > 0)
+    std::memcpy(tensor.data_ptr(), reinterpret_cast<const void *>(data), nbytes);
+  try
+  {
+    m_Holder->object->SetTensor(name, tensor);
+  }
+  catch (const itk::ExceptionObject & e)
+  {
+    throw std::invalid_argument(e.GetDescription());
+  }
+}
+
+void
+TensorData::RemoveTensor(const std::string & name)
+{
+  m_Holder->object->RemoveTensor(name);
+}
+
+std::string
+TensorData::GetMetadataJson() const
+{
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto & m : m_Holder->object->GetMetadata())
+    out.push_back({ { "organ", m.organ },
+                    { "modality", m.modality },
+                    { "slice", m.slice },
+                    { "index", m.index },
+                    { "origin", m.origin },
+                    { "spacing", m.spacing },
+                    { "axes", m.axes } });
+  return out.dump();
+}
+
+void
+TensorData::SetMetadataJson(const std::string & json)
+{
+  itk::TensorDataObject::MetadataType metadata;
+  try
+  {
+    const auto items = nlohmann::json::parse(json);
+    if (!items.is_array())
+      throw std::invalid_argument("metadata: expected a list with one dict per item");
+    for (size_t i = 0; i < items.size(); ++i)
+    {
+      const auto & item = items[i];
+      if (!item.is_object())
+        throw std::invalid_argument("metadata[" + std::to_string(i) + "]: expected a dict");
+      itk::TensorItemMetadata m;
+      for (const auto & [key, value] : item.items())
+      {
+        if (key == "organ")
+          m.organ = value.get<int>();
+        else if (key == "modality")
+          m.modality = value.get<int>();
+        else if (key == "slice")
+          m.slice = value.get<int64_t>();
+        else if (key == "index")
+          m.index = value.get<std::array<int64_t, 3>>();
+        else if (key == "origin")
+          m.origin = value.get<std::array<double, 3>>();
+        else if (key == "spacing")
+          m.spacing = value.get<std::array<double, 2>>();
+        else if (key == "axes")
+          m.axes = value.get<std::array<double, 6>>();
+        else
+          throw std::invalid_argument("metadata[" + std::to_string(i) + "]: unknown key '" + key +
+                                      "' (expected organ, modality, slice, index, origin, spacing, axes)");
+      }
+      metadata.push_back(m);
+    }
+    m_Holder->object->SetMetadata(metadata);
+  }
+  catch (const nlohmann::json::exception & e)
+  {
+    throw std::invalid_argument(std::string("metadata: ") + e.what());
+  }
+  catch (const itk::ExceptionObject & e)
+  {
+    throw std::invalid_argument(std::string("metadata: ") + e.GetDescription());
+  }
+}
+
+int64_t
+TensorData::GetNumberOfItems() const
+{
+  return m_Holder->object->GetNumberOfItems();
+}
+
+// ------------------------------------------------------------------ QueryPatchSamplerFilter
+struct QueryPatchSamplerFilter::Impl
+{
+  using Filter = itk::QueryPatchSamplerFilter<CTImage, LabelImage>;
+  Filter::Pointer       filter = Filter::New();
+  Image                 input, labels; // kept alive
+  std::map<int, Image>  attention;
+};
+
+QueryPatchSamplerFilter::QueryPatchSamplerFilter()
+  : m_Impl(std::make_unique<Impl>())
+{
+  agcl::ConfigureThreads();
+}
+QueryPatchSamplerFilter::~QueryPatchSamplerFilter() = default;
+
+void
+QueryPatchSamplerFilter::SetInput(const Image & image)
+{
+  m_Impl->input = image.AsInt16();
+  m_Impl->filter->SetInput(static_cast<CTImage *>(m_Impl->input.GetITKImage()));
+}
+void
+QueryPatchSamplerFilter::SetAttentionMap(int organ, const Image & attention)
+{
+  const unsigned char label = OrganLabel(organ, "SetAttentionMap");
+  if (attention.GetPixelType() != "uint8")
+    throw std::invalid_argument("SetAttentionMap: expected a uint8 map, got " + attention.GetPixelType());
+  m_Impl->attention[organ] = attention;
+  m_Impl->filter->SetAttentionMap(label, static_cast<LabelImage *>(attention.GetITKImage()));
+}
+void
+QueryPatchSamplerFilter::SetLabelMap(const Image & labels)
+{
+  if (labels.GetPixelType() != "uint8")
+    throw std::invalid_argument("SetLabelMap: expected a uint8 label map, got " + labels.GetPixelType());
+  m_Impl->labels = labels;
+  m_Impl->filter->SetLabelMap(static_cast<LabelImage *>(labels.GetITKImage()));
+}
+void
+QueryPatchSamplerFilter::SetMode(const std::string & mode)
+{
+  if (mode != "inference" && mode != "training")
+    throw std::invalid_argument("Mode '" + mode + "': expected inference or training");
+  m_Impl->filter->SetMode(mode == "training" ? Impl::Filter::ModeEnum::Training : Impl::Filter::ModeEnum::Inference);
+}
+std::string
+QueryPatchSamplerFilter::GetMode() const
+{
+  return m_Impl->filter->GetMode() == Impl::Filter::ModeEnum::Training ? "training" : "inference";
+}
+
+#define AGCL_PYTHON_PROPERTY(Class, Name, Type)                                                                        \
+  void Class::Set##Name(Type value) { m_Impl->filter->Set##Name(value); }                                              \
+  Type Class::Get##Name() const { return m_Impl->filter->Get##Name(); }
+
+AGCL_PYTHON_PROPERTY(QueryPatchSamplerFilter, PatchSize, unsigned int)
+AGCL_PYTHON_PROPERTY(QueryPatchSamplerFilter, PatchSpacingMM, double)
+AGCL_PYTHON_PROPERTY(QueryPatchSamplerFilter, PatchesPerOrgan, unsigned int)
+AGCL_PYTHON_PROPERTY(QueryPatchSamplerFilter, Overlap, double)
+AGCL_PYTHON_PROPERTY(QueryPatchSamplerFilter, Seed, uint64_t)
+AGCL_PYTHON_PROPERTY(QueryPatchSamplerFilter, WindowLow, double)
+AGCL_PYTHON_PROPERTY(QueryPatchSamplerFilter, WindowHigh, double)
+AGCL_PYTHON_PROPERTY(QueryPatchSamplerFilter, Modality, int)
+
+void
+QueryPatchSamplerFilter::Update()
+{
+  if (m_Impl->filter->GetInput() == nullptr)
+    throw std::invalid_argument("QueryPatchSamplerFilter: no input image (SetInput)");
+  CallbackError none;
+  auto &        filter = m_Impl->filter;
+  UpdateWithoutGIL([&filter] { filter->Update(); }, none);
+}
+TensorData
+QueryPatchSamplerFilter::GetOutput() const
+{
+  return TensorData::FromITK(m_Impl->filter->GetOutput());
+}
+
+// ---------------------------------------------------------------------------- NetworkFilter
+struct NetworkFilter::Impl
+{
+  std::string                         kind;
+  itk::TensorDataObjectFilter::Pointer filter;
+  TensorData                          input; // kept alive
+  Model                               model;
+};
+
+NetworkFilter::NetworkFilter(const std::string & kind)
+  : m_Impl(std::make_unique<Impl>())
+{
+  agcl::ConfigureThreads();
+  m_Impl->kind = kind;
+  if (kind == "encoder")
+    m_Impl->filter = itk::AGCLEncoderFilter::New().GetPointer();
+  else if (kind == "decoder")
+    m_Impl->filter = itk::ASPPDecoderFilter::New().GetPointer();
+  else
+    throw std::invalid_argument("network filter kind '" + kind + "': expected encoder or decoder");
+}
+NetworkFilter::~NetworkFilter() = default;
+
+void
+NetworkFilter::SetInput(const TensorData & input)
+{
+  m_Impl->input = input;
+  m_Impl->filter->SetInput(static_cast<itk::TensorDataObject *>(input.GetITKObject()));
+}
+void
+NetworkFilter::SetModel(const Model & model)
+{
+  auto & networks = static_cast<itk::AGCLModelObject *>(model.GetITKModel())->GetModel();
+  m_Impl->model = model;
+  if (m_Impl->kind == "encoder")
+    static_cast<itk::AGCLEncoderFilter *>(m_Impl->filter.GetPointer())->SetEncoder(networks.Encoder());
+  else
+    static_cast<itk::ASPPDecoderFilter *>(m_Impl->filter.GetPointer())->SetDecoder(networks.Decoder());
+}
+void
+NetworkFilter::SetDevice(const std::string & device)
+{
+  m_Impl->filter->SetDevice(device);
+}
+std::string
+NetworkFilter::GetDevice() const
+{
+  return m_Impl->filter->GetDevice();
+}
+void
+NetworkFilter::SetBatchSize(unsigned int size)
+{
+  m_Impl->filter->SetBatchSize(size);
+}
+unsigned int
+NetworkFilter::GetBatchSize() const
+{
+  return m_Impl->filter->GetBatchSize();
+}
+void
+NetworkFilter::Update()
+{
+  const std::string name = m_Impl->kind == "encoder" ? "AGCLEncoderFilter" : "ASPPDecoderFilter";
+  if (m_Impl->filter->GetInput() == nullptr)
+    throw std::invalid_argument(name + ": no input (SetInput)");
+  CallbackError none;
+  auto &        filter = m_Impl->filter;
+  UpdateWithoutGIL([&filter] { filter->Update(); }, none);
+}
+TensorData
+NetworkFilter::GetOutput() const
+{
+  return TensorData::FromITK(m_Impl->filter->GetOutput());
+}
+
+// ------------------------------------------------------------------------ LabelFusionFilter
+struct LabelFusionFilter::Impl
+{
+  using Filter = itk::LabelFusionFilter<LabelImage>;
+  Filter::Pointer      filter = Filter::New();
+  TensorData           patches;
+  Image                reference;
+  std::map<int, Image> attention;
+};
+
+LabelFusionFilter::LabelFusionFilter()
+  : m_Impl(std::make_unique<Impl>())
+{
+  agcl::ConfigureThreads();
+}
+LabelFusionFilter::~LabelFusionFilter() = default;
+
+void
+LabelFusionFilter::SetPatches(const TensorData & patches)
+{
+  m_Impl->patches = patches;
+  m_Impl->filter->SetPatches(static_cast<itk::TensorDataObject *>(patches.GetITKObject()));
+}
+void
+LabelFusionFilter::SetReferenceImage(const Image & reference)
+{
+  m_Impl->reference = reference;
+  m_Impl->filter->SetReferenceImage(static_cast<itk::ImageBase<3> *>(reference.GetITKImage()));
+}
+void
+LabelFusionFilter::SetAttentionMap(int organ, const Image & attention)
+{
+  const unsigned char label = OrganLabel(organ, "SetAttentionMap");
+  if (attention.GetPixelType() != "uint8")
+    throw std::invalid_argument("SetAttentionMap: expected a uint8 map, got " + attention.GetPixelType());
+  m_Impl->attention[organ] = attention;
+  m_Impl->filter->SetAttentionMap(label, static_cast<LabelImage *>(attention.GetITKImage()));
+}
+
+AGCL_PYTHON_PROPERTY(LabelFusionFilter, Threshold, double)
+AGCL_PYTHON_PROPERTY(LabelFusionFilter, GaussianWeighting, bool)
+AGCL_PYTHON_PROPERTY(LabelFusionFilter, PostProcessing, bool)
+AGCL_PYTHON_PROPERTY(LabelFusionFilter, ProbabilityMaps, bool)
+#undef AGCL_PYTHON_PROPERTY
+
+void
+LabelFusionFilter::Update()
+{
+  CallbackError none;
+  auto &        filter = m_Impl->filter;
+  UpdateWithoutGIL([&filter] { filter->Update(); }, none);
+}
+
+Image
+LabelFusionFilter::GetOutput() const
+{
+  LabelImage::Pointer output = m_Impl->filter->GetOutput();
+  if (output->GetBufferPointer() == nullptr)
+    throw std::invalid_argument("LabelFusionFilter: no output yet (call Update)");
+  return Image::FromITK(output.GetPointer(), "uint8");
+}
+
+Image
+LabelFusionFilter::GetProbabilityMap(int organ) const
+{
+  const unsigned char label = OrganLabel(organ, "GetProbabilityMap");
+  try
+  {
+    FloatImage::Pointer map = const_cast<FloatImage *>(m_Impl->filter->GetProbabilityMap(label));
+    return Image::FromITK(map.GetPointer(), "float32");
+  }
+  catch (const itk::ExceptionObject & e)
+  {
+    throw std::invalid_argument(e.GetDescription());
+  }
+}
+
+} // namespace agcl::python
