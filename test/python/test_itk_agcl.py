@@ -145,9 +145,13 @@ def test_trainer_runs_a_few_steps(tmp_path):
     logged = []
     trainer = itk_agcl.AGCLTrainer(coarse_steps=2, pretraining_steps=2, decoder_steps=2, pretraining_batch_size=8,
                                    decoder_batch_size=8, patches_per_organ=4, log_every=1, show_progress=False)
-    model = trainer.Run(str(tmp_path / "cohort" / "manifest.csv"), str(tmp_path / "run"), config=config,
-                        progress=logged.append)
+    paths = []
+    steps, seconds = _main_thread_runs_while(lambda: paths.append(
+        trainer.Run(str(tmp_path / "cohort" / "manifest.csv"), str(tmp_path / "run"), config=config,
+                    progress=logged.append)))
+    model = paths[0]
     assert os.path.exists(model)
+    assert steps >= 0.3 * seconds / 0.006, (steps, seconds)  # training does not keep the GIL
     trained = itk_agcl.model_config(model)
     assert [o["label"] for o in trained["organs"]] == [o["label"] for o in config["organs"]]
     assert trained["provenance"]["mode"] == "agcl"
@@ -177,3 +181,57 @@ def test_coarse_attention_filter_matches_a_scipy_dilation(phantom):
         f.GetAttentionMap(3)
     with pytest.raises(RuntimeError, match="uint8"):
         f.SetCoarseLabelMap(ct)
+
+
+def test_dicom_series_folder_reads_like_the_nifti_copy():
+    # The cli_segment fixture writes one phantom as a DICOM series and as NIfTI.
+    folder = os.path.join(os.path.dirname(MODEL), "dicom")
+    dicom = itk_agcl.imread(folder)
+    nifti = itk_agcl.imread(os.path.join(os.path.dirname(MODEL), "phantom.nii.gz"))
+    assert dicom.GetPixelType() == "int16" and dicom.shape == nifti.shape
+    np.testing.assert_array_equal(itk_agcl.array_view_from_image(dicom), itk_agcl.array_view_from_image(nifti))
+    np.testing.assert_allclose(dicom.GetSpacing(), nifti.GetSpacing(), rtol=1e-5)
+    np.testing.assert_allclose(dicom.GetOrigin(), nifti.GetOrigin(), atol=1e-3)
+    np.testing.assert_allclose(dicom.GetDirection(), nifti.GetDirection(), atol=1e-6)
+
+
+def test_a_folder_without_dicom_is_named(tmp_path):
+    with pytest.raises(RuntimeError, match="without a DICOM series"):
+        itk_agcl.imread(str(tmp_path))
+
+
+def _main_thread_runs_while(work):
+    """Runs work() on a thread; meanwhile this thread sleeps in 5 ms steps. Returns the steps
+    done while the work ran and the work's duration: a call that keeps the GIL stops the steps."""
+    import threading
+    import time
+    done = threading.Event()
+    result = {}
+
+    def run():
+        start = time.perf_counter()
+        try:
+            work()
+        finally:
+            result["seconds"] = time.perf_counter() - start
+            done.set()
+
+    thread = threading.Thread(target=run)
+    steps = 0
+    thread.start()
+    while not done.is_set():
+        time.sleep(0.005)
+        steps += 1
+    thread.join()
+    return steps, result["seconds"]
+
+
+def test_update_releases_the_gil():
+    ct, _ = itk_agcl.phantom((96, 96, 40), seed=3)
+    calls = []
+    steps, seconds = _main_thread_runs_while(
+        lambda: itk_agcl.agcl_segmentation_filter(ct, model_file_name=MODEL, progress=calls.append))
+    assert seconds > 0.2 and calls and calls[-1] == 1.0  # long enough to tell; the callback still ran
+    # Had the GIL been kept, this thread would have run only during the few callbacks.
+    assert steps >= 0.3 * seconds / 0.006, (steps, seconds)
+    print("GIL check: %d sleep steps in %.2f s of segmentation" % (steps, seconds))

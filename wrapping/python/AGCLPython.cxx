@@ -254,9 +254,9 @@ ReadImage(const std::string & fileName)
 {
   if (!std::filesystem::exists(fileName))
     throw std::invalid_argument("imread: '" + fileName + "': no such file");
+  ReleasedGIL released; // reading takes time; other Python threads go on
   if (std::filesystem::is_directory(fileName))
-    throw std::invalid_argument("imread: '" + fileName +
-                                "' is a folder; DICOM series are read by the agcl tool (agcl segment) for now");
+    return Image::FromITK(cli::ReadDicomSeries<CTImage>(fileName, "imread: DICOM series").GetPointer(), "int16");
   try
   {
     auto io = itk::ImageIOFactory::CreateImageIO(fileName.c_str(), itk::ImageIOFactory::IOFileModeEnum::ReadMode);
@@ -301,9 +301,10 @@ ReadImage(const std::string & fileName)
 void
 WriteImage(const Image & image, const std::string & fileName)
 {
+  void *      itkImage = image.GetITKImage();
+  ReleasedGIL released;
   try
   {
-    void * itkImage = image.GetITKImage();
     if (image.GetPixelType() == "int16")
       cli::WriteAtomically(static_cast<CTImage *>(itkImage), fileName);
     else if (image.GetPixelType() == "uint8")

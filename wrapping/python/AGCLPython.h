@@ -182,11 +182,11 @@ public:
   GetTensor(const std::string & name) const;
   /** A new CPU tensor of `dtype` and `shape`, a copy of `data` (C-contiguous, `nbytes`). */
   void
-  SetTensorFromBuffer(const std::string & name,
-                      const std::string & dtype,
+  SetTensorFromBuffer(const std::string &          name,
+                      const std::string &          dtype,
                       const std::vector<int64_t> & shape,
-                      uintptr_t data,
-                      uint64_t nbytes);
+                      uintptr_t                    data,
+                      uint64_t                     nbytes);
   void
   RemoveTensor(const std::string & name);
   /** JSON list, one object per item: organ, modality, slice, index [3], origin [3] (mm),

@@ -29,11 +29,11 @@ namespace {
 const std::map<std::string, at::ScalarType> &
 DTypes()
 {
-  static const std::map<std::string, at::ScalarType> dtypes = {
-    { "float32", at::kFloat }, { "float64", at::kDouble }, { "float16", at::kHalf }, { "int64", at::kLong },
-    { "int32", at::kInt },     { "int16", at::kShort },    { "int8", at::kChar },    { "uint8", at::kByte },
-    { "bool", at::kBool }
-  };
+  static const std::map<std::string, at::ScalarType> dtypes = { { "float32", at::kFloat }, { "float64", at::kDouble },
+                                                                { "float16", at::kHalf },  { "int64", at::kLong },
+                                                                { "int32", at::kInt },     { "int16", at::kShort },
+                                                                { "int8", at::kChar },     { "uint8", at::kByte },
+                                                                { "bool", at::kBool } };
   return dtypes;
 }
 
@@ -351,9 +351,9 @@ TensorData::GetNumberOfItems() const
 struct QueryPatchSamplerFilter::Impl
 {
   using Filter = itk::QueryPatchSamplerFilter<CTImage, LabelImage>;
-  Filter::Pointer       filter = Filter::New();
-  Image                 input, labels; // kept alive
-  std::map<int, Image>  attention;
+  Filter::Pointer      filter = Filter::New();
+  Image                input, labels; // kept alive
+  std::map<int, Image> attention;
 };
 
 QueryPatchSamplerFilter::QueryPatchSamplerFilter()
@@ -400,8 +400,14 @@ QueryPatchSamplerFilter::GetMode() const
 }
 
 #define AGCL_PYTHON_PROPERTY(Class, Name, Type)                                                                        \
-  void Class::Set##Name(Type value) { m_Impl->filter->Set##Name(value); }                                              \
-  Type Class::Get##Name() const { return m_Impl->filter->Get##Name(); }
+  void Class::Set##Name(Type value)                                                                                    \
+  {                                                                                                                    \
+    m_Impl->filter->Set##Name(value);                                                                                  \
+  }                                                                                                                    \
+  Type Class::Get##Name() const                                                                                        \
+  {                                                                                                                    \
+    return m_Impl->filter->Get##Name();                                                                                \
+  }
 
 AGCL_PYTHON_PROPERTY(QueryPatchSamplerFilter, PatchSize, unsigned int)
 AGCL_PYTHON_PROPERTY(QueryPatchSamplerFilter, PatchSpacingMM, double)
@@ -430,10 +436,10 @@ QueryPatchSamplerFilter::GetOutput() const
 // ---------------------------------------------------------------------------- NetworkFilter
 struct NetworkFilter::Impl
 {
-  std::string                         kind;
+  std::string                          kind;
   itk::TensorDataObjectFilter::Pointer filter;
-  TensorData                          input; // kept alive
-  Model                               model;
+  TensorData                           input; // kept alive
+  Model                                model;
 };
 
 NetworkFilter::NetworkFilter(const std::string & kind)
