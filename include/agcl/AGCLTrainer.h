@@ -78,6 +78,17 @@ struct AGCLTrainerOptions
   TORCH_ARG(bool, show_progress) = true;
 };
 
+/** The options by their names as JSON: every option except output_directory and model (the
+ *  latter is ModelConfig::ToJson). mode and attention are their names ("agcl", "coarse"). */
+nlohmann::json
+OptionsToJson(const AGCLTrainerOptions & options);
+
+/** `base` with the options named in `json` (an object, the names and forms of OptionsToJson)
+ *  replaced; an unknown name, or a value of the wrong type or an unknown mode/attention, is a
+ *  std::invalid_argument naming the option. */
+AGCLTrainerOptions
+OptionsFromJson(const nlohmann::json & json, AGCLTrainerOptions base = {});
+
 /** What a logging step reports (also written as one JSON line to log.jsonl). */
 struct TrainingProgress
 {

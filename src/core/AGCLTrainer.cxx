@@ -71,32 +71,97 @@ Trainable(const std::vector<torch::nn::Module *> & modules)
   return out;
 }
 
-// The settings that must not change between a run and its resumption.
+// One row per option: its name, its JSON form and how it is read back.
+struct OptionField
+{
+  const char *                                                      name;
+  std::function<nlohmann::json(const AGCLTrainerOptions &)>         get;
+  std::function<void(AGCLTrainerOptions &, const nlohmann::json &)> set;
+};
+
+// A JSON value as T, strictly: an integer option takes integers only (nlohmann would truncate
+// 2.5 to 2 and wrap -1 into a huge unsigned value).
+template <typename T>
+T
+ReadOption(const nlohmann::json & v)
+{
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>)
+  {
+    if (!v.is_number_integer() || (std::is_unsigned_v<T> && v.get<int64_t>() < 0 && !v.is_number_unsigned()))
+      throw std::invalid_argument(std::is_unsigned_v<T> ? "expected an integer >= 0" : "expected an integer");
+  }
+  return v.get<T>();
+}
+
+#define AGCL_PLAIN_OPTION(name)                                                                                        \
+  OptionField                                                                                                          \
+  {                                                                                                                    \
+#    name,                                                                                                             \
+      [](const AGCLTrainerOptions &                                                                                    \
+           o) { return nlohmann::json(o.name()); },                                                                    \
+                                                 [](AGCLTrainerOptions & o,                                            \
+                                                    const nlohmann::json &                                             \
+                                                      v) { o.name(ReadOption<std::decay_t<decltype(o.name())>>(v)); }  \
+  }
+
+const std::vector<OptionField> &
+OptionFields()
+{
+  static const std::vector<OptionField> fields = {
+    AGCL_PLAIN_OPTION(stage),
+    { "mode",
+      [](const AGCLTrainerOptions & o) { return nlohmann::json(ToString(o.mode())); },
+      [](AGCLTrainerOptions & o, const nlohmann::json & v) { o.mode(ParsePretrainingMode(v.get<std::string>())); } },
+    AGCL_PLAIN_OPTION(temperature),
+    AGCL_PLAIN_OPTION(projection_features),
+    { "attention",
+      [](const AGCLTrainerOptions & o) {
+        return nlohmann::json(o.attention() == AttentionSource::Coarse ? "coarse" : "truth");
+      },
+      [](AGCLTrainerOptions & o, const nlohmann::json & v) {
+        const auto                      text = v.get<std::string>();
+        if (text != "coarse" && text != "truth")
+          throw std::invalid_argument("'" + text + "': expected coarse or truth");
+        o.attention(text == "coarse" ? AttentionSource::Coarse : AttentionSource::Truth);
+      } },
+    AGCL_PLAIN_OPTION(label_fraction),
+    AGCL_PLAIN_OPTION(finetune_encoder),
+    AGCL_PLAIN_OPTION(pretraining_modalities),
+    AGCL_PLAIN_OPTION(init_from),
+    AGCL_PLAIN_OPTION(resume),
+    AGCL_PLAIN_OPTION(seed),
+    AGCL_PLAIN_OPTION(device),
+    AGCL_PLAIN_OPTION(coarse_steps),
+    AGCL_PLAIN_OPTION(coarse_batch_size),
+    AGCL_PLAIN_OPTION(coarse_learning_rate),
+    AGCL_PLAIN_OPTION(pretraining_steps),
+    AGCL_PLAIN_OPTION(pretraining_batch_size),
+    AGCL_PLAIN_OPTION(pretraining_learning_rate),
+    AGCL_PLAIN_OPTION(decoder_steps),
+    AGCL_PLAIN_OPTION(decoder_batch_size),
+    AGCL_PLAIN_OPTION(decoder_learning_rate),
+    AGCL_PLAIN_OPTION(warmup_fraction),
+    AGCL_PLAIN_OPTION(weight_decay),
+    AGCL_PLAIN_OPTION(patches_per_organ),
+    AGCL_PLAIN_OPTION(checkpoint_every),
+    AGCL_PLAIN_OPTION(validate_every),
+    AGCL_PLAIN_OPTION(log_every),
+    AGCL_PLAIN_OPTION(prefetch),
+    AGCL_PLAIN_OPTION(show_progress),
+  };
+  return fields;
+}
+#undef AGCL_PLAIN_OPTION
+
+// The settings that must not change between a run and its resumption: all but these.
 nlohmann::json
 Fingerprint(const AGCLTrainerOptions & o)
 {
-  return { { "mode", ToString(o.mode()) },
-           { "temperature", o.temperature() },
-           { "projection_features", o.projection_features() },
-           { "attention", o.attention() == AttentionSource::Coarse ? "coarse" : "truth" },
-           { "label_fraction", o.label_fraction() },
-           { "finetune_encoder", o.finetune_encoder() },
-           { "pretraining_modalities", o.pretraining_modalities() },
-           { "init_from", o.init_from() },
-           { "seed", o.seed() },
-           { "coarse_steps", o.coarse_steps() },
-           { "coarse_batch_size", o.coarse_batch_size() },
-           { "coarse_learning_rate", o.coarse_learning_rate() },
-           { "pretraining_steps", o.pretraining_steps() },
-           { "pretraining_batch_size", o.pretraining_batch_size() },
-           { "pretraining_learning_rate", o.pretraining_learning_rate() },
-           { "decoder_steps", o.decoder_steps() },
-           { "decoder_batch_size", o.decoder_batch_size() },
-           { "decoder_learning_rate", o.decoder_learning_rate() },
-           { "warmup_fraction", o.warmup_fraction() },
-           { "weight_decay", o.weight_decay() },
-           { "patches_per_organ", o.patches_per_organ() },
-           { "validate_every", o.validate_every() } };
+  nlohmann::json fingerprint = OptionsToJson(o);
+  for (const char * mayChange :
+       { "stage", "resume", "device", "checkpoint_every", "log_every", "prefetch", "show_progress" })
+    fingerprint.erase(mayChange);
+  return fingerprint;
 }
 
 void
@@ -334,14 +399,9 @@ AGCLTrainer::Run(TrainingData & data)
   require(static_cast<bool>(state.log), "cannot write '" + (directory / "log.jsonl").string() + "'");
   state.terminal = o.show_progress() && isatty(fileno(stderr));
   {
-    nlohmann::json settings = Fingerprint(o);
+    nlohmann::json settings = OptionsToJson(o);
     settings["tool_version"] = Version();
-    settings["device"] = o.device();
-    settings["stage"] = o.stage();
     settings["output_directory"] = o.output_directory();
-    settings["checkpoint_every"] = o.checkpoint_every();
-    settings["log_every"] = o.log_every();
-    settings["prefetch"] = o.prefetch();
     settings["model"] = config.ToJson();
     settings["labelled_subjects"] = m_Labelled;
     std::ofstream(directory / "settings.json") << settings.dump(2) << '\n';
@@ -787,6 +847,45 @@ AGCLTrainer::Run(TrainingData & data)
   const std::string modelPath = (directory / "model.agcl").string();
   bundle.Save(modelPath);
   return modelPath;
+}
+
+nlohmann::json
+OptionsToJson(const AGCLTrainerOptions & options)
+{
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto & field : OptionFields())
+    out[field.name] = field.get(options);
+  return out;
+}
+
+AGCLTrainerOptions
+OptionsFromJson(const nlohmann::json & json, AGCLTrainerOptions base)
+{
+  if (!json.is_object())
+    throw std::invalid_argument("trainer options: expected a JSON object of option names, got " + json.dump());
+  for (const auto & [key, value] : json.items())
+  {
+    const auto & fields = OptionFields();
+    const auto   field =
+      std::find_if(fields.begin(), fields.end(), [&key = key](const OptionField & f) { return key == f.name; });
+    if (field == fields.end())
+      throw std::invalid_argument("trainer options: unknown option '" + key + "'");
+    try
+    {
+      field->set(base, value);
+    }
+    catch (const nlohmann::json::exception &)
+    {
+      throw std::invalid_argument("trainer options: '" + key + "' = " + value.dump() + ": expected a " +
+                                  field->get(AGCLTrainerOptions{}).type_name() + " like " +
+                                  field->get(AGCLTrainerOptions{}).dump());
+    }
+    catch (const std::invalid_argument & e)
+    {
+      throw std::invalid_argument("trainer options: '" + key + "' = " + value.dump() + ": " + e.what());
+    }
+  }
+  return base;
 }
 
 } // namespace agcl

@@ -370,3 +370,61 @@ TEST(AGCLTrainer, RefusesBadOptions)
   SyntheticData unlabelled({ { "u", 0, "train", false } });
   EXPECT_THROW(agcl::AGCLTrainer(Options(Scratch("bad"), 2)).Run(unlabelled), std::invalid_argument);
 }
+
+TEST(AGCLTrainerOptions, JsonRoundTripAndNamedErrors)
+{
+  agcl::AGCLTrainerOptions o;
+  o.stage(2)
+    .mode(agcl::PretrainingMode::SupCon)
+    .temperature(0.25)
+    .attention(agcl::AttentionSource::Truth)
+    .label_fraction(0.4)
+    .finetune_encoder(true)
+    .pretraining_modalities({ "contrast" })
+    .seed(uint64_t(1) << 40)
+    .decoder_steps(7)
+    .prefetch(false);
+  const nlohmann::json json = agcl::OptionsToJson(o);
+  // Independent of the table: the values as set, by name.
+  EXPECT_EQ(json.at("stage"), 2);
+  EXPECT_EQ(json.at("mode"), "supcon");
+  EXPECT_EQ(json.at("temperature"), 0.25);
+  EXPECT_EQ(json.at("attention"), "truth");
+  EXPECT_EQ(json.at("pretraining_modalities"), nlohmann::json::array({ "contrast" }));
+  EXPECT_EQ(json.at("seed").get<uint64_t>(), uint64_t(1) << 40);
+  EXPECT_EQ(json.at("prefetch"), false);
+  EXPECT_EQ(json.at("coarse_steps"), 200); // a default
+  EXPECT_FALSE(json.contains("output_directory"));
+  EXPECT_FALSE(json.contains("model"));
+  EXPECT_EQ(json.size(), 29u); // every AGCLTrainerOptions field but output_directory and model
+
+  const agcl::AGCLTrainerOptions back = agcl::OptionsFromJson(json);
+  EXPECT_EQ(agcl::OptionsToJson(back), json);
+  EXPECT_EQ(back.mode(), agcl::PretrainingMode::SupCon);
+  EXPECT_EQ(back.attention(), agcl::AttentionSource::Truth);
+  EXPECT_EQ(back.seed(), uint64_t(1) << 40);
+  EXPECT_EQ(back.decoder_steps(), 7);
+  // Only the named options change; the base keeps the others.
+  const auto partial = agcl::OptionsFromJson({ { "decoder_steps", 3 } }, o);
+  EXPECT_EQ(partial.decoder_steps(), 3);
+  EXPECT_EQ(partial.temperature(), 0.25);
+
+  auto message = [](const nlohmann::json & bad) {
+    try
+    {
+      agcl::OptionsFromJson(bad);
+    }
+    catch (const std::invalid_argument & e)
+    {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(message({ { "steps", 3 } }).find("unknown option 'steps'"), std::string::npos);
+  EXPECT_NE(message({ { "decoder_steps", 2.5 } }).find("'decoder_steps' = 2.5"), std::string::npos);
+  EXPECT_NE(message({ { "seed", -1 } }).find("'seed' = -1"), std::string::npos);
+  EXPECT_NE(message({ { "prefetch", 1 } }).find("'prefetch'"), std::string::npos);
+  EXPECT_NE(message({ { "mode", "simclr" } }).find("simclr"), std::string::npos);
+  EXPECT_NE(message({ { "attention", "labels" } }).find("expected coarse or truth"), std::string::npos);
+  EXPECT_NE(message(nlohmann::json::array()).find("expected a JSON object"), std::string::npos);
+}

@@ -691,76 +691,8 @@ Train(const std::string & manifest,
   {
     if (!configJson.empty())
       config = ModelConfig::FromJson(nlohmann::json::parse(configJson));
-    const nlohmann::json options = optionsJson.empty() ? nlohmann::json::object() : nlohmann::json::parse(optionsJson);
-    for (const auto & [key, value] : options.items())
-    {
-      // The AGCLTrainerOptions names; every other key is an error.
-      if (key == "stage")
-        o.stage(value.get<int>());
-      else if (key == "mode")
-        o.mode(ParsePretrainingMode(value.get<std::string>()));
-      else if (key == "temperature")
-        o.temperature(value.get<double>());
-      else if (key == "projection_features")
-        o.projection_features(value.get<int64_t>());
-      else if (key == "attention")
-      {
-        const auto text = value.get<std::string>();
-        if (text != "coarse" && text != "truth")
-          throw std::invalid_argument("train: attention '" + text + "': expected coarse or truth");
-        o.attention(text == "coarse" ? AttentionSource::Coarse : AttentionSource::Truth);
-      }
-      else if (key == "label_fraction")
-        o.label_fraction(value.get<double>());
-      else if (key == "finetune_encoder")
-        o.finetune_encoder(value.get<bool>());
-      else if (key == "pretraining_modalities")
-        o.pretraining_modalities(value.get<std::vector<std::string>>());
-      else if (key == "init_from")
-        o.init_from(value.get<std::string>());
-      else if (key == "resume")
-        o.resume(value.get<bool>());
-      else if (key == "seed")
-        o.seed(value.get<uint64_t>());
-      else if (key == "device")
-        o.device(value.get<std::string>());
-      else if (key == "coarse_steps")
-        o.coarse_steps(value.get<int64_t>());
-      else if (key == "coarse_batch_size")
-        o.coarse_batch_size(value.get<int64_t>());
-      else if (key == "coarse_learning_rate")
-        o.coarse_learning_rate(value.get<double>());
-      else if (key == "pretraining_steps")
-        o.pretraining_steps(value.get<int64_t>());
-      else if (key == "pretraining_batch_size")
-        o.pretraining_batch_size(value.get<int64_t>());
-      else if (key == "pretraining_learning_rate")
-        o.pretraining_learning_rate(value.get<double>());
-      else if (key == "decoder_steps")
-        o.decoder_steps(value.get<int64_t>());
-      else if (key == "decoder_batch_size")
-        o.decoder_batch_size(value.get<int64_t>());
-      else if (key == "decoder_learning_rate")
-        o.decoder_learning_rate(value.get<double>());
-      else if (key == "warmup_fraction")
-        o.warmup_fraction(value.get<double>());
-      else if (key == "weight_decay")
-        o.weight_decay(value.get<double>());
-      else if (key == "patches_per_organ")
-        o.patches_per_organ(value.get<int64_t>());
-      else if (key == "checkpoint_every")
-        o.checkpoint_every(value.get<int64_t>());
-      else if (key == "validate_every")
-        o.validate_every(value.get<int64_t>());
-      else if (key == "log_every")
-        o.log_every(value.get<int64_t>());
-      else if (key == "prefetch")
-        o.prefetch(value.get<bool>());
-      else if (key == "show_progress")
-        o.show_progress(value.get<bool>());
-      else
-        throw std::invalid_argument("train: unknown option '" + key + "'");
-    }
+    // The AGCLTrainerOptions names; every other key is an error (named).
+    o = OptionsFromJson(optionsJson.empty() ? nlohmann::json::object() : nlohmann::json::parse(optionsJson));
   }
   catch (const nlohmann::json::exception & e)
   {
