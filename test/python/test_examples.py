@@ -53,3 +53,23 @@ def test_organ_volumes_cpp_and_python_match_numpy(tmp_path):
         for label, (voxels, ml) in rows.items():
             assert voxels == expected[label]
             assert abs(ml - voxels * voxel_mm3 / 1000.0) < 1e-3
+
+
+def test_organ_probability_stage_by_stage_matches_the_one_call_filter(tmp_path):
+    ct, _ = itk_agcl.phantom((48, 48, 20), seed=9)
+    itk_agcl.imwrite(ct, str(tmp_path / "ct.nii.gz"))
+    threshold = itk_agcl.model_config(MODEL)["threshold"]
+    for flags, post_processing in (([], True), (["--raw"], False)):
+        out = run(sys.executable, os.path.join(PY, "organ_probability.py"), tmp_path / "ct.nii.gz", MODEL, 6,
+                  tmp_path / "p.nrrd", tmp_path / "labels.nii.gz", *flags)
+        assert "query patches" in out
+        labels = itk_agcl.array_from_image(itk_agcl.imread(str(tmp_path / "labels.nii.gz")))
+        one_call = itk_agcl.agcl_segmentation_filter(ct, model_file_name=MODEL, post_processing=post_processing)
+        np.testing.assert_array_equal(labels, itk_agcl.array_view_from_image(one_call))
+        probability = itk_agcl.imread(str(tmp_path / "p.nrrd"))
+        assert probability.GetPixelType() == "float32" and probability.shape == ct.shape
+        p = itk_agcl.array_view_from_image(probability)
+        assert p.min() >= 0.0 and p.max() <= 1.0
+    # Without post-processing every liver voxel is one whose probability passed the threshold.
+    assert (labels == 6).sum() > 0
+    assert (p[labels == 6] > threshold).all()

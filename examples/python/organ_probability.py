@@ -1,0 +1,57 @@
+#!/usr/bin/python3
+"""Example: the segmentation stage by stage with the patch-level filters, keeping one organ's
+probability map (what the one-call AGCLSegmentationFilter hides).
+
+    organ_probability.py CT.nii.gz MODEL.agcl ORGAN_LABEL OUT_PROBABILITY.nrrd OUT_LABELS.nii.gz [--raw]
+
+--raw: no post-processing (largest component, hole filling) of the label map.
+"""
+import sys
+
+import itk_agcl
+
+
+def main(ct_file, model_file, organ, probability_file, labels_file, *flags):
+    organ = int(organ)
+    ct = itk_agcl.imread(ct_file)
+    model = itk_agcl.load_model(model_file)  # read once, shared by the filters below
+    config = model.GetConfig()
+    organs = [o["label"] for o in config["organs"]]
+    if organ not in organs:
+        sys.exit("organ %d is not one of the model's organs %s" % (organ, organs))
+
+    # 1. Coarse segmentation and one attention map per organ.
+    attention = itk_agcl.CoarseAttentionFilter.New(ct, MarginMM=config["margin_mm"])
+    attention.SetModel(model)
+    attention.Update()
+    # 2. Query patches where the attention is, with the model's patch settings.
+    sampler = itk_agcl.QueryPatchSamplerFilter.New(ct, PatchSize=config["patch_size"],
+                                                   PatchSpacingMM=config["patch_spacing_mm"],
+                                                   Overlap=config["overlap"], WindowLow=config["window"][0],
+                                                   WindowHigh=config["window"][1])
+    # 5. Fusion back onto the CT's grid, keeping the probabilities.
+    fusion = itk_agcl.LabelFusionFilter.New(Threshold=config["threshold"], ProbabilityMaps=True,
+                                            PostProcessing="--raw" not in flags)
+    for label in organs:
+        sampler.SetAttentionMap(label, attention.GetAttentionMap(label))
+        fusion.SetAttentionMap(label, attention.GetAttentionMap(label))
+    # 3.-4. Encoder and decoder on the patches (TensorDataObjects between the filters).
+    encoder = itk_agcl.AGCLEncoderFilter.New(sampler.GetOutput(), Device="cpu")
+    encoder.SetModel(model)
+    decoder = itk_agcl.ASPPDecoderFilter.New(encoder.GetOutput(), Device="cpu")
+    decoder.SetModel(model)
+    fusion.SetPatches(decoder.GetOutput())
+    fusion.SetReferenceImage(ct)
+    fusion.Update()  # runs the sampler, the encoder and the decoder first (an ITK pipeline)
+
+    patches = sampler.GetOutput()
+    print("%d query patches, %d of organ %d" % (patches.GetNumberOfItems(),
+                                                sum(m["organ"] == organ for m in patches.GetMetadata()), organ))
+    itk_agcl.imwrite(fusion.GetProbabilityMap(organ), probability_file)
+    itk_agcl.imwrite(fusion.GetOutput(), labels_file)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 6:
+        sys.exit(__doc__)
+    main(*sys.argv[1:])
