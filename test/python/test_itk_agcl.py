@@ -4,6 +4,7 @@ import gc
 import json
 import os
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -235,3 +236,55 @@ def test_update_releases_the_gil():
     # Had the GIL been kept, this thread would have run only during the few callbacks.
     assert steps >= 0.3 * seconds / 0.006, (steps, seconds)
     print("GIL check: %d sleep steps in %.2f s of segmentation" % (steps, seconds))
+
+
+# A stand-in for ITK's Python package (not in Debian): the few calls itk_agcl makes of it.
+_FAKE_ITK = '''
+import numpy as np
+class Image(object):
+    def __init__(self, array):
+        self.array, self.spacing, self.origin, self.direction = array, [1.0] * 3, [0.0] * 3, np.eye(3)
+    def GetLargestPossibleRegion(self): return self.array.shape
+    def GetSpacing(self): return self.spacing
+    def SetSpacing(self, v): self.spacing = list(v)
+    def GetOrigin(self): return self.origin
+    def SetOrigin(self, v): self.origin = list(v)
+    def GetDirection(self): return self.direction
+    def SetDirection(self, m): self.direction = np.asarray(m)
+def array_view_from_image(image): return image.array
+def image_from_array(array): return Image(np.array(array))
+def matrix_from_array(array): return np.array(array)
+'''
+
+_WITH_FAKE_ITK = '''
+import numpy as np, itk, itk_agcl, sys
+assert itk.AGCLSegmentationFilter is itk_agcl.AGCLSegmentationFilter
+assert itk.agcl_segmentation_filter is itk_agcl.agcl_segmentation_filter
+ct, _ = itk_agcl.phantom((48, 48, 20), seed=4)
+direction = np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+ct.SetDirection(direction)
+ct.SetOrigin((5.0, -7.5, 2.0))
+image = itk.Image(itk_agcl.array_from_image(ct).astype(np.int32))  # int32: converted
+image.SetSpacing(ct.GetSpacing()); image.SetOrigin(ct.GetOrigin()); image.SetDirection(direction)
+out = itk.agcl_segmentation_filter(image, model_file_name=sys.argv[1])
+assert isinstance(out, itk.Image), type(out)
+expected = itk_agcl.agcl_segmentation_filter(ct, model_file_name=sys.argv[1])
+np.testing.assert_array_equal(out.array, itk_agcl.array_view_from_image(expected))
+np.testing.assert_allclose(out.GetSpacing(), ct.GetSpacing()); np.testing.assert_allclose(out.GetOrigin(), ct.GetOrigin())
+np.testing.assert_allclose(out.GetDirection(), direction)
+f = itk_agcl.AGCLSegmentationFilter.New(image, ModelFileName=sys.argv[1])
+f.Update()
+assert isinstance(f.GetOutput(), itk.Image) and f.GetInput() is image
+print("fake itk ok")
+'''
+
+
+def test_itk_images_in_and_out_with_a_stand_in_itk_module(tmp_path):
+    # Exercises itk_agcl's own conversion code; the real ITK Python package stays untested.
+    (tmp_path / "itk").mkdir()
+    (tmp_path / "itk" / "__init__.py").write_text(_FAKE_ITK)
+    environment = dict(os.environ, PYTHONPATH=str(tmp_path) + os.pathsep + os.environ["PYTHONPATH"])
+    result = subprocess.run([sys.executable, "-c", _WITH_FAKE_ITK, MODEL], env=environment, capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr
+    assert "fake itk ok" in result.stdout

@@ -11,6 +11,10 @@
 //
 // Errors: every function throws std::runtime_error (or std::invalid_argument for bad
 // arguments) with the C++ message; the SWIG %exception turns them into Python exceptions.
+//
+// The GIL: Update, training, model and image IO release it (AGCLPythonInternal.h); Python
+// callbacks take it back for each call, and an exception raised in one is raised in the
+// caller's thread after the C++ call has unwound.
 
 #include <cstdint>
 #include <memory>

@@ -152,7 +152,7 @@ def _from_itk(value):
         import itk  # noqa: F401 - optional
     except ImportError:
         return None
-    if not hasattr(value, "GetLargestPossibleRegion"):
+    if not _is_itk_image(value):
         return None
     array = itk.array_view_from_image(value)
     if array.dtype not in (_np.int16, _np.uint8, _np.float32):
@@ -208,10 +208,28 @@ def _properties(**kinds):
     return decorate
 
 
+def _like_input(image, original):
+    """`image` as an itk.Image when the filter's input `original` was one (ITK Python present),
+    else unchanged."""
+    if original is None or isinstance(original, Image) or not _is_itk_image(original):
+        return image
+    import itk
+    out = itk.image_from_array(array_from_image(image))  # a copy: ITK owns its buffer
+    out.SetSpacing([float(v) for v in image.GetSpacing()])
+    out.SetOrigin([float(v) for v in image.GetOrigin()])
+    out.SetDirection(itk.matrix_from_array(image.GetDirection()))
+    return out
+
+
+def _is_itk_image(value):
+    return hasattr(value, "GetLargestPossibleRegion") and not isinstance(value, Image)
+
+
 class _Filter(object):
     """What the wrapped filters share: New(input, **setters), SetInput/GetInput, Update."""
 
     _input_kind = "image"
+    _original = None  # the input as given (an itk.Image is converted; outputs are converted back)
 
     @classmethod
     def New(cls, *args, **kwargs):
@@ -233,12 +251,13 @@ class _Filter(object):
     def SetInput(self, value):
         if self._input_kind == "image":
             self._input = _as_image(value, "input")
+            self._original = value
         else:
             self._input = _as_tensor_data(value, "input")
         self._native.SetInput(self._input._native)
 
     def GetInput(self):
-        return getattr(self, "_input", None)
+        return self._original if self._original is not None else getattr(self, "_input", None)
 
     def Update(self):
         """Runs the filter (and whatever it depends on) without holding the GIL: other Python
@@ -421,7 +440,8 @@ class AGCLSegmentationFilter(_Filter):
         self._native.SetProgressCallback(callback)
 
     def GetOutput(self):
-        return Image(self._native.GetOutput())
+        """The label map: an itk_agcl.Image, or an itk.Image when the input was one."""
+        return _like_input(Image(self._native.GetOutput()), self._original)
 
     def GetStageSeconds(self):
         return _json.loads(self._native.GetStageSecondsJson())
@@ -460,10 +480,10 @@ class CoarseAttentionFilter(_Filter):
         return list(self._native.GetOrganLabels())
 
     def GetCoarseLabelOutput(self):
-        return Image(self._native.GetCoarseLabelOutput())
+        return _like_input(Image(self._native.GetCoarseLabelOutput()), self._original)
 
     def GetAttentionMap(self, label):
-        return Image(self._native.GetAttentionMap(int(label)))
+        return _like_input(Image(self._native.GetAttentionMap(int(label))), self._original)
 
 
 @_properties(Mode="str", PatchSize="positive", PatchSpacingMM="number", PatchesPerOrgan="positive",
@@ -550,6 +570,7 @@ class LabelFusionFilter(_Filter):
 
     def SetReferenceImage(self, reference):
         self._reference = _as_image(reference, "reference")
+        self._original = reference
         self._native.SetReferenceImage(self._reference._native)
 
     def SetAttentionMap(self, label, attention):
@@ -558,15 +579,17 @@ class LabelFusionFilter(_Filter):
         self._native.SetAttentionMap(_integer("label", label), image._native)
 
     def GetOutput(self):
-        return Image(self._native.GetOutput())
+        """The label map: an itk_agcl.Image, or an itk.Image when the reference image was one."""
+        return _like_input(Image(self._native.GetOutput()), self._original)
 
     def GetProbabilityMap(self, label):
-        return Image(self._native.GetProbabilityMap(_integer("label", label)))
+        return _like_input(Image(self._native.GetProbabilityMap(_integer("label", label))), self._original)
 
 
 def agcl_segmentation_filter(image, model_file_name, device="cpu", batch_size=None, slab_thickness=None,
                              post_processing=True, progress=None):
-    """Functional form: the organ label map of `image` (an Image of the input's geometry)."""
+    """Functional form: the organ label map of `image` (an Image of the input's geometry; an
+    itk.Image when `image` is one)."""
     f = AGCLSegmentationFilter.New(image, ModelFileName=model_file_name, Device=device,
                                    PostProcessing=post_processing)
     if batch_size is not None:
