@@ -8,8 +8,9 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
-#include <stdexcept>
 #include <functional>
+#include <map>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -26,6 +27,13 @@ class ModelBundleError : public std::runtime_error
 public:
   using std::runtime_error::runtime_error;
 };
+
+/** The tensor dtypes a bundle stores, by their names in the file ("float32", "int64", ...). */
+const std::map<std::string, c10::ScalarType> &
+BundleDtypes();
+/** The file's name of `type`; ModelBundleError when bundles cannot store it. */
+std::string
+BundleDtypeName(c10::ScalarType type);
 
 /** Everything inference needs, in one versioned `*.agcl` file: a JSON configuration
  *  (architecture, patch size, spacing, window, organs, modalities, provenance: whatever the

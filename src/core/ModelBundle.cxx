@@ -27,28 +27,6 @@ LittleEndianHost()
   return first == 1;
 }
 
-const std::map<std::string, c10::ScalarType> &
-Dtypes()
-{
-  static const std::map<std::string, c10::ScalarType> dtypes = {
-    { "float32", c10::ScalarType::Float }, { "float64", c10::ScalarType::Double },
-    { "float16", c10::ScalarType::Half },  { "bfloat16", c10::ScalarType::BFloat16 },
-    { "int64", c10::ScalarType::Long },    { "int32", c10::ScalarType::Int },
-    { "int16", c10::ScalarType::Short },   { "int8", c10::ScalarType::Char },
-    { "uint8", c10::ScalarType::Byte },    { "bool", c10::ScalarType::Bool },
-  };
-  return dtypes;
-}
-
-std::string
-DtypeName(c10::ScalarType type)
-{
-  for (const auto & [name, t] : Dtypes())
-    if (t == type)
-      return name;
-  throw ModelBundleError(std::string("model bundle: tensors of dtype ") + c10::toString(type) + " cannot be stored");
-}
-
 void
 PutU32(std::string & out, uint32_t v)
 {
@@ -71,12 +49,34 @@ GetLE(const std::string & in, size_t at, int bytes)
 }
 } // namespace
 
+const std::map<std::string, c10::ScalarType> &
+BundleDtypes()
+{
+  static const std::map<std::string, c10::ScalarType> dtypes = {
+    { "float32", c10::ScalarType::Float }, { "float64", c10::ScalarType::Double },
+    { "float16", c10::ScalarType::Half },  { "bfloat16", c10::ScalarType::BFloat16 },
+    { "int64", c10::ScalarType::Long },    { "int32", c10::ScalarType::Int },
+    { "int16", c10::ScalarType::Short },   { "int8", c10::ScalarType::Char },
+    { "uint8", c10::ScalarType::Byte },    { "bool", c10::ScalarType::Bool },
+  };
+  return dtypes;
+}
+
+std::string
+BundleDtypeName(c10::ScalarType type)
+{
+  for (const auto & [name, t] : BundleDtypes())
+    if (t == type)
+      return name;
+  throw ModelBundleError(std::string("model bundle: tensors of dtype ") + c10::toString(type) + " cannot be stored");
+}
+
 void
 ModelBundle::Add(const std::string & name, const at::Tensor & tensor)
 {
   if (name.empty() || !tensor.defined())
     throw ModelBundleError("model bundle: a tensor needs a name and a value");
-  DtypeName(tensor.scalar_type()); // refuses unsupported dtypes now, not at Save
+  BundleDtypeName(tensor.scalar_type()); // refuses unsupported dtypes now, not at Save
   at::Tensor stored = tensor.detach().to(torch::kCPU).contiguous().clone();
   for (auto & entry : m_Tensors)
     if (entry.first == name)
@@ -162,7 +162,7 @@ ModelBundle::Save(const std::string & path, const std::function<void(const std::
   {
     const uint64_t nbytes = static_cast<uint64_t>(tensor.numel()) * tensor.element_size();
     header["tensors"].push_back({ { "name", name },
-                                  { "dtype", DtypeName(tensor.scalar_type()) },
+                                  { "dtype", BundleDtypeName(tensor.scalar_type()) },
                                   { "shape", tensor.sizes().vec() },
                                   { "offset", offset },
                                   { "nbytes", nbytes } });
@@ -252,8 +252,8 @@ ModelBundle::Load(const std::string & path)
     {
       const std::string name = entry.at("name").get<std::string>();
       const std::string dtype = entry.at("dtype").get<std::string>();
-      const auto        found = Dtypes().find(dtype);
-      if (found == Dtypes().end())
+      const auto        found = BundleDtypes().find(dtype);
+      if (found == BundleDtypes().end())
         throw ModelBundleError(where + "tensor '" + name + "' has unknown dtype '" + dtype + "'");
       std::vector<int64_t> shape;
       uint64_t             numel = 1;

@@ -384,36 +384,9 @@ SegmentationFilter::GetDevice() const
 {
   return m_Impl->filter->GetDevice();
 }
-void
-SegmentationFilter::SetBatchSize(unsigned int size)
-{
-  m_Impl->filter->SetBatchSize(size);
-}
-unsigned int
-SegmentationFilter::GetBatchSize() const
-{
-  return m_Impl->filter->GetBatchSize();
-}
-void
-SegmentationFilter::SetSlabThickness(unsigned int slices)
-{
-  m_Impl->filter->SetSlabThickness(slices);
-}
-unsigned int
-SegmentationFilter::GetSlabThickness() const
-{
-  return m_Impl->filter->GetSlabThickness();
-}
-void
-SegmentationFilter::SetPostProcessing(bool on)
-{
-  m_Impl->filter->SetPostProcessing(on);
-}
-bool
-SegmentationFilter::GetPostProcessing() const
-{
-  return m_Impl->filter->GetPostProcessing();
-}
+AGCL_PYTHON_PROPERTY(SegmentationFilter, BatchSize, unsigned int)
+AGCL_PYTHON_PROPERTY(SegmentationFilter, SlabThickness, unsigned int)
+AGCL_PYTHON_PROPERTY(SegmentationFilter, PostProcessing, bool)
 
 void
 SegmentationFilter::SetProgressCallback(PyObject * callable)
@@ -434,7 +407,7 @@ SegmentationFilter::Update()
     throw std::invalid_argument("AGCLSegmentationFilter: no input image (SetInput)");
   m_Impl->callbackFailed = false;
   auto & filter = m_Impl->filter;
-  UpdateWithoutGIL(
+  RunWithoutGIL(
     [&filter] {
       try
       {
@@ -529,16 +502,7 @@ CoarseAttentionFilter::GetDevice() const
 {
   return m_Impl->filter->GetDevice();
 }
-void
-CoarseAttentionFilter::SetMarginMM(double margin)
-{
-  m_Impl->filter->SetMarginMM(margin);
-}
-double
-CoarseAttentionFilter::GetMarginMM() const
-{
-  return m_Impl->filter->GetMarginMM();
-}
+AGCL_PYTHON_PROPERTY(CoarseAttentionFilter, MarginMM, double)
 void
 CoarseAttentionFilter::SetOrganLabels(const std::vector<int> & labels)
 {
@@ -571,7 +535,7 @@ CoarseAttentionFilter::Update()
     throw std::invalid_argument("CoarseAttentionFilter: no input image (SetInput)");
   CallbackError none;
   auto &        filter = m_Impl->filter;
-  UpdateWithoutGIL([&filter] { filter->Update(); }, none);
+  RunWithoutGIL([&filter] { filter->Update(); }, none);
 }
 Image
 CoarseAttentionFilter::GetCoarseLabelOutput() const
@@ -736,36 +700,16 @@ Train(const std::string & manifest,
   }
   // Reading the cohort and training run without the GIL (other Python threads go on); the
   // callback takes it for each call.
-  std::string model, failure;
-  bool        failed = false;
-  {
-    ReleasedGIL released;
-    try
-    {
+  std::string model;
+  RunWithoutGIL(
+    [&] {
       itk::ManifestTrainingData data(manifest, config);
       AGCLTrainer               trainer(o);
       if (trainerCallback)
         trainer.SetProgressCallback(trainerCallback);
       model = trainer.Run(data);
-    }
-    catch (const PythonErrorAlreadySet &)
-    {
-      // raised below, with the GIL
-    }
-    catch (const itk::ExceptionObject & e)
-    {
-      failed = true;
-      failure = e.GetDescription();
-    }
-    catch (const std::exception & e)
-    {
-      failed = true;
-      failure = e.what();
-    }
-  }
-  callbackError.RaiseIfAny();
-  if (failed)
-    throw std::runtime_error(failure);
+    },
+    callbackError);
   return model;
 }
 

@@ -100,12 +100,12 @@ CallPython(PyObject * callable, TMakeArgument makeArgument, CallbackError & erro
   return ok;
 }
 
-/** Runs `update` (an ITK pipeline update) without the GIL; a failure of it becomes a
- *  std::runtime_error with ITK's description after the GIL is back, and a Python exception
- *  raised by a callback meanwhile is raised instead. */
-template <typename TUpdate>
+/** Runs `work` (an ITK pipeline update, a training) without the GIL; a failure of it becomes a
+ *  std::runtime_error with its message after the GIL is back, and a Python exception raised by
+ *  a callback meanwhile (PythonErrorAlreadySet, kept in `callbackError`) is raised instead. */
+template <typename TWork>
 void
-UpdateWithoutGIL(TUpdate update, CallbackError & callbackError)
+RunWithoutGIL(TWork work, CallbackError & callbackError)
 {
   bool        failed = false;
   std::string failure;
@@ -113,7 +113,11 @@ UpdateWithoutGIL(TUpdate update, CallbackError & callbackError)
     ReleasedGIL released;
     try
     {
-      update();
+      work();
+    }
+    catch (const PythonErrorAlreadySet &)
+    {
+      // raised below, with the GIL
     }
     catch (const itk::ExceptionObject & e)
     {
@@ -130,6 +134,17 @@ UpdateWithoutGIL(TUpdate update, CallbackError & callbackError)
   if (failed)
     throw std::runtime_error(failure.empty() ? "unknown error" : failure);
 }
+
+/** Set<Name>/Get<Name> of a facade class forwarding to the ITK filter in m_Impl->filter. */
+#define AGCL_PYTHON_PROPERTY(Class, Name, Type)                                                                        \
+  void Class::Set##Name(Type value)                                                                                    \
+  {                                                                                                                    \
+    m_Impl->filter->Set##Name(value);                                                                                  \
+  }                                                                                                                    \
+  Type Class::Get##Name() const                                                                                        \
+  {                                                                                                                    \
+    return m_Impl->filter->Get##Name();                                                                                \
+  }
 
 /** The organ label of a Python int: 1..255 or std::invalid_argument naming `what`. */
 inline unsigned char

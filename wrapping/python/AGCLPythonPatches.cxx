@@ -7,6 +7,7 @@
 #include "AGCLPythonInternal.h"
 
 #include "agcl/AGCLModel.h"
+#include "agcl/ModelBundle.h"
 #include "agcl/Threading.h"
 #include "itkAGCLEncoderFilter.h"
 #include "itkAGCLModelObject.h"
@@ -18,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 
@@ -26,24 +28,25 @@ using namespace detail;
 
 namespace {
 
-const std::map<std::string, at::ScalarType> &
-DTypes()
+// numpy has no bfloat16: the bundle format's dtypes less that one.
+at::ScalarType
+ParseDType(const std::string & name, const std::string & what)
 {
-  static const std::map<std::string, at::ScalarType> dtypes = { { "float32", at::kFloat }, { "float64", at::kDouble },
-                                                                { "float16", at::kHalf },  { "int64", at::kLong },
-                                                                { "int32", at::kInt },     { "int16", at::kShort },
-                                                                { "int8", at::kChar },     { "uint8", at::kByte },
-                                                                { "bool", at::kBool } };
-  return dtypes;
+  const auto found = BundleDtypes().find(name);
+  if (found == BundleDtypes().end() || found->second == at::kBFloat16)
+    throw std::invalid_argument(what + ": dtype " + name + " is not supported");
+  return found->second;
 }
 
 std::string
 DTypeName(at::ScalarType type)
 {
-  for (const auto & [name, value] : DTypes())
-    if (value == type)
-      return name;
-  throw std::invalid_argument(std::string("tensor dtype ") + c10::toString(type) + " has no numpy equivalent here");
+  const auto found = std::find_if(BundleDtypes().begin(), BundleDtypes().end(), [type](const auto & entry) {
+    return entry.second == type && type != at::kBFloat16;
+  });
+  if (found == BundleDtypes().end())
+    throw std::invalid_argument(std::string("tensor dtype ") + c10::toString(type) + " has no numpy equivalent here");
+  return found->first;
 }
 
 } // namespace
@@ -250,13 +253,11 @@ TensorData::SetTensorFromBuffer(const std::string &          name,
                                 uintptr_t                    data,
                                 uint64_t                     nbytes)
 {
-  const auto found = DTypes().find(dtype);
-  if (found == DTypes().end())
-    throw std::invalid_argument("tensor '" + name + "': dtype " + dtype + " is not supported");
+  const at::ScalarType type = ParseDType(dtype, "tensor '" + name + "'");
   for (int64_t extent : shape)
     if (extent < 0)
       throw std::invalid_argument("tensor '" + name + "': negative extent in its shape");
-  at::Tensor tensor = torch::empty(shape, torch::TensorOptions().dtype(found->second));
+  at::Tensor tensor = torch::empty(shape, torch::TensorOptions().dtype(type));
   if (static_cast<uint64_t>(tensor.nbytes()) != nbytes)
     throw std::invalid_argument("tensor '" + name + "': " + std::to_string(nbytes) + " bytes do not match its shape");
   if (nbytes > 0)
@@ -399,16 +400,6 @@ QueryPatchSamplerFilter::GetMode() const
   return m_Impl->filter->GetMode() == Impl::Filter::ModeEnum::Training ? "training" : "inference";
 }
 
-#define AGCL_PYTHON_PROPERTY(Class, Name, Type)                                                                        \
-  void Class::Set##Name(Type value)                                                                                    \
-  {                                                                                                                    \
-    m_Impl->filter->Set##Name(value);                                                                                  \
-  }                                                                                                                    \
-  Type Class::Get##Name() const                                                                                        \
-  {                                                                                                                    \
-    return m_Impl->filter->Get##Name();                                                                                \
-  }
-
 AGCL_PYTHON_PROPERTY(QueryPatchSamplerFilter, PatchSize, unsigned int)
 AGCL_PYTHON_PROPERTY(QueryPatchSamplerFilter, PatchSpacingMM, double)
 AGCL_PYTHON_PROPERTY(QueryPatchSamplerFilter, PatchesPerOrgan, unsigned int)
@@ -425,7 +416,7 @@ QueryPatchSamplerFilter::Update()
     throw std::invalid_argument("QueryPatchSamplerFilter: no input image (SetInput)");
   CallbackError none;
   auto &        filter = m_Impl->filter;
-  UpdateWithoutGIL([&filter] { filter->Update(); }, none);
+  RunWithoutGIL([&filter] { filter->Update(); }, none);
 }
 TensorData
 QueryPatchSamplerFilter::GetOutput() const
@@ -500,7 +491,7 @@ NetworkFilter::Update()
     throw std::invalid_argument(name + ": no input (SetInput)");
   CallbackError none;
   auto &        filter = m_Impl->filter;
-  UpdateWithoutGIL([&filter] { filter->Update(); }, none);
+  RunWithoutGIL([&filter] { filter->Update(); }, none);
 }
 TensorData
 NetworkFilter::GetOutput() const
@@ -551,14 +542,13 @@ AGCL_PYTHON_PROPERTY(LabelFusionFilter, Threshold, double)
 AGCL_PYTHON_PROPERTY(LabelFusionFilter, GaussianWeighting, bool)
 AGCL_PYTHON_PROPERTY(LabelFusionFilter, PostProcessing, bool)
 AGCL_PYTHON_PROPERTY(LabelFusionFilter, ProbabilityMaps, bool)
-#undef AGCL_PYTHON_PROPERTY
 
 void
 LabelFusionFilter::Update()
 {
   CallbackError none;
   auto &        filter = m_Impl->filter;
-  UpdateWithoutGIL([&filter] { filter->Update(); }, none);
+  RunWithoutGIL([&filter] { filter->Update(); }, none);
 }
 
 Image
