@@ -235,40 +235,27 @@ def test_fusion_equals_a_numpy_painting_of_the_probabilities(phantom):
 
 
 def test_composed_pipeline_equals_the_one_call_filter(phantom, model):
+    # The pipeline of examples/python/organ_probability.py (the user-facing composition).
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "examples", "python"))
+    from organ_probability import stage_by_stage
     ct, _ = phantom
     config = model.GetConfig()
-    organs = [o["label"] for o in config["organs"]]
-    attention = itk_agcl.CoarseAttentionFilter.New(ct, MarginMM=config["margin_mm"])
-    attention.SetModel(model)
-    attention.Update()
-    sampler = itk_agcl.QueryPatchSamplerFilter.New(ct, PatchSize=config["patch_size"],
-                                                   PatchSpacingMM=config["patch_spacing_mm"],
-                                                   Overlap=config["overlap"], WindowLow=config["window"][0],
-                                                   WindowHigh=config["window"][1])
-    fusion = itk_agcl.LabelFusionFilter.New(Threshold=config["threshold"])
-    for organ in organs:
-        sampler.SetAttentionMap(organ, attention.GetAttentionMap(organ))
-        fusion.SetAttentionMap(organ, attention.GetAttentionMap(organ))
-    encoder = itk_agcl.AGCLEncoderFilter.New(sampler.GetOutput(), Device="cpu", BatchSize=7)
-    encoder.SetModel(model)
-    decoder = itk_agcl.ASPPDecoderFilter.New(encoder.GetOutput())
-    decoder.SetModel(model)
-    fusion.SetPatches(decoder.GetOutput())
-    fusion.SetReferenceImage(ct)
-    fusion.Update()  # the ITK pipeline runs the sampler, encoder and decoder
-    composed = itk_agcl.array_view_from_image(fusion.GetOutput())
+    filters = stage_by_stage(ct, model)
+    composed = itk_agcl.array_view_from_image(filters["fusion"].GetOutput())
     one_call = itk_agcl.array_view_from_image(itk_agcl.agcl_segmentation_filter(ct, model_file_name=MODEL))
     np.testing.assert_array_equal(composed, one_call)
     assert len(np.unique(one_call)) > 1
-    probability = decoder.GetOutput().GetTensor("probability")
-    n = sampler.GetOutput().GetNumberOfItems()
+    probability = filters["decoder"].GetOutput().GetTensor("probability")
+    n = filters["sampler"].GetOutput().GetNumberOfItems()
     assert probability.shape == (n, 1, config["patch_size"], config["patch_size"])
     assert probability.min() >= 0.0 and probability.max() <= 1.0
     # The encoder's batch size does not change its features.
+    encoder = filters["encoder"]
     features = encoder.GetOutput().GetTensor("high_level").copy()
-    encoder.SetBatchSize(64)
-    encoder.Update()
-    np.testing.assert_allclose(encoder.GetOutput().GetTensor("high_level"), features, atol=1e-5)
+    for batch in (7, 64):
+        encoder.SetBatchSize(batch)
+        encoder.Update()
+        np.testing.assert_allclose(encoder.GetOutput().GetTensor("high_level"), features, atol=1e-5)
 
 
 def test_patch_filter_errors(phantom, model):
