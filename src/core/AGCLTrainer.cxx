@@ -93,16 +93,22 @@ ReadOption(const nlohmann::json & v)
   return v.get<T>();
 }
 
-#define AGCL_PLAIN_OPTION(name)                                                                                        \
-  OptionField                                                                                                          \
-  {                                                                                                                    \
-#    name,                                                                                                             \
-      [](const AGCLTrainerOptions &                                                                                    \
-           o) { return nlohmann::json(o.name()); },                                                                    \
-                                                 [](AGCLTrainerOptions & o,                                            \
-                                                    const nlohmann::json &                                             \
-                                                      v) { o.name(ReadOption<std::decay_t<decltype(o.name())>>(v)); }  \
-  }
+AttentionSource
+ParseAttention(const std::string & text)
+{
+  if (text != "coarse" && text != "truth")
+    throw std::invalid_argument("'" + text + "': expected coarse or truth");
+  return text == "coarse" ? AttentionSource::Coarse : AttentionSource::Truth;
+}
+
+// clang-format off
+#define AGCL_PLAIN_OPTION(name)                                                                  \
+  OptionField{ #name,                                                                            \
+               [](const AGCLTrainerOptions & o) { return nlohmann::json(o.name()); },            \
+               [](AGCLTrainerOptions & o, const nlohmann::json & v) {                            \
+                 o.name(ReadOption<std::decay_t<decltype(o.name())>>(v));                        \
+               } }
+// clang-format on
 
 const std::vector<OptionField> &
 OptionFields()
@@ -118,12 +124,7 @@ OptionFields()
       [](const AGCLTrainerOptions & o) {
         return nlohmann::json(o.attention() == AttentionSource::Coarse ? "coarse" : "truth");
       },
-      [](AGCLTrainerOptions & o, const nlohmann::json & v) {
-        const auto                      text = v.get<std::string>();
-        if (text != "coarse" && text != "truth")
-          throw std::invalid_argument("'" + text + "': expected coarse or truth");
-        o.attention(text == "coarse" ? AttentionSource::Coarse : AttentionSource::Truth);
-      } },
+      [](AGCLTrainerOptions & o, const nlohmann::json & v) { o.attention(ParseAttention(v.get<std::string>())); } },
     AGCL_PLAIN_OPTION(label_fraction),
     AGCL_PLAIN_OPTION(finetune_encoder),
     AGCL_PLAIN_OPTION(pretraining_modalities),
