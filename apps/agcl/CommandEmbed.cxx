@@ -31,6 +31,7 @@ struct EmbedOptions
   std::string model, manifest, split = "test", out, device = "cpu", attention = "coarse";
   int64_t     patchesPerOrgan = 16;
   uint64_t    seed = 1;
+  bool        representations = false;
 };
 
 // Share of points whose nearest other point (cosine) has the same class.
@@ -145,6 +146,26 @@ RunEmbed(const EmbedOptions & options)
         << config.organs[organ[k].item<int64_t>()].name << "," << p[k][0] << "," << p[k][1] << "\n";
   }
   WriteTextAtomically(fs::path(options.out) / "embedding.csv", csv.str());
+  if (options.representations)
+  {
+    // The representations themselves, for analyses elsewhere (full double precision).
+    std::ostringstream table;
+    table << std::setprecision(17) << "subject,image,modality,organ";
+    for (int64_t d = 0; d < x.size(1); ++d)
+      table << ",r" << d;
+    table << "\n";
+    const auto r = x.accessor<double, 2>();
+    for (size_t k = 0; k < rows.size(); ++k)
+    {
+      const auto & row = data->Rows()[rows[k]];
+      table << row.subject << "," << row.image << "," << config.modalities[modality[k].item<int64_t>()] << ","
+            << config.organs[organ[k].item<int64_t>()].name;
+      for (int64_t d = 0; d < x.size(1); ++d)
+        table << "," << r[static_cast<int64_t>(k)][d];
+      table << "\n";
+    }
+    WriteTextAtomically(fs::path(options.out) / "representations.csv", table.str());
+  }
 
   // SVG: 640 x 560 plot, legend on the right; circles = modality 0, squares = modality 1, ...
   const double width = 900, height = 620, plot = 560, margin = 40;
@@ -215,6 +236,9 @@ RegisterEmbed(CLI::App & app, Runner & runner)
     ->capture_default_str();
   sub->add_option("--device", options->device, "cpu, cuda or cuda:N")->capture_default_str();
   sub->add_option("--seed", options->seed, "seed of the patch centres")->capture_default_str();
+  sub->add_flag("--representations",
+                options->representations,
+                "also write representations.csv: each patch's representation (the vectors the PCA projects)");
   sub->callback([options, &runner] { runner = [options] { return RunEmbed(*options); }; });
 }
 
