@@ -71,6 +71,29 @@ Trainable(const std::vector<torch::nn::Module *> & modules)
   return out;
 }
 
+// Keeps the lines of the log at `path` that come before (stage, step): earlier stages, and this
+// stage's lines up to `step` (0: none of this stage). Unreadable lines (a crash mid-write) go.
+void
+TrimLog(const fs::path & path, int stage, int64_t step)
+{
+  std::ifstream            in(path);
+  std::vector<std::string> kept;
+  for (std::string line; std::getline(in, line);)
+  {
+    const auto entry = nlohmann::json::parse(line, nullptr, false);
+    if (entry.is_discarded() || !entry.is_object() || !entry.contains("stage") || !entry.contains("step"))
+      continue;
+    const int     lineStage = entry.at("stage").get<int>();
+    const int64_t lineStep = entry.at("step").get<int64_t>();
+    if (lineStage < stage || (lineStage == stage && lineStep <= step))
+      kept.push_back(line);
+  }
+  in.close();
+  std::ofstream out(path, std::ios::trunc);
+  for (const auto & line : kept)
+    out << line << '\n';
+}
+
 // One row per option: its name, its JSON form and how it is read back.
 struct OptionField
 {
@@ -396,7 +419,12 @@ AGCLTrainer::Run(TrainingData & data)
   const AttentionSource pretrainingAttention = allLabelled ? o.attention() : AttentionSource::Coarse;
 
   // Output files.
-  state.log.open(directory / "log.jsonl", std::ios::app);
+  // A fresh run starts a new log; a resumed one keeps the lines up to its checkpoint (a crash
+  // after the checkpoint left lines that the resumed run writes again).
+  const bool continuing = o.resume() && fs::exists(checkpointPath); // the checkpoint was loaded
+  if (continuing)
+    TrimLog(directory / "log.jsonl", state.stage, state.step);
+  state.log.open(directory / "log.jsonl", continuing ? std::ios::app : std::ios::trunc);
   require(static_cast<bool>(state.log), "cannot write '" + (directory / "log.jsonl").string() + "'");
   state.terminal = o.show_progress() && isatty(fileno(stderr));
   {

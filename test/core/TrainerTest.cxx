@@ -14,7 +14,9 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <fstream>
 #include <map>
+#include <sstream>
 
 namespace {
 namespace fs = std::filesystem;
@@ -117,6 +119,32 @@ Options(const fs::path & directory, int64_t steps)
     .validate_every(4)
     .log_every(2)
     .show_progress(false);
+}
+
+std::string
+ReadText(const fs::path & path)
+{
+  std::ifstream      in(path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// The log's records without their timing fields (patches/s, ETA): stage, step, loss,
+// learning rate and validation values.
+std::vector<nlohmann::json>
+LogRecords(const fs::path & path)
+{
+  std::vector<nlohmann::json> records;
+  std::istringstream          in(ReadText(path));
+  for (std::string line; std::getline(in, line);)
+  {
+    auto record = nlohmann::json::parse(line);
+    record.erase("patches_per_s");
+    record.erase("eta_s");
+    records.push_back(record);
+  }
+  return records;
 }
 
 fs::path
@@ -284,15 +312,21 @@ TEST(AGCLTrainer, CrashBetweenCheckpointWriteAndRenameThenResumeGivesTheUninterr
   EXPECT_EQ(previous.config.at("trainer").at("stage"), 1);
   EXPECT_EQ(previous.config.at("trainer").at("step"), 4);
 
+  const std::string crashLog = ReadText(directory / "log.jsonl");
+  EXPECT_NE(crashLog.find("\"stage\":1,\"step\":8"), std::string::npos); // logged after the 4th checkpoint
   agcl::AGCLTrainer resumed(Options(directory, 10).resume(true));
   // Options() cleared the folder: write the crash's files back first.
   fs::create_directories(directory);
   previous.Save(checkpoint);
+  std::ofstream(directory / "log.jsonl") << crashLog;
   const auto  result = agcl::ModelBundle::Load(resumed.Run(data));
   std::string why;
   for (const char * prefix : { "coarse", "encoder", "decoder" })
     EXPECT_TRUE(SameTensors(reference, result, prefix, why)) << why;
   EXPECT_EQ(resumed.BestValidationDice(), uninterrupted.BestValidationDice());
+  // The log reads as the uninterrupted run's: each step once, the same losses and validations.
+  EXPECT_EQ(LogRecords(directory / "log.jsonl"), LogRecords(Scratch("whole") / "log.jsonl"));
+  EXPECT_GT(LogRecords(directory / "log.jsonl").size(), 15u);
 
   // A checkpoint refuses to continue under other options, and is not overwritten silently.
   auto other = Options(directory, 10).resume(true).seed(2);
@@ -317,6 +351,10 @@ TEST(AGCLTrainer, CrashBetweenCheckpointWriteAndRenameThenResumeGivesTheUninterr
   {
     EXPECT_NE(std::string(e.what()).find("resume"), std::string::npos) << e.what();
   }
+  // A fresh run (no checkpoint, e.g. after a crash before the first one) starts a new log.
+  fs::remove(checkpoint);
+  agcl::AGCLTrainer(again).Run(data);
+  EXPECT_EQ(LogRecords(directory / "log.jsonl"), LogRecords(Scratch("whole") / "log.jsonl"));
 }
 
 TEST(AGCLTrainer, LabelFractionPicksWholeSubjectsAndStage1SeesEveryTrainingSubject)
