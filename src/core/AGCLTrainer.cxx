@@ -518,6 +518,38 @@ AGCLTrainer::Run(TrainingData & data)
     writeCheckpoint(nullptr, nullptr, best);
   };
 
+  // The step loop every stage shares: the learning-rate schedule, the optimizer step on a finite
+  // loss, logging and checkpoints. `computeLoss(lr)` runs one step's forward and backward pass
+  // and returns the loss and the number of inputs it used; `afterStep` runs after each step
+  // (stage 2 validates there); `checkpoint` writes a checkpoint.
+  auto runSteps = [&](int                                                 stage,
+                      int64_t                                             steps,
+                      double                                              baseLearningRate,
+                      AdamOptimizer &                                     optimizer,
+                      const std::function<std::pair<double, int64_t>()> & computeLoss,
+                      const std::function<void()> &                       afterStep,
+                      const std::function<void()> &                       checkpoint) {
+    startStage();
+    while (state.step < steps)
+    {
+      const double lr = LearningRate(baseLearningRate, state.step, steps, o.warmup_fraction());
+      optimizer.ZeroGrad();
+      const auto [loss, inputs] = computeLoss();
+      require(std::isfinite(loss),
+              "stage " + std::to_string(stage) + ": the loss became " + std::to_string(loss) + " at step " +
+                std::to_string(state.step) + " (learning rate too high?)");
+      optimizer.Step(lr);
+      ++state.step;
+      state.intervalInputs += inputs;
+      if (state.step % o.log_every() == 0 || state.step == steps)
+        report(steps, loss, lr);
+      if (afterStep)
+        afterStep();
+      if (state.step % o.checkpoint_every() == 0 && state.step < steps)
+        checkpoint();
+    }
+  };
+
   // ---------------------------------------------------------------- stage 0: coarse network
   if (state.stage == 0)
   {
@@ -536,52 +568,46 @@ AGCLTrainer::Run(TrainingData & data)
     const int64_t multiple = net->SizeMultiple();
     const int64_t window = config.coarse_window_slices;
     net->train();
-    startStage();
-    while (state.step < o.coarse_steps())
-    {
-      const uint64_t stepSeed = StepSeed(o.seed(), 0, state.step);
-      torch::manual_seed(stepSeed);
-      std::mt19937_64 rng(stepSeed);
-      const double    lr = LearningRate(o.coarse_learning_rate(), state.step, o.coarse_steps(), o.warmup_fraction());
-      optimizer.ZeroGrad();
-      double lossSum = 0.0;
-      for (int64_t b = 0; b < o.coarse_batch_size(); ++b)
-      {
-        const CoarseSample & s = samples[rng() % samples.size()];
-        const int64_t        depth = s.image.size(0);
-        int64_t              first = 0, count = depth;
-        if (window > 0 && depth > window)
+    runSteps(
+      0,
+      o.coarse_steps(),
+      o.coarse_learning_rate(),
+      optimizer,
+      [&]() -> std::pair<double, int64_t> {
+        const uint64_t stepSeed = StepSeed(o.seed(), 0, state.step);
+        torch::manual_seed(stepSeed);
+        std::mt19937_64 rng(stepSeed);
+        double          lossSum = 0.0;
+        for (int64_t b = 0; b < o.coarse_batch_size(); ++b)
         {
-          first = static_cast<int64_t>(rng() % static_cast<uint64_t>(depth - window + 1));
-          count = window;
+          const CoarseSample & s = samples[rng() % samples.size()];
+          const int64_t        depth = s.image.size(0);
+          int64_t              first = 0, count = depth;
+          if (window > 0 && depth > window)
+          {
+            first = static_cast<int64_t>(rng() % static_cast<uint64_t>(depth - window + 1));
+            count = window;
+          }
+          at::Tensor           image = s.image.narrow(0, first, count);
+          at::Tensor           classes = s.classes.narrow(0, first, count);
+          std::vector<int64_t> padding;
+          for (int d = 2; d >= 0; --d)
+          {
+            padding.push_back(0);
+            padding.push_back((image.size(d) + multiple - 1) / multiple * multiple - image.size(d));
+          }
+          image = torch::constant_pad_nd(image, padding, 0.0).unsqueeze(0).unsqueeze(0).to(state.device);
+          classes = torch::constant_pad_nd(classes, padding, 0).unsqueeze(0).to(state.device);
+          const at::Tensor logits = net->forward(image);
+          const at::Tensor loss = (dice(logits, classes) + torch::nn::functional::cross_entropy(logits, classes)) /
+                                  static_cast<double>(o.coarse_batch_size());
+          loss.backward();
+          lossSum += loss.item<double>();
         }
-        at::Tensor           image = s.image.narrow(0, first, count);
-        at::Tensor           classes = s.classes.narrow(0, first, count);
-        std::vector<int64_t> padding;
-        for (int d = 2; d >= 0; --d)
-        {
-          padding.push_back(0);
-          padding.push_back((image.size(d) + multiple - 1) / multiple * multiple - image.size(d));
-        }
-        image = torch::constant_pad_nd(image, padding, 0.0).unsqueeze(0).unsqueeze(0).to(state.device);
-        classes = torch::constant_pad_nd(classes, padding, 0).unsqueeze(0).to(state.device);
-        const at::Tensor logits = net->forward(image);
-        const at::Tensor loss = (dice(logits, classes) + torch::nn::functional::cross_entropy(logits, classes)) /
-                                static_cast<double>(o.coarse_batch_size());
-        loss.backward();
-        lossSum += loss.item<double>();
-      }
-      require(std::isfinite(lossSum),
-              "stage 0: the loss became " + std::to_string(lossSum) + " at step " + std::to_string(state.step) +
-                " (learning rate too high?)");
-      optimizer.Step(lr);
-      ++state.step;
-      state.intervalInputs += o.coarse_batch_size();
-      if (state.step % o.log_every() == 0 || state.step == o.coarse_steps())
-        report(o.coarse_steps(), lossSum, lr);
-      if (state.step % o.checkpoint_every() == 0 && state.step < o.coarse_steps())
-        writeCheckpoint(&optimizer, nullptr, nullptr);
-    }
+        return { lossSum, o.coarse_batch_size() };
+      },
+      nullptr,
+      [&] { writeCheckpoint(&optimizer, nullptr, nullptr); });
     net->eval();
     // Dice of the coarse network on the val subjects' coarse grids, pooled per organ (sums of
     // overlaps over sums of sizes), mean over the organs that occur: how good the attention
@@ -689,38 +715,33 @@ AGCLTrainer::Run(TrainingData & data)
       const int64_t count = std::min<int64_t>(o.pretraining_batch_size(), patches.Size());
       auto          next = batches(patches, 1, count, &augmentation);
       auto          pending = next(state.step);
-      startStage();
-      while (state.step < o.pretraining_steps())
-      {
-        Batch batch = pending.get();
-        if (state.step + 1 < o.pretraining_steps())
-          pending = next(state.step + 1);
-        torch::manual_seed(StepSeed(o.seed(), 1, state.step));
-        const double lr =
-          LearningRate(o.pretraining_learning_rate(), state.step, o.pretraining_steps(), o.warmup_fraction());
-        optimizer.ZeroGrad();
-        const at::Tensor views = batch.image.to(state.device);
-        const at::Tensor representation = encoder->Represent(views);
-        const at::Tensor modality = batch.modality.to(state.device), organ = batch.organ.to(state.device);
-        at::Tensor       loss;
-        if (o.mode() == PretrainingMode::CE)
-          loss = classifier->Loss(classifier->forward(representation), modality.repeat({ 2 }), organ.repeat({ 2 }));
-        else
-          loss = contrastive(head->forward(representation),
-                             ContrastiveLabels(o.mode(), modality, organ, static_cast<int64_t>(config.organs.size())));
-        const double value = loss.item<double>();
-        require(std::isfinite(value),
-                "stage 1: the loss became " + std::to_string(value) + " at step " + std::to_string(state.step) +
-                  " (learning rate too high?)");
-        loss.backward();
-        optimizer.Step(lr);
-        ++state.step;
-        state.intervalInputs += views.size(0);
-        if (state.step % o.log_every() == 0 || state.step == o.pretraining_steps())
-          report(o.pretraining_steps(), value, lr);
-        if (state.step % o.checkpoint_every() == 0 && state.step < o.pretraining_steps())
-          writeCheckpoint(&optimizer, auxiliary.get(), nullptr);
-      }
+      runSteps(
+        1,
+        o.pretraining_steps(),
+        o.pretraining_learning_rate(),
+        optimizer,
+        [&]() -> std::pair<double, int64_t> {
+          Batch batch = pending.get();
+          if (state.step + 1 < o.pretraining_steps())
+            pending = next(state.step + 1);
+          torch::manual_seed(StepSeed(o.seed(), 1, state.step));
+          const at::Tensor views = batch.image.to(state.device);
+          const at::Tensor representation = encoder->Represent(views);
+          const at::Tensor modality = batch.modality.to(state.device), organ = batch.organ.to(state.device);
+          at::Tensor       loss;
+          if (o.mode() == PretrainingMode::CE)
+            loss = classifier->Loss(classifier->forward(representation), modality.repeat({ 2 }), organ.repeat({ 2 }));
+          else
+            loss =
+              contrastive(head->forward(representation),
+                          ContrastiveLabels(o.mode(), modality, organ, static_cast<int64_t>(config.organs.size())));
+          const double value = loss.item<double>();
+          if (std::isfinite(value))
+            loss.backward();
+          return { value, views.size(0) };
+        },
+        nullptr,
+        [&] { writeCheckpoint(&optimizer, auxiliary.get(), nullptr); });
       encoder->eval();
     }
     finishStage(nullptr);
@@ -804,45 +825,41 @@ AGCLTrainer::Run(TrainingData & data)
     const int64_t count = std::min<int64_t>(o.decoder_batch_size(), patches.Size());
     auto          next = batches(patches, 2, count, nullptr);
     auto          pending = next(state.step);
-    startStage();
-    while (state.step < o.decoder_steps())
-    {
-      Batch batch = pending.get();
-      if (state.step + 1 < o.decoder_steps())
-        pending = next(state.step + 1);
-      torch::manual_seed(StepSeed(o.seed(), 2, state.step)); // decoder dropout
-      const double lr = LearningRate(o.decoder_learning_rate(), state.step, o.decoder_steps(), o.warmup_fraction());
-      optimizer.ZeroGrad();
-      const at::Tensor x = batch.image.to(state.device);
-      EncoderFeatures  features;
-      if (trainEncoder)
-        features = encoder->forward(x);
-      else
-      {
-        torch::NoGradGuard noGrad;
-        features = encoder->forward(x);
-      }
-      const at::Tensor loss =
-        dice(decoder->forward(features.low_level, features.high_level, { P, P }), batch.mask.to(state.device));
-      const double value = loss.item<double>();
-      require(std::isfinite(value),
-              "stage 2: the loss became " + std::to_string(value) + " at step " + std::to_string(state.step) +
-                " (learning rate too high?)");
-      loss.backward();
-      optimizer.Step(lr);
-      ++state.step;
-      state.intervalInputs += x.size(0);
-      if (state.step % o.log_every() == 0 || state.step == o.decoder_steps())
-        report(o.decoder_steps(), value, lr);
-      if (state.step % o.validate_every() == 0 || state.step == o.decoder_steps())
-      {
-        const double value = validate();
-        if (value >= 0.0)
-          keepIfBest(value);
-      }
-      if (state.step % o.checkpoint_every() == 0 && state.step < o.decoder_steps())
-        writeCheckpoint(&optimizer, nullptr, best.Tensors().empty() ? nullptr : &best);
-    }
+    runSteps(
+      2,
+      o.decoder_steps(),
+      o.decoder_learning_rate(),
+      optimizer,
+      [&]() -> std::pair<double, int64_t> {
+        Batch batch = pending.get();
+        if (state.step + 1 < o.decoder_steps())
+          pending = next(state.step + 1);
+        torch::manual_seed(StepSeed(o.seed(), 2, state.step)); // decoder dropout
+        const at::Tensor x = batch.image.to(state.device);
+        EncoderFeatures  features;
+        if (trainEncoder)
+          features = encoder->forward(x);
+        else
+        {
+          torch::NoGradGuard noGrad;
+          features = encoder->forward(x);
+        }
+        const at::Tensor loss =
+          dice(decoder->forward(features.low_level, features.high_level, { P, P }), batch.mask.to(state.device));
+        const double value = loss.item<double>();
+        if (std::isfinite(value))
+          loss.backward();
+        return { value, x.size(0) };
+      },
+      [&] {
+        if (state.step % o.validate_every() == 0 || state.step == o.decoder_steps())
+        {
+          const double value = validate();
+          if (value >= 0.0)
+            keepIfBest(value);
+        }
+      },
+      [&] { writeCheckpoint(&optimizer, nullptr, best.Tensors().empty() ? nullptr : &best); });
     // The best validation weights (the last ones without validation patches).
     if (!best.Tensors().empty())
     {
