@@ -322,11 +322,12 @@ WriteImage(const Image & image, const std::string & fileName)
 struct SegmentationFilter::Impl
 {
   using Filter = itk::AGCLSegmentationFilter<CTImage, LabelImage>;
-  Filter::Pointer filter = Filter::New();
-  Image           input; // keeps the input alive
-  PyObject *      progress = nullptr;
-  CallbackError   callbackError;
-  bool            callbackFailed = false;
+  Filter::Pointer      filter = Filter::New();
+  Image                input; // keeps the input alive
+  PyObject *           progress = nullptr;
+  CallbackError        callbackError;
+  bool                 callbackFailed = false;
+  std::optional<Image> output; // the last Update's, taken from the filter
 };
 
 SegmentationFilter::SegmentationFilter()
@@ -406,6 +407,7 @@ SegmentationFilter::Update()
   if (m_Impl->filter->GetInput() == nullptr)
     throw std::invalid_argument("AGCLSegmentationFilter: no input image (SetInput)");
   m_Impl->callbackFailed = false;
+  m_Impl->output.reset();
   auto & filter = m_Impl->filter;
   RunWithoutGIL(
     [&filter] {
@@ -421,17 +423,13 @@ SegmentationFilter::Update()
       }
     },
     m_Impl->callbackError);
+  m_Impl->output = TakeOutput(m_Impl->filter->GetOutput(), "uint8");
 }
 
 Image
 SegmentationFilter::GetOutput() const
 {
-  LabelImage * output = m_Impl->filter->GetOutput();
-  if (output->GetBufferPointer() == nullptr)
-    throw std::invalid_argument("AGCLSegmentationFilter: no output yet (call Update)");
-  // The output image outlives the filter: a copy of the pointer (reference counted), no pixel copy.
-  LabelImage::Pointer kept = output;
-  return Image::FromITK(kept.GetPointer(), "uint8");
+  return OutputOf(m_Impl->output, "AGCLSegmentationFilter");
 }
 
 std::string
@@ -450,8 +448,10 @@ SegmentationFilter::GetNumberOfPatches() const
 struct CoarseAttentionFilter::Impl
 {
   using Filter = itk::CoarseAttentionFilter<CTImage, LabelImage>;
-  Filter::Pointer filter = Filter::New();
-  Image           input, coarse; // kept alive
+  Filter::Pointer      filter = Filter::New();
+  Image                input, coarse; // kept alive
+  std::optional<Image> coarseOutput;  // the last Update's outputs, taken from the filter
+  std::map<int, Image> attention;
 };
 
 CoarseAttentionFilter::CoarseAttentionFilter()
@@ -535,32 +535,35 @@ CoarseAttentionFilter::Update()
     throw std::invalid_argument("CoarseAttentionFilter: no input image (SetInput)");
   CallbackError none;
   auto &        filter = m_Impl->filter;
+  m_Impl->coarseOutput.reset();
+  m_Impl->attention.clear();
   RunWithoutGIL([&filter] { filter->Update(); }, none);
+  m_Impl->coarseOutput = TakeOutput(filter->GetCoarseLabelOutput(), "uint8");
+  for (const auto label : filter->GetOrganLabels())
+    m_Impl->attention.emplace(int(label), TakeOutput(filter->GetAttentionMap(label), "uint8"));
 }
 Image
 CoarseAttentionFilter::GetCoarseLabelOutput() const
 {
-  LabelImage::Pointer output = m_Impl->filter->GetCoarseLabelOutput();
-  if (output->GetBufferPointer() == nullptr)
-    throw std::invalid_argument("CoarseAttentionFilter: no output yet (call Update)");
-  return Image::FromITK(output.GetPointer(), "uint8");
+  return OutputOf(m_Impl->coarseOutput, "CoarseAttentionFilter");
 }
 Image
 CoarseAttentionFilter::GetAttentionMap(int label) const
 {
   if (label < 1 || label > 255)
     throw std::invalid_argument("GetAttentionMap: " + std::to_string(label) + " outside 1..255");
+  const auto found = m_Impl->attention.find(label);
+  if (found != m_Impl->attention.end())
+    return found->second;
   try
   {
-    LabelImage::Pointer output = m_Impl->filter->GetAttentionMap(static_cast<unsigned char>(label));
-    if (output->GetBufferPointer() == nullptr)
-      throw std::invalid_argument("CoarseAttentionFilter: no output yet (call Update)");
-    return Image::FromITK(output.GetPointer(), "uint8");
+    m_Impl->filter->GetAttentionMap(static_cast<unsigned char>(label)); // names a label that is no organ's
   }
   catch (const itk::ExceptionObject & e)
   {
     throw std::invalid_argument(e.GetDescription());
   }
+  throw std::invalid_argument("CoarseAttentionFilter: no output yet (call Update)");
 }
 
 // ------------------------------------------------------------------------------- functions

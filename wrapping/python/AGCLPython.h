@@ -400,7 +400,7 @@ private:
 
 /** itk::CoarseAttentionFilter<Image<short,3>, Image<unsigned char,3>>: the coarse organ label map
  *  (from a model's coarse network or a given coarse map) and one attention map per organ. The
- *  outputs are the filter's own images (as in ITK: a later Update rewrites them). */
+ *  outputs are those of the last Update, taken from the filter (a later Update makes new ones). */
 class CoarseAttentionFilter
 {
 public:

@@ -8,8 +8,10 @@
 
 #include <Python.h>
 
+#include "AGCLPython.h"
 #include "itkImage.h"
 
+#include <optional>
 #include <stdexcept>
 
 namespace agcl::python::detail {
@@ -145,6 +147,27 @@ RunWithoutGIL(TWork work, CallbackError & callbackError)
   {                                                                                                                    \
     return m_Impl->filter->Get##Name();                                                                                \
   }
+
+/** Takes a filter's output image for Python after an Update: the image is disconnected from the
+ *  filter (ITK's DisconnectPipeline; the filter makes a new output for its next run), so that
+ *  a later Update never rewrites or frees the buffer of what Python holds. No pixel copy. */
+template <typename TImage>
+Image
+TakeOutput(TImage * output, const std::string & pixelType)
+{
+  typename TImage::Pointer taken = output;
+  taken->DisconnectPipeline();
+  return Image::FromITK(taken.GetPointer(), pixelType);
+}
+
+/** `image`, or std::invalid_argument "`what`: no output yet (call Update)" when empty. */
+inline const Image &
+OutputOf(const std::optional<Image> & image, const std::string & what)
+{
+  if (!image)
+    throw std::invalid_argument(what + ": no output yet (call Update)");
+  return *image;
+}
 
 /** The organ label of a Python int: 1..255 or std::invalid_argument naming `what`. */
 inline unsigned char

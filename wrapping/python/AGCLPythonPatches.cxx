@@ -507,6 +507,7 @@ struct LabelFusionFilter::Impl
   TensorData           patches;
   Image                reference;
   std::map<int, Image> attention;
+  std::optional<Image> output; // the last Update's, taken from the filter
 };
 
 LabelFusionFilter::LabelFusionFilter()
@@ -548,16 +549,15 @@ LabelFusionFilter::Update()
 {
   CallbackError none;
   auto &        filter = m_Impl->filter;
+  m_Impl->output.reset();
   RunWithoutGIL([&filter] { filter->Update(); }, none);
+  m_Impl->output = TakeOutput(filter->GetOutput(), "uint8");
 }
 
 Image
 LabelFusionFilter::GetOutput() const
 {
-  LabelImage::Pointer output = m_Impl->filter->GetOutput();
-  if (output->GetBufferPointer() == nullptr)
-    throw std::invalid_argument("LabelFusionFilter: no output yet (call Update)");
-  return Image::FromITK(output.GetPointer(), "uint8");
+  return OutputOf(m_Impl->output, "LabelFusionFilter");
 }
 
 Image
@@ -566,6 +566,7 @@ LabelFusionFilter::GetProbabilityMap(int organ) const
   const unsigned char label = OrganLabel(organ, "GetProbabilityMap");
   try
   {
+    // A new map per run (the filter's own, not an output): a later Update leaves this one alone.
     FloatImage::Pointer map = const_cast<FloatImage *>(m_Impl->filter->GetProbabilityMap(label));
     return Image::FromITK(map.GetPointer(), "float32");
   }

@@ -420,9 +420,8 @@ class AGCLSegmentationFilter(_Filter):
     Setters and getters as in C++ (SetModelFileName or SetModel, SetDevice, SetBatchSize,
     SetSlabThickness, SetPostProcessing); SetProgressCallback(f) calls f(progress in 0..1); an
     exception raised by it aborts the filter and reaches the caller of Update. Update releases
-    the GIL (the callback takes it back for each call). As in ITK, GetOutput() is the filter's
-    own output image: a later Update of the same filter rewrites it (copy it, or use a new
-    filter).
+    the GIL (the callback takes it back for each call). GetOutput() is the label map of the last
+    Update (no copy); a later Update makes a new one and leaves it, and numpy views of it, alone.
     """
 
     _example_keyword = "ModelFileName"
