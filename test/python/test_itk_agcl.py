@@ -245,7 +245,8 @@ def test_update_releases_the_gil():
     print("GIL check: %d sleep steps in %.2f s of segmentation" % (steps, seconds))
 
 
-# A stand-in for ITK's Python package (not in Debian): the few calls itk_agcl makes of it.
+# A stand-in for ITK's Python package (not in Debian): the few calls itk_agcl makes of it
+# (array_view_from_image, image_from_array, matrix_from_array, array_from_matrix, geometry).
 _FAKE_ITK = '''
 import numpy as np
 class Image(object):
@@ -261,6 +262,7 @@ class Image(object):
 def array_view_from_image(image): return image.array
 def image_from_array(array): return Image(np.array(array))
 def matrix_from_array(array): return np.array(array)
+def array_from_matrix(matrix): return np.array(matrix)
 '''
 
 _WITH_FAKE_ITK = '''

@@ -157,8 +157,10 @@ def _from_itk(value):
     array = itk.array_view_from_image(value)
     if array.dtype not in (_np.int16, _np.uint8, _np.float32):
         array = array.astype(_np.float32)
+    direction = value.GetDirection()  # an itk.Matrix: ITK Python's array_from_matrix reads it
+    direction = itk.array_from_matrix(direction) if hasattr(itk, "array_from_matrix") else _np.asarray(direction)
     return image_from_array(array, spacing=list(value.GetSpacing()), origin=list(value.GetOrigin()),
-                            direction=_np.asarray(value.GetDirection()))
+                            direction=direction)
 
 
 def _string(name, value):
