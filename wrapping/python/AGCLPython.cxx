@@ -375,16 +375,7 @@ SegmentationFilter::SetModel(const Model & model)
 {
   m_Impl->filter->SetModel(static_cast<itk::AGCLModelObject *>(model.GetITKModel()));
 }
-void
-SegmentationFilter::SetDevice(const std::string & device)
-{
-  m_Impl->filter->SetDevice(device);
-}
-std::string
-SegmentationFilter::GetDevice() const
-{
-  return m_Impl->filter->GetDevice();
-}
+AGCL_PYTHON_DEVICE(SegmentationFilter)
 AGCL_PYTHON_PROPERTY(SegmentationFilter, BatchSize, unsigned int)
 AGCL_PYTHON_PROPERTY(SegmentationFilter, SlabThickness, unsigned int)
 AGCL_PYTHON_PROPERTY(SegmentationFilter, PostProcessing, bool)
@@ -492,16 +483,7 @@ CoarseAttentionFilter::SetModel(const Model & model)
 {
   m_Impl->filter->SetModel(static_cast<itk::AGCLModelObject *>(model.GetITKModel()));
 }
-void
-CoarseAttentionFilter::SetDevice(const std::string & device)
-{
-  m_Impl->filter->SetDevice(device);
-}
-std::string
-CoarseAttentionFilter::GetDevice() const
-{
-  return m_Impl->filter->GetDevice();
-}
+AGCL_PYTHON_DEVICE(CoarseAttentionFilter)
 AGCL_PYTHON_PROPERTY(CoarseAttentionFilter, MarginMM, double)
 void
 CoarseAttentionFilter::SetOrganLabels(const std::vector<int> & labels)

@@ -137,16 +137,20 @@ RunWithoutGIL(TWork work, CallbackError & callbackError)
     throw std::runtime_error(failure.empty() ? "unknown error" : failure);
 }
 
-/** Set<Name>/Get<Name> of a facade class forwarding to the ITK filter in m_Impl->filter. */
-#define AGCL_PYTHON_PROPERTY(Class, Name, Type)                                                                        \
-  void Class::Set##Name(Type value)                                                                                    \
+/** Set<Name>/Get<Name> of a facade class forwarding to the ITK filter in m_Impl->filter; the
+ *  setter takes SetType, the getter returns GetType (strings: const std::string & in, a copy out). */
+#define AGCL_PYTHON_PROPERTY_AS(Class, Name, SetType, GetType)                                                         \
+  void Class::Set##Name(SetType value)                                                                                 \
   {                                                                                                                    \
     m_Impl->filter->Set##Name(value);                                                                                  \
   }                                                                                                                    \
-  Type Class::Get##Name() const                                                                                        \
+  GetType Class::Get##Name() const                                                                                     \
   {                                                                                                                    \
     return m_Impl->filter->Get##Name();                                                                                \
   }
+#define AGCL_PYTHON_PROPERTY(Class, Name, Type) AGCL_PYTHON_PROPERTY_AS(Class, Name, Type, Type)
+/** The Device of a facade class (a string property). */
+#define AGCL_PYTHON_DEVICE(Class) AGCL_PYTHON_PROPERTY_AS(Class, Device, const std::string &, std::string)
 
 /** Takes a filter's output image for Python after an Update: the image is disconnected from the
  *  filter (ITK's DisconnectPipeline; the filter makes a new output for its next run), so that

@@ -463,26 +463,8 @@ NetworkFilter::SetModel(const Model & model)
   else
     static_cast<itk::ASPPDecoderFilter *>(m_Impl->filter.GetPointer())->SetDecoder(networks.Decoder());
 }
-void
-NetworkFilter::SetDevice(const std::string & device)
-{
-  m_Impl->filter->SetDevice(device);
-}
-std::string
-NetworkFilter::GetDevice() const
-{
-  return m_Impl->filter->GetDevice();
-}
-void
-NetworkFilter::SetBatchSize(unsigned int size)
-{
-  m_Impl->filter->SetBatchSize(size);
-}
-unsigned int
-NetworkFilter::GetBatchSize() const
-{
-  return m_Impl->filter->GetBatchSize();
-}
+AGCL_PYTHON_DEVICE(NetworkFilter)
+AGCL_PYTHON_PROPERTY(NetworkFilter, BatchSize, unsigned int)
 void
 NetworkFilter::Update()
 {
