@@ -461,10 +461,8 @@ CoarseAttentionFilter::SetInput(const Image & image)
 void
 CoarseAttentionFilter::SetCoarseLabelMap(const Image & labels)
 {
-  if (labels.GetPixelType() != "uint8")
-    throw std::invalid_argument("CoarseLabelMap: expected a uint8 label map, got " + labels.GetPixelType());
+  m_Impl->filter->SetCoarseLabelMap(LabelImageOf(labels, "CoarseLabelMap"));
   m_Impl->coarse = labels;
-  m_Impl->filter->SetCoarseLabelMap(static_cast<LabelImage *>(labels.GetITKImage()));
 }
 void
 CoarseAttentionFilter::SetModelFileName(const std::string & fileName)

@@ -182,6 +182,26 @@ OrganLabel(int label, const std::string & what)
   return static_cast<unsigned char>(label);
 }
 
+/** The ITK label image of a uint8 `image`; std::invalid_argument naming `what` otherwise. */
+inline LabelImage *
+LabelImageOf(const Image & image, const std::string & what)
+{
+  if (image.GetPixelType() != "uint8")
+    throw std::invalid_argument(what + ": expected a uint8 label map, got " + image.GetPixelType());
+  return static_cast<LabelImage *>(image.GetITKImage());
+}
+
+/** SetAttentionMap of a facade whose Impl has `filter` and `attention` (the maps kept alive). */
+template <typename TImpl>
+void
+SetAttentionMapOf(TImpl & impl, int organ, const Image & attention)
+{
+  const unsigned char label = OrganLabel(organ, "SetAttentionMap");
+  LabelImage *        map = LabelImageOf(attention, "SetAttentionMap");
+  impl.attention[organ] = attention;
+  impl.filter->SetAttentionMap(label, map);
+}
+
 } // namespace agcl::python::detail
 
 #endif

@@ -373,19 +373,13 @@ QueryPatchSamplerFilter::SetInput(const Image & image)
 void
 QueryPatchSamplerFilter::SetAttentionMap(int organ, const Image & attention)
 {
-  const unsigned char label = OrganLabel(organ, "SetAttentionMap");
-  if (attention.GetPixelType() != "uint8")
-    throw std::invalid_argument("SetAttentionMap: expected a uint8 map, got " + attention.GetPixelType());
-  m_Impl->attention[organ] = attention;
-  m_Impl->filter->SetAttentionMap(label, static_cast<LabelImage *>(attention.GetITKImage()));
+  SetAttentionMapOf(*m_Impl, organ, attention);
 }
 void
 QueryPatchSamplerFilter::SetLabelMap(const Image & labels)
 {
-  if (labels.GetPixelType() != "uint8")
-    throw std::invalid_argument("SetLabelMap: expected a uint8 label map, got " + labels.GetPixelType());
+  m_Impl->filter->SetLabelMap(LabelImageOf(labels, "SetLabelMap"));
   m_Impl->labels = labels;
-  m_Impl->filter->SetLabelMap(static_cast<LabelImage *>(labels.GetITKImage()));
 }
 void
 QueryPatchSamplerFilter::SetMode(const std::string & mode)
@@ -514,11 +508,7 @@ LabelFusionFilter::SetReferenceImage(const Image & reference)
 void
 LabelFusionFilter::SetAttentionMap(int organ, const Image & attention)
 {
-  const unsigned char label = OrganLabel(organ, "SetAttentionMap");
-  if (attention.GetPixelType() != "uint8")
-    throw std::invalid_argument("SetAttentionMap: expected a uint8 map, got " + attention.GetPixelType());
-  m_Impl->attention[organ] = attention;
-  m_Impl->filter->SetAttentionMap(label, static_cast<LabelImage *>(attention.GetITKImage()));
+  SetAttentionMapOf(*m_Impl, organ, attention);
 }
 
 AGCL_PYTHON_PROPERTY(LabelFusionFilter, Threshold, double)
