@@ -669,13 +669,25 @@ AGCLTrainer::Run(TrainingData & data)
       batch.image = augmentation->Forward(batch.image, seed ^ 0x5DEECE66DULL);
     return batch;
   };
-  auto batches = [&](const PatchSet & patches, int stage, int64_t count, const PairedAugmentation * augmentation) {
-    return [&, stage, count, augmentation](int64_t step) {
-      const uint64_t seed = StepSeed(o.seed(), stage, step, 1);
-      return o.prefetch() ? std::async(std::launch::async, makeBatch, std::cref(patches), count, seed, augmentation)
-                          : std::async(std::launch::deferred, makeBatch, std::cref(patches), count, seed, augmentation);
+  // A stage's batch source: each call returns this step's batch (of min(batchSize, pool) rows) and
+  // starts preparing the next step's, on the loader thread when prefetching.
+  auto batches =
+    [&](
+      const PatchSet & patches, int stage, int64_t batchSize, int64_t steps, const PairedAugmentation * augmentation) {
+      const int64_t     count = std::min<int64_t>(batchSize, patches.Size());
+      const PatchSet *  pool = &patches; // the stage's pool outlives its batch source
+      const std::launch policy = o.prefetch() ? std::launch::async : std::launch::deferred;
+      auto              start = [&o, &makeBatch, pool, stage, count, augmentation, policy](int64_t step) {
+        return std::async(policy, makeBatch, std::cref(*pool), count, StepSeed(o.seed(), stage, step, 1), augmentation);
+      };
+      auto pending = std::make_shared<std::future<Batch>>(start(state.step));
+      return [&state, start, pending, steps]() {
+        Batch batch = pending->get();
+        if (state.step + 1 < steps)
+          *pending = start(state.step + 1);
+        return batch;
+      };
     };
-  };
 
   // ---------------------------------------------------------------- stage 1: pre-training
   if (state.stage == 1)
@@ -712,18 +724,14 @@ AGCLTrainer::Run(TrainingData & data)
       PairedAugmentation augmentation;
       encoder->train();
       auxiliary->train();
-      const int64_t count = std::min<int64_t>(o.pretraining_batch_size(), patches.Size());
-      auto          next = batches(patches, 1, count, &augmentation);
-      auto          pending = next(state.step);
+      auto nextBatch = batches(patches, 1, o.pretraining_batch_size(), o.pretraining_steps(), &augmentation);
       runSteps(
         1,
         o.pretraining_steps(),
         o.pretraining_learning_rate(),
         optimizer,
         [&]() -> std::pair<double, int64_t> {
-          Batch batch = pending.get();
-          if (state.step + 1 < o.pretraining_steps())
-            pending = next(state.step + 1);
+          const Batch batch = nextBatch();
           torch::manual_seed(StepSeed(o.seed(), 1, state.step));
           const at::Tensor views = batch.image.to(state.device);
           const at::Tensor representation = encoder->Represent(views);
@@ -822,18 +830,14 @@ AGCLTrainer::Run(TrainingData & data)
     if (state.step == 0)
       m_BestDice = -1.0;
     setTrain();
-    const int64_t count = std::min<int64_t>(o.decoder_batch_size(), patches.Size());
-    auto          next = batches(patches, 2, count, nullptr);
-    auto          pending = next(state.step);
+    auto nextBatch = batches(patches, 2, o.decoder_batch_size(), o.decoder_steps(), nullptr);
     runSteps(
       2,
       o.decoder_steps(),
       o.decoder_learning_rate(),
       optimizer,
       [&]() -> std::pair<double, int64_t> {
-        Batch batch = pending.get();
-        if (state.step + 1 < o.decoder_steps())
-          pending = next(state.step + 1);
+        const Batch batch = nextBatch();
         torch::manual_seed(StepSeed(o.seed(), 2, state.step)); // decoder dropout
         const at::Tensor x = batch.image.to(state.device);
         EncoderFeatures  features;
