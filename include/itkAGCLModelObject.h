@@ -64,12 +64,15 @@ public:
 
   /** Runs the coarse network: `volume` is a C-ordered [D, H, W] float volume on the coarse grid,
    *  window-normalised to 0..1 (ITK's buffer order: x fastest, so D = z); `classes` receives
-   *  D*H*W class indices (0 background, i = the config's organ i-1). */
+   *  D*H*W class indices (0 background, i = the config's organ i-1). `seeds`, when not null,
+   *  receives O*D*H*W bytes, organ after organ: 1 where that organ's attention grows from
+   *  (agcl::AGCLModel::CoarsePrediction). */
   void
   PredictCoarseClasses(const float *                  volume,
                        const std::array<int64_t, 3> & sizeDHW,
                        const std::string &            device,
-                       uint8_t *                      classes) const;
+                       uint8_t *                      classes,
+                       uint8_t *                      seeds = nullptr) const;
 
 protected:
   AGCLModelObject() = default;

@@ -18,10 +18,10 @@ namespace itk {
  * geometry.
  *
  * It holds the mini-pipeline of the method (paper Fig. 2): the model's coarse network on the
- * whole volume at its coarse spacing (CoarseAttentionFilter::ComputeCoarseLabelMap), then, slab
- * by slab along the axial axis (SlabThickness slices): the coarse labels of the slab (grown by
- * the attention margin so that the dilation is exact) -> attention maps
- * (CoarseAttentionFilter::ComputeAttentionMap) -> inference query patches (QueryPatchSamplerFilter)
+ * whole volume at its coarse spacing (CoarseAttentionFilter::ComputeCoarse: labels and each
+ * organ's attention seed), then, slab by slab along the axial axis (SlabThickness slices): each
+ * organ's seed resampled over the slab (grown by the attention margin so that the dilation is
+ * exact) -> attention maps (CoarseAttentionFilter::ComputeAttentionFromSeed) -> inference query patches (QueryPatchSamplerFilter)
  * -> encoder (AGCLEncoderFilter) -> decoder (ASPPDecoderFilter), both on chunks of 4 batches of
  * patches -> fusion of the slab (LabelFusionFilter,
  * whose accumulators span only the slab and the organs' attention boxes) -> the slab's labels
@@ -112,6 +112,20 @@ public:
   const ProbabilityImageType *
   GetProbabilityMap(LabelType organ) const;
 
+  /** Keep what the coarse stage gave (off by default; one byte per voxel and organ, plus one):
+   *  the coarse label map in the input's geometry (nearest neighbour from the coarse grid, or
+   *  the given coarse map) and each organ's attention map over the whole volume. For diagnosis:
+   *  `agcl segment --save-coarse` writes them, `agcl evaluate` measures attention recall. */
+  itkSetMacro(KeepCoarseOutputs, bool);
+  itkGetConstMacro(KeepCoarseOutputs, bool);
+  itkBooleanMacro(KeepCoarseOutputs);
+  /** The coarse label map after Update() with KeepCoarseOutputs on. */
+  const LabelImageType *
+  GetCoarseLabelMapOutput() const;
+  /** The attention map (1 inside) of `organ` after Update() with KeepCoarseOutputs on. */
+  const LabelImageType *
+  GetAttentionMap(LabelType organ) const;
+
   /** Seconds spent in each stage of the last Update: "coarse", "attention", "sampling",
    *  "encoder", "decoder", "fusion", "postprocessing". */
   const std::map<std::string, double> &
@@ -154,6 +168,9 @@ private:
   bool                                                        m_PostProcessing{ true };
   bool                                                        m_ProbabilityMaps{ false };
   std::map<LabelType, typename ProbabilityImageType::Pointer> m_Probability;
+  bool                                                        m_KeepCoarseOutputs{ false };
+  typename LabelImageType::Pointer                            m_CoarseOutput;
+  std::map<LabelType, typename LabelImageType::Pointer>       m_AttentionOutputs;
   std::map<std::string, double>                               m_StageSeconds;
   SizeValueType                                               m_NumberOfPatches{ 0 };
 };

@@ -106,6 +106,30 @@ AGCLSegmentationFilter<TInputImage, TLabelImage>::GetProbabilityMap(LabelType or
 }
 
 template <typename TInputImage, typename TLabelImage>
+auto
+AGCLSegmentationFilter<TInputImage, TLabelImage>::GetCoarseLabelMapOutput() const -> const LabelImageType *
+{
+  if (m_CoarseOutput.IsNull())
+  {
+    itkExceptionMacro(<< "no coarse label map kept: call KeepCoarseOutputsOn() before Update()");
+  }
+  return m_CoarseOutput;
+}
+
+template <typename TInputImage, typename TLabelImage>
+auto
+AGCLSegmentationFilter<TInputImage, TLabelImage>::GetAttentionMap(LabelType organ) const -> const LabelImageType *
+{
+  const auto it = m_AttentionOutputs.find(organ);
+  if (it == m_AttentionOutputs.end())
+  {
+    itkExceptionMacro(<< "no attention map for organ " << static_cast<double>(organ)
+                      << " (not segmented yet, not one of the model's organs, or KeepCoarseOutputs off)");
+  }
+  return it->second;
+}
+
+template <typename TInputImage, typename TLabelImage>
 void
 AGCLSegmentationFilter<TInputImage, TLabelImage>::VerifyPreconditions() ITKv5_CONST
 {
@@ -263,15 +287,29 @@ AGCLSegmentationFilter<TInputImage, TLabelImage>::GenerateData()
     map->FillBuffer(0);
     m_Probability[organs[o]] = map;
   }
+  auto newVolume = [&output] {
+    auto volume = LabelImageType::New();
+    volume->CopyInformation(output);
+    volume->SetRegions(output->GetLargestPossibleRegion());
+    volume->Allocate();
+    volume->FillBuffer(LabelType{});
+    return volume;
+  };
+  m_CoarseOutput = nullptr;
+  m_AttentionOutputs.clear();
+  if (m_KeepCoarseOutputs)
+  {
+    m_CoarseOutput = newVolume();
+    for (const LabelType organ : organs)
+      m_AttentionOutputs[organ] = newVolume();
+  }
 
-  // 1. Coarse labels on the model's coarse grid (small), unless a coarse map was given.
-  typename LabelImageType::Pointer coarseGrid;
+  // 1. Coarse labels and attention seeds on the model's coarse grid (small), unless a coarse map was given.
+  using Coarse = CoarseAttentionFilter<InputImageType, LabelImageType>;
+  typename Coarse::CoarseResult coarseGrid;
   if (givenCoarse.IsNull())
   {
-    timed("coarse", [&] {
-      coarseGrid =
-        CoarseAttentionFilter<InputImageType, LabelImageType>::ComputeCoarseLabelMap(input, m_Model, m_Device);
-    });
+    timed("coarse", [&] { coarseGrid = Coarse::ComputeCoarse(input, m_Model, m_Device); });
   }
   ReleaseFreedMemory();
   this->UpdateProgress(0.1f);
@@ -301,11 +339,22 @@ AGCLSegmentationFilter<TInputImage, TLabelImage>::GenerateData()
     std::vector<typename LabelImageType::Pointer> attention(organs.size());
     bool                                          anyAttention = false;
     timed("attention", [&] {
-      const typename LabelImageType::Pointer labels =
-        givenCoarse.IsNotNull()
-          ? ExtractRegion<LabelImageType>(givenCoarse, grown)
-          : CoarseAttentionFilter<InputImageType, LabelImageType>::ResampleLabels(coarseGrid, input, grown);
-      const auto boxes = LabelBoundingBoxes(labels.GetPointer(), grown);
+      typename LabelImageType::Pointer labels; // the slab's coarse labels: only for a given map or KeepCoarseOutputs
+      if (givenCoarse.IsNotNull())
+        labels = ExtractRegion<LabelImageType>(givenCoarse, grown);
+      else if (m_KeepCoarseOutputs)
+        labels = Coarse::ResampleLabels(coarseGrid.labels, input, slab);
+      if (m_KeepCoarseOutputs)
+      {
+        // Organs only, as CoarseAttentionFilter's output 0 (other values of a given map are background).
+        ImageRegionConstIterator<LabelImageType> in(labels, slab);
+        ImageRegionIterator<LabelImageType>      out(m_CoarseOutput, slab);
+        for (; !in.IsAtEnd(); ++in, ++out)
+          out.Set(std::find(organs.begin(), organs.end(), in.Get()) == organs.end() ? LabelType{} : in.Get());
+      }
+      std::map<LabelType, RegionType> boxes;
+      if (givenCoarse.IsNotNull())
+        boxes = LabelBoundingBoxes(labels.GetPointer(), grown);
       for (size_t o = 0; o < organs.size(); ++o)
       {
         attention[o] = LabelImageType::New();
@@ -313,16 +362,21 @@ AGCLSegmentationFilter<TInputImage, TLabelImage>::GenerateData()
         attention[o]->SetRegions(slab);
         attention[o]->Allocate();
         attention[o]->FillBuffer(LabelType{});
-        const auto found = boxes.find(organs[o]);
-        if (found != boxes.end())
+        if (givenCoarse.IsNull())
         {
-          CoarseAttentionFilter<InputImageType, LabelImageType>::ComputeAttentionMap(
-            labels, organs[o], found->second, config.margin_mm, attention[o]);
-          const LabelType * buffer = attention[o]->GetBufferPointer();
-          anyAttention = anyAttention || std::any_of(buffer, buffer + slab.GetNumberOfPixels(), [](LabelType v) {
-                           return v != LabelType{};
-                         });
+          Coarse::ComputeAttentionFromSeed(
+            coarseGrid.seeds[o], organs[o], input, grown, config.margin_mm, attention[o]);
         }
+        else if (const auto found = boxes.find(organs[o]); found != boxes.end())
+        {
+          Coarse::ComputeAttentionMap(labels, organs[o], found->second, config.margin_mm, attention[o]);
+        }
+        const LabelType * buffer = attention[o]->GetBufferPointer();
+        anyAttention = anyAttention || std::any_of(buffer, buffer + slab.GetNumberOfPixels(), [](LabelType v) {
+                         return v != LabelType{};
+                       });
+        if (m_KeepCoarseOutputs)
+          ImageAlgorithm::Copy(attention[o].GetPointer(), m_AttentionOutputs.at(organs[o]).GetPointer(), slab, slab);
       }
     });
 
@@ -439,6 +493,7 @@ AGCLSegmentationFilter<TInputImage, TLabelImage>::PrintSelf(std::ostream & os, I
   os << indent << "GaussianWeighting: " << m_GaussianWeighting << std::endl;
   os << indent << "PostProcessing: " << m_PostProcessing << std::endl;
   os << indent << "ProbabilityMaps: " << m_ProbabilityMaps << std::endl;
+  os << indent << "KeepCoarseOutputs: " << m_KeepCoarseOutputs << std::endl;
   os << indent << "LoadedFileName: " << m_LoadedFileName << std::endl;
   os << indent << "NumberOfPatches: " << m_NumberOfPatches << std::endl;
 }

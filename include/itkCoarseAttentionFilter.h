@@ -27,7 +27,9 @@ namespace itk {
  * The coarse region comes from one of two sources:
  * - SetCoarseLabelMap: a segmentation from any tool, with the input's geometry;
  * - SetModel / SetModelFileName: the model's coarse network (agcl::CoarseSegmentationNet), run
- *   on Device. The CT is resampled (linearly, identity transform, same direction) to the
+ *   on Device. Output 0 is its argmax; each organ's attention grows from the organ's seed
+ *   (ComputeCoarse): its argmax region, and with the model's coarse.attention_probability
+ *   p > 0 also every coarse voxel where its probability is at least p. The CT is resampled (linearly, identity transform, same direction) to the
  *   model's coarse spacing on a grid covering the input's extent, window-normalised to 0..1
  *   (coarse window), segmented, and the classes are resampled back to the input's grid by
  *   nearest neighbour (ComputeCoarseLabelMap and ResampleLabels do these steps; the trainer
@@ -98,6 +100,29 @@ public:
   /** The coarse network's label map (organ label values) on the coarse grid. */
   static typename LabelImageType::Pointer
   ComputeCoarseLabelMap(const InputImageType * image, const AGCLModelObject * model, const std::string & device);
+  /** The coarse network's result on the coarse grid: the label map (as ComputeCoarseLabelMap)
+   *  and, per organ of the model, its attention seed: the organ's label value where its
+   *  attention grows from, 0 elsewhere (its argmax region, and with the model's
+   *  coarse.attention_probability p > 0 every voxel where its probability is >= p). */
+  struct CoarseResult
+  {
+    typename LabelImageType::Pointer              labels;
+    std::vector<typename LabelImageType::Pointer> seeds;
+  };
+  static CoarseResult
+  ComputeCoarse(const InputImageType * image, const AGCLModelObject * model, const std::string & device);
+  /** Writes organ `organ`'s attention into `attention` (inside its buffered region, cropped to
+   *  `within` of `reference`'s index space): the voxels of `reference`'s grid within `marginMM`
+   *  of the organ's seed `seed` (any grid, e.g. the coarse one; resampled by nearest neighbour
+   *  only over the seed's bounding box grown by the margin). Nothing is written when the seed
+   *  is empty. */
+  static void
+  ComputeAttentionFromSeed(const LabelImageType *                      seed,
+                           LabelType                                   organ,
+                           const ImageBase<ImageDimension> *           reference,
+                           const typename LabelImageType::RegionType & within,
+                           double                                      marginMM,
+                           LabelImageType *                            attention);
   /** `labels` resampled by nearest neighbour onto `reference`'s grid over `region`. */
   static typename LabelImageType::Pointer
   ResampleLabels(const LabelImageType *                      labels,

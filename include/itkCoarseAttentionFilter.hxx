@@ -6,6 +6,7 @@
 
 #include "itkCoarseAttentionFilter.h"
 
+#include "itkContinuousIndex.h"
 #include "itkImageRegionConstIterator.h"
 #include "itkImageRegionIterator.h"
 #include "itkLabelBoundingBoxes.h"
@@ -18,7 +19,9 @@
 #include "agcl/Device.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <limits>
 
 namespace itk {
 
@@ -155,26 +158,115 @@ CoarseAttentionFilter<TInputImage, TLabelImage>::ComputeCoarseLabelMap(const Inp
                                                                        const std::string &     device) ->
   typename LabelImageType::Pointer
 {
+  return ComputeCoarse(image, model, device).labels;
+}
+
+template <typename TInputImage, typename TLabelImage>
+auto
+CoarseAttentionFilter<TInputImage, TLabelImage>::ComputeCoarse(const InputImageType *  image,
+                                                               const AGCLModelObject * model,
+                                                               const std::string &     device) -> CoarseResult
+{
   VerifyFiniteImage(image, "CoarseAttentionFilter: the input image");
   const agcl::ModelConfig & config = model->GetConfig();
   const auto                coarse = ResampleToCoarseGrid(image, config);
   const auto                size = coarse->GetLargestPossibleRegion().GetSize();
-  std::vector<uint8_t>      classes(coarse->GetLargestPossibleRegion().GetNumberOfPixels());
+  const size_t              voxels = coarse->GetLargestPossibleRegion().GetNumberOfPixels();
+  std::vector<uint8_t>      classes(voxels), seeds(voxels * config.organs.size());
   model->PredictCoarseClasses(
     coarse->GetBufferPointer(),
     { static_cast<int64_t>(size[2]), static_cast<int64_t>(size[1]), static_cast<int64_t>(size[0]) },
     device,
-    classes.data());
-  auto labels = LabelImageType::New();
-  labels->CopyInformation(coarse);
-  labels->SetRegions(coarse->GetLargestPossibleRegion());
-  labels->Allocate();
-  LabelType * out = labels->GetBufferPointer();
-  for (size_t i = 0; i < classes.size(); ++i)
+    classes.data(),
+    seeds.data());
+  auto newLabelImage = [&coarse] {
+    auto labels = LabelImageType::New();
+    labels->CopyInformation(coarse);
+    labels->SetRegions(coarse->GetLargestPossibleRegion());
+    labels->Allocate();
+    return labels;
+  };
+  CoarseResult result;
+  result.labels = newLabelImage();
+  LabelType * out = result.labels->GetBufferPointer();
+  for (size_t i = 0; i < voxels; ++i)
   {
     out[i] = classes[i] == 0 ? LabelType{} : static_cast<LabelType>(config.organs.at(classes[i] - 1).label);
   }
-  return labels;
+  for (size_t o = 0; o < config.organs.size(); ++o)
+  {
+    result.seeds.push_back(newLabelImage());
+    const auto      organ = static_cast<LabelType>(config.organs[o].label);
+    const uint8_t * in = seeds.data() + o * voxels;
+    LabelType *     seed = result.seeds.back()->GetBufferPointer();
+    for (size_t i = 0; i < voxels; ++i)
+    {
+      seed[i] = in[i] != 0 ? organ : LabelType{};
+    }
+  }
+  return result;
+}
+
+template <typename TInputImage, typename TLabelImage>
+void
+CoarseAttentionFilter<TInputImage, TLabelImage>::ComputeAttentionFromSeed(
+  const LabelImageType *                      seed,
+  LabelType                                   organ,
+  const ImageBase<ImageDimension> *           reference,
+  const typename LabelImageType::RegionType & within,
+  double                                      marginMM,
+  LabelImageType *                            attention)
+{
+  using RegionType = typename LabelImageType::RegionType;
+  const RegionType seedRegion = seed->GetLargestPossibleRegion();
+  const auto       seedBoxes = LabelBoundingBoxes(seed, seedRegion);
+  const auto       seedBox = seedBoxes.find(organ);
+  if (seedBox == seedBoxes.end())
+  {
+    return;
+  }
+  // The seed box's extent (voxel edges) in the reference's continuous index space, grown by the
+  // margin: only there can the resampled seed and its attention lie.
+  std::array<double, ImageDimension> low, high;
+  low.fill(std::numeric_limits<double>::infinity());
+  high.fill(-std::numeric_limits<double>::infinity());
+  for (unsigned int corner = 0; corner < (1u << ImageDimension); ++corner)
+  {
+    ContinuousIndex<double, ImageDimension> index;
+    for (unsigned int d = 0; d < ImageDimension; ++d)
+    {
+      index[d] = (corner >> d & 1u) ? seedBox->second.GetUpperIndex()[d] + 0.5 : seedBox->second.GetIndex(d) - 0.5;
+    }
+    typename LabelImageType::PointType point;
+    seed->TransformContinuousIndexToPhysicalPoint(index, point);
+    ContinuousIndex<double, ImageDimension> there;
+    reference->TransformPhysicalPointToContinuousIndex(point, there);
+    for (unsigned int d = 0; d < ImageDimension; ++d)
+    {
+      low[d] = std::min(low[d], there[d]);
+      high[d] = std::max(high[d], there[d]);
+    }
+  }
+  RegionType target;
+  for (unsigned int d = 0; d < ImageDimension; ++d)
+  {
+    const double grow = std::ceil(marginMM / reference->GetSpacing()[d]) + 2;
+    const double first = std::max(std::floor(low[d]) - grow, static_cast<double>(within.GetIndex(d)));
+    const double last = std::min(std::ceil(high[d]) + grow, static_cast<double>(within.GetUpperIndex()[d]));
+    if (last < first)
+    {
+      return;
+    }
+    target.SetIndex(d, static_cast<IndexValueType>(first));
+    target.SetSize(d, static_cast<SizeValueType>(last - first + 1));
+  }
+  const auto labels = ResampleLabels(seed, reference, target);
+  const auto boxes = LabelBoundingBoxes(labels.GetPointer(), target);
+  const auto found = boxes.find(organ);
+  if (found != boxes.end())
+  {
+    ComputeAttentionMap(labels, organ, found->second, marginMM, attention);
+  }
 }
 
 template <typename TInputImage, typename TLabelImage>
@@ -303,10 +395,12 @@ void
 CoarseAttentionFilter<TInputImage, TLabelImage>::GenerateData()
 {
   typename LabelImageType::ConstPointer coarse = this->GetCoarseLabelMap();
+  const InputImageType *                image = this->GetInput();
+  CoarseResult                          network; // when the coarse network runs
   if (coarse.IsNull())
   {
-    const InputImageType * image = this->GetInput();
-    coarse = ResampleLabels(ComputeCoarseLabelMap(image, m_Model, m_Device), image, image->GetLargestPossibleRegion());
+    network = ComputeCoarse(image, m_Model, m_Device);
+    coarse = ResampleLabels(network.labels, image, image->GetLargestPossibleRegion());
   }
   const auto region = coarse->GetLargestPossibleRegion();
 
@@ -330,6 +424,17 @@ CoarseAttentionFilter<TInputImage, TLabelImage>::GenerateData()
     attention->SetBufferedRegion(attention->GetRequestedRegion());
     attention->Allocate();
     attention->FillBuffer(LabelType{});
+    if (network.labels.IsNotNull())
+    {
+      const auto index = m_Model->GetConfig().OrganIndex(static_cast<int64_t>(m_OrganLabels[o]));
+      ComputeAttentionFromSeed(network.seeds.at(static_cast<size_t>(index)),
+                               m_OrganLabels[o],
+                               image,
+                               region,
+                               m_MarginMM,
+                               attention);
+      continue;
+    }
     const auto found = boxes.find(m_OrganLabels[o]);
     if (found != boxes.end()) // an absent organ has an empty attention map
     {

@@ -25,7 +25,7 @@ start=$(date +%s)
 echo "== 1. phantom cohort"
 "$AGCL" phantom --subjects 8 --modality both --size 96 96 40 --seed 1 --split 0.625:0.125:0.25 \
   --out "$OUT/phantom" > /dev/null
-cut -d, -f1,5 "$OUT/phantom/manifest.csv" | sort -u | column -t -s,
+cut -d, -f1,5 "$OUT/phantom/manifest.csv" | sort -u | awk -F, '{ printf "%-12s %s\n", $1, $2 }'
 
 echo "== 2. training (stage 0: coarse network, 1: AGCL pre-training, 2: decoder)"
 "$AGCL" train --manifest "$OUT/phantom/manifest.csv" --config "$ROOT/models/phantom-demo.json" \

@@ -10,6 +10,8 @@
 #include "ReadImage.h"
 #include "Subcommands.h"
 
+#include "itkCoarseAttentionFilter.h"
+#include "itkLabelBoundingBoxes.h"
 #include "itkSegmentationMetrics.h"
 
 #include "agcl/ModelConfig.h"
@@ -20,6 +22,7 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <algorithm>
 #include <map>
 #include <sstream>
 
@@ -29,6 +32,97 @@ namespace {
 namespace fs = std::filesystem;
 using LabelImage = itk::Image<unsigned char, 3>;
 using Metrics = itk::SegmentationMetrics<LabelImage>;
+
+using AttentionImage = itk::Image<uint32_t, 3>;
+
+/** What the coarse stage gave one organ of one volume (agcl segment --save-coarse /
+ *  --save-attention), counted voxel by voxel against the reference. */
+struct CoarseStageMetrics
+{
+  std::optional<double> coarseDice;     // Dice of the coarse label map (input geometry)
+  std::optional<double> recall;         // |reference ∩ attention| / |reference|
+  std::optional<double> attentionRatio; // |attention| / |reference|
+  std::optional<double> grownRatio;     // |attention| / |reference grown by 10 mm|
+  uint64_t              attentionVoxels = 0;
+};
+
+constexpr double kGrownMarginMM = 10.0;
+
+/** The organs' coarse-stage metrics; `coarse` and `attention` may be null (then those stay empty). */
+std::vector<CoarseStageMetrics>
+CoarseStage(const LabelImage *                 reference,
+            const LabelImage *                 coarse,
+            const AttentionImage *             attention,
+            const std::vector<unsigned char> & organs)
+{
+  const auto   region = reference->GetLargestPossibleRegion();
+  const size_t n = region.GetNumberOfPixels();
+  auto         sameGrid = [&](const itk::ImageBase<3> * image, const char * what) {
+    if (image->GetLargestPossibleRegion() != region)
+      throw InputError(std::string("the ") + what + " file does not have the reference's size");
+  };
+  if (coarse)
+    sameGrid(coarse, "coarse");
+  if (attention)
+    sameGrid(attention, "attention");
+  const auto                      boxes = itk::LabelBoundingBoxes(reference, region);
+  std::vector<CoarseStageMetrics> result(organs.size());
+  for (size_t o = 0; o < organs.size(); ++o)
+  {
+    const unsigned char * ref = reference->GetBufferPointer();
+    uint64_t              refCount = 0;
+    for (size_t v = 0; v < n; ++v)
+      refCount += ref[v] == organs[o];
+    if (coarse)
+    {
+      const unsigned char * c = coarse->GetBufferPointer();
+      uint64_t              both = 0, predicted = 0;
+      for (size_t v = 0; v < n; ++v)
+      {
+        predicted += c[v] == organs[o];
+        both += c[v] == organs[o] && ref[v] == organs[o];
+      }
+      if (refCount + predicted > 0)
+        result[o].coarseDice = 2.0 * static_cast<double>(both) / static_cast<double>(refCount + predicted);
+    }
+    if (attention && o < 32)
+    {
+      const uint32_t * a = attention->GetBufferPointer();
+      const uint32_t   bit = uint32_t{ 1 } << o;
+      uint64_t         inside = 0, volume = 0;
+      for (size_t v = 0; v < n; ++v)
+      {
+        volume += (a[v] & bit) != 0;
+        inside += (a[v] & bit) != 0 && ref[v] == organs[o];
+      }
+      result[o].attentionVoxels = volume;
+      const auto box = boxes.find(organs[o]);
+      if (refCount > 0 && box != boxes.end())
+      {
+        result[o].recall = static_cast<double>(inside) / static_cast<double>(refCount);
+        result[o].attentionRatio = static_cast<double>(volume) / static_cast<double>(refCount);
+        auto grown = LabelImage::New();
+        grown->CopyInformation(reference);
+        grown->SetRegions(region);
+        grown->Allocate();
+        grown->FillBuffer(0);
+        itk::CoarseAttentionFilter<LabelImage, LabelImage>::ComputeAttentionMap(
+          reference, organs[o], box->second, kGrownMarginMM, grown);
+        const auto grownCount = std::count(grown->GetBufferPointer(), grown->GetBufferPointer() + n, 1);
+        result[o].grownRatio = static_cast<double>(volume) / static_cast<double>(grownCount);
+      }
+    }
+  }
+  return result;
+}
+
+double
+Median(std::vector<double> values)
+{
+  std::sort(values.begin(), values.end());
+  const size_t m = values.size() / 2;
+  return values.size() % 2 ? values[m] : (values[m - 1] + values[m]) / 2.0;
+}
 
 struct EvaluateOptions
 {
@@ -81,7 +175,11 @@ RunEvaluate(const EvaluateOptions & options)
     organs.push_back(static_cast<unsigned char>(organ.label));
 
   std::ostringstream csv;
-  csv << "subject,image,modality,organ,label,status,dice,iou,msd_mm,hd_mm,hd95_mm,reference_voxels,predicted_voxels\n";
+  csv << "subject,image,modality,organ,label,status,dice,iou,msd_mm,hd_mm,hd95_mm,reference_voxels,predicted_voxels,"
+         "coarse_dice,attention_recall,attention_voxels,attention_ratio,attention_vs_grown10mm\n";
+  // Per organ over the volumes: coarse Dice, attention recall and attention / (reference + 10 mm).
+  std::map<std::string, std::vector<double>> coarseDice, recall, grownRatio;
+  bool                                       anyCoarse = false, anyAttention = false;
   std::map<std::string, std::vector<double>>        dice; // organ -> Dice of each subject where defined
   std::map<std::string, std::map<std::string, int>> statusCount;
   int                                               problems = 0, evaluated = 0;
@@ -93,17 +191,38 @@ RunEvaluate(const EvaluateOptions & options)
       const auto reference = ReadImage<LabelImage>(row.label, "label map");
       const auto predicted = ReadImage<LabelImage>(prediction.string(), "prediction");
       const auto metrics = Metrics::Compute(reference, predicted, organs);
+      // The coarse stage's files, when agcl segment wrote them (--save-coarse, --save-attention).
+      const fs::path          base = fs::path(options.pred) / VolumeName(row.image);
+      LabelImage::Pointer     coarse;
+      AttentionImage::Pointer attention;
+      if (fs::exists(base.string() + ".coarse.nii.gz"))
+        coarse = ReadImage<LabelImage>(base.string() + ".coarse.nii.gz", "coarse label map");
+      if (fs::exists(base.string() + ".attention.nii.gz"))
+        attention = ReadImage<AttentionImage>(base.string() + ".attention.nii.gz", "attention maps");
+      anyCoarse = anyCoarse || coarse;
+      anyAttention = anyAttention || attention;
+      const auto stage = CoarseStage(reference, coarse, attention, organs);
       for (size_t o = 0; o < metrics.size(); ++o)
       {
         const auto &      m = metrics[o];
+        const auto &      c = stage[o];
         const std::string name = config.organs[o].name;
         const std::string status = Metrics::StatusName(m.status);
         csv << row.subject << "," << row.image << "," << row.modality << "," << name << "," << int(m.label) << ","
             << status << "," << Number(m.dice) << "," << Number(m.iou) << "," << Number(m.msd) << "," << Number(m.hd)
-            << "," << Number(m.hd95) << "," << m.referenceVoxels << "," << m.predictedVoxels << "\n";
+            << "," << Number(m.hd95) << "," << m.referenceVoxels << "," << m.predictedVoxels << ","
+            << Number(c.coarseDice) << "," << Number(c.recall) << ","
+            << (attention ? std::to_string(c.attentionVoxels) : std::string()) << "," << Number(c.attentionRatio) << ","
+            << Number(c.grownRatio) << "\n";
         ++statusCount[name][status];
         if (m.dice)
           dice[name].push_back(*m.dice);
+        if (c.coarseDice)
+          coarseDice[name].push_back(*c.coarseDice);
+        if (c.recall)
+          recall[name].push_back(*c.recall);
+        if (c.grownRatio)
+          grownRatio[name].push_back(*c.grownRatio);
       }
       ++evaluated;
     }
@@ -151,6 +270,60 @@ RunEvaluate(const EvaluateOptions & options)
         << header.str() << "\n"
         << rule.str() << "\n"
         << values.str() << "\n";
+  if (anyCoarse || anyAttention)
+  {
+    // The coarse stage beside the final Dice: what it let through decides what can be segmented.
+    table << "\nCoarse stage per organ (from the .coarse/.attention files of agcl segment --save-coarse / "
+             "--save-attention):\n\n| measure |";
+    for (const auto & organ : config.organs)
+      table << " " << organ.name << " |";
+    table << "\n| --- |";
+    for (size_t i = 0; i < config.organs.size(); ++i)
+      table << " --- |";
+    auto line = [&](const std::string & what, auto && cell) {
+      table << "\n| " << what << " |";
+      for (const auto & organ : config.organs)
+        table << " " << cell(organ.name) << " |";
+    };
+    auto fixed = [](double v) {
+      std::ostringstream os;
+      os << std::fixed << std::setprecision(3) << v;
+      return os.str();
+    };
+    auto meanOf = [&](const std::map<std::string, std::vector<double>> & values, const std::string & organ) {
+      const auto it = values.find(organ);
+      if (it == values.end() || it->second.empty())
+        return std::string("n/a");
+      double m = 0;
+      for (const double v : it->second)
+        m += v / it->second.size();
+      return fixed(m);
+    };
+    line("final Dice (mean)", [&](const std::string & organ) { return meanOf(dice, organ); });
+    if (anyCoarse)
+      line("coarse Dice (mean)", [&](const std::string & organ) { return meanOf(coarseDice, organ); });
+    if (anyAttention)
+    {
+      line("attention recall (mean)", [&](const std::string & organ) { return meanOf(recall, organ); });
+      line("attention recall (min)", [&](const std::string & organ) {
+        const auto it = recall.find(organ);
+        return it == recall.end() || it->second.empty() ? std::string("n/a")
+                                                        : fixed(*std::min_element(it->second.begin(), it->second.end()));
+      });
+      line("volumes with recall >= 0.99", [&](const std::string & organ) {
+        const auto it = recall.find(organ);
+        if (it == recall.end())
+          return std::string("n/a");
+        const auto good = std::count_if(it->second.begin(), it->second.end(), [](double r) { return r >= 0.99; });
+        return std::to_string(good) + "/" + std::to_string(it->second.size());
+      });
+      line("attention / (reference + 10 mm), median", [&](const std::string & organ) {
+        const auto it = grownRatio.find(organ);
+        return it == grownRatio.end() || it->second.empty() ? std::string("n/a") : fixed(Median(it->second));
+      });
+    }
+    table << "\n";
+  }
   std::ostringstream empties;
   for (const auto & [organ, counts] : statusCount)
     for (const auto & [status, n] : counts)

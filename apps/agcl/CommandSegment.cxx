@@ -46,7 +46,35 @@ struct SegmentOptions
   unsigned                 slab = 16;
   std::string              shard = "0/1";
   bool                     noPostProcessing = false;
+  bool                     saveCoarse = false;
+  bool                     saveAttention = false;
+  bool                     oracleAttention = false;
 };
+
+using AttentionImage = itk::Image<uint32_t, 3>;
+
+/** The organs' attention maps in one image: bit o (value 2^o) set where organ o of the model's
+ *  config (in its order) has attention. */
+AttentionImage::Pointer
+AttentionBits(const itk::AGCLSegmentationFilter<CTImage, LabelImage> & segment, const agcl::ModelConfig & config)
+{
+  auto bits = AttentionImage::New();
+  bits->CopyInformation(segment.GetOutput());
+  bits->SetRegions(segment.GetOutput()->GetLargestPossibleRegion());
+  bits->Allocate();
+  bits->FillBuffer(0);
+  uint32_t *   out = bits->GetBufferPointer();
+  const size_t n = bits->GetLargestPossibleRegion().GetNumberOfPixels();
+  for (size_t o = 0; o < config.organs.size(); ++o)
+  {
+    const unsigned char * in =
+      segment.GetAttentionMap(static_cast<unsigned char>(config.organs[o].label))->GetBufferPointer();
+    for (size_t v = 0; v < n; ++v)
+      if (in[v] != 0)
+        out[v] |= uint32_t{ 1 } << o;
+  }
+  return bits;
+}
 
 /** "i/n" with 0 <= i < n. */
 std::pair<unsigned, unsigned>
@@ -110,10 +138,25 @@ RunSegment(const SegmentOptions & options)
     throw InputError("--batch-size and --slab: expected at least 1");
   }
   std::vector<std::string> inputs = options.inputs;
+  std::map<std::string, std::string> referenceOf; // --oracle-attention: image -> its label map
+  if (options.oracleAttention && (options.manifest.empty() || !options.inputs.empty()))
+  {
+    throw InputError("--oracle-attention: expected --manifest (with a label column) and no other inputs");
+  }
   if (!options.manifest.empty())
   {
-    for (const auto & row : ReadManifest(options.manifest, { "image" }, options.split))
+    for (const auto & row : ReadManifest(
+           options.manifest, options.oracleAttention ? std::vector<std::string>{ "image", "label" } : std::vector<std::string>{ "image" }, options.split))
+    {
       inputs.push_back(row.image);
+      if (options.oracleAttention)
+      {
+        if (row.label.empty())
+          throw InputError("--oracle-attention: manifest '" + options.manifest + "' has no label map for '" +
+                           row.image + "'");
+        referenceOf[row.image] = row.label;
+      }
+    }
   }
   if (inputs.empty())
   {
@@ -147,6 +190,11 @@ RunSegment(const SegmentOptions & options)
     throw InputError("--out '" + options.out + "': cannot create the folder");
   }
   const agcl::ModelConfig & config = model->GetConfig();
+  if (options.saveAttention && config.organs.size() > 32)
+  {
+    throw InputError("--save-attention: the model has " + std::to_string(config.organs.size()) +
+                     " organs; the attention file holds at most 32 (one bit each)");
+  }
   nlohmann::json            settings = { { "tool", "agcl segment" },
                                          { "version", agcl::Version() },
                                          { "model", fs::absolute(options.model).string() },
@@ -155,6 +203,7 @@ RunSegment(const SegmentOptions & options)
                                          { "batch_size", options.batchSize },
                                          { "slab_slices", options.slab },
                                          { "post_processing", !options.noPostProcessing },
+                                         { "attention", options.oracleAttention ? "reference labels (oracle)" : "coarse network" },
                                          { "shard", options.shard },
                                          { "inputs", inputs } };
   WriteTextAtomically(out / "settings.json", settings.dump(2) + "\n");
@@ -194,8 +243,22 @@ RunSegment(const SegmentOptions & options)
       segment->SetBatchSize(options.batchSize);
       segment->SetSlabThickness(options.slab);
       segment->SetPostProcessing(!options.noPostProcessing);
+      segment->SetKeepCoarseOutputs(options.saveCoarse || options.saveAttention);
+      LabelImage::Pointer reference;
+      if (options.oracleAttention)
+      {
+        reference = ReadImage<LabelImage>(referenceOf.at(input), "label map");
+        if (reference->GetLargestPossibleRegion() != ct->GetLargestPossibleRegion())
+          throw InputError("--oracle-attention: label map '" + referenceOf.at(input) + "' does not cover '" + input +
+                           "' voxel for voxel");
+        segment->SetCoarseLabelMap(reference);
+      }
       segment->Update();
       WriteAtomically(segment->GetOutput(), target);
+      if (options.saveCoarse)
+        WriteAtomically(segment->GetCoarseLabelMapOutput(), out / (VolumeName(input) + ".coarse.nii.gz"));
+      if (options.saveAttention)
+        WriteAtomically(AttentionBits(*segment, config).GetPointer(), out / (VolumeName(input) + ".attention.nii.gz"));
       ++done;
       std::cout << "segmented " << input << " -> " << target.string() << " (" << segment->GetNumberOfPatches()
                 << " patches, " << std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()
@@ -242,6 +305,18 @@ RegisterSegment(CLI::App & app, Runner & runner)
   sub->add_option(
     "--shard", options->shard, "i/n: segment only every n-th input from the i-th (n machines split a cohort)");
   sub->add_flag("--no-postprocessing", options->noPostProcessing, "keep every connected component, leave holes");
+  sub->add_flag("--save-coarse",
+                options->saveCoarse,
+                "also write OUT/<name>.coarse.nii.gz: the coarse stage's label map in the input's geometry "
+                "(nearest neighbour); agcl evaluate then reports the coarse Dice");
+  sub->add_flag("--save-attention",
+                options->saveAttention,
+                "also write OUT/<name>.attention.nii.gz: the organs' attention maps as bits of one uint32 image (bit o = "
+                "the model's organ o, in its order); agcl evaluate then reports attention recall and volume");
+  sub->add_flag("--oracle-attention",
+                options->oracleAttention,
+                "diagnosis: attention from the manifest's reference label maps instead of the coarse network (the "
+                "fine stage's ceiling); needs --manifest with labels");
   sub->callback([options, &runner] { runner = [options] { return RunSegment(*options); }; });
 }
 

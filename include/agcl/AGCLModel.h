@@ -73,6 +73,19 @@ public:
   at::Tensor
   PredictCoarseClasses(const at::Tensor & volume, const c10::Device & device);
 
+  /** What the coarse stage gives the attention maps, from one run of the coarse network. */
+  struct CoarsePrediction
+  {
+    at::Tensor classes; ///< [D, H, W] uint8, as PredictCoarseClasses
+    /** [O, D, H, W] uint8: 1 where organ o's attention grows from (its "seed"): the voxels of
+     *  class o + 1, and with the config's coarse_attention_probability p > 0 also every voxel
+     *  whose softmax probability of organ o is at least p. */
+    at::Tensor seeds;
+  };
+  /** PredictCoarseClasses and the organs' attention seeds (same windows, same forward passes). */
+  CoarsePrediction
+  PredictCoarse(const at::Tensor & volume, const c10::Device & device);
+
 private:
   ModelConfig           m_Config;
   CoarseSegmentationNet m_Coarse{ nullptr };

@@ -63,6 +63,11 @@ struct ModelConfig
    *  does not grow with the scan length (0 = the whole volume at once). 32 slices at 4 mm =
    *  128 mm. Training should show the network windows of the same extent. */
   int64_t coarse_window_slices = 32;
+  /** Attention seeds beyond the argmax: with p > 0 an organ's attention also grows from every
+   *  coarse voxel where its softmax probability is at least p, so that an organ the network
+   *  sees but ranks second is not cut away (the fine stage decides inside the attention).
+   *  0 = the argmax region only (the paper's reading; models saved before this key existed). */
+  double coarse_attention_probability = 0.0;
 
   /** Free-form training provenance (data, settings, tool version, date). */
   nlohmann::json provenance = nlohmann::json::object();

@@ -75,9 +75,10 @@ AGCLModel::Load(const std::string & path)
 }
 
 namespace {
-// The network on one [d, H, W] window, zero-padded to its size multiple: classes [d, H, W] uint8 on the CPU.
-torch::Tensor
-ClassesOf(CoarseSegmentationNet & net, const torch::Tensor & volume, const torch::Device & device)
+// The network on one [d, H, W] window, zero-padded to its size multiple: classes [d, H, W] and
+// seeds [O, d, H, W] (uint8, on the CPU; see AGCLModel::CoarsePrediction).
+AGCLModel::CoarsePrediction
+PredictionOf(CoarseSegmentationNet & net, const torch::Tensor & volume, const torch::Device & device, double floor)
 {
   const int64_t        multiple = net->SizeMultiple();
   std::vector<int64_t> padding; // constant_pad_nd order: last dimension first
@@ -89,37 +90,60 @@ ClassesOf(CoarseSegmentationNet & net, const torch::Tensor & volume, const torch
   }
   const torch::Tensor input =
     torch::constant_pad_nd(volume.to(device, torch::kFloat), padding, 0.0).unsqueeze(0).unsqueeze(0);
-  const torch::Tensor classes = net->forward(input).argmax(1)[0];
-  return classes.slice(0, 0, volume.size(0))
-    .slice(1, 0, volume.size(1))
-    .slice(2, 0, volume.size(2))
-    .to(torch::kCPU, torch::kByte);
+  const torch::Tensor logits = net->forward(input)[0]
+                                 .slice(1, 0, volume.size(0))
+                                 .slice(2, 0, volume.size(1))
+                                 .slice(3, 0, volume.size(2));
+  const torch::Tensor classes = logits.argmax(0);
+  const int64_t       organs = logits.size(0) - 1;
+  torch::Tensor       seeds =
+    classes.unsqueeze(0).eq(torch::arange(1, organs + 1, classes.options()).view({ organs, 1, 1, 1 }));
+  if (floor > 0.0)
+  {
+    // Recall over precision (the attention gate decides what the fine stage can ever see): an
+    // organ's attention also grows from voxels where it is not the most likely class but still
+    // has probability >= floor.
+    seeds = seeds.logical_or(torch::softmax(logits, 0).slice(0, 1).ge(floor));
+  }
+  return { classes.to(torch::kCPU, torch::kByte), seeds.to(torch::kCPU, torch::kByte) };
 }
 } // namespace
 
 at::Tensor
 AGCLModel::PredictCoarseClasses(const at::Tensor & volume, const c10::Device & device)
 {
+  return PredictCoarse(volume, device).classes;
+}
+
+AGCLModel::CoarsePrediction
+AGCLModel::PredictCoarse(const at::Tensor & volume, const c10::Device & device)
+{
   detail::RequireFloating(volume, 3, "AGCLModel::PredictCoarseClasses", "volume", "[D, H, W] volume");
   detail::Require(volume.numel() > 0, "AGCLModel::PredictCoarseClasses", "the volume is empty");
   torch::NoGradGuard noGrad;
   m_Coarse->to(device);
   m_Coarse->eval();
+  const double  floor = m_Config.coarse_attention_probability;
   const int64_t depth = volume.size(0), window = m_Config.coarse_window_slices;
   if (window == 0 || depth <= window)
   {
-    return ClassesOf(m_Coarse, volume, device).contiguous();
+    CoarsePrediction whole = PredictionOf(m_Coarse, volume, device, floor);
+    return { whole.classes.contiguous(), whole.seeds.contiguous() };
   }
-  const int64_t halo = window / 4;
-  torch::Tensor result = torch::empty(volume.sizes(), torch::TensorOptions().dtype(torch::kByte));
-  int64_t       done = 0; // slices [0, done) are final
+  const int64_t    halo = window / 4;
+  const int64_t    organs = static_cast<int64_t>(m_Config.organs.size());
+  CoarsePrediction result{ torch::empty(volume.sizes(), torch::TensorOptions().dtype(torch::kByte)),
+                           torch::empty({ organs, volume.size(0), volume.size(1), volume.size(2) },
+                                        torch::TensorOptions().dtype(torch::kByte)) };
+  int64_t          done = 0; // slices [0, done) are final
   for (int64_t start = 0;;)
   {
     const int64_t end = std::min(depth, start + window);
     start = end - window; // every window is `window` slices long
-    const int64_t       keepEnd = end == depth ? depth : end - halo;
-    const torch::Tensor classes = ClassesOf(m_Coarse, volume.slice(0, start, end), device);
-    result.slice(0, done, keepEnd).copy_(classes.slice(0, done - start, keepEnd - start));
+    const int64_t          keepEnd = end == depth ? depth : end - halo;
+    const CoarsePrediction part = PredictionOf(m_Coarse, volume.slice(0, start, end), device, floor);
+    result.classes.slice(0, done, keepEnd).copy_(part.classes.slice(0, done - start, keepEnd - start));
+    result.seeds.slice(1, done, keepEnd).copy_(part.seeds.slice(1, done - start, keepEnd - start));
     done = keepEnd;
 #if defined(__GLIBC__)
     malloc_trim(0); // hand the window's freed workspace back, so windows do not pile up in the heap

@@ -91,7 +91,8 @@ ModelConfig::ToJson() const
                { "window", { coarse_window_low, coarse_window_high } },
                { "base_channels", coarse_base_channels },
                { "levels", coarse_levels },
-               { "window_slices", coarse_window_slices } } },
+               { "window_slices", coarse_window_slices },
+               { "attention_probability", coarse_attention_probability } } },
            { "provenance", provenance } };
 }
 
@@ -158,6 +159,7 @@ ModelConfig::FromJson(const nlohmann::json & json)
     Read(*it, "base_channels", config.coarse_base_channels, "an integer");
     Read(*it, "levels", config.coarse_levels, "an integer");
     Read(*it, "window_slices", config.coarse_window_slices, "an integer");
+    Read(*it, "attention_probability", config.coarse_attention_probability, "a probability in [0, 1)");
   }
   if (const auto it = json.find("provenance"); it != json.end())
   {
@@ -245,6 +247,10 @@ ModelConfig::Validate() const
   if (coarse_window_slices != 0 && coarse_window_slices < 8)
   {
     Fail("coarse.window_slices", "0 (whole volume) or at least 8 slices", coarse_window_slices);
+  }
+  if (!(coarse_attention_probability >= 0.0 && coarse_attention_probability < 1.0))
+  {
+    Fail("coarse.attention_probability", "a probability in [0, 1) (0 = argmax only)", coarse_attention_probability);
   }
 }
 

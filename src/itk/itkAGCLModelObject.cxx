@@ -63,15 +63,20 @@ void
 AGCLModelObject::PredictCoarseClasses(const float *                  volume,
                                       const std::array<int64_t, 3> & sizeDHW,
                                       const std::string &            device,
-                                      uint8_t *                      classes) const
+                                      uint8_t *                      classes,
+                                      uint8_t *                      seeds) const
 {
   agcl::AGCLModel & model = GetModel();
   try
   {
     const torch::Tensor input = torch::from_blob(
       const_cast<float *>(volume), { sizeDHW[0], sizeDHW[1], sizeDHW[2] }, torch::TensorOptions().dtype(torch::kFloat));
-    const torch::Tensor result = model.PredictCoarseClasses(input, agcl::ParseDevice(device));
-    std::memcpy(classes, result.data_ptr<uint8_t>(), static_cast<size_t>(result.numel()));
+    const agcl::AGCLModel::CoarsePrediction result = model.PredictCoarse(input, agcl::ParseDevice(device));
+    std::memcpy(classes, result.classes.data_ptr<uint8_t>(), static_cast<size_t>(result.classes.numel()));
+    if (seeds != nullptr)
+    {
+      std::memcpy(seeds, result.seeds.data_ptr<uint8_t>(), static_cast<size_t>(result.seeds.numel()));
+    }
   }
   catch (const c10::Error & e)
   {

@@ -173,6 +173,48 @@ TEST(AGCLModel, CoarseClassesAreTheArgmaxOfTheZeroPaddedVolume)
   EXPECT_THROW(model.PredictCoarseClasses(torch::ones({ 4, 4, 4 }, torch::kLong), torch::kCPU), std::invalid_argument);
 }
 
+TEST(AGCLModel, AttentionSeedsAreTheArgmaxPlusEveryVoxelAboveTheProbabilityFloor)
+{
+  torch::manual_seed(6);
+  agcl::ModelConfig config = Tiny();
+  const double      floor = 0.15; // 5 classes: an untrained network's probabilities lie around 0.2
+  for (const double p : { 0.0, floor })
+  {
+    config.coarse_attention_probability = p;
+    agcl::AGCLModel     model(config);
+    torch::manual_seed(7);
+    const torch::Tensor volume = torch::rand({ 8, 8, 12 }); // a size multiple: no padding
+    const auto          prediction = model.PredictCoarse(volume, torch::kCPU);
+    ASSERT_EQ(prediction.seeds.sizes(), (std::vector<int64_t>{ 4, 8, 8, 12 }));
+    EXPECT_EQ(prediction.seeds.scalar_type(), torch::kByte);
+    EXPECT_TRUE(torch::equal(prediction.classes, model.PredictCoarseClasses(volume, torch::kCPU)));
+
+    // Reference: softmax of the logits in double precision, voxel by voxel.
+    torch::NoGradGuard noGrad;
+    model.Coarse()->eval();
+    const torch::Tensor logits = model.Coarse()->forward(volume.unsqueeze(0).unsqueeze(0))[0].to(torch::kDouble);
+    const torch::Tensor probability = torch::softmax(logits, 0);
+    const auto          classes = prediction.classes.accessor<uint8_t, 3>();
+    const auto          seeds = prediction.seeds.accessor<uint8_t, 4>();
+    const auto          prob = probability.accessor<double, 4>();
+    int64_t             beyondArgmax = 0;
+    for (int64_t o = 0; o < 4; ++o)
+      for (int64_t z = 0; z < 8; ++z)
+        for (int64_t y = 0; y < 8; ++y)
+          for (int64_t x = 0; x < 12; ++x)
+          {
+            const bool argmax = classes[z][y][x] == o + 1;
+            const bool expected = argmax || (p > 0 && prob[o + 1][z][y][x] >= p);
+            ASSERT_EQ(seeds[o][z][y][x] != 0, expected) << "organ " << o << " at " << z << "," << y << "," << x;
+            beyondArgmax += expected && !argmax;
+          }
+    if (p > 0)
+      EXPECT_GT(beyondArgmax, 50); // the floor adds voxels (the test is not decided by the argmax alone)
+    else
+      EXPECT_EQ(beyondArgmax, 0);
+  }
+}
+
 TEST(AGCLModel, LongVolumesRunInWindowsWhoseKeptSlicesAreAwayFromTheCuts)
 {
   torch::manual_seed(9);

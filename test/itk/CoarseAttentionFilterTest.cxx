@@ -3,9 +3,14 @@
  *=========================================================================*/
 #include "itkAbdominalPhantomImageSource.h"
 #include "itkCoarseAttentionFilter.h"
+#include "itkImageRegionConstIteratorWithIndex.h"
+#include "itkLabelBoundingBoxes.h"
+
+#include "agcl/ModelConfig.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -156,4 +161,67 @@ TEST(CoarseAttentionFilter, MismatchedGeometryMissingMapAndBadMarginAreRefused)
   badMargin->SetMarginMM(-1.0);
   EXPECT_THROW(badMargin->Update(), itk::ExceptionObject);
   EXPECT_THROW(badMargin->SetOrganLabels({ 1, 1 }), itk::ExceptionObject);
+}
+
+TEST(CoarseAttentionFilter, AttentionFromACoarseSeedEqualsTheDilationOfTheWholeResampledSeed)
+{
+  // A seed on the 8 mm coarse grid (the phantom's labels resampled there), grown into the
+  // fine grid by ComputeAttentionFromSeed (which resamples only around the seed), against the
+  // reference: the whole seed resampled to the fine grid, then ComputeAttentionMap.
+  auto              source = Phantom();
+  const CT *        ct = source->GetOutput();
+  agcl::ModelConfig config;
+  config.coarse_spacing_mm = { 8.0, 8.0, 8.0 };
+  const auto coarse = Filter::ResampleToCoarseGrid(ct, config);
+  const auto coarseLabels = Filter::ResampleLabels(source->GetLabelOutput(), coarse, coarse->GetLargestPossibleRegion());
+  const auto whole = ct->GetLargestPossibleRegion();
+  for (unsigned char organ : { 1, 3, 6 })
+  {
+    auto seed = Filter::ResampleLabels(coarseLabels, coarseLabels, coarseLabels->GetLargestPossibleRegion());
+    for (auto * v = seed->GetBufferPointer(), *e = v + seed->GetLargestPossibleRegion().GetNumberOfPixels(); v != e; ++v)
+      *v = *v == organ ? organ : 0;
+    auto newMap = [&](const Labels::RegionType & region) {
+      auto map = Labels::New();
+      map->CopyInformation(ct);
+      map->SetRegions(region);
+      map->Allocate();
+      map->FillBuffer(0);
+      return map;
+    };
+    const auto fine = Filter::ResampleLabels(seed, ct, whole);
+    const auto boxes = itk::LabelBoundingBoxes(fine.GetPointer(), whole);
+    ASSERT_EQ(boxes.count(organ), 1u) << "organ " << int(organ) << " vanished on the coarse grid";
+    auto expected = newMap(whole);
+    Filter::ComputeAttentionMap(fine, organ, boxes.at(organ), 10.0, expected);
+    auto got = newMap(whole);
+    Filter::ComputeAttentionFromSeed(seed, organ, ct, whole, 10.0, got);
+    const auto n = whole.GetNumberOfPixels();
+    EXPECT_TRUE(std::equal(got->GetBufferPointer(), got->GetBufferPointer() + n, expected->GetBufferPointer()))
+      << "organ " << int(organ);
+    EXPECT_GT(std::count(got->GetBufferPointer(), got->GetBufferPointer() + n, 1), 0);
+    // A slab (as AGCLSegmentationFilter uses it): slices 14..21 of a region grown by 3 slices.
+    auto slab = whole, grown = whole;
+    slab.SetIndex(2, 14);
+    slab.SetSize(2, 8);
+    grown.SetIndex(2, 11);
+    grown.SetSize(2, 14);
+    auto part = newMap(slab);
+    Filter::ComputeAttentionFromSeed(seed, organ, ct, grown, 10.0, part);
+    for (itk::ImageRegionConstIteratorWithIndex<Labels> it(part, slab); !it.IsAtEnd(); ++it)
+      ASSERT_EQ(it.Get(), expected->GetPixel(it.GetIndex())) << "organ " << int(organ) << " at " << it.GetIndex();
+  }
+  // An empty seed writes nothing.
+  auto empty = Labels::New();
+  empty->CopyInformation(coarseLabels);
+  empty->SetRegions(coarseLabels->GetLargestPossibleRegion());
+  empty->Allocate();
+  empty->FillBuffer(0);
+  auto untouched = Labels::New();
+  untouched->CopyInformation(ct);
+  untouched->SetRegions(whole);
+  untouched->Allocate();
+  untouched->FillBuffer(7);
+  Filter::ComputeAttentionFromSeed(empty, 1, ct, whole, 10.0, untouched);
+  EXPECT_EQ(std::count(untouched->GetBufferPointer(), untouched->GetBufferPointer() + whole.GetNumberOfPixels(), 7),
+            static_cast<long>(whole.GetNumberOfPixels()));
 }
