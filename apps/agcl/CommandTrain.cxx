@@ -158,6 +158,10 @@ RegisterTrain(CLI::App & app, Runner & runner)
   sub->add_option("--device", options->device, "cpu, cuda or cuda:N")->capture_default_str();
   sub->add_option("--coarse-steps", t.coarse_steps(), "stage 0 steps")->capture_default_str();
   sub->add_option("--coarse-batch", t.coarse_batch_size(), "stage 0 windows per step")->capture_default_str();
+  sub->add_option("--coarse-class-weights",
+                  t.coarse_class_weights(),
+                  "stage 0 cross-entropy weighted by class share^-1/2 (true/false)")
+    ->capture_default_str();
   sub->add_option("--coarse-lr", t.coarse_learning_rate(), "stage 0 learning rate")->capture_default_str();
   sub->add_option("--pretrain-steps", t.pretraining_steps(), "stage 1 steps")->capture_default_str();
   sub->add_option("--pretrain-batch", t.pretraining_batch_size(), "stage 1 patches per step (two views each)")

@@ -57,6 +57,10 @@ struct AGCLTrainerOptions
   TORCH_ARG(int64_t, coarse_steps) = 200;
   TORCH_ARG(int64_t, coarse_batch_size) = 2;
   TORCH_ARG(double, coarse_learning_rate) = 1e-3;
+  /** Stage 0's cross-entropy weighs each class by (its share of the labelled voxels)^-1/2
+   *  (normalised so that the mean weight per voxel is 1), so that small organs (adrenal,
+   *  veins) are not drowned by background and liver. */
+  TORCH_ARG(bool, coarse_class_weights) = true;
   TORCH_ARG(int64_t, pretraining_steps) = 200;
   TORCH_ARG(int64_t, pretraining_batch_size) = 32;
   TORCH_ARG(double, pretraining_learning_rate) = 1e-3;
@@ -88,6 +92,12 @@ OptionsToJson(const AGCLTrainerOptions & options);
  *  std::invalid_argument naming the option. */
 AGCLTrainerOptions
 OptionsFromJson(const nlohmann::json & json, AGCLTrainerOptions base = {});
+
+/** Stage 0's cross-entropy class weights from the classes' voxel counts [C] (any numeric
+ *  dtype): count^-1/2 for every class that occurs, 0 for the others, scaled so that the mean
+ *  weight per labelled voxel is 1. Returns [C] double. */
+at::Tensor
+CoarseClassWeights(const at::Tensor & counts);
 
 /** What a logging step reports (also written as one JSON line to log.jsonl). */
 struct TrainingProgress

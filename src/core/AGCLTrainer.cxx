@@ -158,6 +158,7 @@ OptionFields()
     AGCL_PLAIN_OPTION(coarse_steps),
     AGCL_PLAIN_OPTION(coarse_batch_size),
     AGCL_PLAIN_OPTION(coarse_learning_rate),
+    AGCL_PLAIN_OPTION(coarse_class_weights),
     AGCL_PLAIN_OPTION(pretraining_steps),
     AGCL_PLAIN_OPTION(pretraining_batch_size),
     AGCL_PLAIN_OPTION(pretraining_learning_rate),
@@ -234,6 +235,18 @@ Concatenate(const std::vector<PatchSet> & sets)
 }
 
 } // namespace
+
+at::Tensor
+CoarseClassWeights(const at::Tensor & counts)
+{
+  const at::Tensor n = counts.to(torch::kDouble);
+  if (!(n.dim() == 1 && n.ge(0).all().item<bool>() && n.sum().item<double>() > 0))
+    throw std::invalid_argument("CoarseClassWeights: expected [C] non-negative counts, not all 0");
+  const at::Tensor share = n / n.sum();
+  const at::Tensor weights = torch::where(n.gt(0), share.clamp_min(1e-300).pow(-0.5), torch::zeros_like(share));
+  return weights / (weights * share).sum();
+}
+
 
 // Everything a run carries between its parts.
 struct AGCLTrainer::State
@@ -566,6 +579,17 @@ AGCLTrainer::Run(TrainingData & data)
     resumeInto(optimizer, nullptr);
     DiceLoss      dice;
     const int64_t multiple = net->SizeMultiple();
+    // Class weights of the cross-entropy: share^-1/2 over the labelled volumes, mean 1 per voxel.
+    const int64_t classes = static_cast<int64_t>(config.organs.size()) + 1;
+    at::Tensor    weights = torch::ones({ classes }, torch::kDouble);
+    if (o.coarse_class_weights() && !samples.empty())
+    {
+      at::Tensor counts = torch::zeros({ classes }, torch::kDouble);
+      for (const CoarseSample & s : samples)
+        counts += torch::bincount(s.classes.flatten(), {}, classes).to(torch::kDouble);
+      weights = CoarseClassWeights(counts);
+    }
+    weights = weights.to(torch::kFloat).to(state.device);
     const int64_t window = config.coarse_window_slices;
     net->train();
     runSteps(
@@ -599,7 +623,10 @@ AGCLTrainer::Run(TrainingData & data)
           image = torch::constant_pad_nd(image, padding, 0.0).unsqueeze(0).unsqueeze(0).to(state.device);
           classes = torch::constant_pad_nd(classes, padding, 0).unsqueeze(0).to(state.device);
           const at::Tensor logits = net->forward(image);
-          const at::Tensor loss = (dice(logits, classes) + torch::nn::functional::cross_entropy(logits, classes)) /
+          const at::Tensor loss = (dice(logits, classes) + torch::nn::functional::cross_entropy(
+                                                           logits,
+                                                           classes,
+                                                           torch::nn::functional::CrossEntropyFuncOptions().weight(weights))) /
                                   static_cast<double>(o.coarse_batch_size());
           loss.backward();
           lossSum += loss.item<double>();

@@ -11,6 +11,8 @@
 #include "common/TinyModelConfig.h"
 
 #include <gtest/gtest.h>
+
+#include <cmath>
 #include <torch/torch.h>
 
 #include <filesystem>
@@ -434,7 +436,8 @@ TEST(AGCLTrainerOptions, JsonRoundTripAndNamedErrors)
   EXPECT_EQ(json.at("coarse_steps"), 200); // a default
   EXPECT_FALSE(json.contains("output_directory"));
   EXPECT_FALSE(json.contains("model"));
-  EXPECT_EQ(json.size(), 29u); // every AGCLTrainerOptions field but output_directory and model
+  EXPECT_EQ(json.size(), 30u); // every AGCLTrainerOptions field but output_directory and model
+  EXPECT_EQ(json.at("coarse_class_weights"), true); // a default
 
   const agcl::AGCLTrainerOptions back = agcl::OptionsFromJson(json);
   EXPECT_EQ(agcl::OptionsToJson(back), json);
@@ -465,4 +468,25 @@ TEST(AGCLTrainerOptions, JsonRoundTripAndNamedErrors)
   EXPECT_NE(message({ { "mode", "simclr" } }).find("simclr"), std::string::npos);
   EXPECT_NE(message({ { "attention", "labels" } }).find("expected coarse or truth"), std::string::npos);
   EXPECT_NE(message(nlohmann::json::array()).find("expected a JSON object"), std::string::npos);
+}
+
+TEST(AGCLTrainer, CoarseClassWeightsAreInverseSquareRootSharesWithMeanOnePerVoxel)
+{
+  // Counts 900, 90, 9, 0, 1: shares 0.9, 0.09, 0.009, 0, 0.001 -> share^-1/2, scaled.
+  const std::vector<double> counts{ 900, 90, 9, 0, 1 };
+  std::vector<double>       expected(counts.size());
+  double                    total = 0, mean = 0;
+  for (double c : counts)
+    total += c;
+  for (size_t i = 0; i < counts.size(); ++i)
+    expected[i] = counts[i] > 0 ? 1.0 / std::sqrt(counts[i] / total) : 0.0;
+  for (size_t i = 0; i < counts.size(); ++i)
+    mean += expected[i] * counts[i] / total;
+  const at::Tensor got = agcl::CoarseClassWeights(torch::tensor(std::vector<int64_t>{ 900, 90, 9, 0, 1 }));
+  ASSERT_EQ(got.numel(), 5);
+  for (size_t i = 0; i < counts.size(); ++i)
+    EXPECT_NEAR(got[i].item<double>(), expected[i] / mean, 1e-12) << i;
+  EXPECT_NEAR(got[4].item<double>() / got[0].item<double>(), 30.0, 1e-9); // sqrt(900 / 1)
+  EXPECT_THROW(agcl::CoarseClassWeights(torch::zeros({ 3 })), std::invalid_argument);
+  EXPECT_THROW(agcl::CoarseClassWeights(torch::tensor({ 1.0, -1.0 })), std::invalid_argument);
 }
