@@ -10,6 +10,7 @@
 
 #include <torch/arg.h>
 
+#include <array>
 #include <functional>
 #include <memory>
 #include <string>
@@ -54,17 +55,21 @@ struct AGCLTrainerOptions
   TORCH_ARG(uint64_t, seed) = 1;
   TORCH_ARG(std::string, device) = "cpu";
 
-  TORCH_ARG(int64_t, coarse_steps) = 200;
+  /** Steps per stage; -1 (the default) = sized to the cohort: stage 0 40 passes over the
+   *  labelled volumes (in [400, 1500] steps), stages 1 and 2 two passes over their patch pools
+   *  (in [200, 1500]); 0 skips the stage. A stage whose loss still falls at its end is reported
+   *  (UnconvergedStages, a warning, log.jsonl). */
+  TORCH_ARG(int64_t, coarse_steps) = -1;
   TORCH_ARG(int64_t, coarse_batch_size) = 2;
-  TORCH_ARG(double, coarse_learning_rate) = 1e-3;
+  TORCH_ARG(double, coarse_learning_rate) = 3e-3;
   /** Stage 0's cross-entropy weighs each class by (its share of the labelled voxels)^-1/2
    *  (normalised so that the mean weight per voxel is 1), so that small organs (adrenal,
    *  veins) are not drowned by background and liver. */
   TORCH_ARG(bool, coarse_class_weights) = true;
-  TORCH_ARG(int64_t, pretraining_steps) = 200;
+  TORCH_ARG(int64_t, pretraining_steps) = -1;
   TORCH_ARG(int64_t, pretraining_batch_size) = 32;
   TORCH_ARG(double, pretraining_learning_rate) = 1e-3;
-  TORCH_ARG(int64_t, decoder_steps) = 200;
+  TORCH_ARG(int64_t, decoder_steps) = -1;
   TORCH_ARG(int64_t, decoder_batch_size) = 16;
   TORCH_ARG(double, decoder_learning_rate) = 1e-3;
   /** Linear warm-up over this share of a stage's steps, then cosine decay to 0. */
@@ -98,6 +103,23 @@ OptionsFromJson(const nlohmann::json & json, AGCLTrainerOptions base = {});
  *  weight per labelled voxel is 1. Returns [C] double. */
 at::Tensor
 CoarseClassWeights(const at::Tensor & counts);
+
+/** The auto rule for a stage's steps (an option of -1): ceil(passes x inputs / batch) clamped
+ *  to [minimum, cap]; stage 0: 40 passes over the labelled volumes, [400, 1500]; stages 1
+ *  and 2: 2 passes over the patch pool (volumes x organs x patches_per_organ), [200, 1500]. */
+int64_t
+AutoSteps(int stage, double inputs, int64_t batch);
+
+/** Whether a stage's loss levelled off: the mean over the last tenth of `losses` against the
+ *  tenth before; not converged when it still fell by more than 5%. Not checked (checked =
+ *  false) with fewer than 50 losses. */
+struct Convergence
+{
+  bool   checked = false, converged = true;
+  double previous = 0.0, last = 0.0;
+};
+Convergence
+CheckConvergence(const std::vector<double> & losses);
 
 /** What a logging step reports (also written as one JSON line to log.jsonl). */
 struct TrainingProgress
@@ -173,6 +195,22 @@ public:
     return m_CoarseDice;
   }
 
+  /** The steps each stage (0, 1, 2) ran with after Run: the options' values, or for -1 the
+   *  auto rule's (a budget sized to the cohort: the stage's inputs times a number of passes,
+   *  clamped; Documentation/user-guide.md states it). */
+  const std::array<int64_t, 3> &
+  EffectiveSteps() const
+  {
+    return m_Steps;
+  }
+  /** The stages of the last Run whose loss was still falling by more than 5% between the last
+   *  two tenths of their steps (each also warned about on stderr and in log.jsonl). */
+  const std::vector<int> &
+  UnconvergedStages() const
+  {
+    return m_Unconverged;
+  }
+
   const AGCLTrainerOptions &
   options() const
   {
@@ -192,6 +230,8 @@ private:
   std::vector<std::string>                      m_Labelled;
   double                                        m_BestDice = -1.0;
   double                                        m_CoarseDice = -1.0;
+  std::array<int64_t, 3>                        m_Steps{ 0, 0, 0 };
+  std::vector<int>                              m_Unconverged;
 };
 
 } // namespace agcl

@@ -21,6 +21,10 @@ struct CoarseSegmentationNetOptions
   TORCH_ARG(int64_t, base_channels) = 16;
   /** Resolution levels (levels - 1 poolings by 2). */
   TORCH_ARG(int64_t, levels) = 4;
+  /** Two more input channels made by the network itself: each voxel's in-plane position, x and
+   *  y as (2 i + 1) / size - 1 over the (padded) input, so that organs that look alike (left and
+   *  right kidney, spleen and liver) can be told apart by where they are, not only by context. */
+  TORCH_ARG(bool, coordinates) = false;
 };
 
 /** Coarse 3D multi-organ segmentation (the role of RAP-Net in paper §III-A): a small 3D
@@ -29,7 +33,7 @@ struct CoarseSegmentationNetOptions
  *  upsamples trilinearly and concatenates the skip. Trained with Dice + cross-entropy.
  *
  *  forward: [N, in_channels, D, H, W] -> logits [N, classes, D, H, W]; D, H and W must be
- *  multiples of 2^(levels - 1). */
+ *  multiples of 2^(levels - 1). With coordinates, the first convolution sees in_channels + 2. */
 class CoarseSegmentationNetImpl : public torch::nn::Module
 {
 public:

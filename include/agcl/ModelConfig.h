@@ -68,6 +68,9 @@ struct ModelConfig
    *  sees but ranks second is not cut away (the fine stage decides inside the attention).
    *  0 = the argmax region only (the paper's reading; models saved before this key existed). */
   double coarse_attention_probability = 0.0;
+  /** The coarse network sees each voxel's in-plane position as two more channels
+   *  (CoarseSegmentationNetOptions::coordinates). Off in models saved before this key. */
+  bool coarse_coordinates = false;
 
   /** Free-form training provenance (data, settings, tool version, date). */
   nlohmann::json provenance = nlohmann::json::object();

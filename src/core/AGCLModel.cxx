@@ -21,7 +21,8 @@ AGCLModel::AGCLModel(ModelConfig config)
                                      .in_channels(1)
                                      .classes(static_cast<int64_t>(m_Config.organs.size()) + 1)
                                      .base_channels(m_Config.coarse_base_channels)
-                                     .levels(m_Config.coarse_levels));
+                                     .levels(m_Config.coarse_levels)
+                                     .coordinates(m_Config.coarse_coordinates));
   m_Encoder = ResNetEncoder(ResNetEncoderOptions()
                               .depth(m_Config.encoder_depth)
                               .in_channels(2)

@@ -236,6 +236,50 @@ Concatenate(const std::vector<PatchSet> & sets)
 
 } // namespace
 
+// The auto rule for a stage's steps: `passes` passes over the stage's inputs at `batch` per
+// step, clamped to [minimum, cap] (a small cohort still gets enough steps, a big one a bound).
+namespace {
+struct AutoRule
+{
+  double  passes;
+  int64_t minimum, cap;
+};
+// Stage 0: 40 passes over the labelled volumes; stages 1 and 2: 2 passes over the patch pool
+// (patches_per_organ per organ and volume). Measured on the phantom study cohort in
+// Documentation/experiments.md; CheckConvergence says when a budget was not enough.
+constexpr AutoRule kAutoCoarse{ 40.0, 400, 1500 };
+constexpr AutoRule kAutoPretraining{ 2.0, 200, 1500 };
+constexpr AutoRule kAutoDecoder{ 2.0, 200, 1500 };
+
+} // namespace
+
+int64_t
+AutoSteps(int stage, double inputs, int64_t batch)
+{
+  if (stage < 0 || stage > 2)
+    throw std::invalid_argument("AutoSteps: stage " + std::to_string(stage) + ": expected 0, 1 or 2");
+  const AutoRule & rule = stage == 0 ? kAutoCoarse : stage == 1 ? kAutoPretraining : kAutoDecoder;
+  const double steps = std::ceil(rule.passes * inputs / static_cast<double>(std::max<int64_t>(1, batch)));
+  return std::clamp(static_cast<int64_t>(steps), rule.minimum, rule.cap);
+}
+
+Convergence
+CheckConvergence(const std::vector<double> & losses)
+{
+  Convergence  c;
+  const size_t tenth = losses.size() / 10;
+  if (tenth < 5)
+    return c; // too few steps in this run to tell
+  for (size_t i = 0; i < tenth; ++i)
+  {
+    c.previous += losses[losses.size() - 2 * tenth + i] / static_cast<double>(tenth);
+    c.last += losses[losses.size() - tenth + i] / static_cast<double>(tenth);
+  }
+  c.checked = true;
+  c.converged = !(c.last < c.previous - 0.05 * std::abs(c.previous));
+  return c;
+}
+
 at::Tensor
 CoarseClassWeights(const at::Tensor & counts)
 {
@@ -314,7 +358,7 @@ AGCLTrainer::Run(TrainingData & data)
   for (auto [name, value] : { std::pair{ "coarse_steps", o.coarse_steps() },
                               std::pair{ "pretraining_steps", o.pretraining_steps() },
                               std::pair{ "decoder_steps", o.decoder_steps() } })
-    require(value >= 0, std::string(name) + " must be >= 0");
+    require(value >= -1, std::string(name) + " must be >= 0, or -1 (auto: sized to the cohort)");
   for (auto [name, value] : { std::pair{ "coarse_batch_size", o.coarse_batch_size() },
                               std::pair{ "pretraining_batch_size", o.pretraining_batch_size() },
                               std::pair{ "decoder_batch_size", o.decoder_batch_size() },
@@ -421,6 +465,7 @@ AGCLTrainer::Run(TrainingData & data)
         state.labelled.push_back(i);
   }
   m_Labelled.clear();
+  m_Unconverged.clear();
   for (size_t i : state.labelled)
     if (std::find(m_Labelled.begin(), m_Labelled.end(), state.subjects[i].name) == m_Labelled.end())
       m_Labelled.push_back(state.subjects[i].name);
@@ -430,6 +475,23 @@ AGCLTrainer::Run(TrainingData & data)
       static_cast<size_t>(std::count_if(
         state.subjects.begin(), state.subjects.end(), [](const TrainingSubject & s) { return s.split == "train"; }));
   const AttentionSource pretrainingAttention = allLabelled ? o.attention() : AttentionSource::Coarse;
+
+  // Steps per stage: as given, or (-1) sized to the cohort (AutoSteps).
+  const double  organs = static_cast<double>(config.organs.size());
+  const int64_t coarseSteps =
+    o.coarse_steps() >= 0 ? o.coarse_steps()
+                          : AutoSteps(0, static_cast<double>(state.labelled.size()), o.coarse_batch_size());
+  const int64_t pretrainingSteps =
+    o.pretraining_steps() >= 0
+      ? o.pretraining_steps()
+      : AutoSteps(1, static_cast<double>(state.pretraining.size()) * organs * static_cast<double>(o.patches_per_organ()),
+                  o.pretraining_batch_size());
+  const int64_t decoderSteps =
+    o.decoder_steps() >= 0
+      ? o.decoder_steps()
+      : AutoSteps(2, static_cast<double>(state.labelled.size()) * organs * static_cast<double>(o.patches_per_organ()),
+                  o.decoder_batch_size());
+  m_Steps = { coarseSteps, pretrainingSteps, decoderSteps };
 
   // Output files.
   // A fresh run starts a new log; a resumed one keeps the lines up to its checkpoint (a crash
@@ -446,6 +508,7 @@ AGCLTrainer::Run(TrainingData & data)
     settings["output_directory"] = o.output_directory();
     settings["model"] = config.ToJson();
     settings["labelled_subjects"] = m_Labelled;
+    settings["effective_steps"] = { coarseSteps, pretrainingSteps, decoderSteps };
     std::ofstream(directory / "settings.json") << settings.dump(2) << '\n';
   }
 
@@ -543,6 +606,7 @@ AGCLTrainer::Run(TrainingData & data)
                       const std::function<void()> &                       afterStep,
                       const std::function<void()> &                       checkpoint) {
     startStage();
+    std::vector<double> losses; // this run's losses of the stage (a resumed run: since the resume)
     while (state.step < steps)
     {
       const double lr = LearningRate(baseLearningRate, state.step, steps, o.warmup_fraction());
@@ -552,6 +616,7 @@ AGCLTrainer::Run(TrainingData & data)
               "stage " + std::to_string(stage) + ": the loss became " + std::to_string(loss) + " at step " +
                 std::to_string(state.step) + " (learning rate too high?)");
       optimizer.Step(lr);
+      losses.push_back(loss);
       ++state.step;
       state.intervalInputs += inputs;
       if (state.step % o.log_every() == 0 || state.step == steps)
@@ -560,6 +625,28 @@ AGCLTrainer::Run(TrainingData & data)
         afterStep();
       if (state.step % o.checkpoint_every() == 0 && state.step < steps)
         checkpoint();
+    }
+    // Did the loss level off? Compare its mean over the last tenth of the steps with the tenth
+    // before; still falling by more than 5% means more steps would have helped.
+    const Convergence c = CheckConvergence(losses);
+    if (c.checked)
+    {
+      state.log << nlohmann::json{ { "stage", stage },
+                                   { "step", state.step },
+                                   { "converged", c.converged },
+                                   { "loss_previous_tenth", c.previous },
+                                   { "loss_last_tenth", c.last } }
+                     .dump()
+                << '\n'
+                << std::flush;
+      if (!c.converged)
+      {
+        std::cerr << "agcl: warning: stage " << stage << " stopped before its loss levelled off (mean loss "
+                  << c.previous << " -> " << c.last << " over the last two tenths of its " << steps
+                  << " steps); more steps (" << (stage == 0 ? "--coarse-steps" : stage == 1 ? "--pretrain-steps" : "--decoder-steps")
+                  << ") would likely help" << std::endl;
+        m_Unconverged.push_back(stage);
+      }
     }
   };
 
@@ -594,7 +681,7 @@ AGCLTrainer::Run(TrainingData & data)
     net->train();
     runSteps(
       0,
-      o.coarse_steps(),
+      coarseSteps,
       o.coarse_learning_rate(),
       optimizer,
       [&]() -> std::pair<double, int64_t> {
@@ -719,7 +806,7 @@ AGCLTrainer::Run(TrainingData & data)
   // ---------------------------------------------------------------- stage 1: pre-training
   if (state.stage == 1)
   {
-    if (o.mode() != PretrainingMode::None && o.pretraining_steps() > 0)
+    if (o.mode() != PretrainingMode::None && pretrainingSteps > 0)
     {
       require(!state.pretraining.empty(), "stage 1: no training subjects of the chosen pre-training modalities");
       const PatchSet patches = pool(state.pretraining, pretrainingAttention);
@@ -751,10 +838,10 @@ AGCLTrainer::Run(TrainingData & data)
       PairedAugmentation augmentation;
       encoder->train();
       auxiliary->train();
-      auto nextBatch = batches(patches, 1, o.pretraining_batch_size(), o.pretraining_steps(), &augmentation);
+      auto nextBatch = batches(patches, 1, o.pretraining_batch_size(), pretrainingSteps, &augmentation);
       runSteps(
         1,
-        o.pretraining_steps(),
+        pretrainingSteps,
         o.pretraining_learning_rate(),
         optimizer,
         [&]() -> std::pair<double, int64_t> {
@@ -857,10 +944,10 @@ AGCLTrainer::Run(TrainingData & data)
     if (state.step == 0)
       m_BestDice = -1.0;
     setTrain();
-    auto nextBatch = batches(patches, 2, o.decoder_batch_size(), o.decoder_steps(), nullptr);
+    auto nextBatch = batches(patches, 2, o.decoder_batch_size(), decoderSteps, nullptr);
     runSteps(
       2,
-      o.decoder_steps(),
+      decoderSteps,
       o.decoder_learning_rate(),
       optimizer,
       [&]() -> std::pair<double, int64_t> {
@@ -883,7 +970,7 @@ AGCLTrainer::Run(TrainingData & data)
         return { value, x.size(0) };
       },
       [&] {
-        if (state.step % o.validate_every() == 0 || state.step == o.decoder_steps())
+        if (state.step % o.validate_every() == 0 || state.step == decoderSteps)
         {
           const double value = validate();
           if (value >= 0.0)

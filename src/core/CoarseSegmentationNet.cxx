@@ -33,7 +33,7 @@ CoarseSegmentationNetImpl::CoarseSegmentationNetImpl(CoarseSegmentationNetOption
                   "expected in_channels >= 1, classes >= 2, base_channels >= 1, levels 1..6");
   m_Down = register_module("down", nn::ModuleList());
   m_Up = register_module("up", nn::ModuleList());
-  int64_t in = options.in_channels();
+  int64_t in = options.in_channels() + (options.coordinates() ? 2 : 0);
   for (int64_t level = 0; level < options.levels(); ++level)
   {
     const int64_t out = options.base_channels() << level;
@@ -79,6 +79,16 @@ CoarseSegmentationNetImpl::forward(const torch::Tensor & volume)
 
   std::vector<torch::Tensor> skips;
   torch::Tensor              x = volume;
+  if (m_Options.coordinates())
+  {
+    const int64_t       n = volume.size(0), d = volume.size(2), h = volume.size(3), w = volume.size(4);
+    const auto          options = volume.options();
+    const torch::Tensor xs = (torch::arange(w, options) * 2.0 + 1.0) / static_cast<double>(w) - 1.0;
+    const torch::Tensor ys = (torch::arange(h, options) * 2.0 + 1.0) / static_cast<double>(h) - 1.0;
+    x = torch::cat({ volume, xs.view({ 1, 1, 1, 1, w }).expand({ n, 1, d, h, w }),
+                     ys.view({ 1, 1, 1, h, 1 }).expand({ n, 1, d, h, w }) },
+                   1);
+  }
   for (size_t level = 0; level < m_Down->size(); ++level)
   {
     if (level > 0)

@@ -92,7 +92,8 @@ ModelConfig::ToJson() const
                { "base_channels", coarse_base_channels },
                { "levels", coarse_levels },
                { "window_slices", coarse_window_slices },
-               { "attention_probability", coarse_attention_probability } } },
+               { "attention_probability", coarse_attention_probability },
+               { "coordinates", coarse_coordinates } } },
            { "provenance", provenance } };
 }
 
@@ -160,6 +161,7 @@ ModelConfig::FromJson(const nlohmann::json & json)
     Read(*it, "levels", config.coarse_levels, "an integer");
     Read(*it, "window_slices", config.coarse_window_slices, "an integer");
     Read(*it, "attention_probability", config.coarse_attention_probability, "a probability in [0, 1)");
+    Read(*it, "coordinates", config.coarse_coordinates, "true or false");
   }
   if (const auto it = json.find("provenance"); it != json.end())
   {

@@ -265,3 +265,41 @@ TEST(Networks, RunOnCudaThroughTheSameCode)
   net->to(device);
   EXPECT_EQ(net(torch::randn({ 1, 1, 8, 16, 16 }, device)).device().type(), torch::kCUDA);
 }
+
+TEST(CoarseSegmentationNet, CoordinateChannelsAreTheInPlanePositionsFedAsInputs)
+{
+  // A network with coordinates = one without, given x and y positions as two more input
+  // channels built by hand, with the same weights.
+  torch::manual_seed(3);
+  agcl::CoarseSegmentationNet withCoordinates(
+    agcl::CoarseSegmentationNetOptions().classes(5).base_channels(4).levels(2).coordinates(true));
+  agcl::CoarseSegmentationNet plain(
+    agcl::CoarseSegmentationNetOptions().in_channels(3).classes(5).base_channels(4).levels(2));
+  {
+    torch::NoGradGuard noGrad;
+    auto               a = withCoordinates->named_parameters(), b = plain->named_parameters();
+    ASSERT_EQ(a.size(), b.size());
+    for (const auto & item : a)
+      b[item.key()].copy_(item.value());
+    EXPECT_EQ(withCoordinates->named_parameters()["down.0.0.weight"].size(1), 3);
+  }
+  withCoordinates->eval();
+  plain->eval();
+  const int64_t D = 4, H = 6, W = 8;
+  const auto    volume = torch::rand({ 2, 1, D, H, W });
+  auto          positions = torch::empty({ 2, 2, D, H, W });
+  for (int64_t n = 0; n < 2; ++n)
+    for (int64_t z = 0; z < D; ++z)
+      for (int64_t y = 0; y < H; ++y)
+        for (int64_t x = 0; x < W; ++x)
+        {
+          positions[n][0][z][y][x] = (2.0 * x + 1.0) / W - 1.0;
+          positions[n][1][z][y][x] = (2.0 * y + 1.0) / H - 1.0;
+        }
+  torch::NoGradGuard noGrad;
+  EXPECT_TRUE(torch::allclose(withCoordinates->forward(volume), plain->forward(torch::cat({ volume, positions }, 1)),
+                              1e-4, 2e-5)); // float summation order differs
+  // The position matters: the mirrored volume does not give the mirrored logits.
+  EXPECT_FALSE(torch::allclose(withCoordinates->forward(volume.flip(4)).flip(4), withCoordinates->forward(volume),
+                               1e-3, 1e-4));
+}

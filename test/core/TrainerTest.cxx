@@ -433,7 +433,7 @@ TEST(AGCLTrainerOptions, JsonRoundTripAndNamedErrors)
   EXPECT_EQ(json.at("pretraining_modalities"), nlohmann::json::array({ "contrast" }));
   EXPECT_EQ(json.at("seed").get<uint64_t>(), uint64_t(1) << 40);
   EXPECT_EQ(json.at("prefetch"), false);
-  EXPECT_EQ(json.at("coarse_steps"), 200); // a default
+  EXPECT_EQ(json.at("coarse_steps"), -1); // a default: auto
   EXPECT_FALSE(json.contains("output_directory"));
   EXPECT_FALSE(json.contains("model"));
   EXPECT_EQ(json.size(), 30u); // every AGCLTrainerOptions field but output_directory and model
@@ -489,4 +489,44 @@ TEST(AGCLTrainer, CoarseClassWeightsAreInverseSquareRootSharesWithMeanOnePerVoxe
   EXPECT_NEAR(got[4].item<double>() / got[0].item<double>(), 30.0, 1e-9); // sqrt(900 / 1)
   EXPECT_THROW(agcl::CoarseClassWeights(torch::zeros({ 3 })), std::invalid_argument);
   EXPECT_THROW(agcl::CoarseClassWeights(torch::tensor({ 1.0, -1.0 })), std::invalid_argument);
+}
+
+TEST(AGCLTrainer, AutoStepsArePassesOverTheInputsClampedToTheirRange)
+{
+  // Stage 0: 40 passes over the labelled volumes, batch 2, in [400, 1500].
+  EXPECT_EQ(agcl::AutoSteps(0, 10, 2), 400);  // 200 -> the minimum
+  EXPECT_EQ(agcl::AutoSteps(0, 48, 2), 960);  // the study cohort's 48 labelled volumes
+  EXPECT_EQ(agcl::AutoSteps(0, 49, 2), 980);
+  EXPECT_EQ(agcl::AutoSteps(0, 500, 2), 1500); // the cap
+  // Stages 1 and 2: 2 passes over the pool, in [200, 1500].
+  EXPECT_EQ(agcl::AutoSteps(1, 48 * 12 * 24, 32), 864);
+  EXPECT_EQ(agcl::AutoSteps(2, 10 * 12 * 24, 32), 200); // 180 -> the minimum
+  EXPECT_EQ(agcl::AutoSteps(2, 48 * 12 * 24 + 1, 32), 865); // ceil
+  EXPECT_THROW(agcl::AutoSteps(3, 10, 2), std::invalid_argument);
+}
+
+TEST(AGCLTrainer, ConvergenceComparesTheLastTwoTenthsOfTheLosses)
+{
+  std::vector<double> falling, flat, few(40, 1.0);
+  for (int i = 0; i < 100; ++i)
+  {
+    falling.push_back(2.0 - 0.015 * i); // last tenth mean 0.6775, the tenth before 0.8275: -18%
+    flat.push_back(1.0 + 0.01 * ((i * 7) % 3));
+  }
+  const agcl::Convergence f = agcl::CheckConvergence(falling);
+  EXPECT_TRUE(f.checked);
+  EXPECT_FALSE(f.converged);
+  EXPECT_NEAR(f.previous, 2.0 - 0.015 * 84.5, 1e-12);
+  EXPECT_NEAR(f.last, 2.0 - 0.015 * 94.5, 1e-12);
+  EXPECT_TRUE(agcl::CheckConvergence(flat).converged);
+  EXPECT_FALSE(agcl::CheckConvergence(few).checked); // fewer than 50 steps: not judged
+  // A fall of 4% is levelled off, 6% is not.
+  std::vector<double> four(100, 1.0), six(100, 1.0);
+  for (int i = 90; i < 100; ++i)
+  {
+    four[i] = 0.96;
+    six[i] = 0.94;
+  }
+  EXPECT_TRUE(agcl::CheckConvergence(four).converged);
+  EXPECT_FALSE(agcl::CheckConvergence(six).converged);
 }
