@@ -51,5 +51,8 @@ if [ -f "$ROOT/models/phantom-demo.agcl" ]; then
     --device "$DEVICE" --out "$OUT/segmentations-shipped"
   "$AGCL" evaluate --pred "$OUT/segmentations-shipped" --manifest "$OUT/phantom/manifest.csv" --split test \
     --out "$OUT/evaluation-shipped.csv"
+  echo "== 7. the demo's own model (segmentations) against the shipped one (segmentations-shipped), mean Dice"
+  sed -n 3,5p "$OUT/evaluation.md"
+  sed -n 5p "$OUT/evaluation-shipped.md"
 fi
 echo "demo: $(( $(date +%s) - start )) s after the build; results in $OUT (overlays in $OUT/overlays)"
