@@ -110,13 +110,15 @@ CoarseClassWeights(const at::Tensor & counts);
 int64_t
 AutoSteps(int stage, double inputs, int64_t batch);
 
-/** Whether a stage's loss levelled off: the mean over the last tenth of `losses` against the
- *  tenth before; not converged when it still fell by more than 5%. Not checked (checked =
- *  false) with fewer than 50 losses. */
+/** Whether a stage's loss levelled off, from the means of the first, middle and last tenth of
+ *  `losses` (F, M, L): not converged when the loss fell by more than 5% (F - L > 0.05 |F|) and
+ *  more than 20% of that fall came in the second half (M - L > 0.2 (F - L)). A schedule that
+ *  decays the learning rate to 0 flattens the last steps of any run, so the last tenths alone
+ *  cannot tell. Not checked (checked = false) with fewer than 50 losses. */
 struct Convergence
 {
   bool   checked = false, converged = true;
-  double previous = 0.0, last = 0.0;
+  double first = 0.0, middle = 0.0, last = 0.0;
 };
 Convergence
 CheckConvergence(const std::vector<double> & losses);
@@ -203,8 +205,8 @@ public:
   {
     return m_Steps;
   }
-  /** The stages of the last Run whose loss was still falling by more than 5% between the last
-   *  two tenths of their steps (each also warned about on stderr and in log.jsonl). */
+  /** The stages of the last Run that CheckConvergence judged not levelled off (each also
+   *  warned about on stderr and in log.jsonl). */
   const std::vector<int> &
   UnconvergedStages() const
   {

@@ -267,16 +267,24 @@ Convergence
 CheckConvergence(const std::vector<double> & losses)
 {
   Convergence  c;
-  const size_t tenth = losses.size() / 10;
+  const size_t n = losses.size(), tenth = n / 10;
   if (tenth < 5)
     return c; // too few steps in this run to tell
-  for (size_t i = 0; i < tenth; ++i)
-  {
-    c.previous += losses[losses.size() - 2 * tenth + i] / static_cast<double>(tenth);
-    c.last += losses[losses.size() - tenth + i] / static_cast<double>(tenth);
-  }
+  auto meanOf = [&](size_t first) {
+    double sum = 0.0;
+    for (size_t i = first; i < first + tenth; ++i)
+      sum += losses[i];
+    return sum / static_cast<double>(tenth);
+  };
+  c.first = meanOf(0);
+  c.middle = meanOf(n / 2 - tenth / 2);
+  c.last = meanOf(n - tenth);
   c.checked = true;
-  c.converged = !(c.last < c.previous - 0.05 * std::abs(c.previous));
+  // With a schedule that decays the learning rate to 0, the last steps flatten whatever the
+  // state of the model; what tells an undertrained stage is how much of its whole improvement
+  // still came in the second half.
+  const double total = c.first - c.last;
+  c.converged = !(total > 0.05 * std::abs(c.first) && c.middle - c.last > 0.2 * total);
   return c;
 }
 
@@ -626,24 +634,24 @@ AGCLTrainer::Run(TrainingData & data)
       if (state.step % o.checkpoint_every() == 0 && state.step < steps)
         checkpoint();
     }
-    // Did the loss level off? Compare its mean over the last tenth of the steps with the tenth
-    // before; still falling by more than 5% means more steps would have helped.
+    // Did the loss level off? (CheckConvergence: how much of the stage's fall came in its second half.)
     const Convergence c = CheckConvergence(losses);
     if (c.checked)
     {
       state.log << nlohmann::json{ { "stage", stage },
                                    { "step", state.step },
                                    { "converged", c.converged },
-                                   { "loss_previous_tenth", c.previous },
+                                   { "loss_first_tenth", c.first },
+                                   { "loss_middle_tenth", c.middle },
                                    { "loss_last_tenth", c.last } }
                      .dump()
                 << '\n'
                 << std::flush;
       if (!c.converged)
       {
-        std::cerr << "agcl: warning: stage " << stage << " stopped before its loss levelled off (mean loss "
-                  << c.previous << " -> " << c.last << " over the last two tenths of its " << steps
-                  << " steps); more steps (" << (stage == 0 ? "--coarse-steps" : stage == 1 ? "--pretrain-steps" : "--decoder-steps")
+        std::cerr << "agcl: warning: stage " << stage << " stopped before its loss levelled off (mean loss of the "
+                  << "first, middle and last tenth of its " << steps << " steps: " << c.first << ", " << c.middle
+                  << ", " << c.last << ": the second half still brought more than 20% of the fall); more steps (" << (stage == 0 ? "--coarse-steps" : stage == 1 ? "--pretrain-steps" : "--decoder-steps")
                   << ") would likely help" << std::endl;
         m_Unconverged.push_back(stage);
       }

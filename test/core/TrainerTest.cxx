@@ -505,28 +505,36 @@ TEST(AGCLTrainer, AutoStepsArePassesOverTheInputsClampedToTheirRange)
   EXPECT_THROW(agcl::AutoSteps(3, 10, 2), std::invalid_argument);
 }
 
-TEST(AGCLTrainer, ConvergenceComparesTheLastTwoTenthsOfTheLosses)
+TEST(AGCLTrainer, ConvergenceAsksHowMuchOfTheFallCameInTheSecondHalf)
 {
-  std::vector<double> falling, flat, few(40, 1.0);
+  // Exponential decay to a floor: most of the fall early -> converged. Linear fall to the end:
+  // half of it in the second half -> not converged. Tenths of 10 steps: means by hand.
+  std::vector<double> early, linear, flat(100, 1.0), few(40, 1.0);
   for (int i = 0; i < 100; ++i)
   {
-    falling.push_back(2.0 - 0.015 * i); // last tenth mean 0.6775, the tenth before 0.8275: -18%
-    flat.push_back(1.0 + 0.01 * ((i * 7) % 3));
+    early.push_back(0.1 + 2.0 * std::exp(-i / 8.0));
+    linear.push_back(2.0 - 0.015 * i);
   }
-  const agcl::Convergence f = agcl::CheckConvergence(falling);
-  EXPECT_TRUE(f.checked);
-  EXPECT_FALSE(f.converged);
-  EXPECT_NEAR(f.previous, 2.0 - 0.015 * 84.5, 1e-12);
-  EXPECT_NEAR(f.last, 2.0 - 0.015 * 94.5, 1e-12);
-  EXPECT_TRUE(agcl::CheckConvergence(flat).converged);
-  EXPECT_FALSE(agcl::CheckConvergence(few).checked); // fewer than 50 steps: not judged
-  // A fall of 4% is levelled off, 6% is not.
-  std::vector<double> four(100, 1.0), six(100, 1.0);
-  for (int i = 90; i < 100; ++i)
-  {
-    four[i] = 0.96;
-    six[i] = 0.94;
-  }
-  EXPECT_TRUE(agcl::CheckConvergence(four).converged);
-  EXPECT_FALSE(agcl::CheckConvergence(six).converged);
+  auto tenthMean = [](const std::vector<double> & v, int first) {
+    double sum = 0;
+    for (int i = first; i < first + 10; ++i)
+      sum += v[i];
+    return sum / 10;
+  };
+  const agcl::Convergence e = agcl::CheckConvergence(early);
+  ASSERT_TRUE(e.checked);
+  EXPECT_NEAR(e.first, tenthMean(early, 0), 1e-12);
+  EXPECT_NEAR(e.middle, tenthMean(early, 45), 1e-12);
+  EXPECT_NEAR(e.last, tenthMean(early, 90), 1e-12);
+  EXPECT_TRUE(e.converged);
+  const agcl::Convergence l = agcl::CheckConvergence(linear);
+  EXPECT_NEAR(l.middle - l.last, 0.015 * 45, 1e-9);
+  EXPECT_FALSE(l.converged);
+  EXPECT_TRUE(agcl::CheckConvergence(flat).converged);         // no fall
+  EXPECT_FALSE(agcl::CheckConvergence(few).checked);           // fewer than 50 steps: not judged
+  // A cosine-like flat end does not hide a large fall in the second half.
+  std::vector<double> flatEnd(100);
+  for (int i = 0; i < 100; ++i)
+    flatEnd[i] = i < 50 ? 3.0 - 0.02 * i : std::max(1.0, 2.0 - 0.025 * (i - 50));
+  EXPECT_FALSE(agcl::CheckConvergence(flatEnd).converged);
 }
