@@ -21,7 +21,8 @@ namespace itk {
  * whole volume at its coarse spacing (CoarseAttentionFilter::ComputeCoarse: labels and each
  * organ's attention seed), then, slab by slab along the axial axis (SlabThickness slices): each
  * organ's seed resampled over the slab (grown by the attention margin so that the dilation is
- * exact) -> attention maps (CoarseAttentionFilter::ComputeAttentionFromSeed) -> inference query patches (QueryPatchSamplerFilter)
+ * exact) -> attention maps (CoarseAttentionFilter::ComputeAttentionFromSeed) -> inference query patches
+ * (QueryPatchSamplerFilter)
  * -> encoder (AGCLEncoderFilter) -> decoder (ASPPDecoderFilter), both on chunks of 4 batches of
  * patches -> fusion of the slab (LabelFusionFilter,
  * whose accumulators span only the slab and the organs' attention boxes) -> the slab's labels

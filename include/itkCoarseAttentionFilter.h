@@ -29,14 +29,13 @@ namespace itk {
  * - SetModel / SetModelFileName: the model's coarse network (agcl::CoarseSegmentationNet), run
  *   on Device. Output 0 is its argmax; each organ's attention grows from the organ's seed
  *   (ComputeCoarse): its argmax region, and with the model's coarse.attention_probability
- *   p > 0 also every coarse voxel where its probability is at least p. The CT is resampled (linearly, identity transform, same direction) to the
- *   model's coarse spacing on a grid covering the input's extent, window-normalised to 0..1
- *   (coarse window), segmented, and the classes are resampled back to the input's grid by
- *   nearest neighbour (ComputeCoarseLabelMap and ResampleLabels do these steps; the trainer
- *   uses the same ones). SetModel also sets the organ labels to the model's; SetOrganLabels
- *   may then choose a subset, and a label the model does not know is an error.
- * A given coarse label map wins over the model. Floating-point input with NaN or infinite
- * voxels is refused in network mode.
+ *   p > 0 also every coarse voxel where its probability is at least p. The CT is resampled (linearly, identity
+ * transform, same direction) to the model's coarse spacing on a grid covering the input's extent, window-normalised to
+ * 0..1 (coarse window), segmented, and the classes are resampled back to the input's grid by nearest neighbour
+ * (ComputeCoarseLabelMap and ResampleLabels do these steps; the trainer uses the same ones). SetModel also sets the
+ * organ labels to the model's; SetOrganLabels may then choose a subset, and a label the model does not know is an
+ * error. A given coarse label map wins over the model. Floating-point input with NaN or infinite voxels is refused in
+ * network mode.
  *
  * MarginMM defaults to 10 mm. The paper gives no margin (it is in its unavailable supplement);
  * 10 mm is 2-3 voxels of a 3.5-4 mm coarse grid, enough to cover the boundary errors a coarse

@@ -427,12 +427,8 @@ CoarseAttentionFilter<TInputImage, TLabelImage>::GenerateData()
     if (network.labels.IsNotNull())
     {
       const auto index = m_Model->GetConfig().OrganIndex(static_cast<int64_t>(m_OrganLabels[o]));
-      ComputeAttentionFromSeed(network.seeds.at(static_cast<size_t>(index)),
-                               m_OrganLabels[o],
-                               image,
-                               region,
-                               m_MarginMM,
-                               attention);
+      ComputeAttentionFromSeed(
+        network.seeds.at(static_cast<size_t>(index)), m_OrganLabels[o], image, region, m_MarginMM, attention);
       continue;
     }
     const auto found = boxes.find(m_OrganLabels[o]);

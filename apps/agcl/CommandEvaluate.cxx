@@ -178,8 +178,8 @@ RunEvaluate(const EvaluateOptions & options)
   csv << "subject,image,modality,organ,label,status,dice,iou,msd_mm,hd_mm,hd95_mm,reference_voxels,predicted_voxels,"
          "coarse_dice,attention_recall,attention_voxels,attention_ratio,attention_vs_grown10mm\n";
   // Per organ over the volumes: coarse Dice, attention recall and attention / (reference + 10 mm).
-  std::map<std::string, std::vector<double>> coarseDice, recall, grownRatio;
-  bool                                       anyCoarse = false, anyAttention = false;
+  std::map<std::string, std::vector<double>>        coarseDice, recall, grownRatio;
+  bool                                              anyCoarse = false, anyAttention = false;
   std::map<std::string, std::vector<double>>        dice; // organ -> Dice of each subject where defined
   std::map<std::string, std::map<std::string, int>> statusCount;
   int                                               problems = 0, evaluated = 0;
@@ -307,8 +307,9 @@ RunEvaluate(const EvaluateOptions & options)
       line("attention recall (mean)", [&](const std::string & organ) { return meanOf(recall, organ); });
       line("attention recall (min)", [&](const std::string & organ) {
         const auto it = recall.find(organ);
-        return it == recall.end() || it->second.empty() ? std::string("n/a")
-                                                        : fixed(*std::min_element(it->second.begin(), it->second.end()));
+        return it == recall.end() || it->second.empty()
+                 ? std::string("n/a")
+                 : fixed(*std::min_element(it->second.begin(), it->second.end()));
       });
       line("volumes with recall >= 0.99", [&](const std::string & organ) {
         const auto it = recall.find(organ);

@@ -137,7 +137,7 @@ RunSegment(const SegmentOptions & options)
   {
     throw InputError("--batch-size and --slab: expected at least 1");
   }
-  std::vector<std::string> inputs = options.inputs;
+  std::vector<std::string>           inputs = options.inputs;
   std::map<std::string, std::string> referenceOf; // --oracle-attention: image -> its label map
   if (options.oracleAttention && (options.manifest.empty() || !options.inputs.empty()))
   {
@@ -145,8 +145,10 @@ RunSegment(const SegmentOptions & options)
   }
   if (!options.manifest.empty())
   {
-    for (const auto & row : ReadManifest(
-           options.manifest, options.oracleAttention ? std::vector<std::string>{ "image", "label" } : std::vector<std::string>{ "image" }, options.split))
+    for (const auto & row : ReadManifest(options.manifest,
+                                         options.oracleAttention ? std::vector<std::string>{ "image", "label" }
+                                                                 : std::vector<std::string>{ "image" },
+                                         options.split))
     {
       inputs.push_back(row.image);
       if (options.oracleAttention)
@@ -195,17 +197,17 @@ RunSegment(const SegmentOptions & options)
     throw InputError("--save-attention: the model has " + std::to_string(config.organs.size()) +
                      " organs; the attention file holds at most 32 (one bit each)");
   }
-  nlohmann::json            settings = { { "tool", "agcl segment" },
-                                         { "version", agcl::Version() },
-                                         { "model", fs::absolute(options.model).string() },
-                                         { "model_config", config.ToJson() },
-                                         { "device", options.device },
-                                         { "batch_size", options.batchSize },
-                                         { "slab_slices", options.slab },
-                                         { "post_processing", !options.noPostProcessing },
-                                         { "attention", options.oracleAttention ? "reference labels (oracle)" : "coarse network" },
-                                         { "shard", options.shard },
-                                         { "inputs", inputs } };
+  nlohmann::json settings = { { "tool", "agcl segment" },
+                              { "version", agcl::Version() },
+                              { "model", fs::absolute(options.model).string() },
+                              { "model_config", config.ToJson() },
+                              { "device", options.device },
+                              { "batch_size", options.batchSize },
+                              { "slab_slices", options.slab },
+                              { "post_processing", !options.noPostProcessing },
+                              { "attention", options.oracleAttention ? "reference labels (oracle)" : "coarse network" },
+                              { "shard", options.shard },
+                              { "inputs", inputs } };
   WriteTextAtomically(out / "settings.json", settings.dump(2) + "\n");
   WriteLabelDescriptions(
     out, Descriptions(config), "agcl segment, labels of " + fs::path(options.model).filename().string());
@@ -309,10 +311,11 @@ RegisterSegment(CLI::App & app, Runner & runner)
                 options->saveCoarse,
                 "also write OUT/<name>.coarse.nii.gz: the coarse stage's label map in the input's geometry "
                 "(nearest neighbour); agcl evaluate then reports the coarse Dice");
-  sub->add_flag("--save-attention",
-                options->saveAttention,
-                "also write OUT/<name>.attention.nii.gz: the organs' attention maps as bits of one uint32 image (bit o = "
-                "the model's organ o, in its order); agcl evaluate then reports attention recall and volume");
+  sub->add_flag(
+    "--save-attention",
+    options->saveAttention,
+    "also write OUT/<name>.attention.nii.gz: the organs' attention maps as bits of one uint32 image (bit o = "
+    "the model's organ o, in its order); agcl evaluate then reports attention recall and volume");
   sub->add_flag("--oracle-attention",
                 options->oracleAttention,
                 "diagnosis: attention from the manifest's reference label maps instead of the coarse network (the "

@@ -160,18 +160,30 @@ RegisterTrain(CLI::App & app, Runner & runner)
   sub->add_flag("--resume", t.resume(), "continue from OUT/checkpoint.agcl");
   sub->add_option("--seed", t.seed(), "seed (same seed, same CPU: same weights)")->capture_default_str();
   sub->add_option("--device", options->device, "cpu, cuda or cuda:N")->capture_default_str();
-  sub->add_option("--coarse-steps", t.coarse_steps(), "stage 0 steps (-1: sized to the cohort, 40 passes over the labelled volumes in 400..1500 steps; 0: skip)")->capture_default_str();
+  sub
+    ->add_option(
+      "--coarse-steps",
+      t.coarse_steps(),
+      "stage 0 steps (-1: sized to the cohort, 40 passes over the labelled volumes in 400..1500 steps; 0: skip)")
+    ->capture_default_str();
   sub->add_option("--coarse-batch", t.coarse_batch_size(), "stage 0 windows per step")->capture_default_str();
-  sub->add_option("--coarse-class-weights",
-                  t.coarse_class_weights(),
-                  "stage 0 cross-entropy weighted by class share^-1/2 (true/false)")
+  sub
+    ->add_option("--coarse-class-weights",
+                 t.coarse_class_weights(),
+                 "stage 0 cross-entropy weighted by class share^-1/2 (true/false)")
     ->capture_default_str();
   sub->add_option("--coarse-lr", t.coarse_learning_rate(), "stage 0 learning rate")->capture_default_str();
-  sub->add_option("--pretrain-steps", t.pretraining_steps(), "stage 1 steps (-1: two passes over the patch pool, in 200..1500)")->capture_default_str();
+  sub
+    ->add_option(
+      "--pretrain-steps", t.pretraining_steps(), "stage 1 steps (-1: two passes over the patch pool, in 200..1500)")
+    ->capture_default_str();
   sub->add_option("--pretrain-batch", t.pretraining_batch_size(), "stage 1 patches per step (two views each)")
     ->capture_default_str();
   sub->add_option("--pretrain-lr", t.pretraining_learning_rate(), "stage 1 learning rate")->capture_default_str();
-  sub->add_option("--decoder-steps", t.decoder_steps(), "stage 2 steps (-1: two passes over the patch pool, in 200..1500)")->capture_default_str();
+  sub
+    ->add_option(
+      "--decoder-steps", t.decoder_steps(), "stage 2 steps (-1: two passes over the patch pool, in 200..1500)")
+    ->capture_default_str();
   sub->add_option("--decoder-batch", t.decoder_batch_size(), "stage 2 patches per step")->capture_default_str();
   sub->add_option("--decoder-lr", t.decoder_learning_rate(), "stage 2 learning rate")->capture_default_str();
   sub->add_option("--warmup", t.warmup_fraction(), "warm-up share of each stage's steps")->capture_default_str();

@@ -91,10 +91,8 @@ PredictionOf(CoarseSegmentationNet & net, const torch::Tensor & volume, const to
   }
   const torch::Tensor input =
     torch::constant_pad_nd(volume.to(device, torch::kFloat), padding, 0.0).unsqueeze(0).unsqueeze(0);
-  const torch::Tensor logits = net->forward(input)[0]
-                                 .slice(1, 0, volume.size(0))
-                                 .slice(2, 0, volume.size(1))
-                                 .slice(3, 0, volume.size(2));
+  const torch::Tensor logits =
+    net->forward(input)[0].slice(1, 0, volume.size(0)).slice(2, 0, volume.size(1)).slice(3, 0, volume.size(2));
   const torch::Tensor classes = logits.argmax(0);
   const int64_t       organs = logits.size(0) - 1;
   torch::Tensor       seeds =

@@ -259,7 +259,7 @@ AutoSteps(int stage, double inputs, int64_t batch)
   if (stage < 0 || stage > 2)
     throw std::invalid_argument("AutoSteps: stage " + std::to_string(stage) + ": expected 0, 1 or 2");
   const AutoRule & rule = stage == 0 ? kAutoCoarse : stage == 1 ? kAutoPretraining : kAutoDecoder;
-  const double steps = std::ceil(rule.passes * inputs / static_cast<double>(std::max<int64_t>(1, batch)));
+  const double     steps = std::ceil(rule.passes * inputs / static_cast<double>(std::max<int64_t>(1, batch)));
   return std::clamp(static_cast<int64_t>(steps), rule.minimum, rule.cap);
 }
 
@@ -298,7 +298,6 @@ CoarseClassWeights(const at::Tensor & counts)
   const at::Tensor weights = torch::where(n.gt(0), share.clamp_min(1e-300).pow(-0.5), torch::zeros_like(share));
   return weights / (weights * share).sum();
 }
-
 
 // Everything a run carries between its parts.
 struct AGCLTrainer::State
@@ -486,18 +485,20 @@ AGCLTrainer::Run(TrainingData & data)
 
   // Steps per stage: as given, or (-1) sized to the cohort (AutoSteps).
   const double  organs = static_cast<double>(config.organs.size());
-  const int64_t coarseSteps =
-    o.coarse_steps() >= 0 ? o.coarse_steps()
-                          : AutoSteps(0, static_cast<double>(state.labelled.size()), o.coarse_batch_size());
+  const int64_t coarseSteps = o.coarse_steps() >= 0
+                                ? o.coarse_steps()
+                                : AutoSteps(0, static_cast<double>(state.labelled.size()), o.coarse_batch_size());
   const int64_t pretrainingSteps =
     o.pretraining_steps() >= 0
       ? o.pretraining_steps()
-      : AutoSteps(1, static_cast<double>(state.pretraining.size()) * organs * static_cast<double>(o.patches_per_organ()),
+      : AutoSteps(1,
+                  static_cast<double>(state.pretraining.size()) * organs * static_cast<double>(o.patches_per_organ()),
                   o.pretraining_batch_size());
   const int64_t decoderSteps =
     o.decoder_steps() >= 0
       ? o.decoder_steps()
-      : AutoSteps(2, static_cast<double>(state.labelled.size()) * organs * static_cast<double>(o.patches_per_organ()),
+      : AutoSteps(2,
+                  static_cast<double>(state.labelled.size()) * organs * static_cast<double>(o.patches_per_organ()),
                   o.decoder_batch_size());
   m_Steps = { coarseSteps, pretrainingSteps, decoderSteps };
 
@@ -651,7 +652,10 @@ AGCLTrainer::Run(TrainingData & data)
       {
         std::cerr << "agcl: warning: stage " << stage << " stopped before its loss levelled off (mean loss of the "
                   << "first, middle and last tenth of its " << steps << " steps: " << c.first << ", " << c.middle
-                  << ", " << c.last << ": the second half still brought more than 20% of the fall); more steps (" << (stage == 0 ? "--coarse-steps" : stage == 1 ? "--pretrain-steps" : "--decoder-steps")
+                  << ", " << c.last << ": the second half still brought more than 20% of the fall); more steps ("
+                  << (stage == 0   ? "--coarse-steps"
+                      : stage == 1 ? "--pretrain-steps"
+                                   : "--decoder-steps")
                   << ") would likely help" << std::endl;
         m_Unconverged.push_back(stage);
       }
@@ -718,11 +722,11 @@ AGCLTrainer::Run(TrainingData & data)
           image = torch::constant_pad_nd(image, padding, 0.0).unsqueeze(0).unsqueeze(0).to(state.device);
           classes = torch::constant_pad_nd(classes, padding, 0).unsqueeze(0).to(state.device);
           const at::Tensor logits = net->forward(image);
-          const at::Tensor loss = (dice(logits, classes) + torch::nn::functional::cross_entropy(
-                                                           logits,
-                                                           classes,
-                                                           torch::nn::functional::CrossEntropyFuncOptions().weight(weights))) /
-                                  static_cast<double>(o.coarse_batch_size());
+          const at::Tensor loss =
+            (dice(logits, classes) +
+             torch::nn::functional::cross_entropy(
+               logits, classes, torch::nn::functional::CrossEntropyFuncOptions().weight(weights))) /
+            static_cast<double>(o.coarse_batch_size());
           loss.backward();
           lossSum += loss.item<double>();
         }

@@ -85,7 +85,8 @@ CoarseSegmentationNetImpl::forward(const torch::Tensor & volume)
     const auto          options = volume.options();
     const torch::Tensor xs = (torch::arange(w, options) * 2.0 + 1.0) / static_cast<double>(w) - 1.0;
     const torch::Tensor ys = (torch::arange(h, options) * 2.0 + 1.0) / static_cast<double>(h) - 1.0;
-    x = torch::cat({ volume, xs.view({ 1, 1, 1, 1, w }).expand({ n, 1, d, h, w }),
+    x = torch::cat({ volume,
+                     xs.view({ 1, 1, 1, 1, w }).expand({ n, 1, d, h, w }),
                      ys.view({ 1, 1, 1, h, 1 }).expand({ n, 1, d, h, w }) },
                    1);
   }

@@ -181,7 +181,7 @@ TEST(AGCLModel, AttentionSeedsAreTheArgmaxPlusEveryVoxelAboveTheProbabilityFloor
   for (const double p : { 0.0, floor })
   {
     config.coarse_attention_probability = p;
-    agcl::AGCLModel     model(config);
+    agcl::AGCLModel model(config);
     torch::manual_seed(7);
     const torch::Tensor volume = torch::rand({ 8, 8, 12 }); // a size multiple: no padding
     const auto          prediction = model.PredictCoarse(volume, torch::kCPU);

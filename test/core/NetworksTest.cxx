@@ -297,9 +297,11 @@ TEST(CoarseSegmentationNet, CoordinateChannelsAreTheInPlanePositionsFedAsInputs)
           positions[n][1][z][y][x] = (2.0 * y + 1.0) / H - 1.0;
         }
   torch::NoGradGuard noGrad;
-  EXPECT_TRUE(torch::allclose(withCoordinates->forward(volume), plain->forward(torch::cat({ volume, positions }, 1)),
-                              1e-4, 2e-5)); // float summation order differs
+  EXPECT_TRUE(torch::allclose(withCoordinates->forward(volume),
+                              plain->forward(torch::cat({ volume, positions }, 1)),
+                              1e-4,
+                              2e-5)); // float summation order differs
   // The position matters: the mirrored volume does not give the mirrored logits.
-  EXPECT_FALSE(torch::allclose(withCoordinates->forward(volume.flip(4)).flip(4), withCoordinates->forward(volume),
-                               1e-3, 1e-4));
+  EXPECT_FALSE(
+    torch::allclose(withCoordinates->forward(volume.flip(4)).flip(4), withCoordinates->forward(volume), 1e-3, 1e-4));
 }

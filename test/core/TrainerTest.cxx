@@ -436,7 +436,7 @@ TEST(AGCLTrainerOptions, JsonRoundTripAndNamedErrors)
   EXPECT_EQ(json.at("coarse_steps"), -1); // a default: auto
   EXPECT_FALSE(json.contains("output_directory"));
   EXPECT_FALSE(json.contains("model"));
-  EXPECT_EQ(json.size(), 30u); // every AGCLTrainerOptions field but output_directory and model
+  EXPECT_EQ(json.size(), 30u);                      // every AGCLTrainerOptions field but output_directory and model
   EXPECT_EQ(json.at("coarse_class_weights"), true); // a default
 
   const agcl::AGCLTrainerOptions back = agcl::OptionsFromJson(json);
@@ -494,13 +494,13 @@ TEST(AGCLTrainer, CoarseClassWeightsAreInverseSquareRootSharesWithMeanOnePerVoxe
 TEST(AGCLTrainer, AutoStepsArePassesOverTheInputsClampedToTheirRange)
 {
   // Stage 0: 40 passes over the labelled volumes, batch 2, in [400, 1500].
-  EXPECT_EQ(agcl::AutoSteps(0, 10, 2), 400);  // 200 -> the minimum
-  EXPECT_EQ(agcl::AutoSteps(0, 48, 2), 960);  // the study cohort's 48 labelled volumes
+  EXPECT_EQ(agcl::AutoSteps(0, 10, 2), 400); // 200 -> the minimum
+  EXPECT_EQ(agcl::AutoSteps(0, 48, 2), 960); // the study cohort's 48 labelled volumes
   EXPECT_EQ(agcl::AutoSteps(0, 49, 2), 980);
   EXPECT_EQ(agcl::AutoSteps(0, 500, 2), 1500); // the cap
   // Stages 1 and 2: 2 passes over the pool, in [200, 1500].
   EXPECT_EQ(agcl::AutoSteps(1, 48 * 12 * 24, 32), 864);
-  EXPECT_EQ(agcl::AutoSteps(2, 10 * 12 * 24, 32), 200); // 180 -> the minimum
+  EXPECT_EQ(agcl::AutoSteps(2, 10 * 12 * 24, 32), 200);     // 180 -> the minimum
   EXPECT_EQ(agcl::AutoSteps(2, 48 * 12 * 24 + 1, 32), 865); // ceil
   EXPECT_THROW(agcl::AutoSteps(3, 10, 2), std::invalid_argument);
 }
@@ -530,8 +530,8 @@ TEST(AGCLTrainer, ConvergenceAsksHowMuchOfTheFallCameInTheSecondHalf)
   const agcl::Convergence l = agcl::CheckConvergence(linear);
   EXPECT_NEAR(l.middle - l.last, 0.015 * 45, 1e-9);
   EXPECT_FALSE(l.converged);
-  EXPECT_TRUE(agcl::CheckConvergence(flat).converged);         // no fall
-  EXPECT_FALSE(agcl::CheckConvergence(few).checked);           // fewer than 50 steps: not judged
+  EXPECT_TRUE(agcl::CheckConvergence(flat).converged); // no fall
+  EXPECT_FALSE(agcl::CheckConvergence(few).checked);   // fewer than 50 steps: not judged
   // A cosine-like flat end does not hide a large fall in the second half.
   std::vector<double> flatEnd(100);
   for (int i = 0; i < 100; ++i)

@@ -173,12 +173,13 @@ TEST(CoarseAttentionFilter, AttentionFromACoarseSeedEqualsTheDilationOfTheWholeR
   agcl::ModelConfig config;
   config.coarse_spacing_mm = { 8.0, 8.0, 8.0 };
   const auto coarse = Filter::ResampleToCoarseGrid(ct, config);
-  const auto coarseLabels = Filter::ResampleLabels(source->GetLabelOutput(), coarse, coarse->GetLargestPossibleRegion());
+  const auto coarseLabels =
+    Filter::ResampleLabels(source->GetLabelOutput(), coarse, coarse->GetLargestPossibleRegion());
   const auto whole = ct->GetLargestPossibleRegion();
   for (unsigned char organ : { 1, 3, 6 })
   {
     auto seed = Filter::ResampleLabels(coarseLabels, coarseLabels, coarseLabels->GetLargestPossibleRegion());
-    for (auto * v = seed->GetBufferPointer(), *e = v + seed->GetLargestPossibleRegion().GetNumberOfPixels(); v != e; ++v)
+    for (auto *v = seed->GetBufferPointer(), *e = v + seed->GetLargestPossibleRegion().GetNumberOfPixels(); v != e; ++v)
       *v = *v == organ ? organ : 0;
     auto newMap = [&](const Labels::RegionType & region) {
       auto map = Labels::New();
