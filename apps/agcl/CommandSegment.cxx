@@ -257,10 +257,18 @@ RunSegment(const SegmentOptions & options)
       }
       segment->Update();
       WriteAtomically(segment->GetOutput(), target);
+      // A coarse/attention file of an earlier run would be read by agcl evaluate as this run's.
+      const fs::path  coarseFile = out / (VolumeName(input) + ".coarse.nii.gz");
+      const fs::path  attentionFile = out / (VolumeName(input) + ".attention.nii.gz");
+      std::error_code ignored;
+      if (!options.saveCoarse)
+        fs::remove(coarseFile, ignored);
+      if (!options.saveAttention)
+        fs::remove(attentionFile, ignored);
       if (options.saveCoarse)
-        WriteAtomically(segment->GetCoarseLabelMapOutput(), out / (VolumeName(input) + ".coarse.nii.gz"));
+        WriteAtomically(segment->GetCoarseLabelMapOutput(), coarseFile);
       if (options.saveAttention)
-        WriteAtomically(AttentionBits(*segment, config).GetPointer(), out / (VolumeName(input) + ".attention.nii.gz"));
+        WriteAtomically(AttentionBits(*segment, config).GetPointer(), attentionFile);
       ++done;
       std::cout << "segmented " << input << " -> " << target.string() << " (" << segment->GetNumberOfPatches()
                 << " patches, " << std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()

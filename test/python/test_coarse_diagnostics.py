@@ -93,6 +93,11 @@ def test_coarse_dice_and_attention_recall_match_a_recount(tmp_path):
         summary = f.read()
     assert "attention recall (mean)" in summary and "coarse Dice (mean)" in summary
 
+    # A second run into the same folder without the flags leaves no stale coarse-stage files.
+    again = segment(out)
+    assert not [f for f in os.listdir(out) if f.endswith((".coarse.nii.gz", ".attention.nii.gz"))]
+    assert all(r["attention_recall"] == "" and r["coarse_dice"] == "" for r in again)
+
 
 def test_oracle_attention_contains_every_organ(tmp_path):
     out = tmp_path / "oracle"
