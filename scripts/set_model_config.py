@@ -15,6 +15,8 @@ import os
 import struct
 import sys
 
+from read_agcl_model import split_agcl_file
+
 MAGIC = b"AGCLMDL\0"
 
 
@@ -25,12 +27,11 @@ def main(argv):
     source, target, settings = argv[1], argv[2], argv[3:]
     with open(source, "rb") as f:
         blob = f.read()
-    if blob[:8] != MAGIC:
-        print(f"set_model_config: '{source}' is not an AGCL model file", file=sys.stderr)
+    try:
+        header, data_start = split_agcl_file(blob, source)
+    except (ValueError, struct.error) as e:
+        print(f"set_model_config: {e}", file=sys.stderr)
         return 1
-    version, reserved, length = struct.unpack("<IIQ", blob[8:24])
-    header = json.loads(blob[24:24 + length].decode("utf-8"))
-    data_start = (24 + length + 63) // 64 * 64
     for setting in settings:
         key, _, value = setting.partition("=")
         if not value:
@@ -40,12 +41,16 @@ def main(argv):
         path = key.split(".")
         for part in path[:-1]:
             node = node.setdefault(part, {})
-        node[path[-1]] = json.loads(value)
+        try:
+            node[path[-1]] = json.loads(value)
+        except json.JSONDecodeError:
+            print(f"set_model_config: '{setting}': the value is not JSON (e.g. 0.05, true, [8, 8, 8])", file=sys.stderr)
+            return 1
     text = json.dumps(header).encode("utf-8")
     start = (24 + len(text) + 63) // 64 * 64
     partial = target + ".partial"
     with open(partial, "wb") as f:
-        f.write(MAGIC + struct.pack("<IIQ", version, reserved, len(text)) + text)
+        f.write(MAGIC + struct.pack("<IIQ", 1, 0, len(text)) + text)
         f.write(b"\0" * (start - 24 - len(text)))
         f.write(blob[data_start:])
     os.replace(partial, target)
