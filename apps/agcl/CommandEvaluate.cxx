@@ -48,12 +48,14 @@ struct CoarseStageMetrics
 
 constexpr double kGrownMarginMM = 10.0;
 
-/** The organs' coarse-stage metrics; `coarse` and `attention` may be null (then those stay empty). */
+/** The organs' coarse-stage metrics; `coarse` and `attention` may be null (then those stay empty).
+ *  `metrics` are the organs' final metrics (their reference voxel counts are reused). */
 std::vector<CoarseStageMetrics>
-CoarseStage(const LabelImage *                 reference,
-            const LabelImage *                 coarse,
-            const AttentionImage *             attention,
-            const std::vector<unsigned char> & organs)
+CoarseStage(const LabelImage *                         reference,
+            const LabelImage *                         coarse,
+            const AttentionImage *                     attention,
+            const std::vector<unsigned char> &         organs,
+            const std::vector<Metrics::OrganMetrics> & metrics)
 {
   const auto   region = reference->GetLargestPossibleRegion();
   const size_t n = region.GetNumberOfPixels();
@@ -70,9 +72,7 @@ CoarseStage(const LabelImage *                 reference,
   for (size_t o = 0; o < organs.size(); ++o)
   {
     const unsigned char * ref = reference->GetBufferPointer();
-    uint64_t              refCount = 0;
-    for (size_t v = 0; v < n; ++v)
-      refCount += ref[v] == organs[o];
+    const uint64_t        refCount = metrics[o].referenceVoxels;
     if (coarse)
     {
       const unsigned char * c = coarse->GetBufferPointer();
@@ -201,7 +201,7 @@ RunEvaluate(const EvaluateOptions & options)
         attention = ReadImage<AttentionImage>(base.string() + ".attention.nii.gz", "attention maps");
       anyCoarse = anyCoarse || coarse;
       anyAttention = anyAttention || attention;
-      const auto stage = CoarseStage(reference, coarse, attention, organs);
+      const auto stage = CoarseStage(reference, coarse, attention, organs, metrics);
       for (size_t o = 0; o < metrics.size(); ++o)
       {
         const auto &      m = metrics[o];
