@@ -483,23 +483,18 @@ AGCLTrainer::Run(TrainingData & data)
         state.subjects.begin(), state.subjects.end(), [](const TrainingSubject & s) { return s.split == "train"; }));
   const AttentionSource pretrainingAttention = allLabelled ? o.attention() : AttentionSource::Coarse;
 
-  // Steps per stage: as given, or (-1) sized to the cohort (AutoSteps).
-  const double  organs = static_cast<double>(config.organs.size());
-  const int64_t coarseSteps = o.coarse_steps() >= 0
-                                ? o.coarse_steps()
-                                : AutoSteps(0, static_cast<double>(state.labelled.size()), o.coarse_batch_size());
-  const int64_t pretrainingSteps =
-    o.pretraining_steps() >= 0
-      ? o.pretraining_steps()
-      : AutoSteps(1,
-                  static_cast<double>(state.pretraining.size()) * organs * static_cast<double>(o.patches_per_organ()),
-                  o.pretraining_batch_size());
+  // Steps per stage: as given, or (-1) sized to the cohort (AutoSteps): stage 0 over the
+  // labelled volumes, stages 1 and 2 over their patch pools.
+  const double perVolume = static_cast<double>(config.organs.size()) * static_cast<double>(o.patches_per_organ());
+  auto         stepsOf = [](int64_t option, int stage, double inputs, int64_t batch) {
+    return option >= 0 ? option : AutoSteps(stage, inputs, batch);
+  };
+  const int64_t coarseSteps =
+    stepsOf(o.coarse_steps(), 0, static_cast<double>(state.labelled.size()), o.coarse_batch_size());
+  const int64_t pretrainingSteps = stepsOf(
+    o.pretraining_steps(), 1, static_cast<double>(state.pretraining.size()) * perVolume, o.pretraining_batch_size());
   const int64_t decoderSteps =
-    o.decoder_steps() >= 0
-      ? o.decoder_steps()
-      : AutoSteps(2,
-                  static_cast<double>(state.labelled.size()) * organs * static_cast<double>(o.patches_per_organ()),
-                  o.decoder_batch_size());
+    stepsOf(o.decoder_steps(), 2, static_cast<double>(state.labelled.size()) * perVolume, o.decoder_batch_size());
   m_Steps = { coarseSteps, pretrainingSteps, decoderSteps };
 
   // Output files.
@@ -517,7 +512,7 @@ AGCLTrainer::Run(TrainingData & data)
     settings["output_directory"] = o.output_directory();
     settings["model"] = config.ToJson();
     settings["labelled_subjects"] = m_Labelled;
-    settings["effective_steps"] = { coarseSteps, pretrainingSteps, decoderSteps };
+    settings["effective_steps"] = m_Steps;
     std::ofstream(directory / "settings.json") << settings.dump(2) << '\n';
   }
 
