@@ -417,7 +417,10 @@ CoarseAttentionFilter<TInputImage, TLabelImage>::GenerateData()
         std::find(m_OrganLabels.begin(), m_OrganLabels.end(), in[v]) == m_OrganLabels.end() ? LabelType{} : in[v];
     }
   }
-  const auto boxes = LabelBoundingBoxes(static_cast<const LabelImageType *>(labelsOut), region);
+  // The organs' boxes in the given map (the network's attention grows from its seeds instead).
+  const auto boxes = network.labels.IsNull()
+                       ? LabelBoundingBoxes(static_cast<const LabelImageType *>(labelsOut), region)
+                       : std::map<LabelType, typename LabelImageType::RegionType>{};
   for (size_t o = 0; o < m_OrganLabels.size(); ++o)
   {
     LabelImageType * attention = this->GetOutput(static_cast<unsigned int>(1 + o));
