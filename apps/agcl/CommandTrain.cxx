@@ -175,17 +175,22 @@ RegisterTrain(CLI::App & app, Runner & runner)
   sub->add_option("--coarse-lr", t.coarse_learning_rate(), "stage 0 learning rate")->capture_default_str();
   sub
     ->add_option(
-      "--pretrain-steps", t.pretraining_steps(), "stage 1 steps (-1: two passes over the patch pool, in 200..1500)")
+      "--pretrain-steps", t.pretraining_steps(), "stage 1 steps (-1: 8 passes over the patch pool, in 200..6000)")
     ->capture_default_str();
   sub->add_option("--pretrain-batch", t.pretraining_batch_size(), "stage 1 patches per step (two views each)")
     ->capture_default_str();
   sub->add_option("--pretrain-lr", t.pretraining_learning_rate(), "stage 1 learning rate")->capture_default_str();
   sub
     ->add_option(
-      "--decoder-steps", t.decoder_steps(), "stage 2 steps (-1: two passes over the patch pool, in 200..1500)")
+      "--decoder-steps", t.decoder_steps(), "stage 2 steps (-1: 8 passes over the patch pool, in 200..6000)")
     ->capture_default_str();
   sub->add_option("--decoder-batch", t.decoder_batch_size(), "stage 2 patches per step")->capture_default_str();
   sub->add_option("--decoder-lr", t.decoder_learning_rate(), "stage 2 learning rate")->capture_default_str();
+  sub
+    ->add_option("--decoder-ce",
+                 t.decoder_cross_entropy(),
+                 "stage 2 loss: Dice plus pixel-wise cross-entropy (true/false; false: Dice alone)")
+    ->capture_default_str();
   sub->add_option("--warmup", t.warmup_fraction(), "warm-up share of each stage's steps")->capture_default_str();
   sub->add_option("--weight-decay", t.weight_decay(), "decoupled weight decay")->capture_default_str();
   sub->add_option("--patches-per-organ", t.patches_per_organ(), "patch pool: patches per organ and subject")

@@ -56,8 +56,8 @@ struct AGCLTrainerOptions
   TORCH_ARG(std::string, device) = "cpu";
 
   /** Steps per stage; -1 (the default) = sized to the cohort: stage 0 40 passes over the
-   *  labelled volumes (in [400, 1500] steps), stages 1 and 2 two passes over their patch pools
-   *  (in [200, 1500]); 0 skips the stage. A stage whose loss still falls at its end is reported
+   *  labelled volumes (in [400, 1500] steps), stages 1 and 2 8 passes over their patch pools
+   *  (in [200, 6000]); 0 skips the stage. A stage whose loss still falls at its end is reported
    *  (UnconvergedStages, a warning, log.jsonl). */
   TORCH_ARG(int64_t, coarse_steps) = -1;
   TORCH_ARG(int64_t, coarse_batch_size) = 2;
@@ -72,6 +72,9 @@ struct AGCLTrainerOptions
   TORCH_ARG(int64_t, decoder_steps) = -1;
   TORCH_ARG(int64_t, decoder_batch_size) = 16;
   TORCH_ARG(double, decoder_learning_rate) = 1e-3;
+  /** Stage 2's loss: the two-class Dice loss plus, when true, the pixel-wise cross-entropy
+   *  (which also weighs the organ's boundary pixels in patches where it is small). */
+  TORCH_ARG(bool, decoder_cross_entropy) = false;
   /** Linear warm-up over this share of a stage's steps, then cosine decay to 0. */
   TORCH_ARG(double, warmup_fraction) = 0.05;
   TORCH_ARG(double, weight_decay) = 1e-4;
@@ -106,7 +109,7 @@ CoarseClassWeights(const at::Tensor & counts);
 
 /** The auto rule for a stage's steps (an option of -1): ceil(passes x inputs / batch) clamped
  *  to [minimum, cap]; stage 0: 40 passes over the labelled volumes, [400, 1500]; stages 1
- *  and 2: 2 passes over the patch pool (volumes x organs x patches_per_organ), [200, 1500]. */
+ *  and 2: 8 passes over the patch pool (volumes x organs x patches_per_organ), [200, 6000]. */
 int64_t
 AutoSteps(int stage, double inputs, int64_t batch);
 

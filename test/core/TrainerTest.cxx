@@ -292,6 +292,32 @@ TEST(AGCLTrainer, EveryPretrainingModeRunsAndStage2FreezesTheEncoderUnlessNone)
   }
 }
 
+TEST(AGCLTrainer, DecoderCrossEntropyAddsThePixelCrossEntropyToTheDiceLoss)
+{
+  SyntheticData     data(Cohort(2, 1));
+  agcl::AGCLTrainer base(Options(Scratch("ce_base"), 4));
+  const std::string baseModel = base.Run(data);
+  // Stage 2 alone from the same weights and seed: the first step sees the same batch and the
+  // same logits, so the two runs' first losses differ by the cross-entropy alone.
+  auto firstLoss = [&](bool crossEntropy) {
+    auto options = Options(Scratch(crossEntropy ? "ce_on" : "ce_off"), 2).init_from(baseModel).stage(2).log_every(1);
+    options.decoder_cross_entropy(crossEntropy);
+    agcl::AGCLTrainer(options).Run(data);
+    for (const auto & record : LogRecords(Scratch(crossEntropy ? "ce_on" : "ce_off") / "log.jsonl"))
+      if (record.contains("loss") && record.at("step") == 1)
+        return record.at("loss").get<double>();
+    ADD_FAILURE() << "no step-1 loss in the log";
+    return 0.0;
+  };
+  const double dice = firstLoss(false), withCrossEntropy = firstLoss(true);
+  EXPECT_GE(dice, 0.0); // a Dice loss lies in [0, 1]
+  EXPECT_LE(dice, 1.0);
+  // A two-class pixel cross-entropy of a barely trained decoder: well above 0 (ln 2 = 0.69 for
+  // an undecided one), far below the tens a broken sum would give.
+  EXPECT_GT(withCrossEntropy - dice, 0.05);
+  EXPECT_LT(withCrossEntropy - dice, 3.0);
+}
+
 TEST(AGCLTrainer, CrashBetweenCheckpointWriteAndRenameThenResumeGivesTheUninterruptedWeights)
 {
   SyntheticData     data(Cohort(2, 1));
@@ -436,8 +462,9 @@ TEST(AGCLTrainerOptions, JsonRoundTripAndNamedErrors)
   EXPECT_EQ(json.at("coarse_steps"), -1); // a default: auto
   EXPECT_FALSE(json.contains("output_directory"));
   EXPECT_FALSE(json.contains("model"));
-  EXPECT_EQ(json.size(), 30u);                      // every AGCLTrainerOptions field but output_directory and model
-  EXPECT_EQ(json.at("coarse_class_weights"), true); // a default
+  EXPECT_EQ(json.size(), 31u);                       // every AGCLTrainerOptions field but output_directory and model
+  EXPECT_EQ(json.at("coarse_class_weights"), true);  // a default
+  EXPECT_EQ(json.at("decoder_cross_entropy"), false); // a default: Dice loss alone
 
   const agcl::AGCLTrainerOptions back = agcl::OptionsFromJson(json);
   EXPECT_EQ(agcl::OptionsToJson(back), json);
@@ -498,10 +525,11 @@ TEST(AGCLTrainer, AutoStepsArePassesOverTheInputsClampedToTheirRange)
   EXPECT_EQ(agcl::AutoSteps(0, 48, 2), 960); // the study cohort's 48 labelled volumes
   EXPECT_EQ(agcl::AutoSteps(0, 49, 2), 980);
   EXPECT_EQ(agcl::AutoSteps(0, 500, 2), 1500); // the cap
-  // Stages 1 and 2: 2 passes over the pool, in [200, 1500].
-  EXPECT_EQ(agcl::AutoSteps(1, 48 * 12 * 24, 32), 864);
-  EXPECT_EQ(agcl::AutoSteps(2, 10 * 12 * 24, 32), 200);     // 180 -> the minimum
-  EXPECT_EQ(agcl::AutoSteps(2, 48 * 12 * 24 + 1, 32), 865); // ceil
+  // Stages 1 and 2: 8 passes over the pool, in [200, 6000].
+  EXPECT_EQ(agcl::AutoSteps(1, 48 * 12 * 24, 32), 3456);      // the study cohort's pool, batch 32
+  EXPECT_EQ(agcl::AutoSteps(2, 48 * 12 * 24, 16), 6000);      // 6912 -> the cap
+  EXPECT_EQ(agcl::AutoSteps(2, 2 * 12 * 10, 16), 200);        // 120 -> the minimum
+  EXPECT_EQ(agcl::AutoSteps(2, 10 * 12 * 24 + 1, 16), 1441);  // ceil(1440.5)
   EXPECT_THROW(agcl::AutoSteps(3, 10, 2), std::invalid_argument);
 }
 
