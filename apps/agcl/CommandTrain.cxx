@@ -196,7 +196,7 @@ RegisterTrain(CLI::App & app, Runner & runner)
   sub->add_option("--patches-per-organ", t.patches_per_organ(), "patch pool: patches per organ and subject")
     ->capture_default_str();
   sub->add_option("--checkpoint-every", t.checkpoint_every(), "steps between checkpoints")->capture_default_str();
-  sub->add_option("--validate-every", t.validate_every(), "stage 2 steps between validations")->capture_default_str();
+  sub->add_option("--validate-every", t.validate_every(), "stage 2 steps between validations (-1: 20 validations per stage)")->capture_default_str();
   sub->add_option("--log-every", t.log_every(), "steps between log lines")->capture_default_str();
   sub->add_flag("--no-prefetch", options->noPrefetch, "prepare batches on the main thread");
   sub->add_flag("--quiet", options->quiet, "no progress output");

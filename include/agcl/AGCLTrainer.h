@@ -81,8 +81,9 @@ struct AGCLTrainerOptions
   /** Query patches drawn per organ and subject for the stage-1/2 patch pools. */
   TORCH_ARG(int64_t, patches_per_organ) = 24;
   TORCH_ARG(int64_t, checkpoint_every) = 50;
-  /** Stage 2: validation Dice every this many steps (and at the end). */
-  TORCH_ARG(int64_t, validate_every) = 50;
+  /** Stage 2: validation Dice every this many steps (and at the end); -1 (the default): 20
+   *  validations over the stage (every ceil(steps / 20) steps). */
+  TORCH_ARG(int64_t, validate_every) = -1;
   TORCH_ARG(int64_t, log_every) = 10;
   /** Prepare the next batch on a loader thread while the current step computes. */
   TORCH_ARG(bool, prefetch) = true;

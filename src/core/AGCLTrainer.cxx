@@ -369,12 +369,13 @@ AGCLTrainer::Run(TrainingData & data)
                               std::pair{ "pretraining_steps", o.pretraining_steps() },
                               std::pair{ "decoder_steps", o.decoder_steps() } })
     require(value >= -1, std::string(name) + " must be >= 0, or -1 (auto: sized to the cohort)");
+  require(o.validate_every() >= 1 || o.validate_every() == -1,
+          "validate_every must be >= 1, or -1 (auto: 20 validations per stage 2)");
   for (auto [name, value] : { std::pair{ "coarse_batch_size", o.coarse_batch_size() },
                               std::pair{ "pretraining_batch_size", o.pretraining_batch_size() },
                               std::pair{ "decoder_batch_size", o.decoder_batch_size() },
                               std::pair{ "patches_per_organ", o.patches_per_organ() },
                               std::pair{ "checkpoint_every", o.checkpoint_every() },
-                              std::pair{ "validate_every", o.validate_every() },
                               std::pair{ "log_every", o.log_every() },
                               std::pair{ "projection_features", o.projection_features() } })
     require(value >= 1, std::string(name) + " must be >= 1");
@@ -954,6 +955,9 @@ AGCLTrainer::Run(TrainingData & data)
     if (state.step == 0)
       m_BestDice = -1.0;
     setTrain();
+    // -1: 20 validations over the stage (a validation costs about as much as the patches of
+    // ~8 training steps at batch 16 on the study cohort).
+    const int64_t validateEvery = o.validate_every() > 0 ? o.validate_every() : std::max<int64_t>(1, (decoderSteps + 19) / 20);
     auto nextBatch = batches(patches, 2, o.decoder_batch_size(), decoderSteps, nullptr);
     runSteps(
       2,
@@ -983,7 +987,7 @@ AGCLTrainer::Run(TrainingData & data)
         return { value, x.size(0) };
       },
       [&] {
-        if (state.step % o.validate_every() == 0 || state.step == decoderSteps)
+        if (state.step % validateEvery == 0 || state.step == decoderSteps)
         {
           const double value = validate();
           if (value >= 0.0)

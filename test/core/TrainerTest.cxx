@@ -318,6 +318,25 @@ TEST(AGCLTrainer, DecoderCrossEntropyAddsThePixelCrossEntropyToTheDiceLoss)
   EXPECT_LT(withCrossEntropy - dice, 3.0);
 }
 
+TEST(AGCLTrainer, ValidateEveryMinusOneValidatesStage2TwentyTimes)
+{
+  SyntheticData     data(Cohort(2, 1));
+  agcl::AGCLTrainer base(Options(Scratch("val_base"), 4));
+  const std::string baseModel = base.Run(data);
+  auto              options = Options(Scratch("val_auto"), 40).init_from(baseModel).stage(2).validate_every(-1);
+  agcl::AGCLTrainer(options).Run(data);
+  std::vector<int64_t> steps;
+  for (const auto & record : LogRecords(Scratch("val_auto") / "log.jsonl"))
+    if (record.contains("val_dice"))
+      steps.push_back(record.at("step").get<int64_t>());
+  // 40 steps: every ceil(40 / 20) = 2 steps, 20 validations, the last at step 40.
+  std::vector<int64_t> expected;
+  for (int64_t step = 2; step <= 40; step += 2)
+    expected.push_back(step);
+  ASSERT_EQ(expected.size(), 20u);
+  EXPECT_EQ(steps, expected);
+}
+
 TEST(AGCLTrainer, CrashBetweenCheckpointWriteAndRenameThenResumeGivesTheUninterruptedWeights)
 {
   SyntheticData     data(Cohort(2, 1));
@@ -431,6 +450,8 @@ TEST(AGCLTrainer, RefusesBadOptions)
   for (auto options : { Options(Scratch("bad"), 2).label_fraction(0.0),
                         Options(Scratch("bad"), 2).stage(3),
                         Options(Scratch("bad"), 2).decoder_batch_size(0),
+                        Options(Scratch("bad"), 2).validate_every(0),
+                        Options(Scratch("bad"), 2).validate_every(-2),
                         Options(Scratch("bad"), 2).temperature(0) })
     EXPECT_THROW(agcl::AGCLTrainer(options).Run(data), std::invalid_argument);
   SyntheticData unlabelled({ { "u", 0, "train", false } });
