@@ -14,6 +14,7 @@
 #include "itkLabelBoundingBoxes.h"
 #include "itkSegmentationMetrics.h"
 
+#include "agcl/JsonInput.h"
 #include "agcl/ModelConfig.h"
 
 #include <nlohmann/json.hpp>
@@ -162,8 +163,7 @@ RunEvaluate(const EvaluateOptions & options)
   {
     try
     {
-      std::ifstream in(settingsFile);
-      config = agcl::ModelConfig::FromJson(nlohmann::json::parse(in).at("model_config"));
+      config = agcl::ModelConfig::FromJson(agcl::ReadJsonFile(settingsFile.string()).at("model_config"));
     }
     catch (const std::exception & e)
     {

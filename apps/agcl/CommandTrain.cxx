@@ -6,6 +6,7 @@
 
 #include "Subcommands.h"
 
+#include "agcl/JsonInput.h"
 #include "agcl/AGCLTrainer.h"
 #include "agcl/ModelBundle.h"
 #include "itkManifestTrainingData.h"
@@ -31,17 +32,14 @@ ReadConfig(const std::string & path)
 {
   if (path.empty())
     return {};
-  std::ifstream in(path);
-  if (!in)
-    throw InputError("config '" + path + "': cannot read the file");
   nlohmann::json json;
   try
   {
-    json = nlohmann::json::parse(in);
+    json = agcl::ReadJsonFile(path);
   }
-  catch (const nlohmann::json::exception & e)
+  catch (const std::invalid_argument & e)
   {
-    throw InputError("config '" + path + "': not valid JSON (" + e.what() + ")");
+    throw InputError(std::string("config ") + e.what());
   }
   try
   {

@@ -83,8 +83,9 @@ public:
   std::vector<std::pair<std::string, at::Tensor>>
   WithPrefix(const std::string & prefix) const;
 
-  /** Copies "prefix.name" into every parameter and buffer of `module`; a missing entry or a
-   *  shape mismatch throws ModelBundleError naming it. */
+  /** Copies "prefix.name" into every parameter and buffer of `module`; a missing entry, a
+   *  shape or dtype other than the module's, or a non-finite floating-point value throws
+   *  ModelBundleError naming the tensor. */
   void
   LoadInto(const std::string & prefix, torch::nn::Module & module) const;
 
@@ -94,8 +95,19 @@ public:
    *  rename; an exception from it propagates and leaves the temporary file. */
   void
   Save(const std::string & path, const std::function<void(const std::string &)> & beforeRename = {}) const;
+  /** Reads a bundle written by Save. Refused with ModelBundleError naming the file, before
+   *  anything large is allocated: a path that is not a regular file (a folder, FIFO, device),
+   *  a file over kMaxFileBytes, a JSON header over kMaxHeaderBytes or nested deeper than
+   *  kMaxJsonDepth, more than kMaxTensors tensors, and every inconsistency of the header with
+   *  the file (offsets, sizes, dtypes, shapes). */
   static ModelBundle
   Load(const std::string & path);
+
+  /** Limits of Load (documented in Documentation/model-format.md): ResNet-101 at width 64 with
+   *  its decoder is ~0.2 GB and ~700 tensors. */
+  static constexpr uint64_t kMaxFileBytes = uint64_t{ 8 } << 30;
+  static constexpr uint64_t kMaxHeaderBytes = uint64_t{ 16 } << 20;
+  static constexpr size_t   kMaxTensors = 100000;
 
 private:
   std::vector<std::pair<std::string, at::Tensor>> m_Tensors;

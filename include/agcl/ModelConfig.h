@@ -82,8 +82,20 @@ struct ModelConfig
   ToJson() const;
   static ModelConfig
   FromJson(const nlohmann::json & json);
+  /** Checks every field against its documented range (Documentation/model-format.md): besides
+   *  the shapes the networks need, physical ranges that keep the tiling, fusion and resampling
+   *  loops bounded (patch spacing 0 or 0.01..100 mm, margin 0..500 mm, coarse spacing
+   *  0.5..100 mm) and sizes that keep the networks below kMaxParameters (by
+   *  MinimumParameterCount, before anything is allocated). ModelBundleError names the field. */
   void
   Validate() const;
+
+  /** A lower bound on the parameters of the three networks this configuration declares (their
+   *  largest convolutions only), computed without building them; tested against the built
+   *  networks' counts. AGCLModel's loader refuses a bundle whose weights are fewer bytes. */
+  uint64_t
+  MinimumParameterCount() const;
+  static constexpr uint64_t kMaxParameters = uint64_t{ 1 } << 31;
 
   /** The organ labels in order; -1 if `label` is not an organ, else its index. */
   std::vector<int64_t>

@@ -54,7 +54,18 @@ AGCLModel::Save(const std::string & path) const
 AGCLModel
 AGCLModel::FromBundle(const ModelBundle & bundle)
 {
-  AGCLModel model(ModelConfig::FromJson(bundle.config));
+  const ModelConfig config = ModelConfig::FromJson(bundle.config);
+  // Every parameter must come from the bundle as float32: a configuration that declares larger
+  // networks than the bundle's weights can fill is refused before the networks are built.
+  uint64_t weightBytes = 0;
+  for (const auto & [name, tensor] : bundle.Tensors())
+    weightBytes += static_cast<uint64_t>(tensor.numel()) * tensor.element_size();
+  if (config.MinimumParameterCount() * 4 > weightBytes)
+    throw ModelBundleError("model bundle: its configuration declares networks of at least " +
+                           std::to_string(config.MinimumParameterCount()) + " parameters (" +
+                           std::to_string(config.MinimumParameterCount() * 4) + " bytes), but it holds " +
+                           std::to_string(weightBytes) + " bytes of weights");
+  AGCLModel model(config);
   bundle.LoadInto("coarse", *model.m_Coarse);
   bundle.LoadInto("encoder", *model.m_Encoder);
   bundle.LoadInto("decoder", *model.m_Decoder);

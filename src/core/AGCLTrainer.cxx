@@ -9,6 +9,7 @@
 #include "agcl/ConditionalContrastiveLoss.h"
 #include "agcl/Device.h"
 #include "agcl/DiceLoss.h"
+#include "agcl/JsonInput.h"
 #include "agcl/ModalityOrganClassifier.h"
 #include "agcl/PairedAugmentation.h"
 #include "agcl/ProjectionHead.h"
@@ -80,6 +81,8 @@ TrimLog(const fs::path & path, int stage, int64_t step)
   std::vector<std::string> kept;
   for (std::string line; std::getline(in, line);)
   {
+    if (JsonNestingDepth(line) > kMaxJsonDepth)
+      continue; // not a line the trainer wrote
     const auto entry = nlohmann::json::parse(line, nullptr, false);
     if (entry.is_discarded() || !entry.is_object() || !entry.contains("stage") || !entry.contains("step"))
       continue;

@@ -3,10 +3,13 @@
  *=========================================================================*/
 #include "agcl/ModelBundle.h"
 
+#include "agcl/JsonInput.h"
+
 #include <torch/torch.h>
 
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <map>
@@ -139,6 +142,12 @@ ModelBundle::LoadInto(const std::string & prefix, torch::nn::Module & module) co
          << target.sizes();
       throw ModelBundleError(os.str());
     }
+    // copy_ would convert silently (int64 counts into float weights, float into a counter).
+    if (value.scalar_type() != target.scalar_type())
+      throw ModelBundleError("model bundle: tensor '" + full + "' has dtype " + c10::toString(value.scalar_type()) +
+                             "; the model expects " + c10::toString(target.scalar_type()));
+    if (value.is_floating_point() && value.numel() > 0 && !torch::isfinite(value).all().item<bool>())
+      throw ModelBundleError("model bundle: tensor '" + full + "' holds NaN or infinite values");
     target.copy_(value);
   };
   for (auto & p : module.named_parameters(true))
@@ -212,11 +221,27 @@ ModelBundle::Load(const std::string & path)
   const std::string where = "model bundle '" + path + "': ";
   if (!LittleEndianHost())
     throw ModelBundleError(where + "big-endian hosts are not supported");
+  // A regular file of a bounded size, read in one piece: a FIFO would block, /dev/zero would
+  // never end.
+  std::error_code error;
+  const auto      status = std::filesystem::status(path, error);
+  if (error || !std::filesystem::exists(status))
+    throw ModelBundleError(where + "cannot open the file (it does not exist)");
+  if (!std::filesystem::is_regular_file(status))
+    throw ModelBundleError(where + "not a regular file (a model is read from a file, not a folder, FIFO or device)");
+  const std::uintmax_t fileSize = std::filesystem::file_size(path, error);
+  if (error)
+    throw ModelBundleError(where + "cannot get the file's size");
+  if (fileSize > kMaxFileBytes)
+    throw ModelBundleError(where + "the file has " + std::to_string(fileSize) + " bytes; a model file is at most " +
+                           std::to_string(kMaxFileBytes) + " bytes");
   std::ifstream in(path, std::ios::binary);
   if (!in)
     throw ModelBundleError(where + "cannot open the file");
-  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const uint64_t    size = bytes.size();
+  std::string bytes(static_cast<size_t>(fileSize), '\0');
+  if (!in.read(bytes.data(), static_cast<std::streamsize>(fileSize)) || in.peek() != std::char_traits<char>::eof())
+    throw ModelBundleError(where + "the file changed while it was read");
+  const uint64_t size = bytes.size();
   if (size < kPrefixSize || std::memcmp(bytes.data(), kMagic, sizeof(kMagic)) != 0)
     throw ModelBundleError(where + "not an AGCL model file (expected the magic 'AGCLMDL')");
   const uint64_t version = GetLE(bytes, 8, 4);
@@ -227,10 +252,17 @@ ModelBundle::Load(const std::string & path)
   if (headerSize > size - kPrefixSize)
     throw ModelBundleError(where + "truncated: the header claims " + std::to_string(headerSize) +
                            " bytes, the file has " + std::to_string(size - kPrefixSize) + " after the prefix");
+  if (headerSize > kMaxHeaderBytes)
+    throw ModelBundleError(where + "the header claims " + std::to_string(headerSize) + " bytes; at most " +
+                           std::to_string(kMaxHeaderBytes) + " are read");
+  const std::string_view headerText(bytes.data() + kPrefixSize, static_cast<size_t>(headerSize));
+  if (JsonNestingDepth(headerText) > kMaxJsonDepth)
+    throw ModelBundleError(where + "corrupt JSON header (nested deeper than " + std::to_string(kMaxJsonDepth) +
+                           " levels)");
   nlohmann::json header;
   try
   {
-    header = nlohmann::json::parse(bytes.begin() + kPrefixSize, bytes.begin() + kPrefixSize + headerSize);
+    header = nlohmann::json::parse(headerText.begin(), headerText.end());
   }
   catch (const nlohmann::json::exception & e)
   {
@@ -247,6 +279,9 @@ ModelBundle::Load(const std::string & path)
         !header["config"].is_object() || !header.contains("tensors") || !header["tensors"].is_array())
       throw ModelBundleError(where +
                              "the header is not that of an AGCL model (expected format, version, config, tensors)");
+    if (header["tensors"].size() > kMaxTensors)
+      throw ModelBundleError(where + "the header lists " + std::to_string(header["tensors"].size()) +
+                             " tensors; at most " + std::to_string(kMaxTensors) + " are read");
     bundle.config = header["config"];
     for (const auto & entry : header["tensors"])
     {

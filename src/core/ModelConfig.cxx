@@ -5,6 +5,8 @@
 
 #include "agcl/ModelBundle.h"
 
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <set>
 #include <sstream>
@@ -38,12 +40,6 @@ Read(const nlohmann::json & json, const char * key, T & target, const char * exp
   {
     Fail(key, expected, *it);
   }
-}
-
-bool
-Positive(double value)
-{
-  return std::isfinite(value) && value > 0.0;
 }
 } // namespace
 
@@ -196,17 +192,17 @@ ModelConfig::Validate() const
   {
     Fail("patch_size", "a multiple of 16 (and of the output stride) in 16..1024", patch_size);
   }
-  if (!(std::isfinite(patch_spacing_mm) && patch_spacing_mm >= 0.0))
+  if (!(patch_spacing_mm == 0.0 || (patch_spacing_mm >= 0.01 && patch_spacing_mm <= 100.0)))
   {
-    Fail("patch_spacing_mm", "a number >= 0 (0 = the image's spacing)", patch_spacing_mm);
+    Fail("patch_spacing_mm", "0 (the image's spacing) or 0.01..100 mm", patch_spacing_mm);
   }
   if (!(std::isfinite(window_low) && std::isfinite(window_high) && window_low < window_high))
   {
     Fail("window", "[low, high] with low < high", nlohmann::json{ window_low, window_high });
   }
-  if (!(std::isfinite(margin_mm) && margin_mm >= 0.0))
+  if (!(margin_mm >= 0.0 && margin_mm <= 500.0))
   {
-    Fail("margin_mm", "a number >= 0", margin_mm);
+    Fail("margin_mm", "0..500 mm", margin_mm);
   }
   if (!(overlap >= 0.0 && overlap <= 0.9))
   {
@@ -220,40 +216,79 @@ ModelConfig::Validate() const
   {
     Fail("encoder.depth", "18, 34, 50 or 101", encoder_depth);
   }
-  if (encoder_width < 1 || encoder_width > 1024)
+  if (encoder_width < 4 || encoder_width > 1024 || encoder_width % 4 != 0)
   {
-    Fail("encoder.width", "1..1024", encoder_width);
+    Fail("encoder.width", "a multiple of 4 in 4..1024", encoder_width);
   }
   if (output_stride != 8 && output_stride != 16 && output_stride != 32)
   {
     Fail("encoder.output_stride", "8, 16 or 32", output_stride);
   }
-  if (decoder_channels < 1 || decoder_low_level_projection < 1 || decoder_rates.size() != 3)
+  if (decoder_channels < 1 || decoder_channels > 4096 || decoder_low_level_projection < 1 ||
+      decoder_low_level_projection > 4096 || decoder_rates.size() != 3 ||
+      std::any_of(decoder_rates.begin(), decoder_rates.end(), [](int64_t r) { return r < 1 || r > 256; }))
   {
-    Fail("decoder", "positive channels and three atrous rates", ToJson()["decoder"]);
+    Fail("decoder", "channels and low_level_projection in 1..4096 and three atrous rates in 1..256",
+         ToJson()["decoder"]);
   }
   for (const double s : coarse_spacing_mm)
   {
-    if (!Positive(s))
-      Fail("coarse.spacing_mm", "three positive spacings in mm", coarse_spacing_mm);
+    if (!(s >= 0.5 && s <= 100.0))
+      Fail("coarse.spacing_mm", "three spacings in 0.5..100 mm", coarse_spacing_mm);
   }
   if (!(std::isfinite(coarse_window_low) && std::isfinite(coarse_window_high) &&
         coarse_window_low < coarse_window_high))
   {
     Fail("coarse.window", "[low, high] with low < high", nlohmann::json{ coarse_window_low, coarse_window_high });
   }
-  if (coarse_base_channels < 1 || coarse_levels < 1 || coarse_levels > 6)
+  if (coarse_base_channels < 1 || coarse_base_channels > 1024 || coarse_levels < 1 || coarse_levels > 6)
   {
-    Fail("coarse", "base_channels >= 1 and levels in 1..6", ToJson()["coarse"]);
+    Fail("coarse", "base_channels in 1..1024 and levels in 1..6", ToJson()["coarse"]);
   }
-  if (coarse_window_slices != 0 && coarse_window_slices < 8)
+  if (coarse_window_slices != 0 && (coarse_window_slices < 8 || coarse_window_slices > 4096))
   {
-    Fail("coarse.window_slices", "0 (whole volume) or at least 8 slices", coarse_window_slices);
+    Fail("coarse.window_slices", "0 (whole volume) or 8..4096 slices", coarse_window_slices);
   }
   if (!(coarse_attention_probability >= 0.0 && coarse_attention_probability < 1.0))
   {
     Fail("coarse.attention_probability", "a probability in [0, 1) (0 = argmax only)", coarse_attention_probability);
   }
+  if (MinimumParameterCount() > kMaxParameters)
+  {
+    Fail("encoder/decoder/coarse sizes",
+         "networks of at most " + std::to_string(kMaxParameters) + " parameters (these sizes need at least " +
+           std::to_string(MinimumParameterCount()) + ")",
+         nlohmann::json{ { "encoder", ToJson()["encoder"] },
+                         { "decoder", ToJson()["decoder"] },
+                         { "coarse", ToJson()["coarse"] } });
+  }
+}
+
+uint64_t
+ModelConfig::MinimumParameterCount() const
+{
+  // Encoder: the 3x3 convolution of every residual block (planes x planes x 9; a bottleneck
+  // block's 1x1 expansion adds planes x 4 planes); the fields' ranges keep this far from
+  // overflowing 64 bits.
+  const bool                   bottleneck = encoder_depth >= 50;
+  const std::array<uint64_t, 4> blocks = encoder_depth == 18    ? std::array<uint64_t, 4>{ 2, 2, 2, 2 }
+                                        : encoder_depth == 101 ? std::array<uint64_t, 4>{ 3, 4, 23, 3 }
+                                                               : std::array<uint64_t, 4>{ 3, 4, 6, 3 };
+  uint64_t count = 0;
+  for (int k = 0; k < 4; ++k)
+  {
+    const uint64_t planes = static_cast<uint64_t>(std::max<int64_t>(encoder_width, 1)) << k;
+    count += blocks[k] * (bottleneck ? 13 : 9) * planes * planes;
+  }
+  // Decoder: the 3x3 refinement of (channels + projection) into channels.
+  const uint64_t c = static_cast<uint64_t>(std::max<int64_t>(decoder_channels, 1));
+  const uint64_t p = static_cast<uint64_t>(std::max<int64_t>(decoder_low_level_projection, 1));
+  count += 9 * c * (c + p);
+  // Coarse network: the deepest level's second 3x3x3 convolution.
+  const uint64_t deepest = static_cast<uint64_t>(std::max<int64_t>(coarse_base_channels, 1))
+                           << std::clamp<int64_t>(coarse_levels - 1, 0, 5);
+  count += 27 * deepest * deepest;
+  return count;
 }
 
 std::vector<int64_t>

@@ -97,12 +97,32 @@ TEST(ModelConfig, BadValuesNameTheKey)
     "organs");
   ExpectConfigError([&] { agcl::ModelConfig::FromJson(with("organs", { "spleen" })); }, "organs");
   ExpectConfigError([&] { agcl::ModelConfig::FromJson(with("encoder", { { "depth", 19 } })); }, "encoder.depth");
+  // The encoder builds only multiples of 4: refused here, not later by the network's own check.
+  ExpectConfigError([&] { agcl::ModelConfig::FromJson(with("encoder", { { "width", 9 } })); }, "encoder.width");
   ExpectConfigError(
     [&] {
       agcl::ModelConfig::FromJson(with("coarse", { { "spacing_mm", { 4, 0, 4 } } }));
     },
     "coarse.spacing_mm");
   ExpectConfigError([] { agcl::ModelConfig::FromJson(nlohmann::json::array()); }, "config");
+  // Physical ranges that keep the tiling, fusion and resampling loops bounded.
+  for (const double spacing : { 1e-300, 0.005, 101.0 })
+    ExpectConfigError([&] { agcl::ModelConfig::FromJson(with("patch_spacing_mm", spacing)); }, "patch_spacing_mm");
+  EXPECT_NO_THROW(agcl::ModelConfig::FromJson(with("patch_spacing_mm", 0.0))); // the image's spacing
+  EXPECT_NO_THROW(agcl::ModelConfig::FromJson(with("patch_spacing_mm", 0.01)));
+  for (const double margin : { -1.0, 500.5, 1e300 })
+    ExpectConfigError([&] { agcl::ModelConfig::FromJson(with("margin_mm", margin)); }, "margin_mm");
+  EXPECT_NO_THROW(agcl::ModelConfig::FromJson(with("margin_mm", 500.0)));
+  ExpectConfigError(
+    [&] {
+      agcl::ModelConfig::FromJson(with("coarse", { { "spacing_mm", { 8, 8, 1e-9 } } }));
+    },
+    "coarse.spacing_mm");
+  ExpectConfigError([&] { agcl::ModelConfig::FromJson(with("coarse", { { "base_channels", 100000 } })); }, "coarse");
+  ExpectConfigError([&] { agcl::ModelConfig::FromJson(with("coarse", { { "window_slices", 1 << 20 } })); },
+                    "coarse.window_slices");
+  ExpectConfigError([&] { agcl::ModelConfig::FromJson(with("decoder", { { "channels", 1 << 20 } })); }, "decoder");
+  ExpectConfigError([&] { agcl::ModelConfig::FromJson(with("decoder", { { "rates", { 6, 0, 18 } } })); }, "decoder");
 }
 
 TEST(AGCLModel, SaveLoadGivesIdenticalNetworks)
@@ -145,8 +165,48 @@ TEST(AGCLModel, WeightsForAnotherWidthAreRefused)
 {
   agcl::AGCLModel   model(Tiny());
   agcl::ModelBundle bundle = model.ToBundle();
-  bundle.config["encoder"]["width"] = 16;
+  bundle.config["encoder"]["width"] = 4; // fewer parameters than the weights: passes the size bound below
   ExpectConfigError([&] { agcl::AGCLModel::FromBundle(bundle); }, "encoder.");
+}
+
+TEST(AGCLModel, AConfigDeclaringMoreWeightsThanTheBundleHoldsIsRefusedBeforeBuilding)
+{
+  agcl::AGCLModel   model(Tiny());
+  agcl::ModelBundle bundle = model.ToBundle();
+  // Width 512: at least 9 x 2 x 512^2 x (1 + 4 + 16 + 64) = 401 M parameters (1.6 GB) would be
+  // built before the first shape check; the bundle holds well under 1 MB.
+  bundle.config["encoder"]["width"] = 512;
+  ExpectConfigError([&] { agcl::AGCLModel::FromBundle(bundle); }, "declares networks of at least 401");
+  // Sizes beyond kMaxParameters are refused by the configuration itself.
+  nlohmann::json json = Tiny().ToJson();
+  json["encoder"] = { { "depth", 101 }, { "width", 1024 } };
+  ExpectConfigError([&] { agcl::ModelConfig::FromJson(json); }, "networks of at most 2147483648 parameters");
+}
+
+TEST(ModelConfig, MinimumParameterCountBoundsTheBuiltNetworksFromBelow)
+{
+  // The bound against the built networks' parameter counts, for every encoder depth and a few
+  // sizes: at most the real count, and not vacuous (at least a quarter of it).
+  for (const int64_t depth : { 18, 34, 50, 101 })
+    for (const int64_t width : { 4, 8 })
+      for (const int64_t levels : { 2, 4 })
+      {
+        agcl::ModelConfig config = Tiny();
+        config.encoder_depth = depth;
+        config.encoder_width = width;
+        config.coarse_levels = levels;
+        config.decoder_channels = 8 * width;
+        agcl::AGCLModel model(config);
+        uint64_t        built = 0;
+        for (const auto * module : { static_cast<const torch::nn::Module *>(model.Coarse().get()),
+                                     static_cast<const torch::nn::Module *>(model.Encoder().get()),
+                                     static_cast<const torch::nn::Module *>(model.Decoder().get()) })
+          for (const auto & p : module->parameters())
+            built += static_cast<uint64_t>(p.numel());
+        const uint64_t bound = config.MinimumParameterCount();
+        EXPECT_LE(bound, built) << "depth " << depth << " width " << width << " levels " << levels;
+        EXPECT_GE(4 * bound, built) << "depth " << depth << " width " << width << " levels " << levels;
+      }
 }
 
 TEST(AGCLModel, CoarseClassesAreTheArgmaxOfTheZeroPaddedVolume)

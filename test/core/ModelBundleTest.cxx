@@ -7,9 +7,13 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <sys/stat.h>
+
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 namespace {
 namespace fs = std::filesystem;
@@ -34,6 +38,20 @@ WriteBytes(const fs::path & path, const std::string & bytes)
 {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+// A version-1 file written by hand: prefix, the given JSON header, padding, `dataBytes` zeros.
+void
+WriteBundleBytes(const fs::path & path, const std::string & json, size_t dataBytes)
+{
+  std::string bytes("AGCLMDL\0", 8);
+  bytes += std::string("\x01\0\0\0\0\0\0\0", 8);
+  for (int i = 0; i < 8; ++i)
+    bytes.push_back(static_cast<char>((json.size() >> (8 * i)) & 0xFF));
+  bytes += json;
+  bytes.resize((bytes.size() + 63) / 64 * 64, '\0');
+  bytes += std::string(dataBytes, '\0');
+  WriteBytes(path, bytes);
 }
 
 template <typename F>
@@ -155,15 +173,7 @@ TEST(ModelBundle, ForgedOffsetsAndSizesAreChecked)
 {
   const fs::path bad = Scratch("forged.agcl");
   auto           forge = [&](const std::string & tensorJson) {
-    const std::string json = R"({"format":"agcl-model","version":1,"config":{},"tensors":[)" + tensorJson + "]}";
-    std::string       bytes("AGCLMDL\0", 8);
-    bytes += std::string("\x01\0\0\0\0\0\0\0", 8);
-    for (int i = 0; i < 8; ++i)
-      bytes.push_back(static_cast<char>((json.size() >> (8 * i)) & 0xFF));
-    bytes += json;
-    bytes.resize((bytes.size() + 63) / 64 * 64, '\0');
-    bytes += std::string(16, '\0'); // 16 data bytes
-    WriteBytes(bad, bytes);
+    WriteBundleBytes(bad, R"({"format":"agcl-model","version":1,"config":{},"tensors":[)" + tensorJson + "]}", 16);
   };
   forge(R"({"name":"a","dtype":"float32","shape":[4],"offset":0,"nbytes":16})");
   EXPECT_EQ(agcl::ModelBundle::Load(bad.string()).Get("a").numel(), 4);
@@ -179,6 +189,73 @@ TEST(ModelBundle, ForgedOffsetsAndSizesAreChecked)
   ExpectBundleError([&] { agcl::ModelBundle::Load(bad.string()); }, "invalid shape");
   forge(R"({"name":"a","dtype":"float32","offset":0,"nbytes":16})");
   ExpectBundleError([&] { agcl::ModelBundle::Load(bad.string()); }, "malformed header");
+}
+
+TEST(ModelBundle, HostileFilesAreRefusedBeforeLargeAllocations)
+{
+  // Not regular files: a folder, a FIFO (reading would block), a device (/dev/zero never ends).
+  const fs::path folder = Scratch("folder.agcl");
+  fs::create_directories(folder);
+  ExpectBundleError([&] { agcl::ModelBundle::Load(folder.string()); }, "not a regular file");
+  const fs::path fifo = Scratch("fifo.agcl");
+  fs::remove(fifo);
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  ExpectBundleError([&] { agcl::ModelBundle::Load(fifo.string()); }, "not a regular file");
+  ExpectBundleError([&] { agcl::ModelBundle::Load("/dev/zero"); }, "not a regular file");
+
+  const fs::path bad = Scratch("hostile.agcl");
+  auto           write = [&](const std::string & json) { WriteBundleBytes(bad, json, 0); };
+  // Nesting: the header object is level 1, "config" level 2, then `extra` arrays.
+  auto nested = [](int extra) {
+    return R"({"format":"agcl-model","version":1,"config":{"deep":)" + std::string(extra, '[') +
+           std::string(extra, ']') + R"(},"tensors":[]})";
+  };
+  write(nested(62)); // 64 levels: read
+  EXPECT_EQ(agcl::ModelBundle::Load(bad.string()).config.at("deep").size(), 1u);
+  write(nested(63)); // 65 levels
+  ExpectBundleError([&] { agcl::ModelBundle::Load(bad.string()); }, "nested deeper than 64 levels");
+  write(nested(200000)); // would overflow the stack when the config is copied
+  ExpectBundleError([&] { agcl::ModelBundle::Load(bad.string()); }, "nested deeper than 64 levels");
+  // Brackets inside strings do not count.
+  write(R"({"format":"agcl-model","version":1,"config":{"text":")" + std::string(1000, '[') + R"("},"tensors":[]})");
+  EXPECT_EQ(agcl::ModelBundle::Load(bad.string()).config.at("text").get<std::string>().size(), 1000u);
+
+  // A header over 16 MiB, and more than 100 000 tensors (each empty, so the file is valid
+  // otherwise): refused by their counts.
+  write(R"({"format":"agcl-model","version":1,"config":{"text":")" + std::string((16u << 20) + 1, 'x') +
+        R"("},"tensors":[]})");
+  ExpectBundleError([&] { agcl::ModelBundle::Load(bad.string()); }, "at most 16777216 are read");
+  std::string many = R"({"format":"agcl-model","version":1,"config":{},"tensors":[)";
+  for (int i = 0; i <= 100000; ++i)
+    many += (i ? "," : "") + std::string(R"({"name":"t)") + std::to_string(i) +
+            R"(","dtype":"float32","shape":[0],"offset":0,"nbytes":0})";
+  write(many + "]}");
+  ExpectBundleError([&] { agcl::ModelBundle::Load(bad.string()); }, "lists 100001 tensors; at most 100000");
+}
+
+TEST(ModelBundle, LoadIntoRefusesAnotherDtypeAndNonFiniteWeights)
+{
+  torch::nn::Linear reference(3, 2);
+  agcl::ModelBundle good;
+  good.AddModule("m", *reference);
+  torch::nn::Linear target(3, 2);
+  good.LoadInto("m", *target);
+  EXPECT_TRUE(torch::equal(target->weight, reference->weight));
+
+  agcl::ModelBundle wrongType;
+  wrongType.Add("m.weight", reference->weight.detach().to(torch::kDouble));
+  wrongType.Add("m.bias", reference->bias.detach().clone());
+  ExpectBundleError([&] { wrongType.LoadInto("m", *target); }, "'m.weight' has dtype Double; the model expects Float");
+
+  for (const double bad : { std::nan(""), std::numeric_limits<double>::infinity() })
+  {
+    agcl::ModelBundle nonFinite;
+    nonFinite.Add("m.weight", reference->weight.detach().clone());
+    at::Tensor bias = reference->bias.detach().clone();
+    bias[1] = bad;
+    nonFinite.Add("m.bias", bias);
+    ExpectBundleError([&] { nonFinite.LoadInto("m", *target); }, "'m.bias' holds NaN or infinite values");
+  }
 }
 
 TEST(ModelBundle, AFailedSaveLeavesNothingBehind)

@@ -6,6 +6,7 @@
 
 #include "OutputFiles.h" // apps/agcl: atomic image writing
 #include "ReadImage.h"   // apps/agcl: image reading with the file named in errors
+#include "agcl/JsonInput.h"
 #include "agcl/AGCLModel.h"
 #include "agcl/AGCLTrainer.h"
 #include "agcl/BuildInfo.h"
@@ -637,9 +638,9 @@ Train(const std::string & manifest,
   try
   {
     if (!configJson.empty())
-      config = ModelConfig::FromJson(nlohmann::json::parse(configJson));
+      config = ModelConfig::FromJson(agcl::ParseJson(configJson, "model config"));
     // The AGCLTrainerOptions names; every other key is an error (named).
-    o = OptionsFromJson(optionsJson.empty() ? nlohmann::json::object() : nlohmann::json::parse(optionsJson));
+    o = OptionsFromJson(optionsJson.empty() ? nlohmann::json::object() : agcl::ParseJson(optionsJson, "options"));
   }
   catch (const nlohmann::json::exception & e)
   {

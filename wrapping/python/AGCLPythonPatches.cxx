@@ -6,6 +6,7 @@
 #include "AGCLPython.h"
 #include "AGCLPythonInternal.h"
 
+#include "agcl/JsonInput.h"
 #include "agcl/AGCLModel.h"
 #include "agcl/ModelBundle.h"
 #include "agcl/Threading.h"
@@ -87,7 +88,7 @@ Model::FromConfig(const std::string & configJson, uint64_t seed)
   try
   {
     if (!configJson.empty())
-      config = ModelConfig::FromJson(nlohmann::json::parse(configJson));
+      config = ModelConfig::FromJson(agcl::ParseJson(configJson, "model config"));
     config.Validate();
   }
   catch (const nlohmann::json::exception & e)
@@ -299,7 +300,7 @@ TensorData::SetMetadataJson(const std::string & json)
   itk::TensorDataObject::MetadataType metadata;
   try
   {
-    const auto items = nlohmann::json::parse(json);
+    const auto items = agcl::ParseJson(json, "metadata");
     if (!items.is_array())
       throw std::invalid_argument("metadata: expected a list with one dict per item");
     for (size_t i = 0; i < items.size(); ++i)
