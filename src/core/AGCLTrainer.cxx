@@ -18,6 +18,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <set>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -193,6 +194,57 @@ Fingerprint(const AGCLTrainerOptions & o)
   return fingerprint;
 }
 
+// The first key path ("coarse.spacing_mm") where two configurations' JSON differ, provenance
+// and trainer state aside; "" when they are equal.
+std::string
+FirstDifference(const nlohmann::json & a, const nlohmann::json & b, const std::string & path = "")
+{
+  if (!a.is_object() || !b.is_object())
+    return a == b ? "" : (path.empty() ? "(the whole configuration)" : path);
+  std::set<std::string> keys;
+  for (const auto & item : a.items())
+    keys.insert(item.key());
+  for (const auto & item : b.items())
+    keys.insert(item.key());
+  for (const auto & key : keys)
+  {
+    if (path.empty() && (key == "provenance" || key == "trainer"))
+      continue;
+    const std::string where = path.empty() ? key : path + "." + key;
+    if (!a.contains(key) || !b.contains(key))
+      return where;
+    if (std::string d = FirstDifference(a.at(key), b.at(key), where); !d.empty())
+      return d;
+  }
+  return "";
+}
+
+// The value at a FirstDifference path, as JSON text ("absent" when missing).
+std::string
+ValueAt(const nlohmann::json & json, const std::string & path)
+{
+  std::string pointer = "/" + path;
+  std::replace(pointer.begin(), pointer.end(), '.', '/');
+  const nlohmann::json::json_pointer at(pointer);
+  return json.contains(at) ? json.at(at).dump() : "absent";
+}
+
+// What a checkpoint records of the training data, to refuse resuming on other data: each
+// subject's name, modality, split and whether it is labelled, in the data's order.
+nlohmann::json
+DataFingerprint(const std::vector<TrainingSubject> & subjects, const ModelConfig & config)
+{
+  nlohmann::json rows = nlohmann::json::array();
+  for (const auto & s : subjects)
+    rows.push_back({ s.name,
+                     s.modality >= 0 && s.modality < static_cast<int64_t>(config.modalities.size())
+                       ? config.modalities[s.modality]
+                       : std::to_string(s.modality),
+                     s.split,
+                     s.labelled });
+  return rows;
+}
+
 void
 CopyModule(torch::nn::Module & target, const torch::nn::Module & source)
 {
@@ -317,6 +369,7 @@ struct AGCLTrainer::State
   int64_t                      step = 0;   // its steps already done
   ModelBundle                  checkpoint; // loaded when resuming
   bool                         haveCheckpoint = false;
+  bool                         resumed = false; // a checkpoint was loaded (its config and data were checked)
   std::ofstream                log;
   bool                         terminal = false;
   Clock::time_point            intervalStart;
@@ -409,7 +462,17 @@ AGCLTrainer::Run(TrainingData & data)
                                     value.dump() + " here but " +
                                     trainer.at("options").value(key, nlohmann::json()).dump() + " in the checkpoint");
     }
+    // The configuration this run would build (from init_from, else the options') must be the
+    // checkpoint's: a resume never silently takes another one.
+    const nlohmann::json given =
+      (o.init_from().empty() ? o.model() : ModelConfig::FromJson(ModelBundle::Load(o.init_from()).config)).ToJson();
+    const nlohmann::json saved = ModelConfig::FromJson(state.checkpoint.config).ToJson();
+    if (const std::string key = FirstDifference(given, saved); !key.empty())
+      throw std::invalid_argument("AGCLTrainer: cannot resume '" + checkpointPath +
+                                  "': the model configuration differs at '" + key + "': " + ValueAt(given, key) +
+                                  " here but " + ValueAt(saved, key) + " in the checkpoint");
     m_Model = std::make_shared<AGCLModel>(AGCLModel::FromBundle(state.checkpoint));
+    state.resumed = true;
     state.stage = trainer.at("stage").get<int>();
     state.step = trainer.at("step").get<int64_t>();
     m_BestDice = trainer.at("best_dice").get<double>();
@@ -437,6 +500,28 @@ AGCLTrainer::Run(TrainingData & data)
 
   // Subjects: labelled training subjects (label fraction), stage-1 subjects, validation.
   state.subjects = data.Subjects();
+  if (state.resumed)
+  {
+    const nlohmann::json given = DataFingerprint(state.subjects, config);
+    const nlohmann::json saved = state.checkpoint.config.at("trainer").value("subjects", nlohmann::json());
+    if (given != saved)
+    {
+      std::string what = "the checkpoint records no subjects (written by an older version)";
+      if (saved.is_array())
+      {
+        size_t row = 0;
+        while (row < given.size() && row < saved.size() && given[row] == saved[row])
+          ++row;
+        what = row < given.size() && row < saved.size()
+                 ? "subject " + std::to_string(row + 1) + " is " + given[row].dump() + " here but " + saved[row].dump() +
+                     " in the checkpoint"
+                 : std::to_string(given.size()) + " subjects here but " + std::to_string(saved.size()) +
+                     " in the checkpoint";
+      }
+      throw std::invalid_argument("AGCLTrainer: cannot resume '" + checkpointPath +
+                                  "': the training data differ ([name, modality, split, labelled]): " + what);
+    }
+  }
   std::vector<size_t> labelledTraining;
   for (size_t i = 0; i < state.subjects.size(); ++i)
   {
@@ -579,7 +664,8 @@ AGCLTrainer::Run(TrainingData & data)
                                  { "step", state.step },
                                  { "best_dice", m_BestDice },
                                  { "options", Fingerprint(o) },
-                                 { "labelled_subjects", m_Labelled } };
+                                 { "labelled_subjects", m_Labelled },
+                                 { "subjects", DataFingerprint(state.subjects, m_Model->Config()) } };
     if (optimizer)
       optimizer->Save(bundle, "adam");
     if (auxiliary)

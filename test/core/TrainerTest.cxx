@@ -388,6 +388,27 @@ TEST(AGCLTrainer, CrashBetweenCheckpointWriteAndRenameThenResumeGivesTheUninterr
   {
     EXPECT_NE(std::string(e.what()).find("'seed'"), std::string::npos) << e.what();
   }
+  // ... nor with another model configuration, nor on other data; each named.
+  auto expectRefused = [&](const agcl::AGCLTrainerOptions & options, SyntheticData & cohort, const std::string & text) {
+    fs::create_directories(directory);
+    previous.Save(checkpoint);
+    try
+    {
+      agcl::AGCLTrainer(options).Run(cohort);
+      ADD_FAILURE() << "resumed; expected an error mentioning " << text;
+    }
+    catch (const std::invalid_argument & e)
+    {
+      EXPECT_NE(std::string(e.what()).find(text), std::string::npos) << e.what();
+    }
+  };
+  agcl::ModelConfig otherConfig = SmallConfig();
+  otherConfig.margin_mm = 3.5;
+  expectRefused(Options(directory, 10).resume(true).model(otherConfig), data,
+                "the model configuration differs at 'margin_mm': 3.5 here but " +
+                  nlohmann::json(SmallConfig().margin_mm).dump() + " in the checkpoint");
+  SyntheticData moreSubjects(Cohort(3, 1));
+  expectRefused(Options(directory, 10).resume(true), moreSubjects, "the training data differ");
   auto again = Options(Scratch("unused"), 10).output_directory(directory.string()); // no resume
   try
   {
