@@ -137,6 +137,25 @@ def test_tensor_data_round_trip_views_and_metadata():
     assert t.GetTensorNames() == []
 
 
+def test_the_native_layer_reads_no_raw_address():
+    # Reading memory from an address given by Python would crash it (or leak memory contents):
+    # the native image has no FromBuffer, and tensors are copied from buffers, checked first.
+    from itk_agcl import _native
+    assert not hasattr(_native.Image, "FromBuffer")
+    native = itk_agcl.TensorDataObject.New()._native
+    for not_a_buffer in (0, 12345678, None, "abcd"):
+        with pytest.raises((RuntimeError, TypeError), match="C-contiguous buffer"):
+            native.SetTensorFromBuffer("x", "float32", [1], not_a_buffer)
+    with pytest.raises(RuntimeError, match="8 bytes do not match its shape \\(4 expected\\)"):
+        native.SetTensorFromBuffer("x", "float32", [1], np.zeros(2, np.float32))
+    with pytest.raises(RuntimeError, match="C-contiguous buffer"):
+        native.SetTensorFromBuffer("x", "float32", [2], np.zeros(4, np.float32)[::2])
+    with pytest.raises(RuntimeError, match="shape overflows"):
+        native.SetTensorFromBuffer("x", "float32", [1 << 62, 1 << 62], np.zeros(1, np.float32))
+    native.SetTensorFromBuffer("x", "float32", [2], np.array([1.5, -2.0], np.float32))
+    np.testing.assert_array_equal(itk_agcl.TensorDataObject(native).GetTensor("x"), [1.5, -2.0])
+
+
 # ------------------------------------------------------------------------------- the filters
 def _attention(phantom, organs, margin=6.0):
     ct, labels = phantom

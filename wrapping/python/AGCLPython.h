@@ -184,13 +184,15 @@ public:
   HasTensor(const std::string & name) const;
   TensorView
   GetTensor(const std::string & name) const;
-  /** A new CPU tensor of `dtype` and `shape`, a copy of `data` (C-contiguous, `nbytes`). */
+  /** A new CPU tensor of `dtype` and `shape`, a copy of `buffer`: any Python object with a
+   *  C-contiguous buffer (a numpy array) of exactly the shape's byte count, checked before
+   *  anything is allocated. Takes no raw address: nothing from Python can make it read
+   *  arbitrary memory. */
   void
   SetTensorFromBuffer(const std::string &          name,
                       const std::string &          dtype,
                       const std::vector<int64_t> & shape,
-                      uintptr_t                    data,
-                      uint64_t                     nbytes);
+                      PyObject *                   buffer);
   void
   RemoveTensor(const std::string & name);
   /** JSON list, one object per item: organ, modality, slice, index [3], origin [3] (mm),

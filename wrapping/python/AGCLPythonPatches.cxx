@@ -22,7 +22,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <map>
+#include <memory>
 
 namespace agcl::python {
 using namespace detail;
@@ -251,18 +253,32 @@ void
 TensorData::SetTensorFromBuffer(const std::string &          name,
                                 const std::string &          dtype,
                                 const std::vector<int64_t> & shape,
-                                uintptr_t                    data,
-                                uint64_t                     nbytes)
+                                PyObject *                   buffer)
 {
   const at::ScalarType type = ParseDType(dtype, "tensor '" + name + "'");
+  uint64_t             expected = c10::elementSize(type);
   for (int64_t extent : shape)
+  {
     if (extent < 0)
       throw std::invalid_argument("tensor '" + name + "': negative extent in its shape");
+    if (extent > 0 && expected > std::numeric_limits<uint64_t>::max() / static_cast<uint64_t>(extent))
+      throw std::invalid_argument("tensor '" + name + "': its shape overflows");
+    expected *= static_cast<uint64_t>(extent);
+  }
+  // The caller's buffer, held while it is copied (the GIL is held: called from Python).
+  Py_buffer view;
+  if (buffer == nullptr || PyObject_GetBuffer(buffer, &view, PyBUF_C_CONTIGUOUS) != 0)
+  {
+    PyErr_Clear();
+    throw std::invalid_argument("tensor '" + name + "': expected an object with a C-contiguous buffer (a numpy array)");
+  }
+  std::unique_ptr<Py_buffer, void (*)(Py_buffer *)> release(&view, PyBuffer_Release);
+  if (view.len < 0 || static_cast<uint64_t>(view.len) != expected)
+    throw std::invalid_argument("tensor '" + name + "': " + std::to_string(view.len) + " bytes do not match its shape (" +
+                                std::to_string(expected) + " expected)");
   at::Tensor tensor = torch::empty(shape, torch::TensorOptions().dtype(type));
-  if (static_cast<uint64_t>(tensor.nbytes()) != nbytes)
-    throw std::invalid_argument("tensor '" + name + "': " + std::to_string(nbytes) + " bytes do not match its shape");
-  if (nbytes > 0)
-    std::memcpy(tensor.data_ptr(), reinterpret_cast<const void *>(data), nbytes);
+  if (expected > 0)
+    std::memcpy(tensor.data_ptr(), view.buf, expected);
   try
   {
     m_Holder->object->SetTensor(name, tensor);

@@ -41,12 +41,13 @@ import_array();
   }
 }
 
-%typemap(in) PyObject * callable, PyObject * progress
+%typemap(in) PyObject * callable, PyObject * progress, PyObject * buffer
 {
   $1 = $input;
 }
 
-// Not for Python: raw ITK pointers.
+// Not for Python: raw ITK pointers, and reading from a raw address (Python passes buffers).
+%ignore agcl::python::Image::FromBuffer;
 %ignore agcl::python::Image::GetITKImage;
 %ignore agcl::python::Image::FromITK;
 %ignore agcl::python::Image::operator=;

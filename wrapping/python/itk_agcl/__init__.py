@@ -379,8 +379,7 @@ class TensorDataObject(object):
             raise TypeError("%s: dtype %s is not supported (expected one of %s)"
                             % (name, array.dtype, ", ".join(sorted(_TYPESTR))))
         array = _np.ascontiguousarray(array, dtype=dtype)  # a copy only when not C-contiguous
-        self._native.SetTensorFromBuffer(name, names[dtype], [int(n) for n in array.shape],
-                                         int(array.__array_interface__["data"][0]), int(array.nbytes))
+        self._native.SetTensorFromBuffer(name, names[dtype], [int(n) for n in array.shape], array)
 
     def RemoveTensor(self, name):
         self._native.RemoveTensor(_string("name", name))
