@@ -12,6 +12,7 @@
 
 #include "agcl/WilcoxonSignedRank.h"
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -62,15 +63,23 @@ ReadEvaluation(const std::string & file)
       evaluation.organs.push_back(cells[organ]);
     if (cells[dice].empty())
       continue; // both empty: no Dice
+    double value = 0.0;
     try
     {
-      evaluation.dice[{ cells[subject], cells[organ] }][cells[image]] = std::stod(cells[dice]);
+      size_t used = 0;
+      value = std::stod(cells[dice], &used);
+      if (used != cells[dice].size() || !std::isfinite(value))
+        throw std::invalid_argument("trailing text");
     }
     catch (const std::exception &)
     {
       throw InputError("'" + file + "', line " + std::to_string(number) + ": dice '" + cells[dice] +
                        "' is not a number");
     }
+    // A second row for the same (subject, organ, image) would silently replace the first.
+    if (!evaluation.dice[{ cells[subject], cells[organ] }].emplace(cells[image], value).second)
+      throw InputError("'" + file + "', line " + std::to_string(number) + ": a second row for subject '" +
+                       cells[subject] + "', organ '" + cells[organ] + "', image '" + cells[image] + "'");
   }
   return evaluation;
 }
@@ -151,6 +160,21 @@ RunCompare(const CompareOptions & options)
     }
     table << Row(organ, da, db, csv);
   }
+  // Volumes that one evaluation has and the other lacks are left out of the pairs: say so.
+  auto unmatched = [](const Evaluation & x, const Evaluation & y) {
+    int64_t count = 0;
+    for (const auto & [key, volumes] : x.dice)
+      for (const auto & entry : volumes)
+      {
+        const auto other = y.dice.find(key);
+        count += other == y.dice.end() || other->second.count(entry.first) == 0 ? 1 : 0;
+      }
+    return count;
+  };
+  if (const int64_t onlyA = unmatched(a, b), onlyB = unmatched(b, a); onlyA + onlyB > 0)
+    std::cerr << "note: " << onlyA << " (subject, organ, image) Dice values of A and " << onlyB
+              << " of B have no counterpart in the other file and are not compared (images are matched by the "
+                 "'image' column)\n";
   std::vector<double> oa, ob;
   for (const auto & [subject, values] : perSubject)
   {
