@@ -13,9 +13,11 @@
 #include "itkGDCMSeriesFileNames.h"
 #include "itkImageFileReader.h"
 #include "itkImageSeriesReader.h"
+#include "itkReadLabelMap.h"
 
 #include <filesystem>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace agcl::cli {
@@ -30,6 +32,9 @@ ReadImage(const std::string & file, const std::string & what)
   }
   try
   {
+    // Label maps: every voxel checked (a 16-bit 257 must not become label 1).
+    if constexpr (std::is_same_v<typename TImage::PixelType, unsigned char>)
+      return itk::ReadLabelMap<TImage>(file);
     auto reader = itk::ImageFileReader<TImage>::New();
     reader->SetFileName(file);
     reader->Update();
@@ -40,6 +45,10 @@ ReadImage(const std::string & file, const std::string & what)
   catch (const itk::ExceptionObject & e)
   {
     throw InputError("cannot read " + what + " '" + file + "': " + e.GetDescription());
+  }
+  catch (const std::invalid_argument & e)
+  {
+    throw InputError(what + ": " + e.what());
   }
 }
 

@@ -7,6 +7,7 @@
 #include "itkAGCLModelObject.h"
 #include "itkCoarseAttentionFilter.h"
 #include "itkImageFileReader.h"
+#include "itkReadLabelMap.h"
 #include "itkImageToTensor.h"
 #include "itkQueryPatchSamplerFilter.h"
 
@@ -24,6 +25,9 @@ Read(const std::string & file, const std::string & what)
 {
   try
   {
+    // Label maps: every voxel checked (a 16-bit 257 must not become label 1).
+    if constexpr (std::is_same_v<typename TImage::PixelType, unsigned char>)
+      return ReadLabelMap<TImage>(file);
     auto reader = ImageFileReader<TImage>::New();
     reader->SetFileName(file);
     reader->Update();
