@@ -18,10 +18,11 @@
 #include <torch/torch.h>
 
 #include <algorithm>
-#include <set>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -29,7 +30,11 @@
 #include <iomanip>
 #include <iostream>
 #include <random>
+#include <set>
 #include <sstream>
+
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 namespace agcl {
@@ -193,6 +198,47 @@ Fingerprint(const AGCLTrainerOptions & o)
     fingerprint.erase(mayChange);
   return fingerprint;
 }
+
+// An exclusive lock on `directory`/run.lock for the life of the object (flock: released by the
+// kernel when the process ends, even by SIGKILL, so a crashed run never leaves a stale lock).
+// The holder's pid is written into the file so that a second run can name it.
+class RunLock
+{
+public:
+  explicit RunLock(const fs::path & directory)
+  {
+    const fs::path path = directory / "run.lock";
+    m_Fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (m_Fd < 0)
+      throw std::invalid_argument("AGCLTrainer: cannot create '" + path.string() + "': " + std::strerror(errno));
+    if (::flock(m_Fd, LOCK_EX | LOCK_NB) != 0)
+    {
+      const int code = errno;
+      char      text[32] = {};
+      const auto n = ::pread(m_Fd, text, sizeof(text) - 1, 0);
+      ::close(m_Fd);
+      std::string holder = n > 0 ? std::string(text, static_cast<size_t>(n)) : std::string("unknown");
+      holder.erase(std::remove(holder.begin(), holder.end(), '\n'), holder.end());
+      throw std::invalid_argument(code == EWOULDBLOCK
+                                    ? "AGCLTrainer: another run (process " + holder + ") is using '" +
+                                        directory.string() + "'; wait for it or choose another output directory"
+                                    : "AGCLTrainer: cannot lock '" + path.string() + "': " + std::strerror(code));
+    }
+    const std::string pid = std::to_string(::getpid()) + "\n";
+    if (::ftruncate(m_Fd, 0) != 0 || ::pwrite(m_Fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size()))
+    {
+      ::close(m_Fd);
+      throw std::invalid_argument("AGCLTrainer: cannot write '" + path.string() + "'");
+    }
+  }
+  ~RunLock() { ::close(m_Fd); }
+  RunLock(const RunLock &) = delete;
+  RunLock &
+  operator=(const RunLock &) = delete;
+
+private:
+  int m_Fd = -1;
+};
 
 // The first key path ("coarse.spacing_mm") where two configurations' JSON differ, provenance
 // and trainer state aside; "" when they are equal.
@@ -446,6 +492,7 @@ AGCLTrainer::Run(TrainingData & data)
   state.device = ParseDevice(o.device());
   const fs::path directory = o.output_directory();
   fs::create_directories(directory);
+  const RunLock lock(directory); // before anything in the folder is read or written
   const std::string checkpointPath = CheckpointPath(directory.string());
 
   // The model: from the checkpoint (resume), from init_from, or new.

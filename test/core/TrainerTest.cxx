@@ -12,6 +12,10 @@
 
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <cmath>
 #include <torch/torch.h>
 
@@ -335,6 +339,35 @@ TEST(AGCLTrainer, ValidateEveryMinusOneValidatesStage2TwentyTimes)
     expected.push_back(step);
   ASSERT_EQ(expected.size(), 20u);
   EXPECT_EQ(steps, expected);
+}
+
+TEST(AGCLTrainer, ASecondRunInTheSameFolderIsRefusedNamingTheFirst)
+{
+  SyntheticData  data(Cohort(2, 1));
+  const fs::path directory = Scratch("locked");
+  auto           options = Options(directory, 2);
+  fs::create_directories(directory);
+  // Another run holds the folder: its lock, with its pid in the file (here: this process,
+  // through a second open file description, which flock treats as another holder).
+  const int fd = ::open((directory / "run.lock").c_str(), O_RDWR | O_CREAT, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::flock(fd, LOCK_EX | LOCK_NB), 0);
+  const std::string pid = std::to_string(::getpid()) + "\n";
+  ASSERT_EQ(::write(fd, pid.data(), pid.size()), static_cast<ssize_t>(pid.size()));
+  try
+  {
+    agcl::AGCLTrainer(options).Run(data);
+    ADD_FAILURE() << "ran while another run held the folder";
+  }
+  catch (const std::invalid_argument & e)
+  {
+    EXPECT_NE(std::string(e.what()).find("another run (process " + std::to_string(::getpid()) + ") is using"),
+              std::string::npos)
+      << e.what();
+  }
+  EXPECT_FALSE(fs::exists(directory / "log.jsonl")); // nothing written
+  ::close(fd); // the other run ends: its lock goes with it
+  EXPECT_NO_THROW(agcl::AGCLTrainer(options).Run(data));
 }
 
 TEST(AGCLTrainer, CrashBetweenCheckpointWriteAndRenameThenResumeGivesTheUninterruptedWeights)
