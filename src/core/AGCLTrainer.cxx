@@ -6,6 +6,7 @@
 #include "agcl/AGCLModel.h"
 #include "agcl/AdamOptimizer.h"
 #include "agcl/BuildInfo.h"
+#include "agcl/AtomicFile.h"
 #include "agcl/ConditionalContrastiveLoss.h"
 #include "agcl/Device.h"
 #include "agcl/DiceLoss.h"
@@ -652,7 +653,7 @@ AGCLTrainer::Run(TrainingData & data)
     settings["model"] = config.ToJson();
     settings["labelled_subjects"] = m_Labelled;
     settings["effective_steps"] = m_Steps;
-    std::ofstream(directory / "settings.json") << settings.dump(2) << '\n';
+    WriteTextAtomically(directory / "settings.json", settings.dump(2) + "\n"); // checked, fsync'ed, renamed
   }
 
   auto emit = [&](const TrainingProgress & p) {

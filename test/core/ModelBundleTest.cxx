@@ -1,6 +1,7 @@
 /*=========================================================================
  *  AGCL for ITK — Apache License 2.0, see LICENSE.
  *=========================================================================*/
+#include "agcl/AtomicFile.h"
 #include "agcl/ModelBundle.h"
 #include "agcl/ResNetEncoder.h"
 
@@ -263,3 +264,29 @@ TEST(ModelBundle, AFailedSaveLeavesNothingBehind)
   ExpectBundleError([] { Sample().Save("/proc/agcl/model.agcl"); }, "cannot write");
   EXPECT_FALSE(fs::exists("/proc/agcl/model.agcl.partial"));
 }
+
+TEST(AtomicFile, TextIsWrittenWholeOrNotAtAllAndNoTemporaryRemains)
+{
+  const fs::path file = Scratch("settings.json");
+  agcl::WriteTextAtomically(file, "first\n");
+  agcl::WriteTextAtomically(file, "second, longer\n"); // replaces the whole file
+  EXPECT_EQ(ReadBytes(file), "second, longer\n");
+  // A folder that does not exist: an error naming the file, the old file untouched elsewhere.
+  const fs::path missing = Scratch("no_such_folder") / "out.csv";
+  try
+  {
+    agcl::WriteTextAtomically(missing, "x");
+    ADD_FAILURE() << "wrote into a missing folder";
+  }
+  catch (const std::runtime_error & e)
+  {
+    EXPECT_NE(std::string(e.what()).find("cannot write '" + missing.string() + "'"), std::string::npos) << e.what();
+  }
+  // Over a folder: the rename fails, the temporary file is removed.
+  const fs::path folder = Scratch("a_folder");
+  fs::create_directories(folder / "inside");
+  EXPECT_THROW(agcl::WriteTextAtomically(folder, "x"), std::runtime_error);
+  for (const auto & entry : fs::directory_iterator(file.parent_path()))
+    EXPECT_EQ(entry.path().string().find(".partial"), std::string::npos) << entry.path();
+}
+
