@@ -30,7 +30,7 @@ cut -d, -f1,5 "$OUT/phantom/manifest.csv" | sort -u | awk -F, '{ printf "%-12s %
 echo "== 2. training (stage 0: coarse network, 1: AGCL pre-training, 2: decoder)"
 "$AGCL" train --manifest "$OUT/phantom/manifest.csv" --config "$ROOT/models/phantom-demo.json" \
   --out "$OUT/run" --device "$DEVICE" --coarse-steps 400 --coarse-batch 1 \
-  --pretrain-steps 150 --pretrain-batch 32 --decoder-steps 200 --decoder-batch 32 --log-every 25
+  --pretrain-steps 150 --pretrain-batch 32 --decoder-steps 600 --decoder-batch 32 --log-every 25
 
 echo "== 3. segmentation of the test volumes"
 "$AGCL" segment --model "$OUT/run/model.agcl" --manifest "$OUT/phantom/manifest.csv" --split test \
