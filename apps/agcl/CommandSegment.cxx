@@ -261,14 +261,14 @@ RunSegment(const SegmentOptions & options)
       const fs::path  coarseFile = out / (VolumeName(input) + ".coarse.nii.gz");
       const fs::path  attentionFile = out / (VolumeName(input) + ".attention.nii.gz");
       std::error_code ignored;
-      if (!options.saveCoarse)
-        fs::remove(coarseFile, ignored);
-      if (!options.saveAttention)
-        fs::remove(attentionFile, ignored);
       if (options.saveCoarse)
         WriteAtomically(segment->GetCoarseLabelMapOutput(), coarseFile);
+      else
+        fs::remove(coarseFile, ignored);
       if (options.saveAttention)
         WriteAtomically(AttentionBits(*segment, config).GetPointer(), attentionFile);
+      else
+        fs::remove(attentionFile, ignored);
       ++done;
       std::cout << "segmented " << input << " -> " << target.string() << " (" << segment->GetNumberOfPatches()
                 << " patches, " << std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()

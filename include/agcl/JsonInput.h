@@ -4,9 +4,9 @@
 #ifndef agcl_JsonInput_h
 #define agcl_JsonInput_h
 
-// Reading JSON we did not write ourselves (model headers, configuration files, settings.json,
-// options from Python) with limits, so that a hostile or broken file gives a clear error instead
-// of a crash. Header-only, no LibTorch.
+// Reading files and JSON we did not write ourselves (model files, their headers, configuration
+// files, settings.json, options from Python) with limits, so that a hostile or broken file gives
+// a clear error instead of a crash or a hang. Header-only, no LibTorch.
 
 #include <nlohmann/json.hpp>
 
@@ -77,27 +77,50 @@ ParseJson(std::string_view text, const std::string & what)
   }
 }
 
-/** The JSON file at `path`: a regular file (not a folder, FIFO or device) of at most
- *  kMaxJsonFileBytes, parsed by ParseJson; std::invalid_argument naming the file otherwise. */
+/** The whole content of the regular file at `path`, read in one piece of its size: a folder,
+ *  FIFO (reading would block) or device (/dev/zero would never end) is refused without reading,
+ *  and so is a file over `maxBytes`. std::invalid_argument with the reason (without the file's
+ *  name: the caller adds it). */
+inline std::string
+ReadRegularFile(const std::string & path, std::uintmax_t maxBytes)
+{
+  namespace fs = std::filesystem;
+  std::error_code error;
+  const auto      status = fs::status(path, error);
+  if (error || !fs::exists(status))
+    throw std::invalid_argument("cannot open the file (it does not exist)");
+  if (!fs::is_regular_file(status))
+    throw std::invalid_argument("not a regular file (a folder, FIFO or device is not read)");
+  const std::uintmax_t size = fs::file_size(path, error);
+  if (error)
+    throw std::invalid_argument("cannot get the file's size");
+  if (size > maxBytes)
+    throw std::invalid_argument("the file has " + std::to_string(size) + " bytes; at most " + std::to_string(maxBytes) +
+                                " are read");
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    throw std::invalid_argument("cannot open the file");
+  std::string bytes(static_cast<size_t>(size), '\0');
+  if (!in.read(bytes.data(), static_cast<std::streamsize>(size)) || in.peek() != std::char_traits<char>::eof())
+    throw std::invalid_argument("the file changed while it was read");
+  return bytes;
+}
+
+/** The JSON file at `path`: ReadRegularFile (at most kMaxJsonFileBytes), then ParseJson;
+ *  std::invalid_argument naming the file otherwise. */
 inline nlohmann::json
 ReadJsonFile(const std::string & path)
 {
-  namespace fs = std::filesystem;
   const std::string where = "'" + path + "'";
-  std::error_code   error;
-  const auto        status = fs::status(path, error);
-  if (error || !fs::exists(status))
-    throw std::invalid_argument(where + ": no such file");
-  if (!fs::is_regular_file(status))
-    throw std::invalid_argument(where + ": not a regular file (expected a JSON file)");
-  const std::uintmax_t size = fs::file_size(path, error);
-  if (error || size > kMaxJsonFileBytes)
-    throw std::invalid_argument(where + ": " + (error ? std::string("cannot get its size") : std::to_string(size) +
-                                " bytes; a JSON file here is at most " + std::to_string(kMaxJsonFileBytes) + " bytes"));
-  std::ifstream in(path, std::ios::binary);
-  std::string   text(static_cast<size_t>(size), '\0');
-  if (!in || !in.read(text.data(), static_cast<std::streamsize>(size)))
-    throw std::invalid_argument(where + ": cannot read the file");
+  std::string       text;
+  try
+  {
+    text = ReadRegularFile(path, kMaxJsonFileBytes);
+  }
+  catch (const std::invalid_argument & e)
+  {
+    throw std::invalid_argument(where + ": " + e.what());
+  }
   return ParseJson(text, where);
 }
 

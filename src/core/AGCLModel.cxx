@@ -60,11 +60,11 @@ AGCLModel::FromBundle(const ModelBundle & bundle)
   uint64_t weightBytes = 0;
   for (const auto & [name, tensor] : bundle.Tensors())
     weightBytes += static_cast<uint64_t>(tensor.numel()) * tensor.element_size();
-  if (config.MinimumParameterCount() * 4 > weightBytes)
+  const uint64_t parameters = config.MinimumParameterCount();
+  if (parameters * 4 > weightBytes)
     throw ModelBundleError("model bundle: its configuration declares networks of at least " +
-                           std::to_string(config.MinimumParameterCount()) + " parameters (" +
-                           std::to_string(config.MinimumParameterCount() * 4) + " bytes), but it holds " +
-                           std::to_string(weightBytes) + " bytes of weights");
+                           std::to_string(parameters) + " parameters (" + std::to_string(parameters * 4) +
+                           " bytes), but it holds " + std::to_string(weightBytes) + " bytes of weights");
   AGCLModel model(config);
   bundle.LoadInto("coarse", *model.m_Coarse);
   bundle.LoadInto("encoder", *model.m_Encoder);

@@ -417,6 +417,7 @@ struct AGCLTrainer::State
   ModelBundle                  checkpoint; // loaded when resuming
   bool                         haveCheckpoint = false;
   bool                         resumed = false; // a checkpoint was loaded (its config and data were checked)
+  nlohmann::json               dataFingerprint; // DataFingerprint of the subjects, kept in every checkpoint
   std::ofstream                log;
   bool                         terminal = false;
   Clock::time_point            intervalStart;
@@ -548,10 +549,11 @@ AGCLTrainer::Run(TrainingData & data)
 
   // Subjects: labelled training subjects (label fraction), stage-1 subjects, validation.
   state.subjects = data.Subjects();
+  state.dataFingerprint = DataFingerprint(state.subjects, config);
   if (state.resumed)
   {
-    const nlohmann::json given = DataFingerprint(state.subjects, config);
-    const nlohmann::json saved = state.checkpoint.config.at("trainer").value("subjects", nlohmann::json());
+    const nlohmann::json & given = state.dataFingerprint;
+    const nlohmann::json   saved = state.checkpoint.config.at("trainer").value("subjects", nlohmann::json());
     if (given != saved)
     {
       std::string what = "the checkpoint records no subjects (written by an older version)";
@@ -713,7 +715,7 @@ AGCLTrainer::Run(TrainingData & data)
                                  { "best_dice", m_BestDice },
                                  { "options", Fingerprint(o) },
                                  { "labelled_subjects", m_Labelled },
-                                 { "subjects", DataFingerprint(state.subjects, m_Model->Config()) } };
+                                 { "subjects", state.dataFingerprint } };
     if (optimizer)
       optimizer->Save(bundle, "adam");
     if (auxiliary)

@@ -9,7 +9,6 @@
 
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <map>
@@ -221,26 +220,15 @@ ModelBundle::Load(const std::string & path)
   const std::string where = "model bundle '" + path + "': ";
   if (!LittleEndianHost())
     throw ModelBundleError(where + "big-endian hosts are not supported");
-  // A regular file of a bounded size, read in one piece: a FIFO would block, /dev/zero would
-  // never end.
-  std::error_code error;
-  const auto      status = std::filesystem::status(path, error);
-  if (error || !std::filesystem::exists(status))
-    throw ModelBundleError(where + "cannot open the file (it does not exist)");
-  if (!std::filesystem::is_regular_file(status))
-    throw ModelBundleError(where + "not a regular file (a model is read from a file, not a folder, FIFO or device)");
-  const std::uintmax_t fileSize = std::filesystem::file_size(path, error);
-  if (error)
-    throw ModelBundleError(where + "cannot get the file's size");
-  if (fileSize > kMaxFileBytes)
-    throw ModelBundleError(where + "the file has " + std::to_string(fileSize) + " bytes; a model file is at most " +
-                           std::to_string(kMaxFileBytes) + " bytes");
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    throw ModelBundleError(where + "cannot open the file");
-  std::string bytes(static_cast<size_t>(fileSize), '\0');
-  if (!in.read(bytes.data(), static_cast<std::streamsize>(fileSize)) || in.peek() != std::char_traits<char>::eof())
-    throw ModelBundleError(where + "the file changed while it was read");
+  std::string bytes;
+  try
+  {
+    bytes = ReadRegularFile(path, kMaxFileBytes);
+  }
+  catch (const std::invalid_argument & e)
+  {
+    throw ModelBundleError(where + e.what());
+  }
   const uint64_t size = bytes.size();
   if (size < kPrefixSize || std::memcmp(bytes.data(), kMagic, sizeof(kMagic)) != 0)
     throw ModelBundleError(where + "not an AGCL model file (expected the magic 'AGCLMDL')");

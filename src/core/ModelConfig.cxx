@@ -253,11 +253,11 @@ ModelConfig::Validate() const
   {
     Fail("coarse.attention_probability", "a probability in [0, 1) (0 = argmax only)", coarse_attention_probability);
   }
-  if (MinimumParameterCount() > kMaxParameters)
+  if (const uint64_t parameters = MinimumParameterCount(); parameters > kMaxParameters)
   {
     Fail("encoder/decoder/coarse sizes",
          "networks of at most " + std::to_string(kMaxParameters) + " parameters (these sizes need at least " +
-           std::to_string(MinimumParameterCount()) + ")",
+           std::to_string(parameters) + ")",
          nlohmann::json{ { "encoder", ToJson()["encoder"] },
                          { "decoder", ToJson()["decoder"] },
                          { "coarse", ToJson()["coarse"] } });
