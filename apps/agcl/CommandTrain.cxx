@@ -179,8 +179,7 @@ RegisterTrain(CLI::App & app, Runner & runner)
     ->capture_default_str();
   sub->add_option("--pretrain-lr", t.pretraining_learning_rate(), "stage 1 learning rate")->capture_default_str();
   sub
-    ->add_option(
-      "--decoder-steps", t.decoder_steps(), "stage 2 steps (-1: 8 passes over the patch pool, in 200..6000)")
+    ->add_option("--decoder-steps", t.decoder_steps(), "stage 2 steps (-1: 8 passes over the patch pool, in 200..6000)")
     ->capture_default_str();
   sub->add_option("--decoder-batch", t.decoder_batch_size(), "stage 2 patches per step")->capture_default_str();
   sub->add_option("--decoder-lr", t.decoder_learning_rate(), "stage 2 learning rate")->capture_default_str();
@@ -194,7 +193,10 @@ RegisterTrain(CLI::App & app, Runner & runner)
   sub->add_option("--patches-per-organ", t.patches_per_organ(), "patch pool: patches per organ and subject")
     ->capture_default_str();
   sub->add_option("--checkpoint-every", t.checkpoint_every(), "steps between checkpoints")->capture_default_str();
-  sub->add_option("--validate-every", t.validate_every(), "stage 2 steps between validations (-1: 20 validations per stage)")->capture_default_str();
+  sub
+    ->add_option(
+      "--validate-every", t.validate_every(), "stage 2 steps between validations (-1: 20 validations per stage)")
+    ->capture_default_str();
   sub->add_option("--log-every", t.log_every(), "steps between log lines")->capture_default_str();
   sub->add_flag("--no-prefetch", options->noPrefetch, "prepare batches on the main thread");
   sub->add_flag("--quiet", options->quiet, "no progress output");

@@ -94,7 +94,7 @@ struct ModelConfig
    *  largest convolutions only), computed without building them; tested against the built
    *  networks' counts. AGCLModel's loader refuses a bundle whose weights are fewer bytes. */
   uint64_t
-  MinimumParameterCount() const;
+                            MinimumParameterCount() const;
   static constexpr uint64_t kMaxParameters = uint64_t{ 1 } << 31;
 
   /** The organ labels in order; -1 if `label` is not an organ, else its index. */

@@ -214,8 +214,8 @@ public:
       throw std::invalid_argument("AGCLTrainer: cannot create '" + path.string() + "': " + std::strerror(errno));
     if (::flock(m_Fd, LOCK_EX | LOCK_NB) != 0)
     {
-      const int code = errno;
-      char      text[32] = {};
+      const int  code = errno;
+      char       text[32] = {};
       const auto n = ::pread(m_Fd, text, sizeof(text) - 1, 0);
       ::close(m_Fd);
       std::string holder = n > 0 ? std::string(text, static_cast<size_t>(n)) : std::string("unknown");
@@ -494,7 +494,7 @@ AGCLTrainer::Run(TrainingData & data)
   state.device = ParseDevice(o.device());
   const fs::path directory = o.output_directory();
   fs::create_directories(directory);
-  const RunLock lock(directory); // before anything in the folder is read or written
+  const RunLock     lock(directory); // before anything in the folder is read or written
   const std::string checkpointPath = CheckpointPath(directory.string());
 
   // The model: from the checkpoint (resume), from init_from, or new.
@@ -563,8 +563,8 @@ AGCLTrainer::Run(TrainingData & data)
         while (row < given.size() && row < saved.size() && given[row] == saved[row])
           ++row;
         what = row < given.size() && row < saved.size()
-                 ? "subject " + std::to_string(row + 1) + " is " + given[row].dump() + " here but " + saved[row].dump() +
-                     " in the checkpoint"
+                 ? "subject " + std::to_string(row + 1) + " is " + given[row].dump() + " here but " +
+                     saved[row].dump() + " in the checkpoint"
                  : std::to_string(given.size()) + " subjects here but " + std::to_string(saved.size()) +
                      " in the checkpoint";
       }
@@ -1096,7 +1096,8 @@ AGCLTrainer::Run(TrainingData & data)
     setTrain();
     // -1: 20 validations over the stage (a validation costs about as much as the patches of
     // ~8 training steps at batch 16 on the study cohort).
-    const int64_t validateEvery = o.validate_every() > 0 ? o.validate_every() : std::max<int64_t>(1, (decoderSteps + 19) / 20);
+    const int64_t validateEvery =
+      o.validate_every() > 0 ? o.validate_every() : std::max<int64_t>(1, (decoderSteps + 19) / 20);
     auto nextBatch = batches(patches, 2, o.decoder_batch_size(), decoderSteps, nullptr);
     runSteps(
       2,

@@ -228,8 +228,8 @@ ModelConfig::Validate() const
       decoder_low_level_projection > 4096 || decoder_rates.size() != 3 ||
       std::any_of(decoder_rates.begin(), decoder_rates.end(), [](int64_t r) { return r < 1 || r > 256; }))
   {
-    Fail("decoder", "channels and low_level_projection in 1..4096 and three atrous rates in 1..256",
-         ToJson()["decoder"]);
+    Fail(
+      "decoder", "channels and low_level_projection in 1..4096 and three atrous rates in 1..256", ToJson()["decoder"]);
   }
   for (const double s : coarse_spacing_mm)
   {
@@ -258,9 +258,8 @@ ModelConfig::Validate() const
     Fail("encoder/decoder/coarse sizes",
          "networks of at most " + std::to_string(kMaxParameters) + " parameters (these sizes need at least " +
            std::to_string(parameters) + ")",
-         nlohmann::json{ { "encoder", ToJson()["encoder"] },
-                         { "decoder", ToJson()["decoder"] },
-                         { "coarse", ToJson()["coarse"] } });
+         nlohmann::json{
+           { "encoder", ToJson()["encoder"] }, { "decoder", ToJson()["decoder"] }, { "coarse", ToJson()["coarse"] } });
   }
 }
 
@@ -270,11 +269,11 @@ ModelConfig::MinimumParameterCount() const
   // Encoder: the 3x3 convolution of every residual block (planes x planes x 9; a bottleneck
   // block's 1x1 expansion adds planes x 4 planes); the fields' ranges keep this far from
   // overflowing 64 bits.
-  const bool                   bottleneck = encoder_depth >= 50;
+  const bool                    bottleneck = encoder_depth >= 50;
   const std::array<uint64_t, 4> blocks = encoder_depth == 18    ? std::array<uint64_t, 4>{ 2, 2, 2, 2 }
-                                        : encoder_depth == 101 ? std::array<uint64_t, 4>{ 3, 4, 23, 3 }
-                                                               : std::array<uint64_t, 4>{ 3, 4, 6, 3 };
-  uint64_t count = 0;
+                                         : encoder_depth == 101 ? std::array<uint64_t, 4>{ 3, 4, 23, 3 }
+                                                                : std::array<uint64_t, 4>{ 3, 4, 6, 3 };
+  uint64_t                      count = 0;
   for (int k = 0; k < 4; ++k)
   {
     const uint64_t planes = static_cast<uint64_t>(std::max<int64_t>(encoder_width, 1)) << k;

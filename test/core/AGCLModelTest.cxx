@@ -119,8 +119,11 @@ TEST(ModelConfig, BadValuesNameTheKey)
     },
     "coarse.spacing_mm");
   ExpectConfigError([&] { agcl::ModelConfig::FromJson(with("coarse", { { "base_channels", 100000 } })); }, "coarse");
-  ExpectConfigError([&] { agcl::ModelConfig::FromJson(with("coarse", { { "window_slices", 1 << 20 } })); },
-                    "coarse.window_slices");
+  ExpectConfigError(
+    [&] {
+      agcl::ModelConfig::FromJson(with("coarse", { { "window_slices", 1 << 20 } }));
+    },
+    "coarse.window_slices");
   ExpectConfigError([&] { agcl::ModelConfig::FromJson(with("decoder", { { "channels", 1 << 20 } })); }, "decoder");
   ExpectConfigError([&] { agcl::ModelConfig::FromJson(with("decoder", { { "rates", { 6, 0, 18 } } })); }, "decoder");
 }

@@ -289,4 +289,3 @@ TEST(AtomicFile, TextIsWrittenWholeOrNotAtAllAndNoTemporaryRemains)
   for (const auto & entry : fs::directory_iterator(file.parent_path()))
     EXPECT_EQ(entry.path().string().find(".partial"), std::string::npos) << entry.path();
 }
-

@@ -366,7 +366,7 @@ TEST(AGCLTrainer, ASecondRunInTheSameFolderIsRefusedNamingTheFirst)
       << e.what();
   }
   EXPECT_FALSE(fs::exists(directory / "log.jsonl")); // nothing written
-  ::close(fd); // the other run ends: its lock goes with it
+  ::close(fd);                                       // the other run ends: its lock goes with it
   EXPECT_NO_THROW(agcl::AGCLTrainer(options).Run(data));
 }
 
@@ -437,7 +437,8 @@ TEST(AGCLTrainer, CrashBetweenCheckpointWriteAndRenameThenResumeGivesTheUninterr
   };
   agcl::ModelConfig otherConfig = SmallConfig();
   otherConfig.margin_mm = 3.5;
-  expectRefused(Options(directory, 10).resume(true).model(otherConfig), data,
+  expectRefused(Options(directory, 10).resume(true).model(otherConfig),
+                data,
                 "the model configuration differs at 'margin_mm': 3.5 here but " +
                   nlohmann::json(SmallConfig().margin_mm).dump() + " in the checkpoint");
   SyntheticData moreSubjects(Cohort(3, 1));
@@ -537,8 +538,8 @@ TEST(AGCLTrainerOptions, JsonRoundTripAndNamedErrors)
   EXPECT_EQ(json.at("coarse_steps"), -1); // a default: auto
   EXPECT_FALSE(json.contains("output_directory"));
   EXPECT_FALSE(json.contains("model"));
-  EXPECT_EQ(json.size(), 31u);                       // every AGCLTrainerOptions field but output_directory and model
-  EXPECT_EQ(json.at("coarse_class_weights"), true);  // a default
+  EXPECT_EQ(json.size(), 31u);                        // every AGCLTrainerOptions field but output_directory and model
+  EXPECT_EQ(json.at("coarse_class_weights"), true);   // a default
   EXPECT_EQ(json.at("decoder_cross_entropy"), false); // a default: Dice loss alone
 
   const agcl::AGCLTrainerOptions back = agcl::OptionsFromJson(json);
@@ -601,10 +602,10 @@ TEST(AGCLTrainer, AutoStepsArePassesOverTheInputsClampedToTheirRange)
   EXPECT_EQ(agcl::AutoSteps(0, 49, 2), 980);
   EXPECT_EQ(agcl::AutoSteps(0, 500, 2), 1500); // the cap
   // Stages 1 and 2: 8 passes over the pool, in [200, 6000].
-  EXPECT_EQ(agcl::AutoSteps(1, 48 * 12 * 24, 32), 3456);      // the study cohort's pool, batch 32
-  EXPECT_EQ(agcl::AutoSteps(2, 48 * 12 * 24, 16), 6000);      // 6912 -> the cap
-  EXPECT_EQ(agcl::AutoSteps(2, 2 * 12 * 10, 16), 200);        // 120 -> the minimum
-  EXPECT_EQ(agcl::AutoSteps(2, 10 * 12 * 24 + 1, 16), 1441);  // ceil(1440.5)
+  EXPECT_EQ(agcl::AutoSteps(1, 48 * 12 * 24, 32), 3456);     // the study cohort's pool, batch 32
+  EXPECT_EQ(agcl::AutoSteps(2, 48 * 12 * 24, 16), 6000);     // 6912 -> the cap
+  EXPECT_EQ(agcl::AutoSteps(2, 2 * 12 * 10, 16), 200);       // 120 -> the minimum
+  EXPECT_EQ(agcl::AutoSteps(2, 10 * 12 * 24 + 1, 16), 1441); // ceil(1440.5)
   EXPECT_THROW(agcl::AutoSteps(3, 10, 2), std::invalid_argument);
 }
 

@@ -18,7 +18,7 @@ std::string
 WriteLabels(const std::string & name, const std::vector<T> & values)
 {
   using ImageType = itk::Image<T, 3>;
-  auto                      image = ImageType::New();
+  auto                         image = ImageType::New();
   typename ImageType::SizeType size = { { 3, 2, 1 } };
   image->SetRegions(size);
   image->Allocate();
@@ -50,8 +50,8 @@ ErrorOf(const std::string & file)
 
 TEST(ReadLabelMap, WholeNumbersIn0To255AreReadAsTheyAre)
 {
-  const std::string file = WriteLabels<unsigned short>("ok.nrrd", { 0, 1, 12, 255, 7, 0 });
-  const auto        labels = itk::ReadLabelMap<LabelImage>(file);
+  const std::string                file = WriteLabels<unsigned short>("ok.nrrd", { 0, 1, 12, 255, 7, 0 });
+  const auto                       labels = itk::ReadLabelMap<LabelImage>(file);
   const std::vector<unsigned char> expected = { 0, 1, 12, 255, 7, 0 };
   EXPECT_EQ(std::vector<unsigned char>(labels->GetBufferPointer(), labels->GetBufferPointer() + 6), expected);
   fs::remove(file);

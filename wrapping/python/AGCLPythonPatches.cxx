@@ -274,8 +274,8 @@ TensorData::SetTensorFromBuffer(const std::string &          name,
   }
   std::unique_ptr<Py_buffer, void (*)(Py_buffer *)> release(&view, PyBuffer_Release);
   if (view.len < 0 || static_cast<uint64_t>(view.len) != expected)
-    throw std::invalid_argument("tensor '" + name + "': " + std::to_string(view.len) + " bytes do not match its shape (" +
-                                std::to_string(expected) + " expected)");
+    throw std::invalid_argument("tensor '" + name + "': " + std::to_string(view.len) +
+                                " bytes do not match its shape (" + std::to_string(expected) + " expected)");
   at::Tensor tensor = torch::empty(shape, torch::TensorOptions().dtype(type));
   if (expected > 0)
     std::memcpy(tensor.data_ptr(), view.buf, expected);
