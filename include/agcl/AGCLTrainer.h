@@ -4,6 +4,7 @@
 #ifndef agcl_AGCLTrainer_h
 #define agcl_AGCLTrainer_h
 
+#include "agcl/AtomicFile.h"
 #include "agcl/ModelConfig.h"
 #include "agcl/PretrainingMode.h"
 #include "agcl/TrainingData.h"
@@ -172,10 +173,11 @@ public:
   void
   SetProgressCallback(std::function<void(const TrainingProgress &)> callback);
 
-  /** Test hook: called with the temporary file after a checkpoint is written and before it is
-   *  renamed into place (throwing from it simulates a crash at that moment). */
+  /** Fault injection (tests, `agcl train` under AGCL_FAULT_INJECTION): called at each point of
+   *  every checkpoint write (agcl::WritePoint) with its temporary file; throwing from it, or
+   *  killing the process, simulates a crash at that moment. */
   void
-  SetCheckpointHook(std::function<void(const std::string &)> hook);
+  SetCheckpointHook(WritePointHook hook);
 
   /** The trained (or training) model. */
   AGCLModel &
@@ -232,7 +234,7 @@ private:
   AGCLTrainerOptions                            m_Options;
   std::shared_ptr<AGCLModel>                    m_Model;
   std::function<void(const TrainingProgress &)> m_Progress;
-  std::function<void(const std::string &)>      m_CheckpointHook;
+  WritePointHook                                m_CheckpointHook;
   std::vector<std::string>                      m_Labelled;
   double                                        m_BestDice = -1.0;
   double                                        m_CoarseDice = -1.0;

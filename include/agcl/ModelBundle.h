@@ -4,6 +4,8 @@
 #ifndef agcl_ModelBundle_h
 #define agcl_ModelBundle_h
 
+#include "agcl/AtomicFile.h"
+
 #include <ATen/core/Tensor.h>
 #include <nlohmann/json.hpp>
 
@@ -89,12 +91,13 @@ public:
   void
   LoadInto(const std::string & prefix, torch::nn::Module & module) const;
 
-  /** Writes the file atomically (temporary file `path`.partial + rename): a failed save leaves
-   *  nothing behind and a killed process at most the temporary file, never a half-written
-   *  `path`. `beforeRename` (tests) is called with the finished temporary file just before the
-   *  rename; an exception from it propagates and leaves the temporary file. */
+  /** Writes the file atomically (agcl::WriteFileAtomically: a temporary file `path`.partial.<pid>.<n>,
+   *  checked writes, fsync, close, rename, fsync of the folder): a failed save leaves nothing
+   *  behind and a killed process at most the temporary file, never a half-written `path`.
+   *  `hook` (fault injection in tests) is called at each WritePoint; an exception from it
+   *  propagates and leaves the temporary file. Errors: ModelBundleError naming `path`. */
   void
-  Save(const std::string & path, const std::function<void(const std::string &)> & beforeRename = {}) const;
+  Save(const std::string & path, const WritePointHook & hook = {}) const;
   /** Reads a bundle written by Save. Refused with ModelBundleError naming the file, before
    *  anything large is allocated: a path that is not a regular file (a folder, FIFO, device),
    *  a file over kMaxFileBytes, a JSON header over kMaxHeaderBytes or nested deeper than

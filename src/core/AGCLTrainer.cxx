@@ -99,9 +99,28 @@ TrimLog(const fs::path & path, int stage, int64_t step)
       kept.push_back(line);
   }
   in.close();
-  std::ofstream out(path, std::ios::trunc);
+  // Replaced whole (never truncated in place): a crash here leaves the old log, which the next
+  // resume trims again.
+  std::string text;
   for (const auto & line : kept)
-    out << line << '\n';
+    text += line + '\n';
+  WriteTextAtomically(path, text);
+}
+
+// The log's lines so far on disk: flushed, checked and fsync'ed (before each checkpoint, so that
+// a checkpoint never refers to steps whose log lines a power loss could take).
+void
+SyncLog(std::ofstream & log, const fs::path & path)
+{
+  log.flush();
+  if (!log)
+    throw std::runtime_error("AGCLTrainer: cannot write '" + path.string() + "' (disk full?)");
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  const bool synced = fd >= 0 && ::fsync(fd) == 0;
+  if (fd >= 0)
+    ::close(fd);
+  if (!synced)
+    throw std::runtime_error("AGCLTrainer: cannot fsync '" + path.string() + "': " + std::strerror(errno));
 }
 
 // One row per option: its name, its JSON form and how it is read back.
@@ -439,7 +458,7 @@ AGCLTrainer::SetProgressCallback(std::function<void(const TrainingProgress &)> c
 }
 
 void
-AGCLTrainer::SetCheckpointHook(std::function<void(const std::string &)> hook)
+AGCLTrainer::SetCheckpointHook(WritePointHook hook)
 {
   m_CheckpointHook = std::move(hook);
 }
@@ -495,6 +514,9 @@ AGCLTrainer::Run(TrainingData & data)
   const fs::path directory = o.output_directory();
   fs::create_directories(directory);
   const RunLock     lock(directory); // before anything in the folder is read or written
+  // What killed runs left half-written (their temporary files); no other run can be writing.
+  for (const char * name : { "checkpoint.agcl", "model.agcl", "settings.json", "log.jsonl" })
+    RemoveStaleTemporaries(directory / name);
   const std::string checkpointPath = CheckpointPath(directory.string());
 
   // The model: from the checkpoint (resume), from init_from, or new.
@@ -723,6 +745,7 @@ AGCLTrainer::Run(TrainingData & data)
     if (best)
       for (const auto & [name, tensor] : best->Tensors())
         bundle.Add("best." + name, tensor);
+    SyncLog(state.log, directory / "log.jsonl");
     bundle.Save(checkpointPath, m_CheckpointHook);
   };
   // Resuming mid-stage: the checkpoint's optimizer/auxiliary state belongs to state.stage.

@@ -3,6 +3,7 @@
  *=========================================================================*/
 #include "agcl/ModelBundle.h"
 
+#include "agcl/AtomicFile.h"
 #include "agcl/JsonInput.h"
 
 #include <torch/torch.h>
@@ -156,7 +157,7 @@ ModelBundle::LoadInto(const std::string & prefix, torch::nn::Module & module) co
 }
 
 void
-ModelBundle::Save(const std::string & path, const std::function<void(const std::string &)> & beforeRename) const
+ModelBundle::Save(const std::string & path, const WritePointHook & hook) const
 {
   if (!LittleEndianHost())
     throw ModelBundleError("model bundle '" + path + "': big-endian hosts are not supported");
@@ -183,34 +184,34 @@ ModelBundle::Save(const std::string & path, const std::function<void(const std::
   PutU64(prefix, json.size());
   const uint64_t dataStart = (kPrefixSize + json.size() + kAlignment - 1) / kAlignment * kAlignment;
 
-  const std::string temporary = path + ".partial";
+  bool inHook = false; // an exception from the hook (a simulated crash) passes unchanged
+  try
   {
-    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    if (!out)
-      throw ModelBundleError("model bundle '" + path + "': cannot write '" + temporary + "'");
-    out.write(prefix.data(), static_cast<std::streamsize>(prefix.size()));
-    out.write(json.data(), static_cast<std::streamsize>(json.size()));
-    const std::string padding(dataStart - kPrefixSize - json.size(), '\0');
-    out.write(padding.data(), static_cast<std::streamsize>(padding.size()));
-    for (const auto & entry : m_Tensors)
-    {
-      const at::Tensor & t = entry.second;
-      out.write(static_cast<const char *>(t.data_ptr()), static_cast<std::streamsize>(t.numel() * t.element_size()));
-    }
-    out.flush();
-    if (!out)
-    {
-      out.close();
-      std::remove(temporary.c_str());
-      throw ModelBundleError("model bundle '" + path + "': write failed (disk full?)");
-    }
+    WriteFileAtomically(
+      path,
+      [&](const auto & write) {
+        write(prefix.data(), prefix.size());
+        write(json.data(), json.size());
+        const std::string padding(dataStart - kPrefixSize - json.size(), '\0');
+        write(padding.data(), padding.size());
+        for (const auto & entry : m_Tensors)
+        {
+          const at::Tensor & t = entry.second;
+          write(t.data_ptr(), static_cast<size_t>(t.numel()) * t.element_size());
+        }
+      },
+      hook ? WritePointHook([&](WritePoint point, const std::filesystem::path & temporary) {
+        inHook = true;
+        hook(point, temporary);
+        inHook = false;
+      })
+           : WritePointHook());
   }
-  if (beforeRename)
-    beforeRename(temporary);
-  if (std::rename(temporary.c_str(), path.c_str()) != 0)
+  catch (const std::runtime_error & e)
   {
-    std::remove(temporary.c_str());
-    throw ModelBundleError("model bundle '" + path + "': cannot move the finished file into place");
+    if (inHook || dynamic_cast<const ModelBundleError *>(&e) != nullptr)
+      throw;
+    throw ModelBundleError("model bundle: " + std::string(e.what()));
   }
 }
 

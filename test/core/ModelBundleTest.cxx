@@ -95,7 +95,8 @@ TEST(ModelBundle, RoundTripKeepsEveryTensorBitForBitAndTheConfig)
   const fs::path          file = Scratch("sample.agcl");
   const agcl::ModelBundle bundle = Sample();
   bundle.Save(file.string());
-  EXPECT_FALSE(fs::exists(file.string() + ".partial"));
+  for (const auto & entry : fs::directory_iterator(file.parent_path()))
+    EXPECT_EQ(entry.path().string().find("sample.agcl.partial"), std::string::npos) << entry.path();
   const agcl::ModelBundle loaded = agcl::ModelBundle::Load(file.string());
   EXPECT_EQ(loaded.config, bundle.config);
   ASSERT_EQ(loaded.Tensors().size(), bundle.Tensors().size());
@@ -263,6 +264,64 @@ TEST(ModelBundle, AFailedSaveLeavesNothingBehind)
 {
   ExpectBundleError([] { Sample().Save("/proc/agcl/model.agcl"); }, "cannot write");
   EXPECT_FALSE(fs::exists("/proc/agcl/model.agcl.partial"));
+}
+
+TEST(AtomicFile, ACrashAtEachWritePointLeavesTheOldOrTheNewFileWholeNeverAMix)
+{
+  const fs::path          file = Scratch("crash.agcl");
+  const agcl::ModelBundle first = Sample();
+  first.Save(file.string());
+  const std::string oldBytes = ReadBytes(file);
+  agcl::ModelBundle second = Sample();
+  second.config["note"] = "the second save, a longer header";
+  const std::vector<agcl::WritePoint> points = { agcl::WritePoint::Written,
+                                                 agcl::WritePoint::Flushed,
+                                                 agcl::WritePoint::BeforeRename,
+                                                 agcl::WritePoint::Renamed };
+  // An uninterrupted save of `second`, for its bytes; then `first` back in place.
+  std::vector<agcl::WritePoint> seen;
+  second.Save(file.string(), [&](agcl::WritePoint point, const fs::path &) { seen.push_back(point); });
+  EXPECT_EQ(seen, points); // every point, in order
+  const std::string newBytes = ReadBytes(file);
+  ASSERT_NE(newBytes, oldBytes);
+  for (const agcl::WritePoint crashAt : points)
+  {
+    first.Save(file.string());
+    fs::path temporary;
+    try
+    {
+      second.Save(file.string(), [&](agcl::WritePoint point, const fs::path & t) {
+        if (point == crashAt)
+        {
+          temporary = t;
+          throw std::runtime_error("simulated crash");
+        }
+      });
+      ADD_FAILURE() << "the hook did not stop the save";
+    }
+    catch (const std::runtime_error & e)
+    {
+      EXPECT_STREQ(e.what(), "simulated crash"); // passed through unchanged
+    }
+    const bool renamed = crashAt == agcl::WritePoint::Renamed;
+    EXPECT_EQ(ReadBytes(file), renamed ? newBytes : oldBytes) << agcl::WritePointName(crashAt);
+    EXPECT_NO_THROW(agcl::ModelBundle::Load(file.string())) << agcl::WritePointName(crashAt);
+    // The temporary file is this process's own name beside the target, holding every byte.
+    EXPECT_EQ(temporary.parent_path(), file.parent_path());
+    EXPECT_EQ(temporary.filename().string().rfind("crash.agcl.partial." + std::to_string(::getpid()) + ".", 0), 0u)
+      << temporary;
+    EXPECT_EQ(fs::exists(temporary), !renamed) << agcl::WritePointName(crashAt);
+    if (!renamed)
+      EXPECT_EQ(ReadBytes(temporary), newBytes) << agcl::WritePointName(crashAt);
+  }
+  // What a killed writer left is removed by RemoveStaleTemporaries, and nothing else.
+  fs::path other = file.parent_path() / "crash.agcl.notes";
+  agcl::WriteTextAtomically(other, "kept\n");
+  agcl::RemoveStaleTemporaries(file);
+  for (const auto & entry : fs::directory_iterator(file.parent_path()))
+    EXPECT_EQ(entry.path().string().find("crash.agcl.partial"), std::string::npos) << entry.path();
+  EXPECT_EQ(ReadBytes(file), newBytes);
+  EXPECT_EQ(ReadBytes(other), "kept\n");
 }
 
 TEST(AtomicFile, TextIsWrittenWholeOrNotAtAllAndNoTemporaryRemains)

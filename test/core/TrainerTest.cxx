@@ -381,13 +381,18 @@ TEST(AGCLTrainer, CrashBetweenCheckpointWriteAndRenameThenResumeGivesTheUninterr
   const fs::path    directory = Scratch("crash");
   agcl::AGCLTrainer crashing(Options(directory, 10));
   int               calls = 0;
-  crashing.SetCheckpointHook([&](const std::string &) {
-    if (++calls == 5)
+  fs::path          leftOver;
+  crashing.SetCheckpointHook([&](agcl::WritePoint point, const fs::path & temporary) {
+    if (point == agcl::WritePoint::BeforeRename && ++calls == 5)
+    {
+      leftOver = temporary;
       throw std::runtime_error("simulated crash");
+    }
   });
   EXPECT_THROW(crashing.Run(data), std::runtime_error);
   const std::string checkpoint = agcl::AGCLTrainer::CheckpointPath(directory.string());
-  EXPECT_TRUE(fs::exists(checkpoint + ".partial"));          // what the crash left
+  EXPECT_EQ(leftOver.parent_path(), directory);
+  EXPECT_TRUE(fs::exists(leftOver));                         // what the crash left
   const auto previous = agcl::ModelBundle::Load(checkpoint); // intact: the 4th checkpoint
   EXPECT_EQ(previous.config.at("trainer").at("stage"), 1);
   EXPECT_EQ(previous.config.at("trainer").at("step"), 4);
@@ -399,7 +404,9 @@ TEST(AGCLTrainer, CrashBetweenCheckpointWriteAndRenameThenResumeGivesTheUninterr
   fs::create_directories(directory);
   previous.Save(checkpoint);
   std::ofstream(directory / "log.jsonl") << crashLog;
+  std::ofstream(leftOver) << "half a checkpoint";
   const auto  result = agcl::ModelBundle::Load(resumed.Run(data));
+  EXPECT_FALSE(fs::exists(leftOver)); // the killed run's temporary file, removed under the lock
   std::string why;
   for (const char * prefix : { "coarse", "encoder", "decoder" })
     EXPECT_TRUE(SameTensors(reference, result, prefix, why)) << why;

@@ -267,6 +267,7 @@ TEST(ManifestTrainingData, ResumedPhantomTrainingEndsWithTheUninterruptedWeights
   // Stage 0 on the phantom: the loss falls over its 4 steps.
   ASSERT_EQ(losses.size(), 4u);
   EXPECT_LT(losses[3], losses[0]);
+  fs::path leftOver;
   {
     // Checkpoints: stage 0 step 2 and end, stage 1 step 2 and end, stage 2 step 2 and end. Crash
     // while writing the 6th, so that the run resumes mid-stage 2 from the 5th (optimizer state,
@@ -274,13 +275,16 @@ TEST(ManifestTrainingData, ResumedPhantomTrainingEndsWithTheUninterruptedWeights
     itk::ManifestTrainingData data((Cohort() / "manifest.csv").string(), config);
     agcl::AGCLTrainer         trainer(options(crash));
     int                       calls = 0;
-    trainer.SetCheckpointHook([&](const std::string &) {
-      if (++calls == 6)
+    trainer.SetCheckpointHook([&](agcl::WritePoint point, const fs::path & temporary) {
+      if (point == agcl::WritePoint::Flushed && ++calls == 6)
+      {
+        leftOver = temporary;
         throw std::runtime_error("simulated crash");
+      }
     });
     EXPECT_THROW(trainer.Run(data), std::runtime_error);
   }
-  EXPECT_TRUE(fs::exists(crash / "checkpoint.agcl.partial"));
+  EXPECT_TRUE(fs::exists(leftOver)) << leftOver;
   {
     itk::ManifestTrainingData data((Cohort() / "manifest.csv").string(), config);
     agcl::AGCLTrainer(options(crash).resume(true)).Run(data);
