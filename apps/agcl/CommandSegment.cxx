@@ -16,6 +16,7 @@
 #include "agcl/AGCLModel.h"
 #include "agcl/BuildInfo.h"
 #include "agcl/Device.h"
+#include "agcl/JsonInput.h"
 
 #include <nlohmann/json.hpp>
 
@@ -46,6 +47,7 @@ struct SegmentOptions
   unsigned                 slab = 16;
   std::string              shard = "0/1";
   bool                     noPostProcessing = false;
+  bool                     skipExisting = false;
   bool                     saveCoarse = false;
   bool                     saveAttention = false;
   bool                     oracleAttention = false;
@@ -208,11 +210,28 @@ RunSegment(const SegmentOptions & options)
                               { "attention", options.oracleAttention ? "reference labels (oracle)" : "coarse network" },
                               { "shard", options.shard },
                               { "inputs", inputs } };
+  if (options.skipExisting && fs::exists(out / "settings.json"))
+  {
+    // Finishing an interrupted run: its outputs and the new ones must come from the same settings.
+    nlohmann::json earlier;
+    try
+    {
+      earlier = agcl::ReadJsonFile((out / "settings.json").string());
+    }
+    catch (const std::invalid_argument & e)
+    {
+      throw InputError(std::string("--skip-existing: settings ") + e.what());
+    }
+    for (const char * key : { "model", "model_config", "post_processing", "attention" })
+      if (!earlier.is_object() || earlier.value(key, nlohmann::json()) != settings.at(key))
+        throw InputError("--skip-existing: '" + (out / "settings.json").string() + "' records another '" + key +
+                         "' than this run's; its outputs would mix two runs: choose another --out");
+  }
   WriteTextAtomically(out / "settings.json", settings.dump(2) + "\n");
   WriteLabelDescriptions(
     out, Descriptions(config), "agcl segment, labels of " + fs::path(options.model).filename().string());
 
-  int badInputs = 0, failures = 0, done = 0;
+  int badInputs = 0, failures = 0, done = 0, skipped = 0;
   for (size_t i = 0; i < inputs.size(); ++i)
   {
     if (i % shardCount != shardIndex)
@@ -220,6 +239,14 @@ RunSegment(const SegmentOptions & options)
     const std::string & input = inputs[i];
     const fs::path      target = out / (VolumeName(input) + ".nii.gz");
     const auto          start = std::chrono::steady_clock::now();
+    if (options.skipExisting && fs::exists(target) &&
+        (!options.saveCoarse || fs::exists(out / (VolumeName(input) + ".coarse.nii.gz"))) &&
+        (!options.saveAttention || fs::exists(out / (VolumeName(input) + ".attention.nii.gz"))))
+    {
+      ++skipped; // written whole by an earlier run (every output is written atomically)
+      std::cout << "exists, skipped: " << target.string() << std::endl;
+      continue;
+    }
     try
     {
       const CTImage::Pointer ct = ReadVolume(input);
@@ -286,6 +313,7 @@ RunSegment(const SegmentOptions & options)
     }
   }
   std::cout << "segmented " << done << " of " << inputs.size() << " volume(s) in " << out.string()
+            << (skipped > 0 ? " (" + std::to_string(skipped) + " already there, skipped)" : "")
             << (shardCount > 1 ? " (shard " + options.shard + ")" : "") << std::endl;
   if (failures > 0)
     return kRuntimeFailure;
@@ -314,6 +342,10 @@ RegisterSegment(CLI::App & app, Runner & runner)
   sub->add_option("--slab", options->slab, "axial slices per slab (memory vs. overhead)");
   sub->add_option(
     "--shard", options->shard, "i/n: segment only every n-th input from the i-th (n machines split a cohort)");
+  sub->add_flag("--skip-existing",
+                options->skipExisting,
+                "finish an interrupted run: leave volumes whose outputs are already in OUT (each output is written "
+                "whole or not at all); refused when OUT/settings.json records another model or settings");
   sub->add_flag("--no-postprocessing", options->noPostProcessing, "keep every connected component, leave holes");
   sub->add_flag("--save-coarse",
                 options->saveCoarse,

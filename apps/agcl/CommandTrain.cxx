@@ -11,10 +11,14 @@
 #include "agcl/ModelBundle.h"
 #include "itkManifestTrainingData.h"
 
+#include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
+
+#include <unistd.h>
 
 namespace agcl::cli {
 
@@ -49,6 +53,51 @@ ReadConfig(const std::string & path)
   {
     throw InputError("config '" + path + "': " + e.what());
   }
+}
+
+// Fault injection for the kill test (test/cli/kill_test.py): AGCL_FAULT_INJECTION=<point>:<n>
+// kills this process with SIGKILL at <point> (written, flushed, before-rename, renamed) of its
+// n-th checkpoint write, as a power cut or the OOM killer would: no destructor, no flush runs.
+void
+InstallFaultInjection(agcl::AGCLTrainer & trainer)
+{
+  const char * value = std::getenv("AGCL_FAULT_INJECTION");
+  if (value == nullptr || *value == '\0')
+    return;
+  const std::string text = value;
+  const auto        colon = text.find(':');
+  const std::string point = text.substr(0, colon);
+  long              count = 0;
+  try
+  {
+    size_t used = 0;
+    if (colon != std::string::npos)
+      count = std::stol(text.substr(colon + 1), &used);
+    if (used == 0 || colon + 1 + used != text.size())
+      count = 0;
+  }
+  catch (const std::exception &)
+  {
+    count = 0;
+  }
+  agcl::WritePoint where{};
+  bool             known = false;
+  for (const auto p : { agcl::WritePoint::Written,
+                        agcl::WritePoint::Flushed,
+                        agcl::WritePoint::BeforeRename,
+                        agcl::WritePoint::Renamed })
+    if (point == agcl::WritePointName(p))
+    {
+      where = p;
+      known = true;
+    }
+  if (!known || count < 1)
+    throw InputError("AGCL_FAULT_INJECTION='" + text +
+                     "': expected <point>:<n> with point written, flushed, before-rename or renamed and n >= 1");
+  trainer.SetCheckpointHook([where, count, calls = 0L](agcl::WritePoint at, const std::filesystem::path &) mutable {
+    if (at == where && ++calls == count)
+      ::kill(::getpid(), SIGKILL);
+  });
 }
 
 int
@@ -107,6 +156,7 @@ Run(TrainOptions & options)
     throw InputError(e.what());
   }
   agcl::AGCLTrainer trainer(t);
+  InstallFaultInjection(trainer);
   std::string       model;
   try
   {

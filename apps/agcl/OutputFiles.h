@@ -28,9 +28,12 @@ void
 WriteAtomically(const TImage * image, const std::filesystem::path & path)
 {
   namespace fs = std::filesystem;
+  // ITK writes the temporary file itself, so it keeps the target's extension (which chooses the
+  // format): <stem>.partial.<pid>.<n><extensions>, unique to this process and call.
   const std::string name = path.filename().string();
   const auto        dot = name.find('.');
-  const fs::path    temporary = path.parent_path() / (name.substr(0, dot) + ".partial" + name.substr(dot));
+  const std::string unique = agcl::TemporaryNameFor(name.substr(0, dot)).string();
+  const fs::path    temporary = path.parent_path() / (unique + (dot == std::string::npos ? "" : name.substr(dot)));
   try
   {
     auto writer = itk::ImageFileWriter<TImage>::New();
@@ -38,7 +41,15 @@ WriteAtomically(const TImage * image, const std::filesystem::path & path)
     writer->SetFileName(temporary.string());
     writer->SetUseCompression(true);
     writer->Update();
+    // On disk before it takes the target's name, and the rename on disk too.
+    const int  fd = ::open(temporary.c_str(), O_RDONLY | O_CLOEXEC);
+    const bool synced = fd >= 0 && ::fsync(fd) == 0;
+    if (fd >= 0)
+      ::close(fd);
+    if (!synced)
+      throw std::runtime_error("cannot write '" + path.string() + "': fsync failed");
     fs::rename(temporary, path);
+    agcl::SyncFolder(path.parent_path());
   }
   catch (...)
   {
