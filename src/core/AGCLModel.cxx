@@ -2,6 +2,7 @@
  *  AGCL for ITK — Apache License 2.0, see LICENSE.
  *=========================================================================*/
 #include "agcl/AGCLModel.h"
+#include "agcl/ModuleOnDevice.h"
 
 #include "Checks.h"
 
@@ -130,10 +131,9 @@ AGCLModel::PredictCoarse(const at::Tensor & volume, const c10::Device & device)
 {
   detail::RequireFloating(volume, 3, "AGCLModel::PredictCoarseClasses", "volume", "[D, H, W] volume");
   detail::Require(volume.numel() > 0, "AGCLModel::PredictCoarseClasses", "the volume is empty");
-  torch::NoGradGuard noGrad;
-  m_Coarse->to(device);
-  m_Coarse->eval();
-  const double  floor = m_Config.coarse_attention_probability;
+  torch::NoGradGuard   noGrad;
+  const ModuleOnDevice use(*m_Coarse, device); // shared by concurrent runs on one device
+  const double         floor = m_Config.coarse_attention_probability;
   const int64_t depth = volume.size(0), window = m_Config.coarse_window_slices;
   if (window == 0 || depth <= window)
   {

@@ -7,6 +7,7 @@
 #include "itkAGCLEncoderFilter.h"
 
 #include "agcl/Device.h"
+#include "agcl/ModuleOnDevice.h"
 
 #include <torch/torch.h>
 
@@ -65,8 +66,7 @@ AGCLEncoderFilter::GenerateData()
   Guarded("AGCLEncoderFilter", [&] {
     const torch::Device device = agcl::ParseDevice(this->GetDevice());
     const at::Tensor &  image = input->GetTensor("image");
-    m_Encoder->to(device);
-    m_Encoder->eval();
+    const agcl::ModuleOnDevice use(*m_Encoder, device); // shared by concurrent runs on one device
     torch::NoGradGuard      noGrad;
     std::vector<at::Tensor> low, high;
     const int64_t           n = image.size(0);
@@ -132,8 +132,7 @@ ASPPDecoderFilter::GenerateData()
     }
     const at::Tensor & low = input->GetTensor("low_level");
     const at::Tensor & high = input->GetTensor("high_level");
-    m_Decoder->to(device);
-    m_Decoder->eval();
+    const agcl::ModuleOnDevice use(*m_Decoder, device);
     torch::NoGradGuard         noGrad;
     std::vector<at::Tensor>    probability;
     const std::vector<int64_t> size{ image.size(2), image.size(3) };

@@ -11,6 +11,11 @@
 #include "agcl/Device.h"
 #include "common/TinyModelConfig.h"
 
+#include "agcl/ModuleOnDevice.h"
+
+#include <exception>
+#include <thread>
+
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -198,6 +203,61 @@ TEST(AGCLSegmentationFilter, ReaderFilterWriterPipelineMatchesTheWholeVolumeMeth
     EXPECT_GE(progress->values[i], progress->values[i - 1]);
   fs::remove(ctFile);
   fs::remove(labelFile);
+}
+
+TEST(AGCLSegmentationFilter, FourThreadsSharingOneModelObjectGiveTheSerialResults)
+{
+  auto model = itk::AGCLModelObject::New();
+  model->Load(ModelFile());
+  std::vector<CT::Pointer> inputs;
+  for (unsigned seed : { 3u, 4u, 5u, 6u })
+  {
+    auto             source = Source::New();
+    Source::SizeType size{ { 48, 48, 20 } };
+    source->SetSize(size);
+    source->SetSeed(seed);
+    source->Update();
+    inputs.push_back(source->GetOutput());
+  }
+  auto run = [&](const CT * ct) {
+    auto filter = Segmentation::New();
+    filter->SetInput(ct);
+    filter->SetModel(model);
+    filter->SetSlabThickness(7);
+    filter->Update();
+    Labels::Pointer out = filter->GetOutput();
+    out->DisconnectPipeline();
+    return out;
+  };
+  std::vector<Labels::Pointer> serial, parallel(inputs.size());
+  for (const auto & ct : inputs)
+    serial.push_back(run(ct));
+  std::vector<std::thread>        threads;
+  std::vector<std::exception_ptr> errors(inputs.size());
+  for (size_t i = 0; i < inputs.size(); ++i)
+    threads.emplace_back([&, i] {
+      try
+      {
+        parallel[i] = run(inputs[i]);
+      }
+      catch (...)
+      {
+        errors[i] = std::current_exception();
+      }
+    });
+  for (auto & t : threads)
+    t.join();
+  for (size_t i = 0; i < inputs.size(); ++i)
+  {
+    ASSERT_FALSE(errors[i]) << "thread " << i << " failed";
+    const size_t n = serial[i]->GetLargestPossibleRegion().GetNumberOfPixels();
+    EXPECT_TRUE(std::equal(serial[i]->GetBufferPointer(),
+                           serial[i]->GetBufferPointer() + n,
+                           parallel[i]->GetBufferPointer()))
+      << "volume " << i;
+    EXPECT_GT(n - static_cast<size_t>(Count(serial[i], 0)), 0u) << "volume " << i << ": nothing segmented";
+  }
+  EXPECT_EQ(agcl::ModuleOnDevice::Users(*model->GetModel().Encoder()), 0); // every run gave it back
 }
 
 TEST(AGCLSegmentationFilter, GivenCoarseMapGivesTheSameAsTheWholeVolumeForAnySlabThickness)

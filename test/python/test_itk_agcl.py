@@ -234,6 +234,38 @@ def _main_thread_runs_while(work):
     return steps, result["seconds"]
 
 
+def test_threads_sharing_one_model_give_the_serial_results():
+    """Python threads (the GIL released in Update) running filters that share one model object."""
+    import threading
+    model = itk_agcl.AGCLModelObject.New()
+    model.Load(MODEL)
+    inputs = [itk_agcl.phantom((48, 48, 20), seed=seed)[0] for seed in (3, 4, 5)]
+
+    def run(ct):
+        f = itk_agcl.AGCLSegmentationFilter.New(ct, Device="cpu", SlabThickness=7)
+        f.SetModel(model)
+        f.Update()
+        return itk_agcl.array_from_image(f.GetOutput())
+
+    serial = [run(ct) for ct in inputs]
+    results, errors = [None] * len(inputs), []
+
+    def work(i):
+        try:
+            results[i] = run(inputs[i])
+        except Exception as e:  # reported below, not lost in the thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(inputs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    for expected, got in zip(serial, results):
+        np.testing.assert_array_equal(got, expected)
+
+
 def test_update_releases_the_gil():
     ct, _ = itk_agcl.phantom((96, 96, 40), seed=3)
     calls = []
