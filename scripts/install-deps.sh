@@ -15,6 +15,8 @@ PACKAGES=(
   libeigen3-dev libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev swig
   # Python side: wrapping, reference checks, plots
   python3-dev python3-numpy python3-torch python3-scipy python3-pytest python3-matplotlib
+  # fuzzing (scripts/fuzz.sh): clang with libFuzzer; gcc's AddressSanitizer/UBSan come with gcc
+  clang-14 libclang-rt-14-dev
 )
 
 missing=()

@@ -210,13 +210,18 @@ RunSegment(const SegmentOptions & options)
                               { "attention", options.oracleAttention ? "reference labels (oracle)" : "coarse network" },
                               { "shard", options.shard },
                               { "inputs", inputs } };
-  if (options.skipExisting && fs::exists(out / "settings.json"))
+  // Shards writing into one folder each keep their own settings file (the same input list and
+  // model, another shard): settings.json for one machine, settings.shard-I-of-N.json otherwise.
+  const fs::path settingsFile =
+    out / (shardCount > 1 ? "settings.shard-" + std::to_string(shardIndex) + "-of-" + std::to_string(shardCount) + ".json"
+                          : std::string("settings.json"));
+  if (options.skipExisting && fs::exists(settingsFile))
   {
     // Finishing an interrupted run: its outputs and the new ones must come from the same settings.
     nlohmann::json earlier;
     try
     {
-      earlier = agcl::ReadJsonFile((out / "settings.json").string());
+      earlier = agcl::ReadJsonFile(settingsFile.string());
     }
     catch (const std::invalid_argument & e)
     {
@@ -224,10 +229,10 @@ RunSegment(const SegmentOptions & options)
     }
     for (const char * key : { "model", "model_config", "post_processing", "attention" })
       if (!earlier.is_object() || earlier.value(key, nlohmann::json()) != settings.at(key))
-        throw InputError("--skip-existing: '" + (out / "settings.json").string() + "' records another '" + key +
+        throw InputError("--skip-existing: '" + settingsFile.string() + "' records another '" + key +
                          "' than this run's; its outputs would mix two runs: choose another --out");
   }
-  WriteTextAtomically(out / "settings.json", settings.dump(2) + "\n");
+  WriteTextAtomically(settingsFile, settings.dump(2) + "\n");
   WriteLabelDescriptions(
     out, Descriptions(config), "agcl segment, labels of " + fs::path(options.model).filename().string());
 
@@ -328,7 +333,7 @@ RegisterSegment(CLI::App & app, Runner & runner)
   CLI::App * sub = app.add_subcommand(
     "segment",
     "Segment CT volumes with a model: files ITK reads (NIfTI, NRRD, MetaImage, ...), DICOM series folders, or a "
-    "manifest's images. Writes OUT/<name>.nii.gz per volume, settings.json and the label descriptions; a volume that "
+    "manifest's images. Writes OUT/<name>.nii.gz per volume, settings.json (settings.shard-I-of-N.json with --shard) and the label descriptions; a volume that "
     "cannot be read is reported and skipped (exit code 1), the others are still segmented");
   sub->add_option("--model", options->model, "model bundle (*.agcl)")->required();
   sub->add_option("inputs", options->inputs, "volumes: image files or DICOM series folders");

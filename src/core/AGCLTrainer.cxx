@@ -7,6 +7,7 @@
 #include "agcl/AdamOptimizer.h"
 #include "agcl/BuildInfo.h"
 #include "agcl/AtomicFile.h"
+#include "agcl/CheckpointState.h"
 #include "agcl/ConditionalContrastiveLoss.h"
 #include "agcl/Device.h"
 #include "agcl/DiceLoss.h"
@@ -437,6 +438,7 @@ struct AGCLTrainer::State
   bool                         haveCheckpoint = false;
   bool                         resumed = false; // a checkpoint was loaded (its config and data were checked)
   nlohmann::json               dataFingerprint; // DataFingerprint of the subjects, kept in every checkpoint
+  nlohmann::json               savedSubjects;   // the checkpoint's DataFingerprint (resume)
   std::ofstream                log;
   bool                         terminal = false;
   Clock::time_point            intervalStart;
@@ -524,29 +526,30 @@ AGCLTrainer::Run(TrainingData & data)
   {
     state.checkpoint = ModelBundle::Load(checkpointPath);
     state.haveCheckpoint = true;
-    const nlohmann::json & trainer = state.checkpoint.config.at("trainer");
+    const CheckpointState  saved = ReadCheckpointState(state.checkpoint.config, checkpointPath); // checked
     const nlohmann::json   expected = Fingerprint(o);
     for (const auto & [key, value] : expected.items())
     {
-      if (!trainer.at("options").contains(key) || trainer.at("options").at(key) != value)
+      if (!saved.options.contains(key) || saved.options.at(key) != value)
         throw std::invalid_argument("AGCLTrainer: cannot resume '" + checkpointPath + "': option '" + key + "' is " +
-                                    value.dump() + " here but " +
-                                    trainer.at("options").value(key, nlohmann::json()).dump() + " in the checkpoint");
+                                    value.dump() + " here but " + saved.options.value(key, nlohmann::json()).dump() +
+                                    " in the checkpoint");
     }
     // The configuration this run would build (from init_from, else the options') must be the
     // checkpoint's: a resume never silently takes another one.
     const nlohmann::json given =
       (o.init_from().empty() ? o.model() : ModelConfig::FromJson(ModelBundle::Load(o.init_from()).config)).ToJson();
-    const nlohmann::json saved = ModelConfig::FromJson(state.checkpoint.config).ToJson();
-    if (const std::string key = FirstDifference(given, saved); !key.empty())
+    const nlohmann::json savedConfig = ModelConfig::FromJson(state.checkpoint.config).ToJson();
+    if (const std::string key = FirstDifference(given, savedConfig); !key.empty())
       throw std::invalid_argument("AGCLTrainer: cannot resume '" + checkpointPath +
                                   "': the model configuration differs at '" + key + "': " + ValueAt(given, key) +
-                                  " here but " + ValueAt(saved, key) + " in the checkpoint");
+                                  " here but " + ValueAt(savedConfig, key) + " in the checkpoint");
     m_Model = std::make_shared<AGCLModel>(AGCLModel::FromBundle(state.checkpoint));
     state.resumed = true;
-    state.stage = trainer.at("stage").get<int>();
-    state.step = trainer.at("step").get<int64_t>();
-    m_BestDice = trainer.at("best_dice").get<double>();
+    state.stage = saved.stage;
+    state.step = saved.step;
+    m_BestDice = saved.best_dice;
+    state.savedSubjects = saved.subjects;
   }
   else
   {
@@ -575,7 +578,7 @@ AGCLTrainer::Run(TrainingData & data)
   if (state.resumed)
   {
     const nlohmann::json & given = state.dataFingerprint;
-    const nlohmann::json   saved = state.checkpoint.config.at("trainer").value("subjects", nlohmann::json());
+    const nlohmann::json & saved = state.savedSubjects;
     if (given != saved)
     {
       std::string what = "the checkpoint records no subjects (written by an older version)";

@@ -6,6 +6,7 @@
 // and the resumed run ends with the uninterrupted run's weights, the label fraction is honoured.
 #include "agcl/AGCLModel.h"
 #include "agcl/AGCLTrainer.h"
+#include "agcl/CheckpointState.h"
 #include "agcl/AdamOptimizer.h"
 #include "agcl/ModelBundle.h"
 #include "common/TinyModelConfig.h"
@@ -450,6 +451,23 @@ TEST(AGCLTrainer, CrashBetweenCheckpointWriteAndRenameThenResumeGivesTheUninterr
                   nlohmann::json(SmallConfig().margin_mm).dump() + " in the checkpoint");
   SyntheticData moreSubjects(Cohort(3, 1));
   expectRefused(Options(directory, 10).resume(true), moreSubjects, "the training data differ");
+  // A damaged checkpoint: stage 7 would have skipped every stage and written an untrained model.
+  {
+    agcl::ModelBundle forged = previous;
+    forged.config["trainer"]["stage"] = 7;
+    const auto options = Options(directory, 10).resume(true); // (clears the folder)
+    fs::create_directories(directory);
+    forged.Save(checkpoint);
+    try
+    {
+      agcl::AGCLTrainer(options).Run(data);
+      ADD_FAILURE() << "resumed a checkpoint at stage 7";
+    }
+    catch (const std::invalid_argument & e)
+    {
+      EXPECT_NE(std::string(e.what()).find("'trainer.stage' = 7: expected 0..3"), std::string::npos) << e.what();
+    }
+  }
   auto again = Options(Scratch("unused"), 10).output_directory(directory.string()); // no resume
   try
   {
@@ -648,4 +666,61 @@ TEST(AGCLTrainer, ConvergenceAsksHowMuchOfTheFallCameInTheSecondHalf)
   for (int i = 0; i < 100; ++i)
     flatEnd[i] = i < 50 ? 3.0 - 0.02 * i : std::max(1.0, 2.0 - 0.025 * (i - 50));
   EXPECT_FALSE(agcl::CheckConvergence(flatEnd).converged);
+}
+
+TEST(CheckpointState, DamagedOrForeignTrainerFieldsAreRefusedNamingTheField)
+{
+  const nlohmann::json good = { { "trainer",
+                                  { { "stage", 1 },
+                                    { "step", 4 },
+                                    { "best_dice", 0.25 },
+                                    { "options", { { "seed", 1 } } },
+                                    { "subjects", nlohmann::json::array({ "s1" }) } } } };
+  const agcl::CheckpointState state = agcl::ReadCheckpointState(good, "c.agcl");
+  EXPECT_EQ(state.stage, 1);
+  EXPECT_EQ(state.step, 4);
+  EXPECT_EQ(state.best_dice, 0.25);
+  EXPECT_EQ(state.options, nlohmann::json({ { "seed", 1 } }));
+  EXPECT_EQ(state.subjects, nlohmann::json::array({ "s1" }));
+  auto refused = [&](const char * key, const nlohmann::json & value, const std::string & text) {
+    nlohmann::json config = good;
+    if (value.is_discarded())
+      config["trainer"].erase(key);
+    else
+      config["trainer"][key] = value;
+    try
+    {
+      agcl::ReadCheckpointState(config, "c.agcl");
+      ADD_FAILURE() << key << " = " << value.dump() << " accepted";
+    }
+    catch (const std::invalid_argument & e)
+    {
+      EXPECT_NE(std::string(e.what()).find("checkpoint 'c.agcl': " + text), std::string::npos) << e.what();
+    }
+  };
+  const nlohmann::json missing = nlohmann::json(nlohmann::json::value_t::discarded);
+  refused("stage", 7, "'trainer.stage' = 7: expected 0..3");
+  refused("stage", -1, "'trainer.stage' = -1: expected 0..3");
+  refused("stage", "1", "'trainer.stage' is missing or not an integer");
+  refused("stage", 1.5, "'trainer.stage' is missing or not an integer");
+  refused("stage", missing, "'trainer.stage' is missing or not an integer");
+  refused("step", -4, "'trainer.step' = -4: expected 0..1099511627776");
+  refused("step", uint64_t{ 18446744073709551615u }, "'trainer.step' = 18446744073709551615: expected 0..");
+  refused("best_dice", 1.5, "'trainer.best_dice' = 1.5: expected -1 or 0..1");
+  refused("best_dice", -0.5, "'trainer.best_dice' = -0.5: expected -1 or 0..1");
+  refused("best_dice", nullptr, "'trainer.best_dice' is missing or not a number");
+  refused("options", nlohmann::json::array(), "'trainer.options' is missing or not an object");
+  refused("subjects", "s1", "'trainer.subjects' is not an array");
+  for (const nlohmann::json & config : { nlohmann::json::object(), nlohmann::json({ { "trainer", 3 } }), nlohmann::json::array() })
+  {
+    try
+    {
+      agcl::ReadCheckpointState(config, "c.agcl");
+      ADD_FAILURE() << config.dump() << " accepted";
+    }
+    catch (const std::invalid_argument & e)
+    {
+      EXPECT_NE(std::string(e.what()).find("no 'trainer' object"), std::string::npos) << e.what();
+    }
+  }
 }
