@@ -15,6 +15,7 @@
 #include "itkTensorPixelTraits.h"
 #include "itkLabelBoundingBoxes.h"
 #include "itkLabelFusionFilter.h"
+#include "itkVerifyImageGeometry.h"
 #include "itkQueryPatchSamplerFilter.h"
 #include "itkVerifyFiniteImage.h"
 
@@ -175,6 +176,7 @@ AGCLSegmentationFilter<TInputImage, TLabelImage>::VerifyInputInformation() ITKv5
                         << ": a 2D image (one voxel along an axis); expected a 3D volume");
     }
   }
+  VerifyImageGeometry(image, "the input image");
   const auto * coarse = this->GetCoarseLabelMap();
   if (coarse != nullptr && coarse->GetLargestPossibleRegion() != image->GetLargestPossibleRegion())
   {

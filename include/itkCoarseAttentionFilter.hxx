@@ -5,6 +5,7 @@
 #define itkCoarseAttentionFilter_hxx
 
 #include "itkCoarseAttentionFilter.h"
+#include "itkVerifyImageGeometry.h"
 
 #include "itkContinuousIndex.h"
 #include "itkImageRegionConstIterator.h"
@@ -396,7 +397,8 @@ CoarseAttentionFilter<TInputImage, TLabelImage>::GenerateData()
 {
   typename LabelImageType::ConstPointer coarse = this->GetCoarseLabelMap();
   const InputImageType *                image = this->GetInput();
-  CoarseResult                          network; // when the coarse network runs
+  VerifyImageGeometry(image, "CoarseAttentionFilter: the input image"); // bounds the grids and margins
+  CoarseResult network;                                                 // when the coarse network runs
   if (coarse.IsNull())
   {
     network = ComputeCoarse(image, m_Model, m_Device);

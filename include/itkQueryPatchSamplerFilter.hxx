@@ -5,6 +5,7 @@
 #define itkQueryPatchSamplerFilter_hxx
 
 #include "itkQueryPatchSamplerFilter.h"
+#include "itkVerifyImageGeometry.h"
 
 #include "itkImageRegionConstIteratorWithIndex.h"
 #include "itkLabelBoundingBoxes.h"
@@ -164,6 +165,7 @@ QueryPatchSamplerFilter<TInputImage, TLabelImage>::GenerateData()
   const auto             spacing = image->GetSpacing();
 
   VerifyFiniteImage(image, "QueryPatchSamplerFilter: the input image");
+  VerifyImageGeometry(image, "QueryPatchSamplerFilter: the input image");
   const unsigned int axial = AxialAxis(direction);
   const unsigned int a0 = axial == 0 ? 1 : 0, a1 = axial == 2 ? 1 : 2;
   const double       s = m_PatchSpacingMM > 0 ? m_PatchSpacingMM : std::min(spacing[a0], spacing[a1]);
@@ -235,6 +237,11 @@ QueryPatchSamplerFilter<TInputImage, TLabelImage>::GenerateData()
         // Tile t covers [c - P/2 s - s/2, c + (P/2 - 1) s + s/2] around its centre pixel c.
         const double step = std::max(1.0, std::floor(P * (1.0 - m_Overlap))) * s;
         auto         starts = [&](double lo, double hi) {
+          // A tile grid this dense (a patch spacing far below the voxels', on a wide box) would
+          // fill the memory with tile centres long before the network sees one.
+          if ((hi - lo) / step > 1e4)
+            itkExceptionMacro(<< "tiles of " << P << " pixels at " << s << " mm would need " << (hi - lo) / step
+                              << " tiles across a " << hi - lo << " mm attention box; at most 10000 per axis");
           std::vector<double> c;
           for (double first = lo + (P / 2) * s;; first += step)
           {

@@ -12,6 +12,7 @@
 #include "itkAGCLSegmentationFilter.h"
 #include "itkAbdominalPhantomImageSource.h"
 #include "itkVerifyFiniteImage.h"
+#include "itkVerifyImageGeometry.h"
 
 #include "agcl/AGCLModel.h"
 #include "agcl/BuildInfo.h"
@@ -265,6 +266,7 @@ RunSegment(const SegmentOptions & options)
       try
       {
         itk::VerifyFiniteImage(ct.GetPointer(), "the volume");
+        itk::VerifyImageGeometry(ct.GetPointer(), "the volume");
       }
       catch (const itk::ExceptionObject & e)
       {

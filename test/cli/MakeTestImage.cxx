@@ -5,6 +5,7 @@
 //   ramp.nii.gz   short 3D, 6 x 5 x 4, pixel (x, y, z) = x + 10 y + 100 z, spacing 0.5 1 2.5
 //   slice.png     unsigned char 2D, 8 x 4, pixel (x, y) = 30 x + y
 //   volume4d.nrrd float 4D, 2 x 2 x 2 x 2 (a dimension agcl refuses)
+//   huge_spacing.nii.gz  short 3D, 6 x 5 x 4 of 1e6 mm voxels (a header no CT has)
 #include "itkImage.h"
 #include "itkImageFileWriter.h"
 #include "itkImageRegionIteratorWithIndex.h"
@@ -52,6 +53,9 @@ main(int argc, char ** argv)
     { { 6, 5, 4 } },
     [](const Short3::IndexType & i) { return short(i[0] + 10 * i[1] + 100 * i[2]); },
     spacing);
+  const double hugeSpacing[3] = { 1e6, 1e6, 1e6 };
+  Write<Short3>(
+    dir + "/huge_spacing.nii.gz", { { 6, 5, 4 } }, [](const Short3::IndexType &) { return short(0); }, hugeSpacing);
   using UChar2 = itk::Image<unsigned char, 2>;
   Write<UChar2>(
     dir + "/slice.png", { { 8, 4 } }, [](const UChar2::IndexType & i) { return (unsigned char)(30 * i[0] + i[1]); });

@@ -10,6 +10,7 @@
 #include "agcl/AGCLModel.h"
 #include "agcl/Device.h"
 #include "common/TinyModelConfig.h"
+#include "itkVerifyImageGeometry.h"
 
 #include "agcl/ModuleOnDevice.h"
 
@@ -372,6 +373,45 @@ TEST(AGCLSegmentationFilter, BadInputIsAClearExceptionAndNothingIsWritten)
   segment->SetDevice("tpu");
   expectError(segment, "Device");
   segment->SetDevice("cpu");
+
+  // Headers no CT has: spacings that would make the grids, margins and tiles without end.
+  for (const auto & [spacing, text] : std::vector<std::pair<double, std::string>>{
+         { 1e-300, "spacing 1e-300 mm along axis 0; expected 0.01..100 mm" },
+         { 1e300, "spacing 1e+300 mm along axis 0; expected 0.01..100 mm" } }) // (ITK itself refuses 0)
+  {
+    auto odd = CT::New();
+    odd->Graft(source->GetOutput());
+    auto oddSpacing = odd->GetSpacing();
+    oddSpacing[0] = spacing;
+    odd->SetSpacing(oddSpacing);
+    auto filter = Segmentation::New();
+    filter->SetInput(odd);
+    filter->SetModelFileName(ModelFile());
+    expectError(filter, text);
+  }
+  {
+    // The extent: 200 voxels of 60 mm span 12 m (metadata only: refused before any buffer is read).
+    auto             wide = CT::New();
+    CT::SizeType     size{ { 200, 2, 2 } };
+    CT::SpacingType  spacing;
+    spacing.Fill(60.0);
+    wide->SetRegions(size);
+    wide->SetSpacing(spacing);
+    try
+    {
+      itk::VerifyImageGeometry(wide.GetPointer(), "wide");
+      ADD_FAILURE() << "a 12 m extent accepted";
+    }
+    catch (const itk::ExceptionObject & e)
+    {
+      EXPECT_NE(std::string(e.GetDescription()).find("wide: 200 voxels of 60 mm along axis 0 span 12000 mm; at most 10000 mm"),
+                std::string::npos)
+        << e.GetDescription();
+    }
+    spacing.Fill(50.0); // 10000 mm: the limit itself is accepted
+    wide->SetSpacing(spacing);
+    EXPECT_NO_THROW(itk::VerifyImageGeometry(wide.GetPointer(), "wide"));
+  }
 
   // A coarse map of another size.
   auto other = Phantom(8);
