@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <limits>
+#include <type_traits>
 #include <set>
 #include <sstream>
 
@@ -22,6 +24,16 @@ Fail(const std::string & key, const std::string & expected, const nlohmann::json
   throw ModelBundleError(os.str());
 }
 
+// An integer as JSON holds it: a whole number within int64 (nlohmann would truncate 2.5 to 2,
+// and converting 1e22 to an integer is undefined behaviour: found by the fuzz target).
+bool
+IsInt64(const nlohmann::json & value)
+{
+  return value.is_number_integer() &&
+         (!value.is_number_unsigned() ||
+          value.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()));
+}
+
 // Reads json[key] into `target` when present, with a message naming the key on a type error.
 template <typename T>
 void
@@ -31,6 +43,16 @@ Read(const nlohmann::json & json, const char * key, T & target, const char * exp
   if (it == json.end())
   {
     return;
+  }
+  if constexpr (std::is_same_v<T, int64_t>)
+  {
+    if (!IsInt64(*it))
+      Fail(key, expected, *it);
+  }
+  else if constexpr (std::is_same_v<T, std::vector<int64_t>>)
+  {
+    if (!it->is_array() || !std::all_of(it->begin(), it->end(), IsInt64))
+      Fail(key, expected, *it);
   }
   try
   {

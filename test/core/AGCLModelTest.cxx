@@ -86,6 +86,17 @@ TEST(ModelConfig, BadValuesNameTheKey)
   };
   ExpectConfigError([&] { agcl::ModelConfig::FromJson(with("patch_size", 40)); }, "patch_size");
   ExpectConfigError([&] { agcl::ModelConfig::FromJson(with("patch_size", "64")); }, "patch_size");
+  // Integers only where integers are meant: 64.5 was truncated to 64 silently, and 1.6e22 (a
+  // number too large for int64, found by the fuzz target) was converted with undefined behaviour.
+  ExpectConfigError([&] { agcl::ModelConfig::FromJson(with("patch_size", 64.5)); },
+                    "'patch_size' = 64.5: expected an integer");
+  ExpectConfigError([&] { agcl::ModelConfig::FromJson(with("encoder", { { "output_stride", 1.6e22 } })); },
+                    "'output_stride' = 1.6e+22: expected an integer");
+  ExpectConfigError(
+    [&] { agcl::ModelConfig::FromJson(with("encoder", { { "width", uint64_t{ 18446744073709551615u } } })); },
+    "'width' = 18446744073709551615: expected an integer");
+  ExpectConfigError([&] { agcl::ModelConfig::FromJson(with("decoder", { { "rates", { 6, 12.5, 18 } } })); },
+                    "'rates' = [6,12.5,18]: expected an array of integers");
   ExpectConfigError([&] { agcl::ModelConfig::FromJson(with("window", { 300, 100 })); }, "window");
   ExpectConfigError([&] { agcl::ModelConfig::FromJson(with("threshold", 1.5)); }, "threshold");
   ExpectConfigError([&] { agcl::ModelConfig::FromJson(with("modalities", nlohmann::json::array())); }, "modalities");
