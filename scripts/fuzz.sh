@@ -28,9 +28,10 @@ export LSAN_OPTIONS="suppressions=$ROOT/test/sanitizers/lsan.supp"
 run() {
   local name="$1" dir="$OUT/$1"
   mkdir -p "$dir/corpus"
-  local rc=0
+  local rc=0 seeds=("$ROOT/test/fuzz/corpus/$name")
+  [[ -d "$ROOT/test/fuzz/regressions/$name" ]] && seeds+=("$ROOT/test/fuzz/regressions/$name")
   "$BUILD/test/fuzz/agclFuzz_$name" -max_total_time="$SECONDS_EACH" -timeout=25 -rss_limit_mb=2048 \
-    -print_final_stats=1 -artifact_prefix="$dir/" "$dir/corpus" "$ROOT/test/fuzz/corpus/$name" >"$dir/log.txt" 2>&1 || rc=$?
+    -print_final_stats=1 -artifact_prefix="$dir/" "$dir/corpus" "${seeds[@]}" >"$dir/log.txt" 2>&1 || rc=$?
   local runs; runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$dir/log.txt" | grep -o '[0-9]*$' || echo '?')
   local findings; findings=$(find "$dir" -maxdepth 1 \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' \
     -o -name 'oom-*' \) | wc -l)
