@@ -42,14 +42,12 @@ WriteAtomically(const TImage * image, const std::filesystem::path & path)
     writer->SetUseCompression(true);
     writer->Update();
     // On disk before it takes the target's name, and the rename on disk too.
-    const int  fd = ::open(temporary.c_str(), O_RDONLY | O_CLOEXEC);
-    const bool synced = fd >= 0 && ::fsync(fd) == 0;
-    if (fd >= 0)
-      ::close(fd);
-    if (!synced)
-      throw std::runtime_error("cannot write '" + path.string() + "': fsync failed");
+    if (!agcl::SyncFile(temporary))
+      throw std::runtime_error("cannot write '" + path.string() + "': fsync failed (" + std::strerror(errno) + ")");
     fs::rename(temporary, path);
-    agcl::SyncFolder(path.parent_path());
+    if (!agcl::SyncFolder(path.parent_path())) // as WriteFileAtomically: the rename may not be on disk
+      throw std::runtime_error("cannot write '" + path.string() + "': fsync of its folder failed (" +
+                               std::strerror(errno) + ")");
   }
   catch (...)
   {

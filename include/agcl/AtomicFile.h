@@ -58,6 +58,22 @@ TemporaryNameFor(const std::filesystem::path & path)
   return path.string() + ".partial." + std::to_string(::getpid()) + "." + std::to_string(counter++);
 }
 
+/** fsync of a file already written and closed (or still open elsewhere), by its path. Returns
+ *  false on failure, with errno set. */
+inline bool
+SyncFile(const std::filesystem::path & path)
+{
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return false;
+  const bool ok = ::fsync(fd) == 0;
+  const int  code = errno;
+  const bool closed = ::close(fd) == 0;
+  if (!ok)
+    errno = code;
+  return ok && closed;
+}
+
 /** fsync of a folder, so that a rename in it survives a power loss. Returns false on failure. */
 inline bool
 SyncFolder(const std::filesystem::path & folder)

@@ -116,11 +116,7 @@ SyncLog(std::ofstream & log, const fs::path & path)
   log.flush();
   if (!log)
     throw std::runtime_error("AGCLTrainer: cannot write '" + path.string() + "' (disk full?)");
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  const bool synced = fd >= 0 && ::fsync(fd) == 0;
-  if (fd >= 0)
-    ::close(fd);
-  if (!synced)
+  if (!SyncFile(path))
     throw std::runtime_error("AGCLTrainer: cannot fsync '" + path.string() + "': " + std::strerror(errno));
 }
 

@@ -348,3 +348,15 @@ TEST(AtomicFile, TextIsWrittenWholeOrNotAtAllAndNoTemporaryRemains)
   for (const auto & entry : fs::directory_iterator(file.parent_path()))
     EXPECT_EQ(entry.path().string().find(".partial"), std::string::npos) << entry.path();
 }
+
+TEST(AtomicFile, SyncFileAndSyncFolderReportAMissingPath)
+{
+  const fs::path file = Scratch("synced.txt");
+  agcl::WriteTextAtomically(file, "x\n");
+  EXPECT_TRUE(agcl::SyncFile(file));
+  EXPECT_TRUE(agcl::SyncFolder(file.parent_path()));
+  errno = 0;
+  EXPECT_FALSE(agcl::SyncFile(Scratch("never_written.txt")));
+  EXPECT_EQ(errno, ENOENT);
+  EXPECT_FALSE(agcl::SyncFolder(Scratch("no_such_folder_either")));
+}
