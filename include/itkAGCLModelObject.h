@@ -66,13 +66,15 @@ public:
    *  window-normalised to 0..1 (ITK's buffer order: x fastest, so D = z); `classes` receives
    *  D*H*W class indices (0 background, i = the config's organ i-1). `seeds`, when not null,
    *  receives O*D*H*W bytes, organ after organ: 1 where that organ's attention grows from
-   *  (agcl::AGCLModel::CoarsePrediction). */
+   *  (agcl::AGCLModel::CoarsePrediction). `probabilities`, when not null, receives O*D*H*W
+   *  bytes in the same order: each organ's softmax probability x 255, rounded. */
   void
   PredictCoarseClasses(const float *                  volume,
                        const std::array<int64_t, 3> & sizeDHW,
                        const std::string &            device,
                        uint8_t *                      classes,
-                       uint8_t *                      seeds = nullptr) const;
+                       uint8_t *                      seeds = nullptr,
+                       uint8_t *                      probabilities = nullptr) const;
 
 protected:
   AGCLModelObject() = default;

@@ -25,10 +25,12 @@ namespace itk {
  * (QueryPatchSamplerFilter)
  * -> encoder (AGCLEncoderFilter) -> decoder (ASPPDecoderFilter), both on chunks of 4 batches of
  * patches -> fusion of the slab (LabelFusionFilter,
- * whose accumulators span only the slab and the organs' attention boxes) -> the slab's labels
- * copied into the output. Finally each organ keeps its largest connected component with its
+ * whose accumulators span only the slab and the organs' attention boxes; with the model's
+ * coarse_weight > 0 each organ's score blends in the coarse network's probability) -> the
+ * slab's labels copied into the output. Finally each organ keeps its largest connected component with its
  * holes filled (PostProcessing, on by default). Patch size and spacing, window, margin,
- * overlap and threshold come from the model bundle.
+ * overlap, threshold and coarse weight come from the model bundle (with SetCoarseLabelMap
+ * there is no coarse probability: the fusion is the fine stage's alone).
  *
  * Memory: beyond the input and the output, what is held at once is the coarse-grid volume (the
  * coarse network runs in windows of the model's coarse_window_slices), one slab's patches,

@@ -450,6 +450,12 @@ AGCLSegmentationFilter<TInputImage, TLabelImage>::GenerateData()
             fusion->SetAttentionMap(organs[o], attention[o]);
           }
           fusion->SetThreshold(config.threshold);
+          if (givenCoarse.IsNull()) // the coarse network's vote (a given coarse map has no probabilities)
+          {
+            fusion->SetCoarseWeight(config.coarse_weight);
+            for (size_t o = 0; o < organs.size(); ++o)
+              fusion->SetCoarseProbabilityMap(organs[o], coarseGrid.probabilities[o]);
+          }
           fusion->SetGaussianWeighting(m_GaussianWeighting);
           fusion->PostProcessingOff(); // done once on the whole volume below
           fusion->SetProbabilityMaps(m_ProbabilityMaps);

@@ -10,6 +10,7 @@
 
 #include <string>
 
+#include <map>
 #include <vector>
 
 namespace itk {
@@ -102,11 +103,13 @@ public:
   /** The coarse network's result on the coarse grid: the label map (as ComputeCoarseLabelMap)
    *  and, per organ of the model, its attention seed: the organ's label value where its
    *  attention grows from, 0 elsewhere (its argmax region, and with the model's
-   *  coarse.attention_probability p > 0 every voxel where its probability is >= p). */
+   *  coarse.attention_probability p > 0 every voxel where its probability is >= p), and its
+   *  softmax probability (0..1 in steps of 1/255; LabelFusionFilter's coarse vote). */
   struct CoarseResult
   {
-    typename LabelImageType::Pointer              labels;
-    std::vector<typename LabelImageType::Pointer> seeds;
+    typename LabelImageType::Pointer               labels;
+    std::vector<typename LabelImageType::Pointer>  seeds;
+    std::vector<typename CoarseImageType::Pointer> probabilities;
   };
   static CoarseResult
   ComputeCoarse(const InputImageType * image, const AGCLModelObject * model, const std::string & device);
@@ -148,6 +151,11 @@ public:
   /** The attention map of the organ with label value `label`; itk::ExceptionObject if not an organ. */
   LabelImageType *
   GetAttentionMap(LabelType label);
+  /** After Update() with the model's coarse network (not with a given coarse map): the network's
+   *  probability of organ `label` on the coarse grid (for LabelFusionFilter's coarse vote);
+   *  itk::ExceptionObject otherwise. */
+  const CoarseImageType *
+  GetCoarseProbabilityMap(LabelType label) const;
 
 protected:
   CoarseAttentionFilter();
@@ -172,6 +180,7 @@ private:
   typename AGCLModelObject::Pointer m_Model;
   std::string                       m_ModelFileName;
   std::string                       m_Device{ "cpu" };
+  std::map<LabelType, typename CoarseImageType::Pointer> m_CoarseProbability;
 };
 
 } // namespace itk

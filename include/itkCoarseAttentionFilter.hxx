@@ -173,13 +173,15 @@ CoarseAttentionFilter<TInputImage, TLabelImage>::ComputeCoarse(const InputImageT
   const auto                coarse = ResampleToCoarseGrid(image, config);
   const auto                size = coarse->GetLargestPossibleRegion().GetSize();
   const size_t              voxels = coarse->GetLargestPossibleRegion().GetNumberOfPixels();
-  std::vector<uint8_t>      classes(voxels), seeds(voxels * config.organs.size());
+  std::vector<uint8_t>      classes(voxels), seeds(voxels * config.organs.size()),
+    probabilities(voxels * config.organs.size());
   model->PredictCoarseClasses(
     coarse->GetBufferPointer(),
     { static_cast<int64_t>(size[2]), static_cast<int64_t>(size[1]), static_cast<int64_t>(size[0]) },
     device,
     classes.data(),
-    seeds.data());
+    seeds.data(),
+    probabilities.data());
   auto newLabelImage = [&coarse] {
     auto labels = LabelImageType::New();
     labels->CopyInformation(coarse);
@@ -204,6 +206,17 @@ CoarseAttentionFilter<TInputImage, TLabelImage>::ComputeCoarse(const InputImageT
     {
       seed[i] = in[i] != 0 ? organ : LabelType{};
     }
+    auto probability = CoarseImageType::New();
+    probability->CopyInformation(coarse);
+    probability->SetRegions(coarse->GetLargestPossibleRegion());
+    probability->Allocate();
+    const uint8_t * bytes = probabilities.data() + o * voxels;
+    float *         p = probability->GetBufferPointer();
+    for (size_t i = 0; i < voxels; ++i)
+    {
+      p[i] = static_cast<float>(bytes[i]) / 255.0f;
+    }
+    result.probabilities.push_back(probability);
   }
   return result;
 }
@@ -312,6 +325,20 @@ CoarseAttentionFilter<TInputImage, TLabelImage>::GetAttentionMap(LabelType label
 }
 
 template <typename TInputImage, typename TLabelImage>
+auto
+CoarseAttentionFilter<TInputImage, TLabelImage>::GetCoarseProbabilityMap(LabelType label) const
+  -> const CoarseImageType *
+{
+  const auto it = m_CoarseProbability.find(label);
+  if (it == m_CoarseProbability.end())
+  {
+    itkExceptionMacro(<< "GetCoarseProbabilityMap: no coarse probability for " << static_cast<double>(label)
+                      << " (not an organ, not updated yet, or the coarse map was given instead of the network)");
+  }
+  return it->second;
+}
+
+template <typename TInputImage, typename TLabelImage>
 void
 CoarseAttentionFilter<TInputImage, TLabelImage>::VerifyPreconditions() ITKv5_CONST
 {
@@ -399,10 +426,16 @@ CoarseAttentionFilter<TInputImage, TLabelImage>::GenerateData()
   const InputImageType *                image = this->GetInput();
   VerifyImageGeometry(image, "CoarseAttentionFilter: the input image"); // bounds the grids and margins
   CoarseResult network;                                                 // when the coarse network runs
+  m_CoarseProbability.clear();
   if (coarse.IsNull())
   {
     network = ComputeCoarse(image, m_Model, m_Device);
     coarse = ResampleLabels(network.labels, image, image->GetLargestPossibleRegion());
+    for (const LabelType organ : m_OrganLabels)
+    {
+      const auto index = m_Model->GetConfig().OrganIndex(static_cast<int64_t>(organ));
+      m_CoarseProbability[organ] = network.probabilities.at(static_cast<size_t>(index));
+    }
   }
   const auto region = coarse->GetLargestPossibleRegion();
 

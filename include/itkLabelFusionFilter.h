@@ -21,14 +21,19 @@ namespace itk {
  * first-pixel physical point, spacing, axes), a reference image for the geometry, and each
  * organ's attention map. Every patch pixel is added to the voxel nearest to its physical point;
  * overlapping patches are averaged (optionally weighted by a Gaussian, sigma = P/4, toward patch
- * centres). A voxel takes the organ of highest averaged probability at or above Threshold
+ * centres). With CoarseWeight w > 0 and a coarse probability map set for an organ
+ * (SetCoarseProbabilityMap: the coarse network's softmax probability of the organ, on any grid,
+ * e.g. the coarse one), the organ's score at a voxel is (1 - w) x its averaged probability +
+ * w x the coarse probability linearly interpolated at the voxel's centre (clamped to the coarse
+ * grid's edge); otherwise (w = 0, the default, or no coarse map) the score is the averaged
+ * probability. A voxel takes the organ of highest score at or above Threshold
  * (default 0.5), only inside that organ's attention region; ties go to the organ listed first
  * (lowest label value); background elsewhere. Post-processing (on by default): each organ keeps
  * its largest 26-connected component and its holes are filled (with background voxels only).
  * Output 0 is the label map with the reference geometry. With ProbabilityMaps on (off by
- * default: O float volumes), GetProbabilityMap(organ) gives the averaged probability volume of
- * an organ (float; 0 where no patch reached and outside the organ's attention region, where the
- * organ cannot be labelled anyway).
+ * default: O float volumes), GetProbabilityMap(organ) gives the score volume of an organ (the
+ * averaged probability, or the blend with the coarse vote; float; 0 outside the organ's
+ * attention region, where the organ cannot be labelled anyway).
  *
  * Memory: each organ accumulates (float sum and weight) only over the bounding box of its
  * attention map, so beyond the output the filter needs about 8 bytes per voxel of the organs'
@@ -59,6 +64,14 @@ public:
   SetReferenceImage(const ReferenceType * reference);
   void
   SetAttentionMap(LabelType organ, const LabelImageType * attention);
+  /** The coarse network's probability of `organ` (0..1, any grid: sampled at each voxel's
+   *  physical point), used when CoarseWeight > 0. */
+  void
+  SetCoarseProbabilityMap(LabelType organ, const ProbabilityImageType * probability);
+
+  /** The coarse vote's weight w in 0..1 (default 0: the fine stage alone). */
+  itkSetMacro(CoarseWeight, double);
+  itkGetConstMacro(CoarseWeight, double);
 
   itkSetMacro(Threshold, double);
   itkGetConstMacro(Threshold, double);
@@ -105,14 +118,24 @@ private:
   GetPatches() const;
   const ReferenceType *
   GetReference() const;
+  /** scores (over `box`, x fastest) <- (1 - weight) scores + weight x `coarse` interpolated at
+   *  each voxel of `reference`'s grid. */
+  static void
+  BlendCoarseProbability(const ProbabilityImageType &                coarse,
+                         const ReferenceType &                       reference,
+                         const typename LabelImageType::RegionType & box,
+                         double                                      weight,
+                         std::vector<float> &                        scores);
   static void
   KeepLargestComponentAndFillHoles(LabelImageType *                            labels,
                                    LabelType                                   organ,
                                    const typename LabelImageType::RegionType & box);
 
   std::map<LabelType, typename LabelImageType::ConstPointer>  m_Attention;
-  std::map<LabelType, typename ProbabilityImageType::Pointer> m_Probability;
-  double                                                      m_Threshold{ 0.5 };
+  std::map<LabelType, typename ProbabilityImageType::Pointer>      m_Probability;
+  std::map<LabelType, typename ProbabilityImageType::ConstPointer> m_CoarseProbability;
+  double                                                           m_Threshold{ 0.5 };
+  double                                                           m_CoarseWeight{ 0.0 };
   bool                                                        m_GaussianWeighting{ false };
   bool                                                        m_PostProcessing{ true };
   bool                                                        m_ProbabilityMaps{ false };

@@ -56,6 +56,25 @@ LabelFusionFilter<TLabelImage>::SetAttentionMap(LabelType organ, const LabelImag
 }
 
 template <typename TLabelImage>
+void
+LabelFusionFilter<TLabelImage>::SetCoarseProbabilityMap(LabelType organ, const ProbabilityImageType * probability)
+{
+  if (organ == LabelType{})
+  {
+    itkExceptionMacro(<< "SetCoarseProbabilityMap: organ label 0 is background");
+  }
+  if (probability == nullptr)
+  {
+    m_CoarseProbability.erase(organ);
+  }
+  else
+  {
+    m_CoarseProbability[organ] = probability;
+  }
+  this->Modified();
+}
+
+template <typename TLabelImage>
 const TensorDataObject *
 LabelFusionFilter<TLabelImage>::GetPatches() const
 {
@@ -84,12 +103,109 @@ LabelFusionFilter<TLabelImage>::GetProbabilityMap(LabelType organ) const -> cons
 
 template <typename TLabelImage>
 void
+LabelFusionFilter<TLabelImage>::BlendCoarseProbability(const ProbabilityImageType &                coarse,
+                                                       const ReferenceType &                       reference,
+                                                       const typename LabelImageType::RegionType & box,
+                                                       double                                      weight,
+                                                       std::vector<float> &                        scores)
+{
+  // Voxel index -> the coarse grid's continuous index is affine: c = M index + t, with
+  // M = D_c^-1 S_c^-1 D S and t = D_c^-1 S_c^-1 (origin - origin_c) (S: spacings, D: directions).
+  constexpr unsigned int N = ImageDimension;
+  double                 M[N][N], t[N];
+  const auto             inverse = coarse.GetInverseDirection();
+  for (unsigned int i = 0; i < N; ++i)
+  {
+    t[i] = 0.0;
+    for (unsigned int k = 0; k < N; ++k)
+    {
+      const double toCoarse = inverse(i, k) / coarse.GetSpacing()[i];
+      t[i] += toCoarse * (reference.GetOrigin()[k] - coarse.GetOrigin()[k]);
+      for (unsigned int j = 0; j < N; ++j)
+      {
+        if (k == 0)
+          M[i][j] = 0.0;
+        M[i][j] += toCoarse * reference.GetDirection()(k, j) * reference.GetSpacing()[j];
+      }
+    }
+  }
+  const auto    size = coarse.GetLargestPossibleRegion().GetSize();
+  const auto    start = coarse.GetLargestPossibleRegion().GetIndex();
+  const float * buffer = coarse.GetBufferPointer();
+  IndexValueType stride[N];
+  stride[0] = 1;
+  for (unsigned int i = 1; i < N; ++i)
+    stride[i] = stride[i - 1] * static_cast<IndexValueType>(size[i - 1]);
+  const auto w = static_cast<float>(weight);
+  auto       index = box.GetIndex();
+  for (size_t v = 0, count = box.GetNumberOfPixels(); v < count; ++v)
+  {
+    if (v > 0) // the next voxel of the box, x fastest (the accumulators' order)
+    {
+      for (unsigned int i = 0; i < N; ++i)
+      {
+        if (++index[i] < box.GetIndex(i) + static_cast<IndexValueType>(box.GetSize(i)))
+          break;
+        index[i] = box.GetIndex(i);
+      }
+    }
+    // Multilinear interpolation, the continuous index clamped to the grid (edge values beyond it).
+    IndexValueType low[N];
+    double         fraction[N];
+    for (unsigned int i = 0; i < N; ++i)
+    {
+      double c = t[i];
+      for (unsigned int j = 0; j < N; ++j)
+        c += M[i][j] * static_cast<double>(index[j]);
+      c = std::clamp(c - static_cast<double>(start[i]), 0.0, static_cast<double>(size[i] - 1));
+      low[i] = std::min(static_cast<IndexValueType>(std::floor(c)), static_cast<IndexValueType>(size[i]) - 1);
+      fraction[i] = c - static_cast<double>(low[i]);
+    }
+    double value = 0.0;
+    for (unsigned int corner = 0; corner < (1u << N); ++corner)
+    {
+      double         factor = 1.0;
+      IndexValueType offset = 0;
+      for (unsigned int i = 0; i < N; ++i)
+      {
+        const bool     up = (corner >> i) & 1u;
+        const IndexValueType at = std::min(low[i] + (up ? 1 : 0), static_cast<IndexValueType>(size[i]) - 1);
+        factor *= up ? fraction[i] : 1.0 - fraction[i];
+        offset += at * stride[i];
+      }
+      if (factor != 0.0)
+        value += factor * static_cast<double>(buffer[offset]);
+    }
+    scores[v] = (1.0f - w) * scores[v] + w * static_cast<float>(value);
+  }
+}
+
+template <typename TLabelImage>
+void
 LabelFusionFilter<TLabelImage>::VerifyPreconditions() ITKv5_CONST
 {
   Superclass::VerifyPreconditions();
   if (!(m_Threshold >= 0.0 && m_Threshold <= 1.0))
   {
     itkExceptionMacro(<< "Threshold " << m_Threshold << ": expected a probability in 0..1");
+  }
+  if (!(m_CoarseWeight >= 0.0 && m_CoarseWeight <= 1.0))
+  {
+    itkExceptionMacro(<< "CoarseWeight " << m_CoarseWeight << ": expected a weight in 0..1");
+  }
+  for (const auto & entry : m_CoarseProbability)
+  {
+    if (m_Attention.find(entry.first) == m_Attention.end())
+    {
+      itkExceptionMacro(<< "a coarse probability map for organ " << static_cast<double>(entry.first)
+                        << ", which has no attention map");
+    }
+    if (entry.second->GetBufferedRegion().GetNumberOfPixels() == 0 ||
+        entry.second->GetBufferedRegion() != entry.second->GetLargestPossibleRegion())
+    {
+      itkExceptionMacro(<< "the coarse probability map of organ " << static_cast<double>(entry.first)
+                        << " is empty or not buffered whole");
+    }
   }
   if (m_Attention.empty())
   {
@@ -296,8 +412,22 @@ LabelFusionFilter<TLabelImage>::GenerateData()
       a.sum[v] = a.weight[v] > 0 ? a.sum[v] / a.weight[v] : 0.0f;
     std::vector<float>().swap(a.weight);
   }
+  if (m_CoarseWeight > 0.0)
+  {
+    // The coarse vote, blended in voxel by voxel: each voxel's value depends on its index alone
+    // (not on the box or slab it is computed in), so slabs give the whole volume's result.
+    std::vector<LabelType> voted;
+    for (const auto & entry : accumulators)
+      if (!entry.second.sum.empty() && m_CoarseProbability.count(entry.first) > 0)
+        voted.push_back(entry.first);
+    auto blendOrgan = [&](SizeValueType which) {
+      Accumulator & a = accumulators.at(voted[which]);
+      BlendCoarseProbability(*m_CoarseProbability.at(voted[which]), *reference, a.box, m_CoarseWeight, a.sum);
+    };
+    this->GetMultiThreader()->ParallelizeArray(0, static_cast<SizeValueType>(voted.size()), blendOrgan, nullptr);
+  }
 
-  // Highest probability at or above the threshold, inside the organ's attention; ties: the
+  // Highest score at or above the threshold, inside the organ's attention; ties: the
   // organ first in label order (a later organ must be strictly higher to take a voxel).
   LabelType * labels = output->GetBufferPointer();
   for (const auto & [organ, a] : accumulators)
@@ -438,6 +568,8 @@ LabelFusionFilter<TLabelImage>::PrintSelf(std::ostream & os, Indent indent) cons
   os << indent << "GaussianWeighting: " << m_GaussianWeighting << std::endl;
   os << indent << "PostProcessing: " << m_PostProcessing << std::endl;
   os << indent << "ProbabilityMaps: " << m_ProbabilityMaps << std::endl;
+  os << indent << "CoarseWeight: " << m_CoarseWeight << std::endl;
+  os << indent << "CoarseProbabilityMaps: " << m_CoarseProbability.size() << std::endl;
   os << indent << "AttentionMaps: " << m_Attention.size() << std::endl;
 }
 

@@ -81,8 +81,12 @@ public:
      *  class o + 1, and with the config's coarse_attention_probability p > 0 also every voxel
      *  whose softmax probability of organ o is at least p. */
     at::Tensor seeds;
+    /** [O, D, H, W] uint8: the softmax probability of organ o, x 255 rounded (the fusion's
+     *  coarse vote, ModelConfig::coarse_weight). */
+    at::Tensor probabilities;
   };
-  /** PredictCoarseClasses and the organs' attention seeds (same windows, same forward passes). */
+  /** PredictCoarseClasses, the organs' attention seeds and their probabilities (same windows,
+   *  same forward passes). */
   CoarsePrediction
   PredictCoarse(const at::Tensor & volume, const c10::Device & device);
 

@@ -43,6 +43,12 @@ struct ModelConfig
   double margin_mm = 10.0;
   double overlap = 0.25;
   double threshold = 0.5;
+  /** The coarse network's vote in the fusion: a voxel's score for organ o is
+   *  (1 - w) x the fine stage's averaged probability + w x the coarse network's softmax
+   *  probability of o (linearly interpolated from the coarse grid); the highest score at or above
+   *  `threshold`, inside the organ's attention, wins. 0 = the fine stage alone (the paper's
+   *  fusion; models saved before this key existed). */
+  double coarse_weight = 0.0;
 
   // Encoder (ResNetEncoderOptions) and decoder (ASPPDecoderOptions).
   int64_t              encoder_depth = 18;

@@ -89,7 +89,7 @@ AGCLModel::Load(const std::string & path)
 
 namespace {
 // The network on one [d, H, W] window, zero-padded to its size multiple: classes [d, H, W] and
-// seeds [O, d, H, W] (uint8, on the CPU; see AGCLModel::CoarsePrediction).
+// seeds and probabilities [O, d, H, W] (uint8, on the CPU; see AGCLModel::CoarsePrediction).
 AGCLModel::CoarsePrediction
 PredictionOf(CoarseSegmentationNet & net, const torch::Tensor & volume, const torch::Device & device, double floor)
 {
@@ -107,6 +107,7 @@ PredictionOf(CoarseSegmentationNet & net, const torch::Tensor & volume, const to
     net->forward(input)[0].slice(1, 0, volume.size(0)).slice(2, 0, volume.size(1)).slice(3, 0, volume.size(2));
   const torch::Tensor classes = logits.argmax(0);
   const int64_t       organs = logits.size(0) - 1;
+  const torch::Tensor organProbability = torch::softmax(logits, 0).slice(0, 1);
   torch::Tensor       seeds =
     classes.unsqueeze(0).eq(torch::arange(1, organs + 1, classes.options()).view({ organs, 1, 1, 1 }));
   if (floor > 0.0)
@@ -114,9 +115,11 @@ PredictionOf(CoarseSegmentationNet & net, const torch::Tensor & volume, const to
     // Recall over precision (the attention gate decides what the fine stage can ever see): an
     // organ's attention also grows from voxels where it is not the most likely class but still
     // has probability >= floor.
-    seeds = seeds.logical_or(torch::softmax(logits, 0).slice(0, 1).ge(floor));
+    seeds = seeds.logical_or(organProbability.ge(floor));
   }
-  return { classes.to(torch::kCPU, torch::kByte), seeds.to(torch::kCPU, torch::kByte) };
+  // Quantised to 0..255 (probability x 255, rounded), as the segmentation's probability maps.
+  const torch::Tensor quantised = organProbability.mul(255.0).round_().clamp_(0.0, 255.0).to(torch::kByte);
+  return { classes.to(torch::kCPU, torch::kByte), seeds.to(torch::kCPU, torch::kByte), quantised.to(torch::kCPU) };
 }
 } // namespace
 
@@ -138,13 +141,14 @@ AGCLModel::PredictCoarse(const at::Tensor & volume, const c10::Device & device)
   if (window == 0 || depth <= window)
   {
     CoarsePrediction whole = PredictionOf(m_Coarse, volume, device, floor);
-    return { whole.classes.contiguous(), whole.seeds.contiguous() };
+    return { whole.classes.contiguous(), whole.seeds.contiguous(), whole.probabilities.contiguous() };
   }
   const int64_t    halo = window / 4;
   const int64_t    organs = static_cast<int64_t>(m_Config.organs.size());
-  CoarsePrediction result{ torch::empty(volume.sizes(), torch::TensorOptions().dtype(torch::kByte)),
-                           torch::empty({ organs, volume.size(0), volume.size(1), volume.size(2) },
-                                        torch::TensorOptions().dtype(torch::kByte)) };
+  const auto       bytes = torch::TensorOptions().dtype(torch::kByte);
+  CoarsePrediction result{ torch::empty(volume.sizes(), bytes),
+                           torch::empty({ organs, volume.size(0), volume.size(1), volume.size(2) }, bytes),
+                           torch::empty({ organs, volume.size(0), volume.size(1), volume.size(2) }, bytes) };
   int64_t          done = 0; // slices [0, done) are final
   for (int64_t start = 0;;)
   {
@@ -154,6 +158,7 @@ AGCLModel::PredictCoarse(const at::Tensor & volume, const c10::Device & device)
     const CoarsePrediction part = PredictionOf(m_Coarse, volume.slice(0, start, end), device, floor);
     result.classes.slice(0, done, keepEnd).copy_(part.classes.slice(0, done - start, keepEnd - start));
     result.seeds.slice(1, done, keepEnd).copy_(part.seeds.slice(1, done - start, keepEnd - start));
+    result.probabilities.slice(1, done, keepEnd).copy_(part.probabilities.slice(1, done - start, keepEnd - start));
     done = keepEnd;
 #if defined(__GLIBC__)
     malloc_trim(0); // hand the window's freed workspace back, so windows do not pile up in the heap

@@ -98,6 +98,7 @@ ModelConfig::ToJson() const
            { "margin_mm", margin_mm },
            { "overlap", overlap },
            { "threshold", threshold },
+           { "coarse_weight", coarse_weight },
            { "encoder",
              { { "depth", encoder_depth }, { "width", encoder_width }, { "output_stride", output_stride } } },
            { "decoder",
@@ -150,6 +151,7 @@ ModelConfig::FromJson(const nlohmann::json & json)
   Read(json, "margin_mm", config.margin_mm, "a number");
   Read(json, "overlap", config.overlap, "a number");
   Read(json, "threshold", config.threshold, "a number");
+  Read(json, "coarse_weight", config.coarse_weight, "a number");
   if (const auto it = json.find("encoder"); it != json.end())
   {
     if (!it->is_object())
@@ -233,6 +235,10 @@ ModelConfig::Validate() const
   if (!(threshold >= 0.0 && threshold <= 1.0))
   {
     Fail("threshold", "a probability in 0..1", threshold);
+  }
+  if (!(coarse_weight >= 0.0 && coarse_weight <= 1.0))
+  {
+    Fail("coarse_weight", "a weight in 0..1", coarse_weight);
   }
   if (encoder_depth != 18 && encoder_depth != 34 && encoder_depth != 50 && encoder_depth != 101)
   {

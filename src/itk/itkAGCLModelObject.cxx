@@ -64,7 +64,8 @@ AGCLModelObject::PredictCoarseClasses(const float *                  volume,
                                       const std::array<int64_t, 3> & sizeDHW,
                                       const std::string &            device,
                                       uint8_t *                      classes,
-                                      uint8_t *                      seeds) const
+                                      uint8_t *                      seeds,
+                                      uint8_t *                      probabilities) const
 {
   agcl::AGCLModel & model = GetModel();
   try
@@ -76,6 +77,11 @@ AGCLModelObject::PredictCoarseClasses(const float *                  volume,
     if (seeds != nullptr)
     {
       std::memcpy(seeds, result.seeds.data_ptr<uint8_t>(), static_cast<size_t>(result.seeds.numel()));
+    }
+    if (probabilities != nullptr)
+    {
+      std::memcpy(
+        probabilities, result.probabilities.data_ptr<uint8_t>(), static_cast<size_t>(result.probabilities.numel()));
     }
   }
   catch (const c10::Error & e)

@@ -46,6 +46,7 @@ TEST(ModelConfig, JsonRoundTripKeepsEverySetting)
   config.margin_mm = 7.5;
   config.overlap = 0.5;
   config.threshold = 0.4;
+  config.coarse_weight = 0.6;
   config.encoder_depth = 34;
   config.output_stride = 8;
   config.decoder_rates = { 1, 2, 3 };
@@ -99,6 +100,8 @@ TEST(ModelConfig, BadValuesNameTheKey)
                     "'rates' = [6,12.5,18]: expected an array of integers");
   ExpectConfigError([&] { agcl::ModelConfig::FromJson(with("window", { 300, 100 })); }, "window");
   ExpectConfigError([&] { agcl::ModelConfig::FromJson(with("threshold", 1.5)); }, "threshold");
+  ExpectConfigError([&] { agcl::ModelConfig::FromJson(with("coarse_weight", -0.1)); }, "coarse_weight");
+  ExpectConfigError([&] { agcl::ModelConfig::FromJson(with("coarse_weight", "high")); }, "coarse_weight");
   ExpectConfigError([&] { agcl::ModelConfig::FromJson(with("modalities", nlohmann::json::array())); }, "modalities");
   ExpectConfigError(
     [&] {
@@ -282,6 +285,13 @@ TEST(AGCLModel, AttentionSeedsAreTheArgmaxPlusEveryVoxelAboveTheProbabilityFloor
             ASSERT_EQ(seeds[o][z][y][x] != 0, expected) << "organ " << o << " at " << z << "," << y << "," << x;
             beyondArgmax += expected && !argmax;
           }
+    // The quantised probabilities: round(255 p) of the double-precision softmax, within one
+    // step for float rounding at the half-way points.
+    ASSERT_EQ(prediction.probabilities.sizes(), (std::vector<int64_t>{ 4, 8, 8, 12 }));
+    EXPECT_EQ(prediction.probabilities.scalar_type(), torch::kByte);
+    const torch::Tensor expectedBytes = probability.slice(0, 1).mul(255.0).round();
+    EXPECT_LE((prediction.probabilities.to(torch::kDouble) - expectedBytes).abs().max().item<double>(), 1.0);
+    EXPECT_GT(expectedBytes.max().item<double>() - expectedBytes.min().item<double>(), 20.0); // not constant
     if (p > 0)
       EXPECT_GT(beyondArgmax, 50); // the floor adds voxels (the test is not decided by the argmax alone)
     else
@@ -297,16 +307,18 @@ TEST(AGCLModel, LongVolumesRunInWindowsWhoseKeptSlicesAreAwayFromTheCuts)
   agcl::AGCLModel     model(config);
   const int64_t       D = 21, W = 8, H = 2;
   const torch::Tensor volume = torch::rand({ D, 12, 12 });
-  const torch::Tensor classes = model.PredictCoarseClasses(volume, torch::kCPU);
+  const auto          prediction = model.PredictCoarse(volume, torch::kCPU);
+  const torch::Tensor classes = prediction.classes;
   ASSERT_EQ(classes.sizes(), volume.sizes());
 
   // Reference: every possible window of W slices, run on its own (padded by hand to 8 x 12 x 12).
   torch::NoGradGuard         noGrad;
-  std::vector<torch::Tensor> windows;
+  std::vector<torch::Tensor> windows, windowProbabilities;
   for (int64_t a = 0; a + W <= D; ++a)
   {
-    windows.push_back(
-      model.Coarse()->forward(volume.slice(0, a, a + W).unsqueeze(0).unsqueeze(0)).argmax(1)[0].to(torch::kByte));
+    const torch::Tensor logits = model.Coarse()->forward(volume.slice(0, a, a + W).unsqueeze(0).unsqueeze(0))[0];
+    windows.push_back(logits.argmax(0).to(torch::kByte));
+    windowProbabilities.push_back(torch::softmax(logits.to(torch::kDouble), 0).slice(0, 1).mul(255.0).round());
   }
   // Each slice must be what some window gives it where the slice is at least H slices from
   // that window's cuts (a window edge that is not the volume's own end).
@@ -317,7 +329,11 @@ TEST(AGCLModel, LongVolumesRunInWindowsWhoseKeptSlicesAreAwayFromTheCuts)
     {
       const bool farFromStart = a == 0 || z - a >= H;
       const bool farFromEnd = a + W == D || a + W - 1 - z >= H;
-      matched = z >= a && z < a + W && farFromStart && farFromEnd && torch::equal(classes[z], windows[a][z - a]);
+      matched = z >= a && z < a + W && farFromStart && farFromEnd && torch::equal(classes[z], windows[a][z - a]) &&
+                (prediction.probabilities.select(1, z).to(torch::kDouble) - windowProbabilities[a].select(1, z - a))
+                    .abs()
+                    .max()
+                    .item<double>() <= 1.0;
     }
     EXPECT_TRUE(matched) << "slice " << z;
   }

@@ -110,6 +110,13 @@ WholeVolumeFusion(const CT * ct, itk::AGCLModelObject * model, const Labels * co
   fusion->SetPatches(decoder->GetOutput());
   fusion->SetReferenceImage(ct);
   fusion->SetThreshold(config.threshold);
+  if (!coarse && config.coarse_weight > 0) // the coarse network's vote
+  {
+    attention->Update();
+    fusion->SetCoarseWeight(config.coarse_weight);
+    for (const auto & organ : config.organs)
+      fusion->SetCoarseProbabilityMap(organ.label, attention->GetCoarseProbabilityMap(organ.label));
+  }
   fusion->ProbabilityMapsOn();
   fusion->Update();
   return fusion;
@@ -204,6 +211,41 @@ TEST(AGCLSegmentationFilter, ReaderFilterWriterPipelineMatchesTheWholeVolumeMeth
     EXPECT_GE(progress->values[i], progress->values[i - 1]);
   fs::remove(ctFile);
   fs::remove(labelFile);
+}
+
+TEST(AGCLSegmentationFilter, WithTheCoarseVoteSlabsEqualTheWholeVolumeMethod)
+{
+  // The tiny model's weights with coarse_weight 0.1: each voxel's score blends in the coarse
+  // network's probability, interpolated from the coarse grid, in every slab alike.
+  agcl::ModelConfig config = TinyConfig();
+  config.coarse_weight = 0.1;
+  torch::manual_seed(11);
+  const std::string file = Scratch("tiny-vote.agcl").string();
+  agcl::AGCLModel(config).Save(file);
+  auto source = Phantom();
+  auto model = itk::AGCLModelObject::New();
+  model->Load(file);
+  auto segment = Segmentation::New();
+  segment->SetInput(source->GetOutput());
+  segment->SetModel(model);
+  segment->SetSlabThickness(5);
+  segment->Update();
+  const Labels * labels = segment->GetOutput();
+  const auto     reference = WholeVolumeReference(source->GetOutput(), model, nullptr);
+  auto           plain = itk::AGCLModelObject::New();
+  plain->Load(ModelFile()); // the same weights without the vote
+  const auto withoutVote = WholeVolumeReference(source->GetOutput(), plain, nullptr);
+  long       mismatches = 0, organVoxels = 0, changedByVote = 0;
+  for (itk::ImageRegionConstIteratorWithIndex<Labels> it(labels, labels->GetLargestPossibleRegion()); !it.IsAtEnd();
+       ++it)
+  {
+    mismatches += it.Get() != reference->GetPixel(it.GetIndex());
+    organVoxels += it.Get() != 0;
+    changedByVote += it.Get() != withoutVote->GetPixel(it.GetIndex());
+  }
+  EXPECT_EQ(mismatches, 0);
+  EXPECT_GT(organVoxels, 100);
+  EXPECT_GT(changedByVote, 100) << "the vote should change the result";
 }
 
 TEST(AGCLSegmentationFilter, FourThreadsSharingOneModelObjectGiveTheSerialResults)

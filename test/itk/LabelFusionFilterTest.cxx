@@ -4,6 +4,7 @@
 #include "itkLabelFusionFilter.h"
 
 #include "itkImageRegionIteratorWithIndex.h"
+#include "itkLinearInterpolateImageFunction.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
@@ -100,6 +101,92 @@ TEST(LabelFusionFilter, OverlapsAreAveragedThenThresholdTiesAndAttentionDecide)
   EXPECT_EQ(out->GetPixel({ { 20, 20, 0 } }), 2); // tie 0.8 / 0.8 (and organ 3 outside its attention)
   EXPECT_EQ(out->GetPixel({ { 5, 20, 1 } }), 3);  // organ 3 inside its attention
   EXPECT_EQ(out->GetPixel({ { 5, 5, 1 } }), 0);   // slice 1 has no organ-1 patch
+}
+
+TEST(LabelFusionFilter, TheCoarseVoteBlendsTheCoarseProbabilityInterpolatedAtEachVoxel)
+{
+  // Two organs everywhere; the fine stage gives organ 1 0.4 and organ 2 0.6 on a 16 x 16 square
+  // of slice 0 and nothing elsewhere. Each organ's coarse probability is random on a coarser,
+  // shifted grid that covers the reference (3 mm x 3 mm x 4 mm). Expected score: (1 - w) fine
+  // + w coarse, the coarse value from ITK's own linear interpolator at the voxel's centre.
+  using Probability = Fusion::ProbabilityImageType;
+  auto reference = Volume(0);
+  auto everywhere = Volume(1);
+  std::mt19937                          random(5);
+  std::uniform_real_distribution<float> uniform(0.0f, 1.0f);
+  std::map<int, Probability::Pointer>   coarse;
+  for (const int organ : { 1, 2 })
+  {
+    auto map = Probability::New();
+    map->SetRegions(Probability::SizeType{ { 18, 18, 3 } });
+    const double spacing[3] = { 3.0, 3.0, 4.0 };
+    const double origin[3] = { -11.0, 3.5, -2.0 }; // index 0 lies before the reference's first voxel
+    map->SetSpacing(spacing);
+    map->SetOrigin(origin);
+    map->Allocate();
+    for (itk::ImageRegionIteratorWithIndex<Probability> it(map, map->GetLargestPossibleRegion()); !it.IsAtEnd(); ++it)
+      it.Set(uniform(random));
+    coarse[organ] = map;
+  }
+  const double w = 0.6;
+  auto         fusion = Fusion::New();
+  fusion->SetPatches(Patches({ Patch(reference, 1, 0, 0, 0), Patch(reference, 2, 0, 0, 0) }, { 0.4f, 0.6f }));
+  fusion->SetReferenceImage(reference);
+  for (const int organ : { 1, 2 })
+  {
+    fusion->SetAttentionMap(organ, everywhere);
+    fusion->SetCoarseProbabilityMap(organ, coarse[organ]);
+  }
+  fusion->SetCoarseWeight(w);
+  fusion->PostProcessingOff();
+  fusion->ProbabilityMapsOn();
+  fusion->Update();
+
+  std::map<int, itk::LinearInterpolateImageFunction<Probability>::Pointer> interpolate;
+  for (const int organ : { 1, 2 })
+  {
+    interpolate[organ] = itk::LinearInterpolateImageFunction<Probability>::New();
+    interpolate[organ]->SetInputImage(coarse[organ]);
+  }
+  int labelled[3] = { 0, 0, 0 };
+  for (itk::ImageRegionIteratorWithIndex<Labels> it(reference, reference->GetLargestPossibleRegion()); !it.IsAtEnd();
+       ++it)
+  {
+    const auto        index = it.GetIndex();
+    Labels::PointType point;
+    reference->TransformIndexToPhysicalPoint(index, point);
+    const bool fine = index[0] < 16 && index[1] < 16 && index[2] == 0;
+    double     score[3] = { 0.0, 0.0, 0.0 };
+    for (const int organ : { 1, 2 })
+    {
+      ASSERT_TRUE(interpolate[organ]->IsInsideBuffer(point));
+      score[organ] = (1 - w) * (fine ? 0.2 + 0.2 * organ : 0.0) + w * interpolate[organ]->Evaluate(point);
+      ASSERT_NEAR(fusion->GetProbabilityMap(organ)->GetPixel(index), score[organ], 1e-5) << index;
+    }
+    if (std::abs(score[1] - score[2]) < 1e-5 || std::abs(std::max(score[1], score[2]) - 0.5) < 1e-5)
+      continue; // too close to call in float
+    const int expected = std::max(score[1], score[2]) < 0.5 ? 0 : (score[2] > score[1] ? 2 : 1);
+    ASSERT_EQ(fusion->GetOutput()->GetPixel(index), expected) << index;
+    ++labelled[expected];
+  }
+  // The vote decides in every way: background, organ 1 against the fine stage, organ 2.
+  EXPECT_GT(labelled[0], 100);
+  EXPECT_GT(labelled[1], 20); // 55 with this seed
+  EXPECT_GT(labelled[2], 100);
+
+  // Weight 0: the coarse maps are ignored.
+  fusion->SetCoarseWeight(0.0);
+  fusion->Update();
+  EXPECT_FLOAT_EQ(fusion->GetProbabilityMap(2)->GetPixel({ { 3, 3, 0 } }), 0.6f);
+  EXPECT_EQ(fusion->GetProbabilityMap(2)->GetPixel({ { 20, 20, 0 } }), 0.0f);
+  // Out of range, or a map for an organ without attention: refused.
+  fusion->SetCoarseWeight(1.5);
+  EXPECT_THROW(fusion->Update(), itk::ExceptionObject);
+  fusion->SetCoarseWeight(0.5);
+  fusion->SetCoarseProbabilityMap(7, coarse[1]);
+  EXPECT_THROW(fusion->Update(), itk::ExceptionObject);
+  fusion->SetCoarseProbabilityMap(7, nullptr);
+  EXPECT_NO_THROW(fusion->Update());
 }
 
 TEST(LabelFusionFilter, PostProcessingKeepsTheLargestComponentAndFillsHoles)
