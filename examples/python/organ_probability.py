@@ -24,12 +24,15 @@ def stage_by_stage(ct, model, device="cpu", post_processing=True):
                                                    PatchSpacingMM=config["patch_spacing_mm"],
                                                    Overlap=config["overlap"], WindowLow=config["window"][0],
                                                    WindowHigh=config["window"][1])
-    # 5. Fusion back onto the CT's grid, keeping the probabilities.
+    # 5. Fusion back onto the CT's grid, keeping the probabilities, with the coarse network's
+    #    vote when the model has one (its coarse_weight).
     fusion = itk_agcl.LabelFusionFilter.New(Threshold=config["threshold"], ProbabilityMaps=True,
-                                            PostProcessing=post_processing)
+                                            PostProcessing=post_processing,
+                                            CoarseWeight=config.get("coarse_weight", 0.0))
     for label in organs:
         sampler.SetAttentionMap(label, attention.GetAttentionMap(label))
         fusion.SetAttentionMap(label, attention.GetAttentionMap(label))
+        fusion.SetCoarseProbabilityMap(label, attention.GetCoarseProbabilityMap(label))
     # 3.-4. Encoder and decoder on the patches (TensorDataObjects between the filters).
     encoder = itk_agcl.AGCLEncoderFilter.New(sampler.GetOutput(), Device=device)
     encoder.SetModel(model)

@@ -277,6 +277,31 @@ def test_composed_pipeline_equals_the_one_call_filter(phantom, model):
         np.testing.assert_allclose(encoder.GetOutput().GetTensor("high_level"), features, atol=1e-5)
 
 
+def test_composed_pipeline_with_the_coarse_vote_equals_the_one_call_filter(tmp_path, phantom):
+    # The test model with coarse_weight 0.1 (weights unchanged): the composed filters pass the
+    # coarse network's probabilities to the fusion as the one-call filter does.
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "examples", "python"))
+    from organ_probability import stage_by_stage
+    from set_model_config import main as set_model_config
+    voting = str(tmp_path / "vote.agcl")
+    assert set_model_config(["set_model_config.py", MODEL, voting, "coarse_weight=0.1"]) == 0
+    ct, _ = phantom
+    model = itk_agcl.load_model(voting)
+    assert model.GetConfig()["coarse_weight"] == 0.1
+    filters = stage_by_stage(ct, model)
+    composed = itk_agcl.array_view_from_image(filters["fusion"].GetOutput())
+    one_call = itk_agcl.array_view_from_image(itk_agcl.agcl_segmentation_filter(ct, model_file_name=voting))
+    np.testing.assert_array_equal(composed, one_call)
+    without = itk_agcl.array_view_from_image(itk_agcl.agcl_segmentation_filter(ct, model_file_name=MODEL))
+    assert (one_call != without).sum() > 0  # the vote changed something
+    coarse = filters["attention"].GetCoarseProbabilityMap(1)
+    values = itk_agcl.array_view_from_image(coarse)
+    assert coarse.GetPixelType() == "float32" and values.min() >= 0.0 and values.max() <= 1.0
+    assert np.allclose(values * 255, np.round(values * 255), atol=1e-3)  # steps of 1/255
+    with pytest.raises(RuntimeError, match="float32"):
+        filters["fusion"].SetCoarseProbabilityMap(1, filters["attention"].GetAttentionMap(1))
+
+
 def test_patch_filter_errors(phantom, model):
     ct, labels = phantom
     with pytest.raises(RuntimeError, match="no attention maps"):

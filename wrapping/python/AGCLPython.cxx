@@ -524,6 +524,21 @@ CoarseAttentionFilter::Update()
     m_Impl->attention.emplace(int(label), TakeOutput(filter->GetAttentionMap(label), "uint8"));
 }
 Image
+CoarseAttentionFilter::GetCoarseProbabilityMap(int label) const
+{
+  const unsigned char organ = OrganLabel(label, "GetCoarseProbabilityMap");
+  try
+  {
+    // The filter's own image of the last Update (a later Update makes a new one).
+    FloatImage::Pointer map = const_cast<FloatImage *>(m_Impl->filter->GetCoarseProbabilityMap(organ));
+    return Image::FromITK(map.GetPointer(), "float32");
+  }
+  catch (const itk::ExceptionObject & e)
+  {
+    throw std::invalid_argument(e.GetDescription());
+  }
+}
+Image
 CoarseAttentionFilter::GetCoarseLabelOutput() const
 {
   return OutputOf(m_Impl->coarseOutput, "CoarseAttentionFilter");

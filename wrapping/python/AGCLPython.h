@@ -319,6 +319,13 @@ public:
   SetReferenceImage(const Image & reference);
   void
   SetAttentionMap(int organ, const Image & attention);
+  /** The coarse network's probability of `organ` (a float32 image, any grid), for the coarse vote. */
+  void
+  SetCoarseProbabilityMap(int organ, const Image & probability);
+  void
+  SetCoarseWeight(double weight);
+  double
+  GetCoarseWeight() const;
   void
   SetThreshold(double threshold);
   double
@@ -434,6 +441,10 @@ public:
   GetCoarseLabelOutput() const;
   Image
   GetAttentionMap(int label) const;
+  /** float32 image on the model's coarse grid: the coarse network's probability of `label`
+   *  (after Update with a model, not with a given coarse map). */
+  Image
+  GetCoarseProbabilityMap(int label) const;
 
 private:
   struct Impl;

@@ -499,7 +499,7 @@ struct LabelFusionFilter::Impl
   Filter::Pointer      filter = Filter::New();
   TensorData           patches;
   Image                reference;
-  std::map<int, Image> attention;
+  std::map<int, Image> attention, coarse;
   std::optional<Image> output; // the last Update's, taken from the filter
 };
 
@@ -528,6 +528,18 @@ LabelFusionFilter::SetAttentionMap(int organ, const Image & attention)
   SetAttentionMapOf(*m_Impl, organ, attention);
 }
 
+void
+LabelFusionFilter::SetCoarseProbabilityMap(int organ, const Image & probability)
+{
+  const unsigned char label = OrganLabel(organ, "SetCoarseProbabilityMap");
+  if (probability.GetPixelType() != "float32")
+    throw std::invalid_argument("SetCoarseProbabilityMap: expected a float32 probability image, got " +
+                                probability.GetPixelType());
+  m_Impl->coarse[organ] = probability;
+  m_Impl->filter->SetCoarseProbabilityMap(label, static_cast<FloatImage *>(probability.GetITKImage()));
+}
+
+AGCL_PYTHON_PROPERTY(LabelFusionFilter, CoarseWeight, double)
 AGCL_PYTHON_PROPERTY(LabelFusionFilter, Threshold, double)
 AGCL_PYTHON_PROPERTY(LabelFusionFilter, GaussianWeighting, bool)
 AGCL_PYTHON_PROPERTY(LabelFusionFilter, PostProcessing, bool)

@@ -485,6 +485,11 @@ class CoarseAttentionFilter(_Filter):
     def GetAttentionMap(self, label):
         return _like_input(Image(self._native.GetAttentionMap(int(label))), self._original)
 
+    def GetCoarseProbabilityMap(self, label):
+        """The coarse network's probability of organ `label` on the model's coarse grid (float32;
+        after Update with a model): LabelFusionFilter.SetCoarseProbabilityMap takes it."""
+        return Image(self._native.GetCoarseProbabilityMap(_integer("label", label)))
+
 
 @_properties(Mode="str", PatchSize="positive", PatchSpacingMM="number", PatchesPerOrgan="positive",
              Overlap="number", Seed="seed", WindowLow="number", WindowHigh="number", Modality="int")
@@ -546,13 +551,17 @@ class ASPPDecoderFilter(_NetworkFilter):
         self._native = _native.NetworkFilter("decoder")
 
 
-@_properties(Threshold="number", GaussianWeighting="bool", PostProcessing="bool", ProbabilityMaps="bool")
+@_properties(Threshold="number", GaussianWeighting="bool", PostProcessing="bool", ProbabilityMaps="bool",
+             CoarseWeight="number")
 class LabelFusionFilter(_Filter):
     """itk::LabelFusionFilter: the patches' "probability" (SetPatches) averaged back onto the
     reference image's grid (SetReferenceImage) within each organ's attention map
-    (SetAttentionMap(label, map)), thresholded, the organ with the highest probability per
-    voxel -> label map (uint8). PostProcessing keeps each organ's largest component and fills
-    its holes; ProbabilityMaps keeps the averaged probabilities (GetProbabilityMap(label))."""
+    (SetAttentionMap(label, map)), thresholded, the organ with the highest score per voxel ->
+    label map (uint8). With CoarseWeight w > 0 and SetCoarseProbabilityMap(label, map) (from
+    CoarseAttentionFilter.GetCoarseProbabilityMap), an organ's score is (1 - w) x its averaged
+    probability + w x the coarse probability interpolated at the voxel. PostProcessing keeps
+    each organ's largest component and fills its holes; ProbabilityMaps keeps the scores
+    (GetProbabilityMap(label))."""
 
     _input_kind = "tensors"
     _example_keyword = "Threshold"
@@ -577,6 +586,11 @@ class LabelFusionFilter(_Filter):
         image = _as_image(attention, "attention")
         self._maps[int(label)] = image
         self._native.SetAttentionMap(_integer("label", label), image._native)
+
+    def SetCoarseProbabilityMap(self, label, probability):
+        image = _as_image(probability, "coarse probability")
+        self._maps[("coarse", int(label))] = image
+        self._native.SetCoarseProbabilityMap(_integer("label", label), image._native)
 
     def GetOutput(self):
         """The label map: an itk_agcl.Image, or an itk.Image when the reference image was one."""
