@@ -4,6 +4,7 @@
 #include "agcl/AtomicFile.h"
 #include "agcl/ModelBundle.h"
 #include "agcl/ResNetEncoder.h"
+#include "common/RemoveAtExit.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -24,6 +25,7 @@ Scratch(const std::string & name)
 {
   const fs::path dir = fs::temp_directory_path() / ("agcl-bundle-test-" + std::to_string(::getpid()));
   fs::create_directories(dir);
+  static const agcl::test::RemoveAtExit cleanup(dir);
   return dir / name;
 }
 

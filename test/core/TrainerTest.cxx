@@ -10,6 +10,7 @@
 #include "agcl/AdamOptimizer.h"
 #include "agcl/ModelBundle.h"
 #include "common/TinyModelConfig.h"
+#include "common/RemoveAtExit.h"
 
 #include <gtest/gtest.h>
 
@@ -157,7 +158,9 @@ LogRecords(const fs::path & path)
 fs::path
 Scratch(const std::string & name)
 {
-  return fs::temp_directory_path() / ("agcl_trainer_test_" + std::to_string(::getpid())) / name;
+  const fs::path dir = fs::temp_directory_path() / ("agcl_trainer_test_" + std::to_string(::getpid()));
+  static const agcl::test::RemoveAtExit cleanup(dir);
+  return dir / name;
 }
 
 bool

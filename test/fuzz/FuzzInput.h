@@ -25,6 +25,11 @@ AsFile(const uint8_t * data, size_t size, const char * extension)
   static const std::string path = (std::filesystem::temp_directory_path() /
                                    ("agcl-fuzz-" + std::to_string(::getpid()) + extension))
                                     .string();
+  static const struct RemovedAtExit // the input file goes when the program ends normally
+  {
+    std::string file;
+    ~RemovedAtExit() { std::remove(file.c_str()); }
+  } cleanup{ path };
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out.write(reinterpret_cast<const char *>(data), static_cast<std::streamsize>(size));
   out.close();

@@ -3,6 +3,7 @@
  *=========================================================================*/
 #include "itkAGCLSegmentationFilter.h"
 #include "itkAbdominalPhantomImageSource.h"
+#include "common/RemoveAtExit.h"
 #include "itkCommand.h"
 #include "itkImageFileReader.h"
 #include "itkImageFileWriter.h"
@@ -36,6 +37,7 @@ Scratch(const std::string & name)
 {
   const fs::path dir = fs::temp_directory_path() / ("agcl-segmentation-test-" + std::to_string(::getpid()));
   fs::create_directories(dir);
+  static const agcl::test::RemoveAtExit cleanup(dir);
   return dir / name;
 }
 

@@ -6,6 +6,7 @@
 #include "agcl/AGCLTrainer.h"
 #include "agcl/ModelBundle.h"
 #include "common/TinyModelConfig.h"
+#include "common/RemoveAtExit.h"
 #include "itkAGCLSegmentationFilter.h"
 #include "itkAbdominalPhantomImageSource.h"
 #include "itkImageFileReader.h"
@@ -43,6 +44,7 @@ Cohort()
   static const fs::path directory = [] {
     const fs::path d = fs::temp_directory_path() / ("agcl_manifest_data_" + std::to_string(::getpid()));
     fs::create_directories(d);
+    static const agcl::test::RemoveAtExit cleanup(d);
     std::ofstream manifest(d / "manifest.csv");
     manifest << "subject,image,label,modality,split\n";
     for (int i = 0; i < 4; ++i)
