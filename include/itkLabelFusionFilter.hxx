@@ -206,6 +206,14 @@ LabelFusionFilter<TLabelImage>::VerifyPreconditions() ITKv5_CONST
       itkExceptionMacro(<< "the coarse probability map of organ " << static_cast<double>(entry.first)
                         << " is empty or not buffered whole");
     }
+    const float * value = entry.second->GetBufferPointer();
+    const auto    count = entry.second->GetBufferedRegion().GetNumberOfPixels();
+    const auto    bad = std::find_if(value, value + count, [](float p) { return !(p >= 0.0f && p <= 1.0f); });
+    if (bad != value + count)
+    {
+      itkExceptionMacro(<< "the coarse probability map of organ " << static_cast<double>(entry.first) << " has "
+                        << *bad << " at buffer offset " << (bad - value) << ": expected probabilities in 0..1");
+    }
   }
   if (m_Attention.empty())
   {

@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <map>
 #include <random>
 
@@ -187,6 +188,27 @@ TEST(LabelFusionFilter, TheCoarseVoteBlendsTheCoarseProbabilityInterpolatedAtEac
   EXPECT_THROW(fusion->Update(), itk::ExceptionObject);
   fusion->SetCoarseProbabilityMap(7, nullptr);
   EXPECT_NO_THROW(fusion->Update());
+  // A coarse map with NaN or a value outside 0..1: refused, naming the organ.
+  for (const float bad : { std::numeric_limits<float>::quiet_NaN(), 1.5f, -0.25f })
+  {
+    auto copy = Probability::New();
+    copy->CopyInformation(coarse[2]);
+    copy->SetRegions(coarse[2]->GetLargestPossibleRegion());
+    copy->Allocate();
+    copy->FillBuffer(0.5f);
+    copy->SetPixel({ { 3, 4, 1 } }, bad);
+    fusion->SetCoarseProbabilityMap(2, copy);
+    try
+    {
+      fusion->Update();
+      ADD_FAILURE() << "a coarse map with " << bad << " was accepted";
+    }
+    catch (const itk::ExceptionObject & e)
+    {
+      EXPECT_NE(std::string(e.GetDescription()).find("coarse probability map of organ 2"), std::string::npos)
+        << e.GetDescription();
+    }
+  }
 }
 
 TEST(LabelFusionFilter, PostProcessingKeepsTheLargestComponentAndFillsHoles)
