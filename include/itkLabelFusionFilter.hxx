@@ -158,7 +158,7 @@ LabelFusionFilter<TLabelImage>::BlendCoarseProbability(const ProbabilityImageTyp
       for (unsigned int j = 0; j < N; ++j)
         c += M[i][j] * static_cast<double>(index[j]);
       c = std::clamp(c - static_cast<double>(start[i]), 0.0, static_cast<double>(size[i] - 1));
-      low[i] = std::min(static_cast<IndexValueType>(std::floor(c)), static_cast<IndexValueType>(size[i]) - 1);
+      low[i] = static_cast<IndexValueType>(std::floor(c)); // <= size - 1 after the clamp
       fraction[i] = c - static_cast<double>(low[i]);
     }
     double value = 0.0;

@@ -58,12 +58,12 @@ TemporaryNameFor(const std::filesystem::path & path)
   return path.string() + ".partial." + std::to_string(::getpid()) + "." + std::to_string(counter++);
 }
 
-/** fsync of a file already written and closed (or still open elsewhere), by its path. Returns
- *  false on failure, with errno set. */
+namespace detail {
+// open(path, flags), fsync, close; false on any failure, errno from the first one that failed.
 inline bool
-SyncFile(const std::filesystem::path & path)
+SyncPath(const char * path, int flags)
 {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  const int fd = ::open(path, flags | O_CLOEXEC);
   if (fd < 0)
     return false;
   const bool ok = ::fsync(fd) == 0;
@@ -73,16 +73,22 @@ SyncFile(const std::filesystem::path & path)
     errno = code;
   return ok && closed;
 }
+} // namespace detail
 
-/** fsync of a folder, so that a rename in it survives a power loss. Returns false on failure. */
+/** fsync of a file already written and closed (or still open elsewhere), by its path. Returns
+ *  false on failure, with errno set. */
+inline bool
+SyncFile(const std::filesystem::path & path)
+{
+  return detail::SyncPath(path.c_str(), O_RDONLY);
+}
+
+/** fsync of a folder, so that a rename in it survives a power loss. Returns false on failure,
+ *  with errno set. */
 inline bool
 SyncFolder(const std::filesystem::path & folder)
 {
-  const int fd = ::open(folder.empty() ? "." : folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0)
-    return false;
-  const bool ok = ::fsync(fd) == 0;
-  return ::close(fd) == 0 && ok;
+  return detail::SyncPath(folder.empty() ? "." : folder.c_str(), O_RDONLY | O_DIRECTORY);
 }
 
 /** Writes a file whole or not at all: `produce(write)` hands its bytes to `write(data, n)`, which
