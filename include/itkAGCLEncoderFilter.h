@@ -15,7 +15,9 @@ namespace itk {
 /** \class AGCLEncoderFilter
  * \brief Runs the AGCL encoder on query patches: TensorDataObject "image" [N, C, P, P] in,
  * the same object's metadata plus "low_level" [N, Cl, P/4, P/4] and "high_level"
- * [N, Ch, P/16, P/16] out, on the chosen device (features stay there for the decoder).
+ * [N, Ch, P/16, P/16] out, on the chosen device (features stay there for the decoder); with
+ * StemFeaturesOn() also "stem" [N, Cs, P/2, P/2], which a decoder with logits at stride 2
+ * (model configuration decoder.output_stride 2) needs.
  *
  * Inference only: the encoder runs in eval mode under torch::NoGradGuard, in batches of
  * BatchSize patches. SetDevice("cpu" | "cuda" | "cuda:N") is checked when the filter runs; a
@@ -38,6 +40,12 @@ public:
   void
   SetEncoder(const agcl::ResNetEncoder & encoder);
 
+  /** Also output the stride-2 stem features ("stem"); off by default (they are 4x the size of the
+   *  low-level features). Needed when the decoder's UsesStem() is true. */
+  itkSetMacro(StemFeatures, bool);
+  itkGetConstMacro(StemFeatures, bool);
+  itkBooleanMacro(StemFeatures);
+
 protected:
   AGCLEncoderFilter() = default;
   ~AGCLEncoderFilter() override = default;
@@ -50,6 +58,7 @@ protected:
 
 private:
   agcl::ResNetEncoder m_Encoder{ nullptr };
+  bool                m_StemFeatures{ false };
 };
 
 } // namespace itk

@@ -420,6 +420,7 @@ AGCLSegmentationFilter<TInputImage, TLabelImage>::GenerateData()
           auto encoder = AGCLEncoderFilter::New();
           encoder->SetInput(part);
           encoder->SetEncoder(m_Model->GetModel().Encoder());
+          encoder->SetStemFeatures(m_Model->GetModel().Decoder()->UsesStem());
           encoder->SetDevice(m_Device);
           encoder->SetBatchSize(m_BatchSize);
           timed("encoder", [&] { encoder->Update(); });

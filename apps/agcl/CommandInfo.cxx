@@ -40,7 +40,7 @@ PrintModel(const std::string & file)
             << "encoder: ResNet-" << config.encoder_depth << ", width " << config.encoder_width << ", output stride "
             << config.output_stride << "\n"
             << "decoder: ASPP, " << config.decoder_channels << " channels, low-level projection "
-            << config.decoder_low_level_projection << "\n"
+            << config.decoder_low_level_projection << ", logits at stride " << config.decoder_output_stride << "\n"
             << "coarse network: 3D U-Net, " << config.coarse_levels << " levels, base " << config.coarse_base_channels
             << " channels, at " << config.coarse_spacing_mm[0] << " x " << config.coarse_spacing_mm[1] << " x "
             << config.coarse_spacing_mm[2] << " mm, windows of " << config.coarse_window_slices << " slices\n"

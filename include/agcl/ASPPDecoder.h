@@ -34,6 +34,12 @@ struct ASPPDecoderOptions
   TORCH_ARG(double, dropout) = 0.5;
   /** Output logits: 2 = (background, organ) for the binary organ patches of stage 2. */
   TORCH_ARG(int64_t, classes) = 2;
+  /** Channels of the encoder's stride-2 stem features; 0 (default) = DeepLabv3+'s head, whose
+   *  logits are at stride 4. When > 0, one more stage at stride 2 (ours, not the paper's): the
+   *  stride-4 refinement upsampled x2, concatenated with a 1x1 projection of the stem features
+   *  to max(1, low_level_projection / 2) channels, a 3x3 conv to max(1, channels / 2) channels,
+   *  then the classifier. */
+  TORCH_ARG(int64_t, stem_channels) = 0;
 };
 
 /** DeepLabv3+ decoder with atrous spatial pyramid pooling (paper §III-A, decoder D).
@@ -41,9 +47,11 @@ struct ASPPDecoderOptions
  *  ASPP on the stride-16 features: a 1x1 conv, three 3x3 atrous convs (rates 6/12/18) and image
  *  pooling, concatenated and projected to `channels` (+ dropout); upsampled x4 to the stride-4
  *  features, concatenated with their 48-channel 1x1 projection, two 3x3 convs, a 1x1 classifier,
- *  upsampled to the patch size.
+ *  upsampled to the patch size. With stem_channels > 0, the stride-2 stage described there comes
+ *  before the classifier.
  *
- *  forward(low_level [N, Cl, P/4, P/4], high_level [N, Ch, P/16, P/16], patch size P (or H, W))
+ *  forward(low_level [N, Cl, P/4, P/4], high_level [N, Ch, P/16, P/16], patch size P (or H, W)
+ *          [, stem [N, Cs, P/2, P/2], required when stem_channels > 0, ignored otherwise])
  *    -> logits [N, classes, H, W]. H and W must be multiples of 16.
  *  The image-pooling branch has no BatchNorm (a 1x1 map has no batch statistics when N = 1).
  */
@@ -53,7 +61,17 @@ public:
   explicit ASPPDecoderImpl(ASPPDecoderOptions options);
 
   torch::Tensor
-  forward(const torch::Tensor & lowLevel, const torch::Tensor & highLevel, std::vector<int64_t> outputSize);
+  forward(const torch::Tensor & lowLevel,
+          const torch::Tensor & highLevel,
+          std::vector<int64_t>  outputSize,
+          const torch::Tensor & stem = {});
+
+  /** Whether forward needs the encoder's stem features (stem_channels > 0). */
+  bool
+  UsesStem() const
+  {
+    return m_Options.stem_channels() > 0;
+  }
 
   /** The organ probability used downstream: softmax channel 1, [N, 2, H, W] -> [N, 1, H, W]. */
   static torch::Tensor
@@ -72,6 +90,8 @@ private:
   torch::nn::Sequential m_Project{ nullptr };
   torch::nn::Sequential m_LowLevel{ nullptr };
   torch::nn::Sequential m_Refine{ nullptr };
+  torch::nn::Sequential m_StemProjection{ nullptr };
+  torch::nn::Sequential m_RefineStem{ nullptr };
   torch::nn::Conv2d     m_Classifier{ nullptr };
 };
 TORCH_MODULE(ASPPDecoder);

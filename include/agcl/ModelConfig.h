@@ -57,6 +57,9 @@ struct ModelConfig
   int64_t              decoder_channels = 64;
   int64_t              decoder_low_level_projection = 16;
   std::vector<int64_t> decoder_rates{ 6, 12, 18 };
+  /** Stride of the decoder's logits before the final upsampling: 4 (DeepLabv3+, the paper; models
+   *  saved before this key) or 2 (one more decoder stage on the encoder's stem features). */
+  int64_t decoder_output_stride = 4;
 
   // Coarse 3D network (CoarseSegmentationNetOptions): voxel spacing it runs at, its window.
   std::array<double, 3> coarse_spacing_mm{ 4.0, 4.0, 4.0 };

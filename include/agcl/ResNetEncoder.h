@@ -31,11 +31,14 @@ struct ResNetEncoderOptions
 };
 
 /** Encoder features for the decoder: stride-4 low-level ([N, LowLevelChannels(), H/4, W/4])
- *  and final ([N, HighLevelChannels(), H/os, W/os]) features. */
+ *  and final ([N, HighLevelChannels(), H/os, W/os]) features, and the stride-2 stem (the first
+ *  convolution's BatchNorm + ReLU output before max pooling, [N, StemChannels(), H/2, W/2]),
+ *  which only a decoder with a stride-2 stage reads. */
 struct EncoderFeatures
 {
   torch::Tensor low_level;
   torch::Tensor high_level;
+  torch::Tensor stem;
 };
 
 /** ResNet encoder of DeepLabv3+ (paper §III-A, encoder E).
@@ -63,6 +66,11 @@ public:
   static torch::Tensor
   Pool(const torch::Tensor & highLevel);
 
+  int64_t
+  StemChannels() const
+  {
+    return m_Options.base_width();
+  }
   int64_t
   LowLevelChannels() const;
   int64_t

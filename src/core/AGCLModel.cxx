@@ -32,7 +32,8 @@ AGCLModel::AGCLModel(ModelConfig config)
   m_Decoder = ASPPDecoder(ASPPDecoderOptions(m_Encoder->HighLevelChannels(), m_Encoder->LowLevelChannels())
                             .channels(m_Config.decoder_channels)
                             .low_level_projection(m_Config.decoder_low_level_projection)
-                            .rates(m_Config.decoder_rates));
+                            .rates(m_Config.decoder_rates)
+                            .stem_channels(m_Config.decoder_output_stride == 2 ? m_Encoder->StemChannels() : 0));
 }
 
 ModelBundle
@@ -137,7 +138,7 @@ AGCLModel::PredictCoarse(const at::Tensor & volume, const c10::Device & device)
   torch::NoGradGuard   noGrad;
   const ModuleOnDevice use(*m_Coarse, device); // shared by concurrent runs on one device
   const double         floor = m_Config.coarse_attention_probability;
-  const int64_t depth = volume.size(0), window = m_Config.coarse_window_slices;
+  const int64_t        depth = volume.size(0), window = m_Config.coarse_window_slices;
   if (window == 0 || depth <= window)
   {
     CoarsePrediction whole = PredictionOf(m_Coarse, volume, device, floor);

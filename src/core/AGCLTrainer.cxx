@@ -511,7 +511,7 @@ AGCLTrainer::Run(TrainingData & data)
   state.device = ParseDevice(o.device());
   const fs::path directory = o.output_directory();
   fs::create_directories(directory);
-  const RunLock     lock(directory); // before anything in the folder is read or written
+  const RunLock lock(directory); // before anything in the folder is read or written
   // What killed runs left half-written (their temporary files); no other run can be writing.
   for (const char * name : { "checkpoint.agcl", "model.agcl", "settings.json", "log.jsonl" })
     RemoveStaleTemporaries(directory / name);
@@ -522,8 +522,8 @@ AGCLTrainer::Run(TrainingData & data)
   {
     state.checkpoint = ModelBundle::Load(checkpointPath);
     state.haveCheckpoint = true;
-    const CheckpointState  saved = ReadCheckpointState(state.checkpoint.config, checkpointPath); // checked
-    const nlohmann::json   expected = Fingerprint(o);
+    const CheckpointState saved = ReadCheckpointState(state.checkpoint.config, checkpointPath); // checked
+    const nlohmann::json  expected = Fingerprint(o);
     for (const auto & [key, value] : expected.items())
     {
       if (!saved.options.contains(key) || saved.options.at(key) != value)
@@ -1082,7 +1082,7 @@ AGCLTrainer::Run(TrainingData & data)
         const int64_t    n = std::min<int64_t>(64, validation.Size() - first);
         const at::Tensor x = validation.image.narrow(0, first, n).to(state.device);
         const auto       features = encoder->forward(x);
-        const at::Tensor predicted = decoder->forward(features.low_level, features.high_level, { P, P })
+        const at::Tensor predicted = decoder->forward(features.low_level, features.high_level, { P, P }, features.stem)
                                        .argmax(1)
                                        .to(torch::kCPU)
                                        .to(torch::kDouble);
@@ -1138,7 +1138,7 @@ AGCLTrainer::Run(TrainingData & data)
           torch::NoGradGuard noGrad;
           features = encoder->forward(x);
         }
-        const at::Tensor logits = decoder->forward(features.low_level, features.high_level, { P, P });
+        const at::Tensor logits = decoder->forward(features.low_level, features.high_level, { P, P }, features.stem);
         const at::Tensor mask = batch.mask.to(state.device);
         at::Tensor       loss = dice(logits, mask);
         if (o.decoder_cross_entropy())

@@ -49,6 +49,7 @@ ASPPDecoderImpl::ASPPDecoderImpl(ASPPDecoderOptions options)
                     options.low_level_projection() > 0 && options.classes() >= 2,
                   "ASPPDecoder",
                   "channel counts must be positive and classes >= 2");
+  detail::Require(options.stem_channels() >= 0, "ASPPDecoder", "stem_channels must be 0 or positive");
   m_Branches = register_module("branches", nn::ModuleList());
   m_Branches->push_back(nn::Sequential(ConvBnRelu(options.high_level_channels(), c, 1)));
   for (int64_t rate : options.rates())
@@ -67,7 +68,16 @@ ASPPDecoderImpl::ASPPDecoderImpl(ASPPDecoderOptions options)
                              nn::Sequential(ConvBnRelu(c + options.low_level_projection(), c, 3),
                                             ConvBnRelu(c, c, 3),
                                             nn::Dropout(options.dropout() / 5.0)));
-  m_Classifier = register_module("classifier", nn::Conv2d(nn::Conv2dOptions(c, options.classes(), 1)));
+  int64_t classifierInput = c;
+  if (options.stem_channels() > 0)
+  {
+    const int64_t projection = std::max<int64_t>(1, options.low_level_projection() / 2);
+    classifierInput = std::max<int64_t>(1, c / 2);
+    m_StemProjection =
+      register_module("stem_projection", nn::Sequential(ConvBnRelu(options.stem_channels(), projection, 1)));
+    m_RefineStem = register_module("refine_stem", nn::Sequential(ConvBnRelu(c + projection, classifierInput, 3)));
+  }
+  m_Classifier = register_module("classifier", nn::Conv2d(nn::Conv2dOptions(classifierInput, options.classes(), 1)));
 
   for (auto & module : modules(false))
   {
@@ -81,7 +91,8 @@ ASPPDecoderImpl::ASPPDecoderImpl(ASPPDecoderOptions options)
 torch::Tensor
 ASPPDecoderImpl::forward(const torch::Tensor & lowLevel,
                          const torch::Tensor & highLevel,
-                         std::vector<int64_t>  outputSize)
+                         std::vector<int64_t>  outputSize,
+                         const torch::Tensor & stem)
 {
   const std::string where = "ASPPDecoder";
   if (outputSize.size() == 1)
@@ -118,6 +129,19 @@ ASPPDecoderImpl::forward(const torch::Tensor & lowLevel,
   torch::Tensor x = m_Project->forward(torch::cat(pyramid, 1));
   x = Resize(x, { lowLevel.size(2), lowLevel.size(3) });
   x = m_Refine->forward(torch::cat({ x, m_LowLevel->forward(lowLevel) }, 1));
+  if (UsesStem())
+  {
+    const std::string stemExpected = "[" + std::to_string(lowLevel.size(0)) + ", " +
+                                     std::to_string(m_Options.stem_channels()) + ", " + std::to_string(h / 2) + ", " +
+                                     std::to_string(w / 2) + "]";
+    detail::RequireFloating(stem, 4, where, "stem", stemExpected);
+    detail::Require(stem.size(0) == lowLevel.size(0) && stem.size(1) == m_Options.stem_channels() &&
+                      stem.size(2) == h / 2 && stem.size(3) == w / 2,
+                    where,
+                    "stem has shape " + detail::ShapeText(stem) + "; expected " + stemExpected);
+    x = Resize(x, { h / 2, w / 2 });
+    x = m_RefineStem->forward(torch::cat({ x, m_StemProjection->forward(stem) }, 1));
+  }
   return Resize(m_Classifier(x), { h, w });
 }
 

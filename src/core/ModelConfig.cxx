@@ -104,7 +104,8 @@ ModelConfig::ToJson() const
            { "decoder",
              { { "channels", decoder_channels },
                { "low_level_projection", decoder_low_level_projection },
-               { "rates", decoder_rates } } },
+               { "rates", decoder_rates },
+               { "output_stride", decoder_output_stride } } },
            { "coarse",
              { { "spacing_mm", coarse_spacing_mm },
                { "window", { coarse_window_low, coarse_window_high } },
@@ -167,6 +168,7 @@ ModelConfig::FromJson(const nlohmann::json & json)
     Read(*it, "channels", config.decoder_channels, "an integer");
     Read(*it, "low_level_projection", config.decoder_low_level_projection, "an integer");
     Read(*it, "rates", config.decoder_rates, "an array of integers");
+    Read(*it, "output_stride", config.decoder_output_stride, "an integer");
   }
   if (const auto it = json.find("coarse"); it != json.end())
   {
@@ -258,6 +260,10 @@ ModelConfig::Validate() const
   {
     Fail(
       "decoder", "channels and low_level_projection in 1..4096 and three atrous rates in 1..256", ToJson()["decoder"]);
+  }
+  if (decoder_output_stride != 2 && decoder_output_stride != 4)
+  {
+    Fail("decoder.output_stride", "4 (DeepLabv3+) or 2", decoder_output_stride);
   }
   for (const double s : coarse_spacing_mm)
   {

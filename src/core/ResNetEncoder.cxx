@@ -205,8 +205,9 @@ ResNetEncoderImpl::forward(const torch::Tensor & input)
                     input.size(2) % multiple == 0 && input.size(3) % multiple == 0,
                   where,
                   "input has shape " + detail::ShapeText(input) + "; expected " + expected);
-  torch::Tensor   x = m_MaxPool(torch::relu(m_Bn1(m_Conv1(input))));
   EncoderFeatures features;
+  features.stem = torch::relu(m_Bn1(m_Conv1(input)));
+  torch::Tensor x = m_MaxPool(features.stem);
   features.low_level = m_Layer1->forward(x);
   x = m_Layer2->forward(features.low_level);
   x = m_Layer3->forward(x);

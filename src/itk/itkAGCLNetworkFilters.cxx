@@ -64,12 +64,12 @@ AGCLEncoderFilter::GenerateData()
   const TensorDataObject * input = this->GetInput();
   TensorDataObject *       output = this->GetOutput();
   Guarded("AGCLEncoderFilter", [&] {
-    const torch::Device device = agcl::ParseDevice(this->GetDevice());
-    const at::Tensor &  image = input->GetTensor("image");
+    const torch::Device        device = agcl::ParseDevice(this->GetDevice());
+    const at::Tensor &         image = input->GetTensor("image");
     const agcl::ModuleOnDevice use(*m_Encoder, device); // shared by concurrent runs on one device
-    torch::NoGradGuard      noGrad;
-    std::vector<at::Tensor> low, high;
-    const int64_t           n = image.size(0);
+    torch::NoGradGuard         noGrad;
+    std::vector<at::Tensor>    low, high, stem;
+    const int64_t              n = image.size(0);
     for (int64_t start = 0; start < n; start += this->GetBatchSize())
     {
       const at::Tensor batch =
@@ -77,6 +77,8 @@ AGCLEncoderFilter::GenerateData()
       const auto features = m_Encoder->forward(batch);
       low.push_back(features.low_level);
       high.push_back(features.high_level);
+      if (m_StemFeatures)
+        stem.push_back(features.stem);
     }
     output->Initialize();
     output->SetTensor("image", image);
@@ -84,6 +86,8 @@ AGCLEncoderFilter::GenerateData()
     {
       output->SetTensor("low_level", torch::cat(low));
       output->SetTensor("high_level", torch::cat(high));
+      if (m_StemFeatures)
+        output->SetTensor("stem", torch::cat(stem));
     }
     output->SetMetadata(input->GetMetadata());
   });
@@ -94,6 +98,7 @@ AGCLEncoderFilter::PrintSelf(std::ostream & os, Indent indent) const
 {
   Superclass::PrintSelf(os, indent);
   os << indent << "Encoder: " << (m_Encoder.is_empty() ? "none" : "set") << std::endl;
+  os << indent << "StemFeatures: " << m_StemFeatures << std::endl;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -132,6 +137,17 @@ ASPPDecoderFilter::GenerateData()
     }
     const at::Tensor & low = input->GetTensor("low_level");
     const at::Tensor & high = input->GetTensor("high_level");
+    at::Tensor         stem;
+    if (m_Decoder->UsesStem())
+    {
+      if (!input->HasTensor("stem"))
+      {
+        throw std::invalid_argument(
+          "this decoder's logits are at stride 2 (decoder.output_stride 2) and "
+          "need the encoder's \"stem\" features; call StemFeaturesOn() on the AGCLEncoderFilter");
+      }
+      stem = input->GetTensor("stem");
+    }
     const agcl::ModuleOnDevice use(*m_Decoder, device);
     torch::NoGradGuard         noGrad;
     std::vector<at::Tensor>    probability;
@@ -140,7 +156,10 @@ ASPPDecoderFilter::GenerateData()
     {
       const int64_t    end = std::min<int64_t>(n, start + this->GetBatchSize());
       const at::Tensor logits =
-        m_Decoder->forward(low.slice(0, start, end).to(device), high.slice(0, start, end).to(device), size);
+        m_Decoder->forward(low.slice(0, start, end).to(device),
+                           high.slice(0, start, end).to(device),
+                           size,
+                           stem.defined() ? stem.slice(0, start, end).to(device) : at::Tensor());
       probability.push_back(agcl::ASPPDecoderImpl::OrganProbability(logits));
     }
     output->SetTensor("probability", torch::cat(probability));

@@ -50,6 +50,7 @@ TEST(ModelConfig, JsonRoundTripKeepsEverySetting)
   config.encoder_depth = 34;
   config.output_stride = 8;
   config.decoder_rates = { 1, 2, 3 };
+  config.decoder_output_stride = 2;
   config.coarse_spacing_mm = { 3.0, 3.5, 5.0 };
   config.coarse_window_low = -500;
   config.coarse_window_high = 500;
@@ -64,6 +65,7 @@ TEST(ModelConfig, JsonRoundTripKeepsEverySetting)
   EXPECT_EQ(back.patch_size, 96);
   EXPECT_DOUBLE_EQ(back.coarse_spacing_mm[2], 5.0);
   EXPECT_DOUBLE_EQ(back.window_high, 200.0);
+  EXPECT_EQ(back.decoder_output_stride, 2);
   EXPECT_EQ(back.provenance["data"], "phantom");
 }
 
@@ -76,6 +78,7 @@ TEST(ModelConfig, MissingKeysKeepDefaults)
   EXPECT_EQ(config.patch_size, 64);
   EXPECT_DOUBLE_EQ(config.window_low, -175.0);
   EXPECT_DOUBLE_EQ(config.window_high, 275.0);
+  EXPECT_EQ(config.decoder_output_stride, 4); // models saved before the key: DeepLabv3+'s head
 }
 
 TEST(ModelConfig, BadValuesNameTheKey)
@@ -91,13 +94,26 @@ TEST(ModelConfig, BadValuesNameTheKey)
   // number too large for int64, found by the fuzz target) was converted with undefined behaviour.
   ExpectConfigError([&] { agcl::ModelConfig::FromJson(with("patch_size", 64.5)); },
                     "'patch_size' = 64.5: expected an integer");
-  ExpectConfigError([&] { agcl::ModelConfig::FromJson(with("encoder", { { "output_stride", 1.6e22 } })); },
-                    "'output_stride' = 1.6e+22: expected an integer");
   ExpectConfigError(
-    [&] { agcl::ModelConfig::FromJson(with("encoder", { { "width", uint64_t{ 18446744073709551615u } } })); },
+    [&] {
+      agcl::ModelConfig::FromJson(with("encoder", { { "output_stride", 1.6e22 } }));
+    },
+    "'output_stride' = 1.6e+22: expected an integer");
+  ExpectConfigError(
+    [&] {
+      agcl::ModelConfig::FromJson(with("encoder", { { "width", uint64_t{ 18446744073709551615u } } }));
+    },
     "'width' = 18446744073709551615: expected an integer");
-  ExpectConfigError([&] { agcl::ModelConfig::FromJson(with("decoder", { { "rates", { 6, 12.5, 18 } } })); },
-                    "'rates' = [6,12.5,18]: expected an array of integers");
+  ExpectConfigError(
+    [&] {
+      agcl::ModelConfig::FromJson(with("decoder", { { "rates", { 6, 12.5, 18 } } }));
+    },
+    "'rates' = [6,12.5,18]: expected an array of integers");
+  ExpectConfigError(
+    [&] {
+      agcl::ModelConfig::FromJson(with("decoder", { { "output_stride", 8 } }));
+    },
+    "decoder.output_stride");
   ExpectConfigError([&] { agcl::ModelConfig::FromJson(with("window", { 300, 100 })); }, "window");
   ExpectConfigError([&] { agcl::ModelConfig::FromJson(with("threshold", 1.5)); }, "threshold");
   ExpectConfigError([&] { agcl::ModelConfig::FromJson(with("coarse_weight", -0.1)); }, "coarse_weight");
@@ -167,6 +183,38 @@ TEST(AGCLModel, SaveLoadGivesIdenticalNetworks)
   model.Coarse()->eval();
   loaded.Coarse()->eval();
   EXPECT_TRUE(torch::equal(model.Coarse()->forward(volume), loaded.Coarse()->forward(volume)));
+}
+
+TEST(AGCLModel, AStride2DecoderSavesAndLoadsWithItsStemStage)
+{
+  torch::manual_seed(4);
+  agcl::ModelConfig config = Tiny();
+  config.decoder_output_stride = 2;
+  agcl::AGCLModel model(config);
+  ASSERT_TRUE(model.Decoder()->UsesStem());
+  EXPECT_EQ(model.Decoder()->options().stem_channels(), config.encoder_width);
+  EXPECT_NE(model.Decoder()->named_parameters().find("stem_projection.0.conv.weight"), nullptr);
+  const fs::path path = fs::temp_directory_path() / ("agcl-model-test-s2-" + std::to_string(::getpid()) + ".agcl");
+  model.Save(path.string());
+  agcl::AGCLModel loaded = agcl::AGCLModel::Load(path.string());
+  fs::remove(path);
+  EXPECT_TRUE(loaded.Decoder()->UsesStem());
+  torch::NoGradGuard noGrad;
+  model.Encoder()->eval();
+  model.Decoder()->eval();
+  loaded.Encoder()->eval();
+  loaded.Decoder()->eval();
+  const torch::Tensor patches = torch::rand({ 2, 2, 64, 64 });
+  const auto          a = model.Encoder()->forward(patches);
+  const auto          b = loaded.Encoder()->forward(patches);
+  EXPECT_TRUE(torch::equal(model.Decoder()->forward(a.low_level, a.high_level, { 64, 64 }, a.stem),
+                           loaded.Decoder()->forward(b.low_level, b.high_level, { 64, 64 }, b.stem)));
+  // The same weights cannot be read into a stride-4 model (no stem stage there): refused.
+  agcl::ModelConfig plain = config;
+  plain.decoder_output_stride = 4;
+  agcl::ModelBundle bundle = model.ToBundle();
+  bundle.config = plain.ToJson();
+  ExpectConfigError([&] { agcl::AGCLModel::FromBundle(bundle); }, "decoder.");
 }
 
 TEST(AGCLModel, WeightsForAnotherOrganSetAreRefused)

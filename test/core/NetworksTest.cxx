@@ -211,6 +211,63 @@ TEST(ASPPDecoder, MismatchedSizesAreRejected)
     "high_level has shape");
 }
 
+namespace {
+// Relative residual of the least-squares fit of `image` [P, P] by bilinear (align_corners false)
+// upsampling of any (P/s) x (P/s) map, in double precision: ~0 when the image is such an upsampling.
+double
+ResidualOutsideUpsamplings(const torch::Tensor & image, int64_t s)
+{
+  const int64_t       P = image.size(0), q = P / s;
+  const torch::Tensor basis = torch::eye(q * q, torch::kDouble).reshape({ q * q, 1, q, q });
+  const torch::Tensor up = torch::nn::functional::interpolate(basis,
+                                                              torch::nn::functional::InterpolateFuncOptions()
+                                                                .size(std::vector<int64_t>{ P, P })
+                                                                .mode(torch::kBilinear)
+                                                                .align_corners(false));
+  const torch::Tensor A = up.reshape({ q * q, P * P }).t(); // [P^2, q^2]
+  const torch::Tensor b = image.to(torch::kDouble).reshape({ P * P, 1 });
+  const torch::Tensor x = torch::linalg_pinv(A).matmul(b);
+  return (A.matmul(x) - b).norm().item<double>() / b.norm().item<double>();
+}
+} // namespace
+
+TEST(ASPPDecoder, AStemStageGivesLogitsAtStride2)
+{
+  torch::manual_seed(21);
+  torch::NoGradGuard  noGrad;
+  agcl::ResNetEncoder encoder(agcl::ResNetEncoderOptions().depth(18).base_width(8));
+  agcl::ASPPDecoder   plain(
+    agcl::ASPPDecoderOptions(encoder->HighLevelChannels(), encoder->LowLevelChannels()).channels(16));
+  agcl::ASPPDecoder fine(agcl::ASPPDecoderOptions(encoder->HighLevelChannels(), encoder->LowLevelChannels())
+                           .channels(16)
+                           .stem_channels(encoder->StemChannels()));
+  EXPECT_FALSE(plain->UsesStem());
+  EXPECT_TRUE(fine->UsesStem());
+  encoder->eval();
+  plain->eval();
+  fine->eval();
+  const auto f = encoder(torch::randn({ 2, 2, 32, 32 }));
+  EXPECT_EQ(f.stem.sizes().vec(), (Shape{ 2, 8, 16, 16 }));
+  const torch::Tensor coarse = plain->forward(f.low_level, f.high_level, { 32 });
+  const torch::Tensor logits = fine->forward(f.low_level, f.high_level, { 32 }, f.stem);
+  ASSERT_EQ(logits.sizes().vec(), (Shape{ 2, 2, 32, 32 }));
+  // Each logit map is a bilinear x4 upsampling of a 8 x 8 map without the stem stage and a x2
+  // upsampling of a 16 x 16 map with it, and not a x4 one (checked by least squares in double).
+  for (int64_t n = 0; n < 2; ++n)
+  {
+    EXPECT_LT(ResidualOutsideUpsamplings(coarse[n][1], 4), 1e-5);
+    EXPECT_LT(ResidualOutsideUpsamplings(logits[n][1], 2), 1e-5);
+    EXPECT_GT(ResidualOutsideUpsamplings(logits[n][1], 4), 1e-2);
+  }
+  // The stem features reach the logits.
+  EXPECT_FALSE(torch::allclose(logits, fine->forward(f.low_level, f.high_level, { 32 }, f.stem + 1.0)));
+  // A stride-4 decoder ignores a stem it is given.
+  EXPECT_TRUE(torch::equal(coarse, plain->forward(f.low_level, f.high_level, { 32 }, f.stem)));
+  ExpectInvalidArgument([&] { fine->forward(f.low_level, f.high_level, { 32 }); }, "stem");
+  ExpectInvalidArgument([&] { fine->forward(f.low_level, f.high_level, { 32 }, f.stem.slice(2, 0, 8)); },
+                        "stem has shape");
+}
+
 TEST(CoarseSegmentationNet, LogitsForEveryClassAtInputSize)
 {
   torch::NoGradGuard          noGrad;

@@ -106,6 +106,7 @@ WholeVolumeFusion(const CT * ct, itk::AGCLModelObject * model, const Labels * co
   auto encoder = itk::AGCLEncoderFilter::New();
   encoder->SetInput(sampler->GetOutput());
   encoder->SetEncoder(model->GetModel().Encoder());
+  encoder->SetStemFeatures(model->GetModel().Decoder()->UsesStem()); // a stride-2 decoder reads them
   auto decoder = itk::ASPPDecoderFilter::New();
   decoder->SetInput(encoder->GetOutput());
   decoder->SetDecoder(model->GetModel().Decoder());
@@ -250,6 +251,35 @@ TEST(AGCLSegmentationFilter, WithTheCoarseVoteSlabsEqualTheWholeVolumeMethod)
   EXPECT_GT(changedByVote, 100) << "the vote should change the result";
 }
 
+TEST(AGCLSegmentationFilter, WithAStride2DecoderSlabsEqualTheWholeVolumeMethod)
+{
+  agcl::ModelConfig config = TinyConfig();
+  config.decoder_output_stride = 2;
+  torch::manual_seed(12);
+  const std::string file = Scratch("tiny-stride2.agcl").string();
+  agcl::AGCLModel(config).Save(file);
+  auto source = Phantom();
+  auto model = itk::AGCLModelObject::New();
+  model->Load(file);
+  ASSERT_TRUE(model->GetModel().Decoder()->UsesStem());
+  auto segment = Segmentation::New();
+  segment->SetInput(source->GetOutput());
+  segment->SetModel(model);
+  segment->SetSlabThickness(7);
+  segment->Update();
+  const Labels * labels = segment->GetOutput();
+  const auto     reference = WholeVolumeReference(source->GetOutput(), model, nullptr);
+  long           mismatches = 0, organVoxels = 0;
+  for (itk::ImageRegionConstIteratorWithIndex<Labels> it(labels, labels->GetLargestPossibleRegion()); !it.IsAtEnd();
+       ++it)
+  {
+    mismatches += it.Get() != reference->GetPixel(it.GetIndex());
+    organVoxels += it.Get() != 0;
+  }
+  EXPECT_EQ(mismatches, 0);
+  EXPECT_GT(organVoxels, 100);
+}
+
 TEST(AGCLSegmentationFilter, FourThreadsSharingOneModelObjectGiveTheSerialResults)
 {
   auto model = itk::AGCLModelObject::New();
@@ -296,9 +326,8 @@ TEST(AGCLSegmentationFilter, FourThreadsSharingOneModelObjectGiveTheSerialResult
   {
     ASSERT_FALSE(errors[i]) << "thread " << i << " failed";
     const size_t n = serial[i]->GetLargestPossibleRegion().GetNumberOfPixels();
-    EXPECT_TRUE(std::equal(serial[i]->GetBufferPointer(),
-                           serial[i]->GetBufferPointer() + n,
-                           parallel[i]->GetBufferPointer()))
+    EXPECT_TRUE(
+      std::equal(serial[i]->GetBufferPointer(), serial[i]->GetBufferPointer() + n, parallel[i]->GetBufferPointer()))
       << "volume " << i;
     EXPECT_GT(n - static_cast<size_t>(Count(serial[i], 0)), 0u) << "volume " << i << ": nothing segmented";
   }
@@ -435,9 +464,9 @@ TEST(AGCLSegmentationFilter, BadInputIsAClearExceptionAndNothingIsWritten)
   }
   {
     // The extent: 200 voxels of 60 mm span 12 m (metadata only: refused before any buffer is read).
-    auto             wide = CT::New();
-    CT::SizeType     size{ { 200, 2, 2 } };
-    CT::SpacingType  spacing;
+    auto            wide = CT::New();
+    CT::SizeType    size{ { 200, 2, 2 } };
+    CT::SpacingType spacing;
     spacing.Fill(60.0);
     wide->SetRegions(size);
     wide->SetSpacing(spacing);
@@ -448,8 +477,9 @@ TEST(AGCLSegmentationFilter, BadInputIsAClearExceptionAndNothingIsWritten)
     }
     catch (const itk::ExceptionObject & e)
     {
-      EXPECT_NE(std::string(e.GetDescription()).find("wide: 200 voxels of 60 mm along axis 0 span 12000 mm; at most 10000 mm"),
-                std::string::npos)
+      EXPECT_NE(
+        std::string(e.GetDescription()).find("wide: 200 voxels of 60 mm along axis 0 span 12000 mm; at most 10000 mm"),
+        std::string::npos)
         << e.GetDescription();
     }
     spacing.Fill(50.0); // 10000 mm: the limit itself is accepted

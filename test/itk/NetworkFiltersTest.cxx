@@ -82,6 +82,46 @@ TEST(NetworkFilters, EncoderAndDecoderGiveWhatTheModulesGiveInAnyBatchSize)
   EXPECT_GT(output->GetMTime(), before);
 }
 
+TEST(NetworkFilters, AStride2DecoderReadsTheStemFeaturesTheEncoderFilterIsAskedFor)
+{
+  torch::manual_seed(5);
+  agcl::ResNetEncoder encoder(agcl::ResNetEncoderOptions().depth(18).base_width(8));
+  agcl::ASPPDecoder   decoder(agcl::ASPPDecoderOptions(encoder->HighLevelChannels(), encoder->LowLevelChannels())
+                              .channels(16)
+                              .stem_channels(encoder->StemChannels()));
+  auto                patches = RandomPatches(5);
+  auto                encode = itk::AGCLEncoderFilter::New();
+  encode->SetInput(patches);
+  encode->SetEncoder(encoder);
+  encode->SetBatchSize(2);
+  auto decode = itk::ASPPDecoderFilter::New();
+  decode->SetInput(encode->GetOutput());
+  decode->SetDecoder(decoder);
+  decode->SetBatchSize(3);
+  try
+  {
+    decode->Update();
+    FAIL() << "a stride-2 decoder ran without the stem features";
+  }
+  catch (const itk::ExceptionObject & e)
+  {
+    EXPECT_NE(std::string(e.GetDescription()).find("StemFeaturesOn()"), std::string::npos) << e.GetDescription();
+  }
+  EXPECT_FALSE(encode->GetOutput()->HasTensor("stem"));
+  encode->StemFeaturesOn();
+  decode->Update();
+  ASSERT_TRUE(encode->GetOutput()->HasTensor("stem"));
+
+  encoder->eval();
+  decoder->eval();
+  torch::NoGradGuard  noGrad;
+  const auto          direct = encoder(patches->GetTensor("image"));
+  const torch::Tensor logits = decoder->forward(direct.low_level, direct.high_level, { 32, 32 }, direct.stem);
+  EXPECT_TRUE(torch::allclose(encode->GetOutput()->GetTensor("stem"), direct.stem, 1e-4, 1e-5));
+  EXPECT_TRUE(torch::allclose(
+    decode->GetOutput()->GetTensor("probability"), torch::softmax(logits, 1).slice(1, 1, 2), 1e-4, 1e-5));
+}
+
 TEST(NetworkFilters, FromThePhantomThroughAttentionSamplingEncoderAndDecoder)
 {
   auto             source = Source::New();

@@ -470,7 +470,12 @@ NetworkFilter::SetModel(const Model & model)
   auto & networks = static_cast<itk::AGCLModelObject *>(model.GetITKModel())->GetModel();
   m_Impl->model = model;
   if (m_Impl->kind == "encoder")
-    static_cast<itk::AGCLEncoderFilter *>(m_Impl->filter.GetPointer())->SetEncoder(networks.Encoder());
+  {
+    // The encoder gives the stem features when the model's decoder reads them (output stride 2).
+    auto * encoder = static_cast<itk::AGCLEncoderFilter *>(m_Impl->filter.GetPointer());
+    encoder->SetEncoder(networks.Encoder());
+    encoder->SetStemFeatures(networks.Decoder()->UsesStem());
+  }
   else
     static_cast<itk::ASPPDecoderFilter *>(m_Impl->filter.GetPointer())->SetDecoder(networks.Decoder());
 }
