@@ -133,10 +133,9 @@ BM_Stage1TrainingStep(benchmark::State & state)
 }
 } // namespace
 
-
 // Inference of the patch networks, as AGCLSegmentationFilter runs them: eval mode, no gradients,
 // encoder then decoder, organ probability; batch of 64 patches of 2 channels.
-// Args: depth, width, patch size, decoder channels.
+// Args: depth, width, patch size, decoder channels[, decoder output stride (4 default, or 2)].
 void
 BM_PatchInference(benchmark::State & state)
 {
@@ -149,6 +148,7 @@ BM_PatchInference(benchmark::State & state)
   config.patch_size = size;
   config.decoder_channels = state.range(3);
   config.decoder_low_level_projection = state.range(3) == 256 ? 48 : 16;
+  config.decoder_output_stride = state.range(4);
   agcl::AGCLModel model(config);
   model.Encoder()->to(device);
   model.Decoder()->to(device);
@@ -159,7 +159,8 @@ BM_PatchInference(benchmark::State & state)
   for (auto _ : state)
   {
     const auto features = model.Encoder()->forward(x);
-    const auto logits = model.Decoder()->forward(features.low_level, features.high_level, { size, size });
+    const auto logits =
+      model.Decoder()->forward(features.low_level, features.high_level, { size, size }, features.stem);
     benchmark::DoNotOptimize(agcl::ASPPDecoderImpl::OrganProbability(logits).data_ptr());
     Sync(device);
   }
@@ -195,9 +196,11 @@ BENCHMARK(BM_EncoderForwardBackward)
   ->MinTime(2.0);
 BENCHMARK(BM_PairedAugmentation)->Arg(64)->Arg(128)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_PatchInference)
-  ->Args({ 18, 16, 64, 64 })    // the CPU-sized model
-  ->Args({ 50, 64, 128, 256 })  // the paper's sizes
-  ->Args({ 101, 64, 128, 256 }) // the paper's largest encoder
+  ->Args({ 18, 16, 64, 64, 4 })    // the CPU-sized model
+  ->Args({ 18, 16, 64, 32, 4 })    // models/phantom-demo.json with DeepLabv3+'s stride-4 logits
+  ->Args({ 18, 16, 64, 32, 2 })    // models/phantom-demo.json (logits at stride 2)
+  ->Args({ 50, 64, 128, 256, 4 })  // the paper's sizes
+  ->Args({ 101, 64, 128, 256, 4 }) // the paper's largest encoder
   ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_CoarseNetworkWindow)->Arg(8)->Arg(32)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Stage1TrainingStep)->Arg(1)->Arg(0)->Unit(benchmark::kMillisecond)->MinTime(3.0);
