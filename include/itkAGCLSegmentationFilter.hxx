@@ -454,6 +454,7 @@ AGCLSegmentationFilter<TInputImage, TLabelImage>::GenerateData()
           if (givenCoarse.IsNull()) // the coarse network's vote (a given coarse map has no probabilities)
           {
             fusion->SetCoarseWeight(config.coarse_weight);
+            fusion->SetCoarseVoteScaledToPeak(config.coarse_vote_scaled_to_peak);
             for (size_t o = 0; o < organs.size(); ++o)
               fusion->SetCoarseProbabilityMap(organs[o], coarseGrid.probabilities[o]);
           }

@@ -25,7 +25,8 @@ namespace itk {
  * (SetCoarseProbabilityMap: the coarse network's softmax probability of the organ, on any grid,
  * e.g. the coarse one), the organ's score at a voxel is (1 - w) x its averaged probability +
  * w x the coarse probability linearly interpolated at the voxel's centre (clamped to the coarse
- * grid's edge); otherwise (w = 0, the default, or no coarse map) the score is the averaged
+ * grid's edge); with CoarseVoteScaledToPeak on, each organ's coarse probability is first divided
+ * by its map's largest value (when > 0); otherwise (w = 0, the default, or no coarse map) the score is the averaged
  * probability. A voxel takes the organ of highest score at or above Threshold
  * (default 0.5), only inside that organ's attention region; ties go to the organ listed first
  * (lowest label value); background elsewhere. Post-processing (on by default): each organ keeps
@@ -72,6 +73,11 @@ public:
   /** The coarse vote's weight w in 0..1 (default 0: the fine stage alone). */
   itkSetMacro(CoarseWeight, double);
   itkGetConstMacro(CoarseWeight, double);
+  /** Divide each organ's coarse probability by its map's largest value before the blend (off by
+   *  default): an organ the coarse network never ranks with confidence is not voted down. */
+  itkSetMacro(CoarseVoteScaledToPeak, bool);
+  itkGetConstMacro(CoarseVoteScaledToPeak, bool);
+  itkBooleanMacro(CoarseVoteScaledToPeak);
 
   itkSetMacro(Threshold, double);
   itkGetConstMacro(Threshold, double);
@@ -118,27 +124,29 @@ private:
   GetPatches() const;
   const ReferenceType *
   GetReference() const;
-  /** scores (over `box`, x fastest) <- (1 - weight) scores + weight x `coarse` interpolated at
-   *  each voxel of `reference`'s grid. */
+  /** scores (over `box`, x fastest) <- (1 - weight) scores + weight x scale x `coarse`
+   *  interpolated at each voxel of `reference`'s grid. */
   static void
   BlendCoarseProbability(const ProbabilityImageType &                coarse,
                          const ReferenceType &                       reference,
                          const typename LabelImageType::RegionType & box,
                          double                                      weight,
+                         double                                      scale,
                          std::vector<float> &                        scores);
   static void
   KeepLargestComponentAndFillHoles(LabelImageType *                            labels,
                                    LabelType                                   organ,
                                    const typename LabelImageType::RegionType & box);
 
-  std::map<LabelType, typename LabelImageType::ConstPointer>  m_Attention;
+  std::map<LabelType, typename LabelImageType::ConstPointer>       m_Attention;
   std::map<LabelType, typename ProbabilityImageType::Pointer>      m_Probability;
   std::map<LabelType, typename ProbabilityImageType::ConstPointer> m_CoarseProbability;
   double                                                           m_Threshold{ 0.5 };
   double                                                           m_CoarseWeight{ 0.0 };
-  bool                                                        m_GaussianWeighting{ false };
-  bool                                                        m_PostProcessing{ true };
-  bool                                                        m_ProbabilityMaps{ false };
+  bool                                                             m_CoarseVoteScaledToPeak{ false };
+  bool                                                             m_GaussianWeighting{ false };
+  bool                                                             m_PostProcessing{ true };
+  bool                                                             m_ProbabilityMaps{ false };
 };
 
 } // namespace itk

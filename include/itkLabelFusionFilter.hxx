@@ -107,6 +107,7 @@ LabelFusionFilter<TLabelImage>::BlendCoarseProbability(const ProbabilityImageTyp
                                                        const ReferenceType &                       reference,
                                                        const typename LabelImageType::RegionType & box,
                                                        double                                      weight,
+                                                       double                                      scale,
                                                        std::vector<float> &                        scores)
 {
   // Voxel index -> the coarse grid's continuous index is affine: c = M index + t, with
@@ -129,9 +130,9 @@ LabelFusionFilter<TLabelImage>::BlendCoarseProbability(const ProbabilityImageTyp
       }
     }
   }
-  const auto    size = coarse.GetLargestPossibleRegion().GetSize();
-  const auto    start = coarse.GetLargestPossibleRegion().GetIndex();
-  const float * buffer = coarse.GetBufferPointer();
+  const auto     size = coarse.GetLargestPossibleRegion().GetSize();
+  const auto     start = coarse.GetLargestPossibleRegion().GetIndex();
+  const float *  buffer = coarse.GetBufferPointer();
   IndexValueType stride[N];
   stride[0] = 1;
   for (unsigned int i = 1; i < N; ++i)
@@ -168,7 +169,7 @@ LabelFusionFilter<TLabelImage>::BlendCoarseProbability(const ProbabilityImageTyp
       IndexValueType offset = 0;
       for (unsigned int i = 0; i < N; ++i)
       {
-        const bool     up = (corner >> i) & 1u;
+        const bool           up = (corner >> i) & 1u;
         const IndexValueType at = std::min(low[i] + (up ? 1 : 0), static_cast<IndexValueType>(size[i]) - 1);
         factor *= up ? fraction[i] : 1.0 - fraction[i];
         offset += at * stride[i];
@@ -176,7 +177,7 @@ LabelFusionFilter<TLabelImage>::BlendCoarseProbability(const ProbabilityImageTyp
       if (factor != 0.0)
         value += factor * static_cast<double>(buffer[offset]);
     }
-    scores[v] = (1.0f - w) * scores[v] + w * static_cast<float>(value);
+    scores[v] = (1.0f - w) * scores[v] + w * static_cast<float>(scale * value);
   }
 }
 
@@ -211,8 +212,8 @@ LabelFusionFilter<TLabelImage>::VerifyPreconditions() ITKv5_CONST
     const auto    bad = std::find_if(value, value + count, [](float p) { return !(p >= 0.0f && p <= 1.0f); });
     if (bad != value + count)
     {
-      itkExceptionMacro(<< "the coarse probability map of organ " << static_cast<double>(entry.first) << " has "
-                        << *bad << " at buffer offset " << (bad - value) << ": expected probabilities in 0..1");
+      itkExceptionMacro(<< "the coarse probability map of organ " << static_cast<double>(entry.first) << " has " << *bad
+                        << " at buffer offset " << (bad - value) << ": expected probabilities in 0..1");
     }
   }
   if (m_Attention.empty())
@@ -429,8 +430,16 @@ LabelFusionFilter<TLabelImage>::GenerateData()
       if (!entry.second.sum.empty() && m_CoarseProbability.count(entry.first) > 0)
         voted.push_back(entry.first);
     auto blendOrgan = [&](SizeValueType which) {
-      Accumulator & a = accumulators.at(voted[which]);
-      BlendCoarseProbability(*m_CoarseProbability.at(voted[which]), *reference, a.box, m_CoarseWeight, a.sum);
+      Accumulator &                organ = accumulators.at(voted[which]);
+      const ProbabilityImageType & coarse = *m_CoarseProbability.at(voted[which]);
+      double                       scale = 1.0;
+      if (m_CoarseVoteScaledToPeak) // the whole map's peak: the same in every slab
+      {
+        const float * value = coarse.GetBufferPointer();
+        const float   peak = *std::max_element(value, value + coarse.GetBufferedRegion().GetNumberOfPixels());
+        scale = peak > 0.0f ? 1.0 / static_cast<double>(peak) : 1.0;
+      }
+      BlendCoarseProbability(coarse, *reference, organ.box, m_CoarseWeight, scale, organ.sum);
     };
     this->GetMultiThreader()->ParallelizeArray(0, static_cast<SizeValueType>(voted.size()), blendOrgan, nullptr);
   }
@@ -577,6 +586,7 @@ LabelFusionFilter<TLabelImage>::PrintSelf(std::ostream & os, Indent indent) cons
   os << indent << "PostProcessing: " << m_PostProcessing << std::endl;
   os << indent << "ProbabilityMaps: " << m_ProbabilityMaps << std::endl;
   os << indent << "CoarseWeight: " << m_CoarseWeight << std::endl;
+  os << indent << "CoarseVoteScaledToPeak: " << m_CoarseVoteScaledToPeak << std::endl;
   os << indent << "CoarseProbabilityMaps: " << m_CoarseProbability.size() << std::endl;
   os << indent << "AttentionMaps: " << m_Attention.size() << std::endl;
 }

@@ -48,7 +48,8 @@ PrintModel(const std::string & file)
             << (config.patch_spacing_mm > 0 ? std::to_string(config.patch_spacing_mm) + " mm" : "of the image")
             << ", window " << config.window_low << ".." << config.window_high << " HU\n"
             << "attention margin: " << config.margin_mm << " mm; tile overlap " << config.overlap << "; threshold "
-            << config.threshold << "; coarse vote in the fusion " << config.coarse_weight << "\n"
+            << config.threshold << "; coarse vote in the fusion " << config.coarse_weight
+            << (config.coarse_vote_scaled_to_peak ? " (scaled to each organ's peak)" : "") << "\n"
             << "organs (" << config.organs.size() << "):";
   for (const auto & organ : config.organs)
     std::cout << " " << organ.label << "=" << organ.name;

@@ -28,7 +28,8 @@ def stage_by_stage(ct, model, device="cpu", post_processing=True):
     #    vote when the model has one (its coarse_weight).
     fusion = itk_agcl.LabelFusionFilter.New(Threshold=config["threshold"], ProbabilityMaps=True,
                                             PostProcessing=post_processing,
-                                            CoarseWeight=config.get("coarse_weight", 0.0))
+                                            CoarseWeight=config.get("coarse_weight", 0.0),
+                                            CoarseVoteScaledToPeak=config.get("coarse_vote_scaled_to_peak", False))
     for label in organs:
         sampler.SetAttentionMap(label, attention.GetAttentionMap(label))
         fusion.SetAttentionMap(label, attention.GetAttentionMap(label))

@@ -49,6 +49,12 @@ struct ModelConfig
    *  `threshold`, inside the organ's attention, wins. 0 = the fine stage alone (the paper's
    *  fusion; models saved before this key existed). */
   double coarse_weight = 0.0;
+  /** The coarse vote scaled to each organ's peak: before the blend, each organ's coarse
+   *  probability is divided by its largest value in the volume (when that is > 0), so that an
+   *  organ the coarse network finds but never ranks with confidence (e.g. a small gland after
+   *  training on few labels) still gets a full vote where it is most likely, instead of being
+   *  voted down everywhere. false = the probabilities as they are (models saved before the key). */
+  bool coarse_vote_scaled_to_peak = false;
 
   // Encoder (ResNetEncoderOptions) and decoder (ASPPDecoderOptions).
   int64_t              encoder_depth = 18;

@@ -99,6 +99,7 @@ ModelConfig::ToJson() const
            { "overlap", overlap },
            { "threshold", threshold },
            { "coarse_weight", coarse_weight },
+           { "coarse_vote_scaled_to_peak", coarse_vote_scaled_to_peak },
            { "encoder",
              { { "depth", encoder_depth }, { "width", encoder_width }, { "output_stride", output_stride } } },
            { "decoder",
@@ -153,6 +154,7 @@ ModelConfig::FromJson(const nlohmann::json & json)
   Read(json, "overlap", config.overlap, "a number");
   Read(json, "threshold", config.threshold, "a number");
   Read(json, "coarse_weight", config.coarse_weight, "a number");
+  Read(json, "coarse_vote_scaled_to_peak", config.coarse_vote_scaled_to_peak, "true or false");
   if (const auto it = json.find("encoder"); it != json.end())
   {
     if (!it->is_object())

@@ -47,6 +47,7 @@ TEST(ModelConfig, JsonRoundTripKeepsEverySetting)
   config.overlap = 0.5;
   config.threshold = 0.4;
   config.coarse_weight = 0.6;
+  config.coarse_vote_scaled_to_peak = true;
   config.encoder_depth = 34;
   config.output_stride = 8;
   config.decoder_rates = { 1, 2, 3 };
@@ -66,6 +67,7 @@ TEST(ModelConfig, JsonRoundTripKeepsEverySetting)
   EXPECT_DOUBLE_EQ(back.coarse_spacing_mm[2], 5.0);
   EXPECT_DOUBLE_EQ(back.window_high, 200.0);
   EXPECT_EQ(back.decoder_output_stride, 2);
+  EXPECT_TRUE(back.coarse_vote_scaled_to_peak);
   EXPECT_EQ(back.provenance["data"], "phantom");
 }
 
@@ -79,6 +81,7 @@ TEST(ModelConfig, MissingKeysKeepDefaults)
   EXPECT_DOUBLE_EQ(config.window_low, -175.0);
   EXPECT_DOUBLE_EQ(config.window_high, 275.0);
   EXPECT_EQ(config.decoder_output_stride, 4); // models saved before the key: DeepLabv3+'s head
+  EXPECT_FALSE(config.coarse_vote_scaled_to_peak);
 }
 
 TEST(ModelConfig, BadValuesNameTheKey)
@@ -118,6 +121,8 @@ TEST(ModelConfig, BadValuesNameTheKey)
   ExpectConfigError([&] { agcl::ModelConfig::FromJson(with("threshold", 1.5)); }, "threshold");
   ExpectConfigError([&] { agcl::ModelConfig::FromJson(with("coarse_weight", -0.1)); }, "coarse_weight");
   ExpectConfigError([&] { agcl::ModelConfig::FromJson(with("coarse_weight", "high")); }, "coarse_weight");
+  ExpectConfigError([&] { agcl::ModelConfig::FromJson(with("coarse_vote_scaled_to_peak", 1)); },
+                    "coarse_vote_scaled_to_peak");
   ExpectConfigError([&] { agcl::ModelConfig::FromJson(with("modalities", nlohmann::json::array())); }, "modalities");
   ExpectConfigError(
     [&] {

@@ -117,6 +117,7 @@ WholeVolumeFusion(const CT * ct, itk::AGCLModelObject * model, const Labels * co
   {
     attention->Update();
     fusion->SetCoarseWeight(config.coarse_weight);
+    fusion->SetCoarseVoteScaledToPeak(config.coarse_vote_scaled_to_peak);
     for (const auto & organ : config.organs)
       fusion->SetCoarseProbabilityMap(organ.label, attention->GetCoarseProbabilityMap(organ.label));
   }
@@ -219,9 +220,11 @@ TEST(AGCLSegmentationFilter, ReaderFilterWriterPipelineMatchesTheWholeVolumeMeth
 TEST(AGCLSegmentationFilter, WithTheCoarseVoteSlabsEqualTheWholeVolumeMethod)
 {
   // The tiny model's weights with coarse_weight 0.1: each voxel's score blends in the coarse
-  // network's probability, interpolated from the coarse grid, in every slab alike.
+  // network's probability, interpolated from the coarse grid, in every slab alike; scaled to
+  // each organ's peak over the whole coarse map, the same in every slab.
   agcl::ModelConfig config = TinyConfig();
   config.coarse_weight = 0.1;
+  config.coarse_vote_scaled_to_peak = true;
   torch::manual_seed(11);
   const std::string file = Scratch("tiny-vote.agcl").string();
   agcl::AGCLModel(config).Save(file);

@@ -111,8 +111,8 @@ TEST(LabelFusionFilter, TheCoarseVoteBlendsTheCoarseProbabilityInterpolatedAtEac
   // shifted grid that covers the reference (3 mm x 3 mm x 4 mm). Expected score: (1 - w) fine
   // + w coarse, the coarse value from ITK's own linear interpolator at the voxel's centre.
   using Probability = Fusion::ProbabilityImageType;
-  auto reference = Volume(0);
-  auto everywhere = Volume(1);
+  auto                                  reference = Volume(0);
+  auto                                  everywhere = Volume(1);
   std::mt19937                          random(5);
   std::uniform_real_distribution<float> uniform(0.0f, 1.0f);
   std::map<int, Probability::Pointer>   coarse;
@@ -209,6 +209,87 @@ TEST(LabelFusionFilter, TheCoarseVoteBlendsTheCoarseProbabilityInterpolatedAtEac
         << e.GetDescription();
     }
   }
+}
+
+TEST(LabelFusionFilter, TheCoarseVoteScaledToPeakDividesEachOrgansProbabilityByItsMaximum)
+{
+  // Organ 1's coarse probability never exceeds 0.2 (a gland the coarse network is unsure of),
+  // organ 2's reaches 0.9. Scaled to the peak, each is divided by its own map's maximum (found
+  // here by a separate scan) before the blend; an all-zero map is left as it is.
+  using Probability = Fusion::ProbabilityImageType;
+  auto                                reference = Volume(0);
+  auto                                everywhere = Volume(1);
+  std::mt19937                        random(9);
+  std::map<int, Probability::Pointer> coarse;
+  std::map<int, double>               peak;
+  for (const int organ : { 1, 2, 3 })
+  {
+    std::uniform_real_distribution<float> uniform(0.0f, organ == 1 ? 0.2f : organ == 2 ? 0.9f : 0.0f);
+    auto                                  map = Probability::New();
+    map->SetRegions(Probability::SizeType{ { 14, 14, 3 } }); // covers the reference
+    const double spacing[3] = { 4.0, 4.0, 4.0 };
+    const double origin[3] = { -12.0, 3.0, -2.0 };
+    map->SetSpacing(spacing);
+    map->SetOrigin(origin);
+    map->Allocate();
+    peak[organ] = 0.0;
+    for (itk::ImageRegionIteratorWithIndex<Probability> it(map, map->GetLargestPossibleRegion()); !it.IsAtEnd(); ++it)
+    {
+      it.Set(organ == 3 ? 0.0f : uniform(random));
+      peak[organ] = std::max(peak[organ], static_cast<double>(it.Get()));
+    }
+    coarse[organ] = map;
+  }
+  ASSERT_LE(peak[1], 0.2);
+  ASSERT_EQ(peak[3], 0.0);
+  const double w = 0.6;
+  auto         fusion = Fusion::New();
+  fusion->SetPatches(
+    Patches({ Patch(reference, 1, 0, 0, 0), Patch(reference, 2, 0, 0, 0), Patch(reference, 3, 0, 0, 0) },
+            { 0.9f, 0.5f, 0.95f }));
+  fusion->SetReferenceImage(reference);
+  for (const int organ : { 1, 2, 3 })
+  {
+    fusion->SetAttentionMap(organ, everywhere);
+    fusion->SetCoarseProbabilityMap(organ, coarse[organ]);
+  }
+  fusion->SetCoarseWeight(w);
+  fusion->PostProcessingOff();
+  fusion->ProbabilityMapsOn();
+  std::map<int, itk::LinearInterpolateImageFunction<Probability>::Pointer> interpolate;
+  for (const int organ : { 1, 2, 3 })
+  {
+    interpolate[organ] = itk::LinearInterpolateImageFunction<Probability>::New();
+    interpolate[organ]->SetInputImage(coarse[organ]);
+  }
+  long organ1[2] = { 0, 0 };
+  for (const bool scaled : { false, true })
+  {
+    fusion->SetCoarseVoteScaledToPeak(scaled);
+    fusion->Update();
+    for (itk::ImageRegionIteratorWithIndex<Labels> it(reference, reference->GetLargestPossibleRegion()); !it.IsAtEnd();
+         ++it)
+    {
+      const auto        index = it.GetIndex();
+      Labels::PointType point;
+      reference->TransformIndexToPhysicalPoint(index, point);
+      const bool fine = index[0] < 16 && index[1] < 16 && index[2] == 0;
+      for (const int organ : { 1, 2, 3 })
+      {
+        const double fineValue = fine ? (organ == 1 ? 0.9 : organ == 2 ? 0.5 : 0.95) : 0.0;
+        ASSERT_TRUE(interpolate[organ]->IsInsideBuffer(point));
+        const double divisor = scaled && peak[organ] > 0.0 ? peak[organ] : 1.0;
+        const double expected = (1 - w) * fineValue + w * interpolate[organ]->Evaluate(point) / divisor;
+        ASSERT_NEAR(fusion->GetProbabilityMap(organ)->GetPixel(index), expected, 1e-5)
+          << index << " organ " << organ << " scaled " << scaled;
+      }
+      organ1[scaled] += fusion->GetOutput()->GetPixel(index) == 1;
+    }
+  }
+  // Unscaled, organ 1's low coarse probability keeps it below the threshold everywhere
+  // (0.4 x 0.9 + 0.6 x 0.2 = 0.48 at most); scaled, it wins voxels.
+  EXPECT_EQ(organ1[0], 0);
+  EXPECT_GT(organ1[1], 10);
 }
 
 TEST(LabelFusionFilter, PostProcessingKeepsTheLargestComponentAndFillsHoles)

@@ -326,6 +326,11 @@ public:
   SetCoarseWeight(double weight);
   double
   GetCoarseWeight() const;
+  /** Each organ's coarse probability divided by its map's peak before the blend. */
+  void
+  SetCoarseVoteScaledToPeak(bool scaled);
+  bool
+  GetCoarseVoteScaledToPeak() const;
   void
   SetThreshold(double threshold);
   double

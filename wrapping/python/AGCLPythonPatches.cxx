@@ -545,6 +545,7 @@ LabelFusionFilter::SetCoarseProbabilityMap(int organ, const Image & probability)
 }
 
 AGCL_PYTHON_PROPERTY(LabelFusionFilter, CoarseWeight, double)
+AGCL_PYTHON_PROPERTY(LabelFusionFilter, CoarseVoteScaledToPeak, bool)
 AGCL_PYTHON_PROPERTY(LabelFusionFilter, Threshold, double)
 AGCL_PYTHON_PROPERTY(LabelFusionFilter, GaussianWeighting, bool)
 AGCL_PYTHON_PROPERTY(LabelFusionFilter, PostProcessing, bool)

@@ -552,14 +552,15 @@ class ASPPDecoderFilter(_NetworkFilter):
 
 
 @_properties(Threshold="number", GaussianWeighting="bool", PostProcessing="bool", ProbabilityMaps="bool",
-             CoarseWeight="number")
+             CoarseWeight="number", CoarseVoteScaledToPeak="bool")
 class LabelFusionFilter(_Filter):
     """itk::LabelFusionFilter: the patches' "probability" (SetPatches) averaged back onto the
     reference image's grid (SetReferenceImage) within each organ's attention map
     (SetAttentionMap(label, map)), thresholded, the organ with the highest score per voxel ->
     label map (uint8). With CoarseWeight w > 0 and SetCoarseProbabilityMap(label, map) (from
     CoarseAttentionFilter.GetCoarseProbabilityMap), an organ's score is (1 - w) x its averaged
-    probability + w x the coarse probability interpolated at the voxel. PostProcessing keeps
+    probability + w x the coarse probability interpolated at the voxel (with
+    CoarseVoteScaledToPeak, divided first by that organ's largest coarse probability). PostProcessing keeps
     each organ's largest component and fills its holes; ProbabilityMaps keeps the scores
     (GetProbabilityMap(label))."""
 
