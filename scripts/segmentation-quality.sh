@@ -11,7 +11,8 @@
 #
 #   scripts/segmentation-quality.sh [DIR]      (default <repo>/out/study; build first)
 #
-# FRACTIONS (default "1.0"; "1.0 0.2" adds the 20% run) chooses the label fractions. Each step is
+# FRACTIONS (default "1.0"; "1.0 0.2" adds the 20% run) chooses the label fractions; STUDY_CONFIG
+# another model config; TRAIN_ARGS more `agcl train` options (e.g. "--coarse-steps 960"). Each step is
 # skipped when its result exists, so the script can be stopped and started again.
 # The model of the 100% run is what models/phantom-demo.agcl ships (scripts/train-demo-model.sh).
 set -euo pipefail
@@ -62,7 +63,7 @@ for fraction in $FRACTIONS; do
     rm -rf "$run"
     start=$(date +%s)
     "$AGCL" train --manifest "$MANIFEST" --config "$CONFIG" --out "$run" --device "$DEVICE" --label-fraction "$fraction" \
-      --log-every 50 --validate-every 250 --checkpoint-every 500 --quiet > "$run.out" 2>&1 || { cat "$run.out"; exit 2; }
+      --log-every 50 --validate-every 250 --checkpoint-every 500 --quiet ${TRAIN_ARGS:-} > "$run.out" 2>&1 || { cat "$run.out"; exit 2; }
     echo "training: $(( $(date +%s) - start )) s" >> "$run.out"
   fi
   segment "test-$tag" "$run/model.agcl" "$MANIFEST" test
