@@ -25,10 +25,10 @@ namespace itk {
  * (SetCoarseProbabilityMap: the coarse network's softmax probability of the organ, on any grid,
  * e.g. the coarse one), the organ's score at a voxel is (1 - w) x its averaged probability +
  * w x the coarse probability linearly interpolated at the voxel's centre (clamped to the coarse
- * grid's edge); with CoarseVoteScaledToPeak on, each organ's coarse probability is first divided
- * by its map's largest value (when > 0); otherwise (w = 0, the default, or no coarse map) the score is the averaged
- * probability. A voxel takes the organ of highest score at or above Threshold
- * (default 0.5), only inside that organ's attention region; ties go to the organ listed first
+ * grid's edge); with CoarseVoteScaledToPeak on, each organ's coarse probability is first
+ * divided by its map's largest value (when > 0); otherwise (w = 0, the default, or no coarse
+ * map) the score is the averaged probability. A voxel takes the organ of highest score at or
+ * above Threshold (default 0.5), only inside that organ's attention region; ties go to the organ listed first
  * (lowest label value); background elsewhere. Post-processing (on by default): each organ keeps
  * its largest 26-connected component and its holes are filled (with background voxels only).
  * Output 0 is the label map with the reference geometry. With ProbabilityMaps on (off by
