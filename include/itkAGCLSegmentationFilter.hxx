@@ -311,7 +311,7 @@ AGCLSegmentationFilter<TInputImage, TLabelImage>::GenerateData()
   typename Coarse::CoarseResult coarseGrid;
   if (givenCoarse.IsNull())
   {
-    timed("coarse", [&] { coarseGrid = Coarse::ComputeCoarse(input, m_Model, m_Device); });
+    timed("coarse", [&] { coarseGrid = Coarse::ComputeCoarse(input, m_Model, m_Device, config.coarse_weight > 0); });
   }
   ReleaseFreedMemory();
   this->UpdateProgress(0.1f);
@@ -451,7 +451,9 @@ AGCLSegmentationFilter<TInputImage, TLabelImage>::GenerateData()
             fusion->SetAttentionMap(organs[o], attention[o]);
           }
           fusion->SetThreshold(config.threshold);
-          if (givenCoarse.IsNull()) // the coarse network's vote (a given coarse map has no probabilities)
+          // The coarse network's vote (a given coarse map has no probabilities; with weight 0
+          // they were not kept).
+          if (givenCoarse.IsNull() && config.coarse_weight > 0)
           {
             fusion->SetCoarseWeight(config.coarse_weight);
             fusion->SetCoarseVoteScaledToPeak(config.coarse_vote_scaled_to_peak);

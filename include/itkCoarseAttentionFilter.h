@@ -104,7 +104,8 @@ public:
    *  and, per organ of the model, its attention seed: the organ's label value where its
    *  attention grows from, 0 elsewhere (its argmax region, and with the model's
    *  coarse.attention_probability p > 0 every voxel where its probability is >= p), and its
-   *  softmax probability (0..1 in steps of 1/255; LabelFusionFilter's coarse vote). */
+   *  softmax probability (0..1 in steps of 1/255; LabelFusionFilter's coarse vote; left empty
+   *  when ComputeCoarse is asked for no probabilities: 4 bytes per organ and coarse voxel saved). */
   struct CoarseResult
   {
     typename LabelImageType::Pointer               labels;
@@ -112,7 +113,10 @@ public:
     std::vector<typename CoarseImageType::Pointer> probabilities;
   };
   static CoarseResult
-  ComputeCoarse(const InputImageType * image, const AGCLModelObject * model, const std::string & device);
+  ComputeCoarse(const InputImageType *  image,
+                const AGCLModelObject * model,
+                const std::string &     device,
+                bool                    withProbabilities = true);
   /** Writes organ `organ`'s attention into `attention` (inside its buffered region, cropped to
    *  `within` of `reference`'s index space): the voxels of `reference`'s grid within `marginMM`
    *  of the organ's seed `seed` (any grid, e.g. the coarse one; resampled by nearest neighbour

@@ -166,7 +166,8 @@ template <typename TInputImage, typename TLabelImage>
 auto
 CoarseAttentionFilter<TInputImage, TLabelImage>::ComputeCoarse(const InputImageType *  image,
                                                                const AGCLModelObject * model,
-                                                               const std::string &     device) -> CoarseResult
+                                                               const std::string &     device,
+                                                               bool withProbabilities) -> CoarseResult
 {
   VerifyFiniteImage(image, "CoarseAttentionFilter: the input image");
   const agcl::ModelConfig & config = model->GetConfig();
@@ -174,14 +175,14 @@ CoarseAttentionFilter<TInputImage, TLabelImage>::ComputeCoarse(const InputImageT
   const auto                size = coarse->GetLargestPossibleRegion().GetSize();
   const size_t              voxels = coarse->GetLargestPossibleRegion().GetNumberOfPixels();
   std::vector<uint8_t>      classes(voxels), seeds(voxels * config.organs.size()),
-    probabilities(voxels * config.organs.size());
+    probabilities(withProbabilities ? voxels * config.organs.size() : 0);
   model->PredictCoarseClasses(
     coarse->GetBufferPointer(),
     { static_cast<int64_t>(size[2]), static_cast<int64_t>(size[1]), static_cast<int64_t>(size[0]) },
     device,
     classes.data(),
     seeds.data(),
-    probabilities.data());
+    withProbabilities ? probabilities.data() : nullptr);
   auto newLabelImage = [&coarse] {
     auto labels = LabelImageType::New();
     labels->CopyInformation(coarse);
@@ -206,6 +207,8 @@ CoarseAttentionFilter<TInputImage, TLabelImage>::ComputeCoarse(const InputImageT
     {
       seed[i] = in[i] != 0 ? organ : LabelType{};
     }
+    if (!withProbabilities)
+      continue;
     auto probability = CoarseImageType::New();
     probability->CopyInformation(coarse);
     probability->SetRegions(coarse->GetLargestPossibleRegion());
