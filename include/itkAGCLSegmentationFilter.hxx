@@ -5,6 +5,7 @@
 #define itkAGCLSegmentationFilter_hxx
 
 #include "itkAGCLSegmentationFilter.h"
+#include "itkConvertTorchErrors.h"
 
 #include "itkAGCLEncoderFilter.h"
 #include "itkASPPDecoderFilter.h"
@@ -147,14 +148,7 @@ AGCLSegmentationFilter<TInputImage, TLabelImage>::VerifyPreconditions() ITKv5_CO
   {
     itkExceptionMacro(<< "SlabThickness 0: expected at least 1 slice per slab");
   }
-  try
-  {
-    agcl::ParseDevice(m_Device);
-  }
-  catch (const std::exception & e)
-  {
-    itkExceptionMacro(<< "Device: " << e.what());
-  }
+  ConvertTorchErrors("Device", [this] { agcl::ParseDevice(m_Device); });
 }
 
 template <typename TInputImage, typename TLabelImage>

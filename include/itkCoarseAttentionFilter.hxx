@@ -5,6 +5,7 @@
 #define itkCoarseAttentionFilter_hxx
 
 #include "itkCoarseAttentionFilter.h"
+#include "itkConvertTorchErrors.h"
 #include "itkVerifyImageGeometry.h"
 
 #include "itkContinuousIndex.h"
@@ -357,14 +358,7 @@ CoarseAttentionFilter<TInputImage, TLabelImage>::VerifyPreconditions() ITKv5_CON
       itkExceptionMacro(<< "no coarse label map and no model: call SetCoarseLabelMap() with a segmentation of the "
                            "input, or SetModel()/SetModelFileName() to run the coarse network");
     }
-    try
-    {
-      agcl::ParseDevice(m_Device);
-    }
-    catch (const std::exception & e)
-    {
-      itkExceptionMacro(<< "Device: " << e.what());
-    }
+    ConvertTorchErrors("Device", [this] { agcl::ParseDevice(m_Device); });
     const agcl::ModelConfig & config = m_Model->GetConfig();
     for (const LabelType label : m_OrganLabels)
     {

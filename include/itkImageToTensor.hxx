@@ -5,6 +5,7 @@
 #define itkImageToTensor_hxx
 
 #include "itkImageToTensor.h"
+#include "itkConvertTorchErrors.h"
 
 #include <ATen/ops/empty.h>
 #include <ATen/ops/from_blob.h>

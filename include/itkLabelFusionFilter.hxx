@@ -5,6 +5,7 @@
 #define itkLabelFusionFilter_hxx
 
 #include "itkLabelFusionFilter.h"
+#include "itkConvertTorchErrors.h"
 
 #include "itkBinaryFillholeImageFilter.h"
 #include "itkConnectedComponentImageFilter.h"
@@ -276,16 +277,10 @@ LabelFusionFilter<TLabelImage>::GenerateData()
   output->Allocate();
   output->FillBuffer(LabelType{});
 
-  at::Tensor probability;
-  try
-  {
-    probability = patches->GetTensor("probability").detach().to(at::kCPU).to(at::kFloat).contiguous();
-  }
-  catch (const c10::Error & e)
-  {
-    itkExceptionMacro(<< "LibTorch error while reading the probabilities: " << e.what_without_backtrace());
-  }
-  const auto & metadata = patches->GetMetadata();
+  const at::Tensor probability = ConvertTorchErrors("LabelFusionFilter: reading the probabilities", [patches] {
+    return patches->GetTensor("probability").detach().to(at::kCPU).to(at::kFloat).contiguous();
+  });
+  const auto &     metadata = patches->GetMetadata();
   if (probability.dim() != 4 || probability.size(1) != 1 || probability.size(2) != probability.size(3) ||
       probability.size(0) != static_cast<int64_t>(metadata.size()))
   {

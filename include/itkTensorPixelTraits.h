@@ -101,16 +101,4 @@ AGCL_TENSOR_COMPONENT_TRAITS(unsigned long long, int64_t, Long, false);
 
 } // namespace itk
 
-/** Runs `statement`, turning a LibTorch c10::Error into an itk::ExceptionObject
- *  whose message starts with `context`, so that c10::Error never leaves a public ITK API. */
-#define agclTorchTryMacro(context, ...)                                                                                \
-  try                                                                                                                  \
-  {                                                                                                                    \
-    __VA_ARGS__;                                                                                                       \
-  }                                                                                                                    \
-  catch (const c10::Error & agclTorchError)                                                                            \
-  {                                                                                                                    \
-    itkGenericExceptionMacro(<< context << ": LibTorch error: " << agclTorchError.what_without_backtrace());           \
-  }
-
 #endif

@@ -5,6 +5,7 @@
 #define itkTensorToImage_hxx
 
 #include "itkTensorToImage.h"
+#include "itkConvertTorchErrors.h"
 
 #include <algorithm>
 #include <cstring>

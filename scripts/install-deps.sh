@@ -11,8 +11,9 @@ PACKAGES=(
   libinsighttoolkit5-dev libgdcm-tools
   # LibTorch 1.13 (CPU) and a BLAS for it
   libtorch-dev libopenblas0-pthread
-  # numerics, tests, benchmarks, CLI, JSON, wrapping
-  libeigen3-dev libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev swig
+  # tests, benchmarks, CLI, JSON, wrapping (no Eigen: no file of ours uses it; ITK's -dev package
+  # pulls libeigen3-dev in for ITK itself)
+  libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev swig
   # Python side: wrapping, reference checks, plots
   python3-dev python3-numpy python3-torch python3-scipy python3-pytest python3-matplotlib
   # fuzzing (scripts/fuzz.sh): clang with libFuzzer; gcc's AddressSanitizer/UBSan come with gcc

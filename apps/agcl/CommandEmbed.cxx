@@ -133,7 +133,7 @@ RunEmbed(const EmbedOptions & options)
   fs::create_directories(options.out, error);
   if (error)
     throw InputError("--out '" + options.out + "': cannot create the folder (" + error.message() + ")");
-  auto colorOf = [&](int64_t index) { return LabelColor(static_cast<int>(config.organs[index].label)); };
+  auto colorOf = [&](int64_t index) { return itk::LabelColor(static_cast<int>(config.organs[index].label)); };
 
   // CSV.
   std::ostringstream csv;

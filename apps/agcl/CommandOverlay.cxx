@@ -89,7 +89,7 @@ RunOverlay(const OverlayOptions & options)
         const auto    differs = [&](int64_t w) { return l[w] != label; };
         const bool    edge = label != 0 && ((i > 0 && differs(v - 1)) || (i + 1 < nx && differs(v + 1)) ||
                                          (j > 0 && differs(v - nx)) || (j + 1 < ny && differs(v + nx)));
-        const auto    color = LabelColor(label);
+        const auto    color = itk::LabelColor(label);
         for (int c = 0; c < 3; ++c)
         {
           const double value = label == 0 ? gray : edge ? color[c] : 0.85 * gray + 0.15 * color[c];
@@ -98,7 +98,7 @@ RunOverlay(const OverlayOptions & options)
       }
     std::ostringstream name;
     name << stem << "_z" << k << ".png";
-    WriteAtomically(picture.GetPointer(), fs::path(options.out) / name.str());
+    itk::WriteImageAtomically(picture.GetPointer(), fs::path(options.out) / name.str());
     std::cout << "wrote " << (fs::path(options.out) / name.str()).string() << std::endl;
   }
   return kSuccess;

@@ -195,10 +195,10 @@ RunPhantom(const PhantomOptions & o)
       const std::string name = std::string(id) + "_" + Source::GetModalityName(modality);
       const fs::path    image = fs::path("images") / (name + ".nii.gz");
       const fs::path    label = fs::path("labels") / (name + "_label.nii.gz");
-      WriteAtomically(source->GetOutput(), root / image);
-      WriteAtomically(source->GetLabelOutput(), root / label);
+      itk::WriteImageAtomically(source->GetOutput(), root / image);
+      itk::WriteImageAtomically(source->GetLabelOutput(), root / label);
       auto picture = Picture(source->GetOutput(), source->GetLabelOutput());
-      WriteAtomically(picture.GetPointer(), root / "pictures" / (name + ".png"));
+      itk::WriteImageAtomically(picture.GetPointer(), root / "pictures" / (name + ".png"));
       manifest << id << "," << image.string() << "," << label.string() << "," << Source::GetModalityName(modality)
                << "," << split[s] << "\n";
       std::cout << "wrote " << name << " (" << split[s] << ", noise sigma " << std::setprecision(3)
@@ -207,12 +207,12 @@ RunPhantom(const PhantomOptions & o)
   }
 
   // Label descriptions: ITK-SNAP's format and a 3D Slicer colour table.
-  std::vector<LabelDescription> descriptions;
+  std::vector<itk::LabelDescription> descriptions;
   for (const auto & organ : Source::GetOrgans())
   {
     descriptions.push_back({ int(organ.label), organ.name, { organ.color[0], organ.color[1], organ.color[2] } });
   }
-  WriteLabelDescriptions(root, descriptions, "AGCL phantom, BTCV label values");
+  itk::WriteLabelDescriptions(root, descriptions, "AGCL phantom, BTCV label values");
   WriteTextAtomically(root / "manifest.csv", manifest.str());
   std::cout << "wrote " << (root / "manifest.csv").string() << std::endl;
   return kSuccess;

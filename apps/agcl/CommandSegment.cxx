@@ -93,25 +93,13 @@ ParseShard(const std::string & text)
   return { i, n };
 }
 
-/** Reads a volume: any file ITK reads, or a directory holding one DICOM series (the one with
- *  the most files when there are several). InputError naming the input when it cannot. */
-CTImage::Pointer
-ReadVolume(const fs::path & input)
-{
-  if (fs::is_directory(input))
-  {
-    return ReadDicomSeries<CTImage>(input.string(), "image");
-  }
-  return ReadImage<CTImage>(input.string(), "image");
-}
-
-std::vector<LabelDescription>
+std::vector<itk::LabelDescription>
 Descriptions(const agcl::ModelConfig & config)
 {
   std::map<std::string, std::array<int, 3>> known;
   for (const auto & organ : itk::AbdominalPhantomImageSource::GetOrgans())
     known[organ.name] = organ.color;
-  std::vector<LabelDescription> descriptions;
+  std::vector<itk::LabelDescription> descriptions;
   for (size_t i = 0; i < config.organs.size(); ++i)
   {
     const auto & organ = config.organs[i];
@@ -234,7 +222,7 @@ RunSegment(const SegmentOptions & options)
                          "' than this run's; its outputs would mix two runs: choose another --out");
   }
   WriteTextAtomically(settingsFile, settings.dump(2) + "\n");
-  WriteLabelDescriptions(
+  itk::WriteLabelDescriptions(
     out, Descriptions(config), "agcl segment, labels of " + fs::path(options.model).filename().string());
 
   int badInputs = 0, failures = 0, done = 0, skipped = 0;
@@ -255,7 +243,7 @@ RunSegment(const SegmentOptions & options)
     }
     try
     {
-      const CTImage::Pointer ct = ReadVolume(input);
+      const CTImage::Pointer ct = ReadImage<CTImage>(input, "image"); // a file or a DICOM folder
       const auto             size = ct->GetLargestPossibleRegion().GetSize();
       if (size[0] < 2 || size[1] < 2 || size[2] < 2)
       {
@@ -290,17 +278,17 @@ RunSegment(const SegmentOptions & options)
         segment->SetCoarseLabelMap(reference);
       }
       segment->Update();
-      WriteAtomically(segment->GetOutput(), target);
+      itk::WriteImageAtomically(segment->GetOutput(), target);
       // A coarse/attention file of an earlier run would be read by agcl evaluate as this run's.
       const fs::path  coarseFile = out / (VolumeName(input) + ".coarse.nii.gz");
       const fs::path  attentionFile = out / (VolumeName(input) + ".attention.nii.gz");
       std::error_code ignored;
       if (options.saveCoarse)
-        WriteAtomically(segment->GetCoarseLabelMapOutput(), coarseFile);
+        itk::WriteImageAtomically(segment->GetCoarseLabelMapOutput(), coarseFile);
       else
         fs::remove(coarseFile, ignored);
       if (options.saveAttention)
-        WriteAtomically(AttentionBits(*segment, config).GetPointer(), attentionFile);
+        itk::WriteImageAtomically(AttentionBits(*segment, config).GetPointer(), attentionFile);
       else
         fs::remove(attentionFile, ignored);
       ++done;

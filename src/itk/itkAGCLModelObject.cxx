@@ -3,6 +3,8 @@
  *=========================================================================*/
 #include "itkAGCLModelObject.h"
 
+#include "itkConvertTorchErrors.h"
+
 #include "agcl/AGCLModel.h"
 #include "agcl/Device.h"
 
@@ -15,22 +17,17 @@ namespace itk {
 void
 AGCLModelObject::Load(const std::string & fileName)
 {
-  try
-  {
-    m_Model = std::make_shared<agcl::AGCLModel>(agcl::AGCLModel::Load(fileName));
-  }
-  catch (const agcl::ModelBundleError & e)
-  {
-    itkExceptionMacro(<< e.what());
-  }
-  catch (const c10::Error & e)
-  {
-    itkExceptionMacro(<< fileName << ": LibTorch error while loading the model: " << e.what_without_backtrace());
-  }
-  catch (const std::exception & e)
-  {
-    itkExceptionMacro(<< fileName << ": " << e.what());
-  }
+  // A ModelBundleError names the file and says what is wrong; other errors get the file's name.
+  m_Model = ConvertTorchErrors(fileName, [&] {
+    try
+    {
+      return std::make_shared<agcl::AGCLModel>(agcl::AGCLModel::Load(fileName));
+    }
+    catch (const agcl::ModelBundleError & e)
+    {
+      itkGenericExceptionMacro(<< e.what());
+    }
+  });
   m_FileName = fileName;
   this->Modified();
 }
@@ -68,8 +65,7 @@ AGCLModelObject::PredictCoarseClasses(const float *                  volume,
                                       uint8_t *                      probabilities) const
 {
   agcl::AGCLModel & model = GetModel();
-  try
-  {
+  ConvertTorchErrors("coarse network", [&] {
     const torch::Tensor input = torch::from_blob(
       const_cast<float *>(volume), { sizeDHW[0], sizeDHW[1], sizeDHW[2] }, torch::TensorOptions().dtype(torch::kFloat));
     const agcl::AGCLModel::CoarsePrediction result = model.PredictCoarse(input, agcl::ParseDevice(device));
@@ -83,15 +79,7 @@ AGCLModelObject::PredictCoarseClasses(const float *                  volume,
       std::memcpy(
         probabilities, result.probabilities.data_ptr<uint8_t>(), static_cast<size_t>(result.probabilities.numel()));
     }
-  }
-  catch (const c10::Error & e)
-  {
-    itkExceptionMacro(<< "coarse network: LibTorch error: " << e.what_without_backtrace());
-  }
-  catch (const std::exception & e)
-  {
-    itkExceptionMacro(<< "coarse network: " << e.what());
-  }
+  });
 }
 
 void

@@ -6,6 +6,8 @@
 #include "itkASPPDecoderFilter.h"
 #include "itkAGCLEncoderFilter.h"
 
+#include "itkConvertTorchErrors.h"
+
 #include "agcl/Device.h"
 #include "agcl/ModuleOnDevice.h"
 
@@ -14,31 +16,6 @@
 #include <stdexcept>
 
 namespace itk {
-
-namespace {
-// Runs `work`, turning the core's std::invalid_argument and LibTorch's c10::Error into itk exceptions.
-template <typename TWork>
-void
-Guarded(const char * filter, TWork work)
-{
-  try
-  {
-    work();
-  }
-  catch (const ExceptionObject &)
-  {
-    throw;
-  }
-  catch (const c10::Error & e)
-  {
-    itkGenericExceptionMacro(<< filter << ": LibTorch error: " << e.what_without_backtrace());
-  }
-  catch (const std::exception & e)
-  {
-    itkGenericExceptionMacro(<< filter << ": " << e.what());
-  }
-}
-} // namespace
 
 // ---------------------------------------------------------------------------------------------
 void
@@ -63,7 +40,7 @@ AGCLEncoderFilter::GenerateData()
 {
   const TensorDataObject * input = this->GetInput();
   TensorDataObject *       output = this->GetOutput();
-  Guarded("AGCLEncoderFilter", [&] {
+  ConvertTorchErrors("AGCLEncoderFilter", [&] {
     const torch::Device        device = agcl::ParseDevice(this->GetDevice());
     const at::Tensor &         image = input->GetTensor("image");
     const agcl::ModuleOnDevice use(*m_Encoder, device); // shared by concurrent runs on one device
@@ -124,7 +101,7 @@ ASPPDecoderFilter::GenerateData()
 {
   const TensorDataObject * input = this->GetInput();
   TensorDataObject *       output = this->GetOutput();
-  Guarded("ASPPDecoderFilter", [&] {
+  ConvertTorchErrors("ASPPDecoderFilter", [&] {
     const torch::Device device = agcl::ParseDevice(this->GetDevice());
     const at::Tensor &  image = input->GetTensor("image");
     output->Initialize();

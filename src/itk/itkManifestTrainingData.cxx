@@ -6,8 +6,7 @@
 #include "agcl/AGCLModel.h"
 #include "itkAGCLModelObject.h"
 #include "itkCoarseAttentionFilter.h"
-#include "itkImageFileReader.h"
-#include "itkReadLabelMap.h"
+#include "itkReadVolume.h"
 #include "itkImageToTensor.h"
 #include "itkQueryPatchSamplerFilter.h"
 
@@ -19,25 +18,18 @@
 namespace itk {
 namespace {
 
+// itk::ReadVolume, its failures as std::invalid_argument (the trainer's "bad input" exception).
 template <typename TImage>
 typename TImage::Pointer
 Read(const std::string & file, const std::string & what)
 {
   try
   {
-    // Label maps: every voxel checked (a 16-bit 257 must not become label 1).
-    if constexpr (std::is_same_v<typename TImage::PixelType, unsigned char>)
-      return ReadLabelMap<TImage>(file);
-    auto reader = ImageFileReader<TImage>::New();
-    reader->SetFileName(file);
-    reader->Update();
-    typename TImage::Pointer image = reader->GetOutput();
-    image->DisconnectPipeline();
-    return image;
+    return ReadVolume<TImage>(file, what);
   }
   catch (const ExceptionObject & e)
   {
-    throw std::invalid_argument("cannot read " + what + " '" + file + "': " + e.GetDescription());
+    throw std::invalid_argument(e.GetDescription());
   }
 }
 

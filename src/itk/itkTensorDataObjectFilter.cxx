@@ -3,6 +3,8 @@
  *=========================================================================*/
 #include "itkTensorDataObjectFilter.h"
 
+#include "itkConvertTorchErrors.h"
+
 #include "agcl/Device.h"
 
 #include <stdexcept>
@@ -48,14 +50,7 @@ TensorDataObjectFilter::VerifyPreconditions() ITKv5_CONST
   {
     itkExceptionMacro(<< "BatchSize must be at least 1");
   }
-  try
-  {
-    agcl::ParseDevice(m_Device);
-  }
-  catch (const std::invalid_argument & e)
-  {
-    itkExceptionMacro(<< e.what());
-  }
+  ConvertTorchErrors("Device", [this] { agcl::ParseDevice(m_Device); });
 }
 
 void

@@ -4,8 +4,6 @@
 #include "AGCLPython.h"
 #include "AGCLPythonInternal.h"
 
-#include "OutputFiles.h" // apps/agcl: atomic image writing
-#include "ReadImage.h"   // apps/agcl: image reading with the file named in errors
 #include "agcl/JsonInput.h"
 #include "agcl/AGCLModel.h"
 #include "agcl/AGCLTrainer.h"
@@ -17,6 +15,8 @@
 #include "itkImageFileReader.h"
 #include "itkImageIOFactory.h"
 #include "itkManifestTrainingData.h"
+#include "itkReadVolume.h"
+#include "itkWriteImageAtomically.h"
 #include "itkSegmentationMetrics.h"
 
 #include <nlohmann/json.hpp>
@@ -256,10 +256,10 @@ ReadImage(const std::string & fileName)
   if (!std::filesystem::exists(fileName))
     throw std::invalid_argument("imread: '" + fileName + "': no such file");
   ReleasedGIL released; // reading takes time; other Python threads go on
-  if (std::filesystem::is_directory(fileName))
-    return Image::FromITK(cli::ReadDicomSeries<CTImage>(fileName, "imread: DICOM series").GetPointer(), "int16");
   try
   {
+    if (std::filesystem::is_directory(fileName))
+      return Image::FromITK(itk::ReadDicomSeriesFolder<CTImage>(fileName, "DICOM series").GetPointer(), "int16");
     auto io = itk::ImageIOFactory::CreateImageIO(fileName.c_str(), itk::ImageIOFactory::IOFileModeEnum::ReadMode);
     if (!io)
       throw std::invalid_argument("imread: '" + fileName + "': no ITK reader knows this file");
@@ -273,11 +273,11 @@ ReadImage(const std::string & fileName)
     using Component = itk::IOComponentEnum;
     const Component component = io->GetComponentType();
     if (component == Component::UCHAR)
-      return Image::FromITK(cli::ReadImage<LabelImage>(fileName, "image").GetPointer(), "uint8");
+      return Image::FromITK(itk::ReadVolume<LabelImage>(fileName, "image").GetPointer(), "uint8");
     if (component == Component::FLOAT || component == Component::DOUBLE)
-      return Image::FromITK(cli::ReadImage<FloatImage>(fileName, "image").GetPointer(), "float32");
+      return Image::FromITK(itk::ReadVolume<FloatImage>(fileName, "image").GetPointer(), "float32");
     // Other integers: int16, after a range check (no silent wrapping).
-    auto wide = cli::ReadImage<itk::Image<double, 3>>(fileName, "image");
+    auto wide = itk::ReadVolume<itk::Image<double, 3>>(fileName, "image");
     auto out = CTImage::New();
     out->CopyInformation(wide);
     out->SetRegions(wide->GetLargestPossibleRegion());
@@ -295,7 +295,11 @@ ReadImage(const std::string & fileName)
   }
   catch (const itk::ExceptionObject & e)
   {
-    throw std::runtime_error("imread: cannot read '" + fileName + "': " + e.GetDescription());
+    // The library's readers name the file; ITK's ImageIO (the header read above) may not.
+    const std::string description = e.GetDescription();
+    throw std::runtime_error(description.find(fileName) != std::string::npos
+                               ? "imread: " + description
+                               : "imread: cannot read '" + fileName + "': " + description);
   }
 }
 
@@ -307,15 +311,15 @@ WriteImage(const Image & image, const std::string & fileName)
   try
   {
     if (image.GetPixelType() == "int16")
-      cli::WriteAtomically(static_cast<CTImage *>(itkImage), fileName);
+      itk::WriteImageAtomically(static_cast<CTImage *>(itkImage), fileName);
     else if (image.GetPixelType() == "uint8")
-      cli::WriteAtomically(static_cast<LabelImage *>(itkImage), fileName);
+      itk::WriteImageAtomically(static_cast<LabelImage *>(itkImage), fileName);
     else
-      cli::WriteAtomically(static_cast<FloatImage *>(itkImage), fileName);
+      itk::WriteImageAtomically(static_cast<FloatImage *>(itkImage), fileName);
   }
   catch (const itk::ExceptionObject & e)
   {
-    throw std::runtime_error("imwrite: cannot write '" + fileName + "': " + e.GetDescription());
+    throw std::runtime_error("imwrite: " + std::string(e.GetDescription())); // names the file
   }
 }
 
