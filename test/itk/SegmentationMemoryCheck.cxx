@@ -26,8 +26,9 @@
 // buffers (growth medians 122 vs 158 MiB on the CI machine, a false failure, where this machine
 // gave 134 vs 137): each child now fixes the threshold and uses two threads, after which the
 // three runs of a size agree within 1 MiB (with a 4 MiB threshold they spread over 20 MiB; the
-// 256 KiB one costs ~35 s more, 107 s in all, for the mapping and unmapping). The check fails when either median at 128 slices
-// exceeds the one at 64 slices by more than 20% (bounded memory; less is not a failure).
+// 256 KiB one costs ~35 s more, 107 s in all, for the mapping and unmapping). The check fails
+// when either median at 128 slices exceeds the one at 64 slices by more than 20% (bounded
+// memory; less is not a failure).
 // What still grows is the coarse grid (4 mm, whole volume): its input, seeds and labels
 // (network growth 102.5 -> 113.1 MiB here); with a coarse vote (weight > 0, as the shipped model)
 // also the organs' float probability maps, 48 bytes per coarse voxel: 106 -> 125.7 MiB, ratio
