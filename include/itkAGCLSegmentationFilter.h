@@ -5,6 +5,7 @@
 #define itkAGCLSegmentationFilter_h
 
 #include "itkAGCLModelObject.h"
+#include "itkAGCLOrganReport.h"
 #include "itkImageToImageFilter.h"
 
 #include <map>
@@ -139,6 +140,16 @@ public:
   /** Query patches processed in the last Update. */
   itkGetConstMacro(NumberOfPatches, SizeValueType);
 
+  /** The organs of the last Update's label map, in the model's order: voxels, volume in mL,
+   *  the fusion's mean score, and plausibility warnings (an organ missing; checks against the
+   *  model's own statistics where its bundle records them, which no bundle does yet:
+   *  `statistics` says "no statistics"). Costs one byte per voxel during Update. */
+  const AGCLOrganReport &
+  GetOrganReport() const
+  {
+    return m_OrganReport;
+  }
+
 protected:
   AGCLSegmentationFilter();
   ~AGCLSegmentationFilter() override = default;
@@ -176,6 +187,7 @@ private:
   std::map<LabelType, typename LabelImageType::Pointer>       m_AttentionOutputs;
   std::map<std::string, double>                               m_StageSeconds;
   SizeValueType                                               m_NumberOfPatches{ 0 };
+  AGCLOrganReport                                             m_OrganReport;
 };
 
 } // namespace itk

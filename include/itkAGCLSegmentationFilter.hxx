@@ -5,6 +5,7 @@
 #define itkAGCLSegmentationFilter_hxx
 
 #include "itkAGCLSegmentationFilter.h"
+#include "itkAGCLModelStatistics.h"
 #include "itkConvertTorchErrors.h"
 
 #include "itkAGCLEncoderFilter.h"
@@ -291,6 +292,14 @@ AGCLSegmentationFilter<TInputImage, TLabelImage>::GenerateData()
     volume->FillBuffer(LabelType{});
     return volume;
   };
+  m_OrganReport = AGCLOrganReport{};
+  // The fusion's score of each voxel's organ (one byte per voxel), for the organ report.
+  using ScoreImageType = typename LabelFusionFilter<LabelImageType>::ScoreImageType;
+  auto scores = ScoreImageType::New();
+  scores->CopyInformation(output);
+  scores->SetRegions(output->GetLargestPossibleRegion());
+  scores->Allocate();
+  scores->FillBuffer(0);
   m_CoarseOutput = nullptr;
   m_AttentionOutputs.clear();
   if (m_KeepCoarseOutputs)
@@ -457,8 +466,10 @@ AGCLSegmentationFilter<TInputImage, TLabelImage>::GenerateData()
           fusion->SetGaussianWeighting(m_GaussianWeighting);
           fusion->PostProcessingOff(); // done once on the whole volume below
           fusion->SetProbabilityMaps(m_ProbabilityMaps);
+          fusion->ScoreMapOn();
           fusion->Update();
           ImageAlgorithm::Copy(fusion->GetOutput(), output, slab, slab);
+          ImageAlgorithm::Copy(fusion->GetScoreImage(), scores.GetPointer(), slab, slab);
           for (size_t o = 0; o < organs.size() && m_ProbabilityMaps; ++o)
           {
             // Quantised to 0..255 (probability x 255, rounded): one byte per voxel and organ.
@@ -482,6 +493,12 @@ AGCLSegmentationFilter<TInputImage, TLabelImage>::GenerateData()
     timed("postprocessing",
           [&] { LabelFusionFilter<LabelImageType>::KeepLargestComponentsAndFillHoles(output, organs); });
   }
+  std::vector<std::pair<int64_t, std::string>> named;
+  for (const auto & organ : config.organs)
+    named.emplace_back(organ.label, organ.name);
+  m_OrganReport = MakeOrganReport(static_cast<const LabelImageType *>(output), scores.GetPointer(), named);
+  if (!config.statistics.empty()) // the model's own validation statistics: plausibility warnings
+    CheckAGCLStatistics(m_OrganReport, config.statistics, WindowedHistogramFor(input.GetPointer(), config.statistics));
   this->UpdateProgress(1.0f);
 }
 

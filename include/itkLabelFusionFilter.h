@@ -103,6 +103,19 @@ public:
   const ProbabilityImageType *
   GetProbabilityMap(LabelType organ) const;
 
+  using ScoreImageType = Image<unsigned char, ImageDimension>;
+  /** Keep the score map (off by default): one byte per voxel, the score of the organ the voxel
+   *  was given by the fusion, max(1, round(255 x score)), 0 for background. Taken before
+   *  post-processing, which only removes voxels from organs or fills holes with background
+   *  voxels (score 0): an organ's final voxels with a nonzero score are those the fusion gave it. */
+  itkSetMacro(ScoreMap, bool);
+  itkGetConstMacro(ScoreMap, bool);
+  itkBooleanMacro(ScoreMap);
+
+  /** The score map (after Update() with ScoreMap on). */
+  const ScoreImageType *
+  GetScoreImage() const;
+
 protected:
   LabelFusionFilter();
   ~LabelFusionFilter() override = default;
@@ -147,6 +160,8 @@ private:
   bool                                                             m_GaussianWeighting{ false };
   bool                                                             m_PostProcessing{ true };
   bool                                                             m_ProbabilityMaps{ false };
+  bool                                                             m_ScoreMap{ false };
+  typename ScoreImageType::Pointer                                 m_Score;
 };
 
 } // namespace itk

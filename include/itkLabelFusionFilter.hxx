@@ -103,6 +103,17 @@ LabelFusionFilter<TLabelImage>::GetProbabilityMap(LabelType organ) const -> cons
 }
 
 template <typename TLabelImage>
+auto
+LabelFusionFilter<TLabelImage>::GetScoreImage() const -> const ScoreImageType *
+{
+  if (m_Score.IsNull())
+  {
+    itkExceptionMacro(<< "no score map (not fused yet, or ScoreMap off)");
+  }
+  return m_Score;
+}
+
+template <typename TLabelImage>
 void
 LabelFusionFilter<TLabelImage>::BlendCoarseProbability(const ProbabilityImageType &                coarse,
                                                        const ReferenceType &                       reference,
@@ -470,6 +481,29 @@ LabelFusionFilter<TLabelImage>::GenerateData()
     }
   }
 
+  m_Score = nullptr;
+  if (m_ScoreMap)
+  {
+    m_Score = ScoreImageType::New();
+    m_Score->CopyInformation(reference);
+    m_Score->SetRegions(region);
+    m_Score->Allocate();
+    m_Score->FillBuffer(0);
+    unsigned char * score = m_Score->GetBufferPointer();
+    for (const auto & [organ, a] : accumulators)
+    {
+      if (a.sum.empty())
+        continue;
+      size_t v = 0;
+      for (ImageRegionConstIteratorWithIndex<LabelImageType> it(output, a.box); !it.IsAtEnd(); ++it, ++v)
+      {
+        if (it.Get() == organ)
+          score[output->ComputeOffset(it.GetIndex())] =
+            static_cast<unsigned char>(std::clamp<long>(std::lround(255.0 * a.sum[v]), 1, 255));
+      }
+    }
+  }
+
   m_Probability.clear();
   if (m_ProbabilityMaps)
   {
@@ -580,6 +614,7 @@ LabelFusionFilter<TLabelImage>::PrintSelf(std::ostream & os, Indent indent) cons
   os << indent << "GaussianWeighting: " << m_GaussianWeighting << std::endl;
   os << indent << "PostProcessing: " << m_PostProcessing << std::endl;
   os << indent << "ProbabilityMaps: " << m_ProbabilityMaps << std::endl;
+  os << indent << "ScoreMap: " << m_ScoreMap << std::endl;
   os << indent << "CoarseWeight: " << m_CoarseWeight << std::endl;
   os << indent << "CoarseVoteScaledToPeak: " << m_CoarseVoteScaledToPeak << std::endl;
   os << indent << "CoarseProbabilityMaps: " << m_CoarseProbability.size() << std::endl;

@@ -188,6 +188,10 @@ main(int argc, char ** argv)
     });
     segment->Update();
     itk::WriteImageAtomically(segment->GetOutput(), output);
+    // Plausibility warnings (a missing organ, an implausible volume, intensities unlike the
+    // training data's): Slicer shows standard error in its log; the result is kept.
+    for (const auto & warning : segment->GetOrganReport().Warnings())
+      std::cerr << "agcl-slicer: warning: " << warning << std::endl;
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::cout << "<filter-end>\n<filter-name>AGCL Abdominal Organs</filter-name>\n<filter-time>" << seconds
               << "</filter-time>\n</filter-end>" << std::endl;

@@ -57,7 +57,13 @@ PrintModel(const std::string & file)
   for (const auto & modality : config.modalities)
     std::cout << " " << modality;
   std::cout << "\nweights: " << tensors << " tensors, " << parameters << " values\n"
-            << "provenance: " << config.provenance.dump() << std::endl;
+            << "provenance: " << config.provenance.dump() << "\n"
+            << "statistics: "
+            << (config.statistics.empty()
+                  ? std::string("none (plausibility warnings for missing organs only; agcl calibrate adds them)")
+                  : config.statistics.value("source", std::string("(no source)")) + ", intensity threshold " +
+                      std::to_string(config.statistics["intensity"].value("threshold_hu", 0.0)) + " HU")
+            << std::endl;
   return kSuccess;
 }
 } // namespace

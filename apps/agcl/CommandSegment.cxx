@@ -201,9 +201,12 @@ RunSegment(const SegmentOptions & options)
                               { "inputs", inputs } };
   // Shards writing into one folder each keep their own settings file (the same input list and
   // model, another shard): settings.json for one machine, settings.shard-I-of-N.json otherwise.
-  const fs::path settingsFile =
-    out / (shardCount > 1 ? "settings.shard-" + std::to_string(shardIndex) + "-of-" + std::to_string(shardCount) + ".json"
-                          : std::string("settings.json"));
+  const fs::path settingsFile = out / (shardCount > 1 ? "settings.shard-" + std::to_string(shardIndex) + "-of-" +
+                                                          std::to_string(shardCount) + ".json"
+                                                      : std::string("settings.json"));
+  // Plausibility warnings per volume (also on stderr and in each <name>.organs.csv); a resumed
+  // run keeps those of the volumes it skips.
+  nlohmann::json warnings = nlohmann::json::object();
   if (options.skipExisting && fs::exists(settingsFile))
   {
     // Finishing an interrupted run: its outputs and the new ones must come from the same settings.
@@ -220,7 +223,10 @@ RunSegment(const SegmentOptions & options)
       if (!earlier.is_object() || earlier.value(key, nlohmann::json()) != settings.at(key))
         throw InputError("--skip-existing: '" + settingsFile.string() + "' records another '" + key +
                          "' than this run's; its outputs would mix two runs: choose another --out");
+    if (earlier.contains("warnings") && earlier["warnings"].is_object())
+      warnings = earlier["warnings"];
   }
+  settings["warnings"] = warnings;
   WriteTextAtomically(settingsFile, settings.dump(2) + "\n");
   itk::WriteLabelDescriptions(
     out, Descriptions(config), "agcl segment, labels of " + fs::path(options.model).filename().string());
@@ -235,7 +241,8 @@ RunSegment(const SegmentOptions & options)
     const auto          start = std::chrono::steady_clock::now();
     if (options.skipExisting && fs::exists(target) &&
         (!options.saveCoarse || fs::exists(out / (VolumeName(input) + ".coarse.nii.gz"))) &&
-        (!options.saveAttention || fs::exists(out / (VolumeName(input) + ".attention.nii.gz"))))
+        (!options.saveAttention || fs::exists(out / (VolumeName(input) + ".attention.nii.gz"))) &&
+        fs::exists(out / (VolumeName(input) + ".organs.csv")))
     {
       ++skipped; // written whole by an earlier run (every output is written atomically)
       std::cout << "exists, skipped: " << target.string() << std::endl;
@@ -279,6 +286,21 @@ RunSegment(const SegmentOptions & options)
       }
       segment->Update();
       itk::WriteImageAtomically(segment->GetOutput(), target);
+      // The organ report: volumes, mean scores, warnings (the exit code does not change).
+      const itk::AGCLOrganReport & report = segment->GetOrganReport();
+      WriteTextAtomically(out / (VolumeName(input) + ".organs.csv"), report.ToCsv());
+      const std::vector<std::string> lines = report.Warnings();
+      for (const auto & line : lines)
+        std::cerr << "agcl segment: warning: " << input << ": " << line << std::endl;
+      if (!lines.empty() || warnings.contains(VolumeName(input)))
+      {
+        if (lines.empty())
+          warnings.erase(VolumeName(input));
+        else
+          warnings[VolumeName(input)] = lines;
+        settings["warnings"] = warnings;
+        WriteTextAtomically(settingsFile, settings.dump(2) + "\n");
+      }
       // A coarse/attention file of an earlier run would be read by agcl evaluate as this run's.
       const fs::path  coarseFile = out / (VolumeName(input) + ".coarse.nii.gz");
       const fs::path  attentionFile = out / (VolumeName(input) + ".attention.nii.gz");
@@ -323,7 +345,9 @@ RegisterSegment(CLI::App & app, Runner & runner)
   CLI::App * sub = app.add_subcommand(
     "segment",
     "Segment CT volumes with a model: files ITK reads (NIfTI, NRRD, MetaImage, ...), DICOM series folders, or a "
-    "manifest's images. Writes OUT/<name>.nii.gz per volume, settings.json (settings.shard-I-of-N.json with --shard) and the label descriptions; a volume that "
+    "manifest's images. Writes OUT/<name>.nii.gz and OUT/<name>.organs.csv (each organ's volume in mL, voxels, mean "
+    "score, warnings) per volume, settings.json (settings.shard-I-of-N.json with --shard) and the label descriptions; "
+    "a volume that "
     "cannot be read is reported and skipped (exit code 1), the others are still segmented");
   sub->add_option("--model", options->model, "model bundle (*.agcl)")->required();
   sub->add_option("inputs", options->inputs, "volumes: image files or DICOM series folders");

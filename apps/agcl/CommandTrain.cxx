@@ -144,6 +144,7 @@ Run(TrainOptions & options)
       throw InputError("--init-from '" + options.initFrom + "': " + e.what());
     }
   }
+  config.statistics = nlohmann::json::object(); // an --init-from model's statistics are not this model's
   t.model(config);
 
   std::unique_ptr<itk::ManifestTrainingData> data;
@@ -157,7 +158,7 @@ Run(TrainOptions & options)
   }
   agcl::AGCLTrainer trainer(t);
   InstallFaultInjection(trainer);
-  std::string       model;
+  std::string model;
   try
   {
     model = trainer.Run(*data);
@@ -175,6 +176,18 @@ Run(TrainOptions & options)
     std::cout << "coarse network validation Dice (coarse grid): " << trainer.CoarseValidationDice() << "\n";
   if (trainer.BestValidationDice() >= 0)
     std::cout << "best validation Dice (val patches): " << trainer.BestValidationDice() << "\n";
+  // The finished model's own statistics on the validation volumes (plausibility warnings when
+  // segmenting; agcl calibrate does the same for any model).
+  if (t.stage() < 0 || t.stage() == 2)
+  {
+    bool haveValidation = false;
+    for (const auto & subject : data->Subjects())
+      haveValidation = haveValidation || subject.split == "val";
+    if (haveValidation)
+      CalibrateModel(model, options.manifest, "val", model, options.device);
+    else
+      std::cout << "no validation volumes: the model records no statistics (agcl calibrate adds them)\n";
+  }
   std::cout << "model: " << model << std::endl;
   return kSuccess;
 }

@@ -38,6 +38,7 @@ main(int argc, char ** argv)
   RegisterOverlay(app, runner);
   RegisterTrain(app, runner);
   RegisterEmbed(app, runner);
+  RegisterCalibrate(app, runner);
 
   try
   {

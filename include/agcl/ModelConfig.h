@@ -89,6 +89,10 @@ struct ModelConfig
 
   /** Free-form training provenance (data, settings, tool version, date). */
   nlohmann::json provenance = nlohmann::json::object();
+  /** The model's own predictions on validation volumes, for plausibility warnings at
+   *  inference (organ volume ranges, the windowed intensity histogram): written by `agcl
+   *  calibrate` (and `agcl train`), read by itkAGCLModelStatistics.h. Empty: none recorded. */
+  nlohmann::json statistics = nlohmann::json::object();
 
   static std::vector<OrganInfo>
   BTCVOrgans();

@@ -90,32 +90,36 @@ ModelConfig::ToJson() const
   {
     organList.push_back({ { "name", organ.name }, { "label", organ.label } });
   }
-  return { { "organs", organList },
-           { "modalities", modalities },
-           { "patch_size", patch_size },
-           { "patch_spacing_mm", patch_spacing_mm },
-           { "window", { window_low, window_high } },
-           { "margin_mm", margin_mm },
-           { "overlap", overlap },
-           { "threshold", threshold },
-           { "coarse_weight", coarse_weight },
-           { "coarse_vote_scaled_to_peak", coarse_vote_scaled_to_peak },
-           { "encoder",
-             { { "depth", encoder_depth }, { "width", encoder_width }, { "output_stride", output_stride } } },
-           { "decoder",
-             { { "channels", decoder_channels },
-               { "low_level_projection", decoder_low_level_projection },
-               { "rates", decoder_rates },
-               { "output_stride", decoder_output_stride } } },
-           { "coarse",
-             { { "spacing_mm", coarse_spacing_mm },
-               { "window", { coarse_window_low, coarse_window_high } },
-               { "base_channels", coarse_base_channels },
-               { "levels", coarse_levels },
-               { "window_slices", coarse_window_slices },
-               { "attention_probability", coarse_attention_probability },
-               { "coordinates", coarse_coordinates } } },
-           { "provenance", provenance } };
+  nlohmann::json json = {
+    { "organs", organList },
+    { "modalities", modalities },
+    { "patch_size", patch_size },
+    { "patch_spacing_mm", patch_spacing_mm },
+    { "window", { window_low, window_high } },
+    { "margin_mm", margin_mm },
+    { "overlap", overlap },
+    { "threshold", threshold },
+    { "coarse_weight", coarse_weight },
+    { "coarse_vote_scaled_to_peak", coarse_vote_scaled_to_peak },
+    { "encoder", { { "depth", encoder_depth }, { "width", encoder_width }, { "output_stride", output_stride } } },
+    { "decoder",
+      { { "channels", decoder_channels },
+        { "low_level_projection", decoder_low_level_projection },
+        { "rates", decoder_rates },
+        { "output_stride", decoder_output_stride } } },
+    { "coarse",
+      { { "spacing_mm", coarse_spacing_mm },
+        { "window", { coarse_window_low, coarse_window_high } },
+        { "base_channels", coarse_base_channels },
+        { "levels", coarse_levels },
+        { "window_slices", coarse_window_slices },
+        { "attention_probability", coarse_attention_probability },
+        { "coordinates", coarse_coordinates } } },
+    { "provenance", provenance }
+  };
+  if (!statistics.empty())
+    json["statistics"] = statistics;
+  return json;
 }
 
 ModelConfig
@@ -190,6 +194,12 @@ ModelConfig::FromJson(const nlohmann::json & json)
   if (const auto it = json.find("provenance"); it != json.end())
   {
     config.provenance = *it;
+  }
+  if (const auto it = json.find("statistics"); it != json.end())
+  {
+    if (!it->is_object())
+      Fail("statistics", "an object (the model's validation statistics)", *it);
+    config.statistics = *it;
   }
   config.Validate();
   return config;

@@ -558,3 +558,52 @@ TEST(AGCLSegmentationFilter, ProbabilityMapsAreTheFusedProbabilitiesIn8Bits)
   }
   EXPECT_THROW(segment->GetProbabilityMap(3), itk::ExceptionObject); // not an organ of the model
 }
+
+TEST(AGCLSegmentationFilter, OrganReportCountsTheLabelMapAndAveragesTheFusedProbabilities)
+{
+  auto source = Phantom(20);
+  auto model = itk::AGCLModelObject::New();
+  model->Load(ModelFile());
+  const auto fusion = WholeVolumeFusion(source->GetOutput(), model, source->GetLabelOutput());
+  auto       segment = Segmentation::New();
+  segment->SetInput(source->GetOutput());
+  segment->SetCoarseLabelMap(source->GetLabelOutput());
+  segment->SetModel(model);
+  segment->SetSlabThickness(6);
+  segment->PostProcessingOff(); // every labelled voxel is the fusion's
+  segment->Update();
+  const itk::AGCLOrganReport & report = segment->GetOrganReport();
+  ASSERT_EQ(report.organs.size(), 4u);
+  EXPECT_EQ(report.statistics, "no statistics");
+  const auto   spacing = source->GetOutput()->GetSpacing();
+  const double voxelML = spacing[0] * spacing[1] * spacing[2] / 1000.0;
+  const auto * labels = segment->GetOutput();
+  for (const auto & organ : report.organs)
+  {
+    // Recounted here, and the mean of the single fusion filter's float probabilities.
+    long   voxels = 0;
+    double sum = 0;
+    for (itk::ImageRegionConstIteratorWithIndex<Labels> it(labels, labels->GetLargestPossibleRegion()); !it.IsAtEnd();
+         ++it)
+    {
+      if (it.Get() != organ.label)
+        continue;
+      ++voxels;
+      sum += fusion->GetProbabilityMap(static_cast<unsigned char>(organ.label))->GetPixel(it.GetIndex());
+    }
+    EXPECT_EQ(organ.voxels, static_cast<uint64_t>(voxels)) << organ.name;
+    EXPECT_NEAR(organ.volumeML, voxels * voxelML, 1e-9 * (1 + voxels)) << organ.name;
+    if (voxels > 0)
+    {
+      EXPECT_NEAR(organ.meanProbability, sum / voxels, 0.5 / 255 + 1e-6) << organ.name;
+      EXPECT_GE(organ.meanProbability, 0.45 - 1e-6) << "at or above the threshold: " << organ.name;
+      EXPECT_EQ(organ.warning, "") << organ.name;
+    }
+    else
+    {
+      EXPECT_TRUE(std::isnan(organ.meanProbability)) << organ.name;
+      EXPECT_EQ(organ.warning, "missing") << organ.name;
+    }
+  }
+  EXPECT_GT(report.organs[2].voxels, 0u) << "the liver is found with its reference attention";
+}

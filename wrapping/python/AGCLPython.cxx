@@ -434,6 +434,29 @@ SegmentationFilter::GetStageSecondsJson() const
   return nlohmann::json(m_Impl->filter->GetStageSeconds()).dump();
 }
 
+std::string
+SegmentationFilter::GetOrganReportJson() const
+{
+  const itk::AGCLOrganReport & report = m_Impl->filter->GetOrganReport();
+  nlohmann::json               organs = nlohmann::json::array();
+  for (const auto & organ : report.organs)
+    organs.push_back(
+      { { "label", organ.label },
+        { "name", organ.name },
+        { "voxels", organ.voxels },
+        { "volume_ml", organ.volumeML },
+        { "mean_probability",
+          std::isfinite(organ.meanProbability) ? nlohmann::json(organ.meanProbability) : nlohmann::json() },
+        { "warning", organ.warning } });
+  return nlohmann::json{
+    { "organs", organs },
+    { "statistics", report.statistics },
+    { "intensity_distance_hu",
+      std::isfinite(report.intensityDistanceHU) ? nlohmann::json(report.intensityDistanceHU) : nlohmann::json() },
+    { "warnings", report.Warnings() }
+  }.dump();
+}
+
 uint64_t
 SegmentationFilter::GetNumberOfPatches() const
 {

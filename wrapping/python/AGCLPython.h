@@ -404,6 +404,9 @@ public:
   /** JSON object: seconds per stage of the last Update. */
   std::string
   GetStageSecondsJson() const;
+  /** The organ report of the last Update as JSON (AGCLSegmentationFilter::GetOrganReport). */
+  std::string
+  GetOrganReportJson() const;
   uint64_t
   GetNumberOfPatches() const;
 

@@ -446,6 +446,11 @@ class AGCLSegmentationFilter(_Filter):
     def GetStageSeconds(self):
         return _json.loads(self._native.GetStageSecondsJson())
 
+    def GetOrganReport(self):
+        """The organs of the last Update: {"organs": [{"label", "name", "voxels", "volume_ml",
+        "mean_probability" (None without voxels), "warning"}], "statistics", "warnings"}."""
+        return _json.loads(self._native.GetOrganReportJson())
+
     def GetNumberOfPatches(self):
         return int(self._native.GetNumberOfPatches())
 

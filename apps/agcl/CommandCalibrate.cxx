@@ -1,0 +1,110 @@
+/*=========================================================================
+ *  AGCL for ITK — Apache License 2.0, see LICENSE.
+ *=========================================================================*/
+// agcl calibrate: segments a manifest's validation volumes with a model and records the
+// statistics of its own predictions in a copy of the bundle (itkAGCLModelStatistics.h): each
+// organ's volume range and the windowed intensity histogram, against which `agcl segment`,
+// agcl-slicer and AGCLSegmentationFilter then warn about implausible results.
+
+#include "Manifest.h"
+#include "ReadImage.h"
+#include "Subcommands.h"
+
+#include "itkAGCLModelStatistics.h"
+#include "itkAGCLSegmentationFilter.h"
+
+#include "agcl/AGCLModel.h"
+#include "agcl/ModelBundle.h"
+
+#include <filesystem>
+#include <iostream>
+#include <memory>
+
+namespace agcl::cli {
+
+namespace {
+using CTImage = itk::Image<short, 3>;
+using LabelImage = itk::Image<unsigned char, 3>;
+
+struct CalibrateOptions
+{
+  std::string model, manifest, split = "val", out, device = "cpu";
+};
+
+int
+RunCalibrate(const CalibrateOptions & options)
+{
+  CalibrateModel(options.model, options.manifest, options.split, options.out, options.device);
+  return kSuccess;
+}
+} // namespace
+
+void
+CalibrateModel(const std::string & modelFile,
+               const std::string & manifest,
+               const std::string & split,
+               const std::string & out,
+               const std::string & device)
+{
+  namespace fs = std::filesystem;
+  auto model = itk::AGCLModelObject::New();
+  try
+  {
+    model->Load(modelFile);
+  }
+  catch (const itk::ExceptionObject & e)
+  {
+    throw InputError(std::string("--model: ") + e.GetDescription());
+  }
+  const auto rows = ReadManifest(manifest, { "subject", "image" }, split);
+  if (rows.empty())
+    throw InputError("--manifest '" + manifest + "': no subject in split '" + split + "'");
+  const agcl::ModelConfig &         config = model->GetConfig();
+  std::vector<itk::AGCLOrganReport> reports;
+  std::vector<std::vector<double>>  histograms;
+  for (const auto & row : rows)
+  {
+    const auto ct = ReadImage<CTImage>(row.image, "image of subject '" + row.subject + "'");
+    auto       segment = itk::AGCLSegmentationFilter<CTImage, LabelImage>::New();
+    segment->SetInput(ct);
+    segment->SetModel(model);
+    segment->SetDevice(device);
+    segment->Update();
+    reports.push_back(segment->GetOrganReport());
+    histograms.push_back(itk::WindowedHistogram(ct.GetPointer(), config.window_low, config.window_high));
+    std::cout << "segmented " << row.image << std::endl;
+  }
+  const nlohmann::json statistics =
+    itk::MakeAGCLStatistics(reports,
+                            histograms,
+                            config.window_low,
+                            config.window_high,
+                            "agcl calibrate: " + std::to_string(rows.size()) + " volumes of split '" + split + "' of " +
+                              fs::path(manifest).filename().string());
+  agcl::ModelBundle bundle = agcl::ModelBundle::Load(modelFile);
+  bundle.config["statistics"] = statistics;
+  bundle.Save(out); // atomic: temporary file, fsync, rename
+  std::cout << "wrote " << out << " with the statistics of " << rows.size() << " volumes (intensity threshold "
+            << statistics["intensity"]["threshold_hu"].get<double>() << " HU)" << std::endl;
+  for (const auto & [label, organ] : statistics["organs"].items())
+    std::cout << "  " << organ["name"].get<std::string>() << ": " << organ["p5_ml"].get<double>() << "-"
+              << organ["p95_ml"].get<double>() << " mL (p5-p95)" << std::endl;
+}
+
+void
+RegisterCalibrate(CLI::App & app, Runner & runner)
+{
+  auto       options = std::make_shared<CalibrateOptions>();
+  CLI::App * sub = app.add_subcommand(
+    "calibrate",
+    "Segment a manifest's validation volumes and record the model's own statistics (organ volume ranges, "
+    "intensity histogram) in a copy of the model, for plausibility warnings when segmenting");
+  sub->add_option("--model", options->model, "model bundle (*.agcl)")->required();
+  sub->add_option("--manifest", options->manifest, "manifest CSV (subject,image,...,split)")->required();
+  sub->add_option("--split", options->split, "the manifest's split to calibrate on")->capture_default_str();
+  sub->add_option("--out", options->out, "the model with statistics (*.agcl; may be --model itself)")->required();
+  sub->add_option("--device", options->device, "cpu, cuda or cuda:N")->capture_default_str();
+  sub->callback([options, &runner] { runner = [options] { return RunCalibrate(*options); }; });
+}
+
+} // namespace agcl::cli
