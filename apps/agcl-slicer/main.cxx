@@ -105,6 +105,14 @@ ModuleDescription()
 )";
 }
 
+// Prints the message ("error" for bad input, "failed" otherwise) and returns the exit code.
+int
+Fail(int code, const std::string & message)
+{
+  std::cerr << "agcl-slicer: " << (code == kBadInput ? "error: " : "failed: ") << message << std::endl;
+  return code;
+}
+
 // Slicer's progress protocol: <filter-start>, <filter-progress> (0..1), <filter-end>, each
 // flushed at once (Slicer reads the pipe as the program runs).
 void
@@ -164,13 +172,11 @@ main(int argc, char ** argv)
   }
   catch (const std::invalid_argument & e)
   {
-    std::cerr << "agcl-slicer: error: --device: " << e.what() << std::endl;
-    return kBadInput;
+    return Fail(kBadInput, std::string("--device: ") + e.what());
   }
   catch (const itk::ExceptionObject & e)
   {
-    std::cerr << "agcl-slicer: error: " << e.GetDescription() << std::endl;
-    return kBadInput;
+    return Fail(kBadInput, e.GetDescription());
   }
   try
   {
@@ -198,13 +204,11 @@ main(int argc, char ** argv)
   }
   catch (const itk::ExceptionObject & e)
   {
-    std::cerr << "agcl-slicer: failed: " << e.GetDescription() << std::endl;
-    return kRuntimeFailure;
+    return Fail(kRuntimeFailure, e.GetDescription());
   }
   catch (const std::exception & e)
   {
-    std::cerr << "agcl-slicer: failed: " << e.what() << std::endl;
-    return kRuntimeFailure;
+    return Fail(kRuntimeFailure, e.what());
   }
   return kSuccess;
 }

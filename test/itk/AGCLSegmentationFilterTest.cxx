@@ -525,17 +525,25 @@ TEST(AGCLSegmentationFilter, BadInputIsAClearExceptionAndNothingIsWritten)
   EXPECT_FALSE(fs::exists(out));
 }
 
+// The one-call filter on the phantom, the phantom's labels as the coarse map, slabs of 6 slices.
+Segmentation::Pointer
+GivenMapSegmentation(Source * source, itk::AGCLModelObject * model)
+{
+  auto segment = Segmentation::New();
+  segment->SetInput(source->GetOutput());
+  segment->SetCoarseLabelMap(source->GetLabelOutput());
+  segment->SetModel(model);
+  segment->SetSlabThickness(6);
+  return segment;
+}
+
 TEST(AGCLSegmentationFilter, ProbabilityMapsAreTheFusedProbabilitiesIn8Bits)
 {
   auto source = Phantom(20);
   auto model = itk::AGCLModelObject::New();
   model->Load(ModelFile());
   const auto fusion = WholeVolumeFusion(source->GetOutput(), model, source->GetLabelOutput());
-  auto       segment = Segmentation::New();
-  segment->SetInput(source->GetOutput());
-  segment->SetCoarseLabelMap(source->GetLabelOutput());
-  segment->SetModel(model);
-  segment->SetSlabThickness(6);
+  const auto segment = GivenMapSegmentation(source, model);
   EXPECT_THROW(segment->GetProbabilityMap(6), itk::ExceptionObject); // before Update
   segment->ProbabilityMapsOn();
   segment->Update();
@@ -565,11 +573,7 @@ TEST(AGCLSegmentationFilter, OrganReportCountsTheLabelMapAndAveragesTheFusedProb
   auto model = itk::AGCLModelObject::New();
   model->Load(ModelFile());
   const auto fusion = WholeVolumeFusion(source->GetOutput(), model, source->GetLabelOutput());
-  auto       segment = Segmentation::New();
-  segment->SetInput(source->GetOutput());
-  segment->SetCoarseLabelMap(source->GetLabelOutput());
-  segment->SetModel(model);
-  segment->SetSlabThickness(6);
+  const auto segment = GivenMapSegmentation(source, model);
   segment->PostProcessingOff(); // every labelled voxel is the fusion's
   segment->Update();
   const itk::AGCLOrganReport & report = segment->GetOrganReport();

@@ -15,17 +15,15 @@ using Scores = itk::Image<unsigned char, 3>;
 
 TEST(AGCLOrganReport, CountsVolumesAveragesScoresAndFlagsMissingOrgans)
 {
-  auto             labels = Labels::New();
-  auto             scores = Scores::New();
-  Labels::SizeType size = { { 7, 5, 4 } };
-  labels->SetRegions(size);
-  scores->SetRegions(size);
-  Labels::SpacingType spacing;
-  spacing[0] = 0.7;
-  spacing[1] = 0.8;
-  spacing[2] = 2.5;
-  labels->SetSpacing(spacing);
-  scores->SetSpacing(spacing);
+  const double spacing[3] = { 0.7, 0.8, 2.5 };
+  auto         labels = Labels::New();
+  auto         scores = Scores::New();
+  for (itk::ImageBase<3> * image :
+       { static_cast<itk::ImageBase<3> *>(labels), static_cast<itk::ImageBase<3> *>(scores) })
+  {
+    image->SetRegions(Labels::SizeType{ { 7, 5, 4 } });
+    image->SetSpacing(spacing);
+  }
   labels->Allocate();
   scores->Allocate();
   std::mt19937 random(3);
