@@ -36,6 +36,9 @@ namespace itk {
 constexpr unsigned int kIntensityBins = 50;
 constexpr double       kVolumeTolerance = 0.5;
 constexpr double       kDistanceFactor = 2.0;
+/** Fewer validation volumes give percentiles that are only the few volumes' extremes (a
+ *  2-volume calibration flagged a test volume of the demo's own model 0.4% above its range). */
+constexpr size_t kMinimumCalibrationVolumes = 6;
 
 /** The fractions of `image`'s voxels with low <= value <= high in each of `bins` equal bins
  *  (summing to 1; all 0 when no voxel lies in the window). */
@@ -102,8 +105,12 @@ MakeAGCLStatistics(const std::vector<AGCLOrganReport> &     reports,
                    double                                   high,
                    const std::string &                      source)
 {
-  if (reports.empty() || reports.size() != histograms.size())
+  if (reports.size() != histograms.size())
     throw std::invalid_argument("MakeAGCLStatistics: expected one report and one histogram per validation volume");
+  if (reports.size() < kMinimumCalibrationVolumes)
+    throw std::invalid_argument("MakeAGCLStatistics: " + std::to_string(reports.size()) +
+                                " validation volumes; at least " + std::to_string(kMinimumCalibrationVolumes) +
+                                " are needed for meaningful ranges");
   nlohmann::json organs = nlohmann::json::object();
   for (size_t o = 0; o < reports.front().organs.size(); ++o)
   {

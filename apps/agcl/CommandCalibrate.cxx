@@ -57,8 +57,10 @@ CalibrateModel(const std::string & modelFile,
     throw InputError(std::string("--model: ") + e.GetDescription());
   }
   const auto rows = ReadManifest(manifest, { "subject", "image" }, split);
-  if (rows.empty())
-    throw InputError("--manifest '" + manifest + "': no subject in split '" + split + "'");
+  if (rows.size() < itk::kMinimumCalibrationVolumes)
+    throw InputError("--manifest '" + manifest + "': " + std::to_string(rows.size()) + " volume(s) in split '" + split +
+                     "'; at least " + std::to_string(itk::kMinimumCalibrationVolumes) +
+                     " are needed for meaningful organ volume ranges");
   const agcl::ModelConfig &         config = model->GetConfig();
   std::vector<itk::AGCLOrganReport> reports;
   std::vector<std::vector<double>>  histograms;

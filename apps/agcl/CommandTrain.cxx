@@ -6,6 +6,8 @@
 
 #include "Subcommands.h"
 
+#include "itkAGCLModelStatistics.h"
+
 #include "agcl/JsonInput.h"
 #include "agcl/AGCLTrainer.h"
 #include "agcl/ModelBundle.h"
@@ -180,13 +182,14 @@ Run(TrainOptions & options)
   // segmenting; agcl calibrate does the same for any model).
   if (t.stage() < 0 || t.stage() == 2)
   {
-    bool haveValidation = false;
+    size_t validation = 0;
     for (const auto & subject : data->Subjects())
-      haveValidation = haveValidation || subject.split == "val";
-    if (haveValidation)
+      validation += subject.split == "val";
+    if (validation >= itk::kMinimumCalibrationVolumes)
       CalibrateModel(model, options.manifest, "val", model, options.device);
     else
-      std::cout << "no validation volumes: the model records no statistics (agcl calibrate adds them)\n";
+      std::cout << validation << " validation volume(s), fewer than " << itk::kMinimumCalibrationVolumes
+                << ": the model records no statistics (plausibility warnings for missing organs only)\n";
   }
   std::cout << "model: " << model << std::endl;
   return kSuccess;

@@ -158,6 +158,10 @@ TEST(AGCLModelStatistics, ValidationRangesAndIntensityThresholdFlagWhatLiesOutsi
     reports.push_back(report(1500 + 10 * i, 200));
     histograms.push_back(i % 2 ? std::vector<double>{ 0.5, 0.5, 0, 0 } : std::vector<double>{ 0.4, 0.6, 0, 0 });
   }
+  EXPECT_THROW(
+    itk::MakeAGCLStatistics(
+      { reports.begin(), reports.begin() + 5 }, { histograms.begin(), histograms.begin() + 5 }, -100, 300, "too few"),
+    std::invalid_argument); // percentiles of 5 volumes would be their extremes
   const auto statistics = itk::MakeAGCLStatistics(reports, histograms, -100, 300, "test");
   EXPECT_NEAR(statistics["organs"]["6"]["p5_ml"].get<double>(), 1505.0, 1e-9);  // 1500 + 0.5 x 10
   EXPECT_NEAR(statistics["organs"]["6"]["p95_ml"].get<double>(), 1595.0, 1e-9); // 1600 - 0.5 x 10
