@@ -210,7 +210,7 @@ CheckAGCLStatistics(AGCLOrganReport & report, const nlohmann::json & statistics,
     }
     report.statistics = statistics.at("source").get<std::string>();
   }
-  catch (const nlohmann::json::exception & e)
+  catch (const std::exception & e) // nlohmann's exceptions, and a window of fewer than 2 values
   {
     itkGenericExceptionMacro(<< "the model's statistics are malformed: " << e.what());
   }

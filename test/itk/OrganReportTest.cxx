@@ -187,4 +187,7 @@ TEST(AGCLModelStatistics, ValidationRangesAndIntensityThresholdFlagWhatLiesOutsi
   broken["intensity"].erase("threshold_hu");
   itk::AGCLOrganReport any = report(1500, 200);
   EXPECT_THROW(itk::CheckAGCLStatistics(any, broken, { 1, 0, 0, 0 }), itk::ExceptionObject);
+  nlohmann::json shortWindow = statistics;
+  shortWindow["intensity"]["window"] = { 0 };
+  EXPECT_THROW(itk::CheckAGCLStatistics(any, shortWindow, { 1, 0, 0, 0 }), itk::ExceptionObject);
 }
