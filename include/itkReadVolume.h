@@ -113,10 +113,15 @@ ReadVolume(const std::string & path, const std::string & what = "image")
   }
   return Phrased(what, path, [&path]() -> typename TImage::Pointer {
     if constexpr (std::is_same_v<typename TImage::PixelType, unsigned char>)
+    {
       return ReadLabelMap<TImage>(path);
-    auto reader = ImageFileReader<TImage>::New();
-    reader->SetFileName(path);
-    return Output(reader.GetPointer());
+    }
+    else
+    {
+      auto reader = ImageFileReader<TImage>::New();
+      reader->SetFileName(path);
+      return Output(reader.GetPointer());
+    }
   });
 }
 
