@@ -229,8 +229,6 @@ public:
   CheckpointPath(const std::string & directory);
 
 private:
-  struct State;
-
   AGCLTrainerOptions                            m_Options;
   std::shared_ptr<AGCLModel>                    m_Model;
   std::function<void(const TrainingProgress &)> m_Progress;

@@ -1,0 +1,154 @@
+/*=========================================================================
+ *  AGCL for ITK — Apache License 2.0, see LICENSE.
+ *=========================================================================*/
+// Stage 2: the decoder (and, with the none mode or finetune_encoder, the encoder) trained on the
+// labelled subjects' query patches with the Dice loss, validated on the val subjects' patches;
+// the best validation weights are kept.
+#include "TrainingRun.h"
+
+#include "agcl/DiceLoss.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+
+namespace agcl::detail {
+namespace {
+
+// Dice of the val patches, pooled per organ (sum of overlaps over sums of sizes), mean over the
+// organs that occur; -1 without validation patches.
+double
+PatchValidationDice(TrainingRun & run, const PatchSet & validation)
+{
+  if (validation.Size() == 0)
+    return -1.0;
+  torch::NoGradGuard noGrad;
+  auto &             encoder = run.model.Encoder();
+  auto &             decoder = run.model.Decoder();
+  decoder->eval();
+  encoder->eval();
+  const int64_t P = run.model.Config().patch_size;
+  const int64_t O = static_cast<int64_t>(run.model.Config().organs.size());
+  at::Tensor    overlap = torch::zeros({ O }, torch::kDouble), size = torch::zeros({ O }, torch::kDouble);
+  for (int64_t first = 0; first < validation.Size(); first += 64)
+  {
+    const int64_t    n = std::min<int64_t>(64, validation.Size() - first);
+    const at::Tensor x = validation.image.narrow(0, first, n).to(run.device);
+    const auto       features = encoder->forward(x);
+    const at::Tensor predicted = decoder->forward(features.low_level, features.high_level, { P, P }, features.stem)
+                                   .argmax(1)
+                                   .to(torch::kCPU)
+                                   .to(torch::kDouble);
+    const at::Tensor truth = validation.mask.narrow(0, first, n).to(torch::kDouble);
+    const at::Tensor organ = validation.organ.narrow(0, first, n);
+    overlap.index_add_(0, organ, (predicted * truth).sum({ 1, 2 }));
+    size.index_add_(0, organ, (predicted + truth).sum({ 1, 2 }));
+  }
+  const at::Tensor present = size > 0;
+  if (!present.any().item<bool>())
+    return -1.0;
+  return (2.0 * overlap.masked_select(present) / size.masked_select(present)).mean().item<double>();
+}
+
+} // namespace
+
+void
+RunDecoderStage(TrainingRun & run)
+{
+  const AGCLTrainerOptions & o = run.options;
+  auto &                     encoder = run.model.Encoder();
+  auto &                     decoder = run.model.Decoder();
+  const bool                 trainEncoder = o.mode() == PretrainingMode::None || o.finetune_encoder();
+  encoder->SetFrozen(!trainEncoder);
+  std::vector<torch::nn::Module *> trained{ decoder.get() };
+  if (trainEncoder)
+    trained.push_back(encoder.get());
+  AdamOptimizer optimizer(Trainable(trained), AdamOptions{ 0.9, 0.999, 1e-8, o.weight_decay() });
+  run.ResumeInto(optimizer, nullptr);
+  // The best weights so far (encoder and decoder), carried through checkpoints.
+  ModelBundle best;
+  if (run.haveCheckpoint && run.step > 0 && !run.checkpoint.WithPrefix("best").empty())
+    for (const auto & [name, tensor] : run.checkpoint.WithPrefix("best"))
+      best.Add(name, tensor);
+  const PatchSet patches = run.Pool(run.labelled, o.attention());
+  TrainingRun::Require(patches.Size() > 0,
+                       "stage 2: no query patches (no organ has attention in any labelled subject)");
+  const PatchSet validation = run.Pool(run.validation, AttentionSource::Coarse);
+  DiceLoss       dice;
+  const int64_t  P = run.model.Config().patch_size;
+  auto           setTrain = [&] {
+    decoder->train();
+    encoder->train(); // a frozen encoder keeps BatchNorm in eval mode
+  };
+  auto keepIfBest = [&](double value) {
+    const bool better = value > run.bestDice;
+    if (better)
+    {
+      run.bestDice = value;
+      best = ModelBundle();
+      best.AddModule("encoder", *encoder);
+      best.AddModule("decoder", *decoder);
+    }
+    nlohmann::json line = { { "stage", 2 }, { "step", run.step }, { "val_dice", value } };
+    if (better)
+      line["best"] = true;
+    run.Log(line);
+  };
+  if (run.step == 0)
+    run.bestDice = -1.0;
+  setTrain();
+  // -1: 20 validations over the stage (a validation costs about as much as the patches of ~8
+  // training steps at batch 16 on the study cohort).
+  const int64_t steps = run.steps[2];
+  const int64_t validateEvery = o.validate_every() > 0 ? o.validate_every() : std::max<int64_t>(1, (steps + 19) / 20);
+  auto          nextBatch = run.Batches(patches, 2, o.decoder_batch_size(), steps, nullptr);
+  run.RunSteps(
+    2,
+    steps,
+    o.decoder_learning_rate(),
+    optimizer,
+    [&]() -> std::pair<double, int64_t> {
+      const Batch batch = nextBatch();
+      torch::manual_seed(StepSeed(o.seed(), 2, run.step)); // decoder dropout
+      const at::Tensor x = batch.image.to(run.device);
+      EncoderFeatures  features;
+      if (trainEncoder)
+        features = encoder->forward(x);
+      else
+      {
+        torch::NoGradGuard noGrad;
+        features = encoder->forward(x);
+      }
+      const at::Tensor logits = decoder->forward(features.low_level, features.high_level, { P, P }, features.stem);
+      const at::Tensor mask = batch.mask.to(run.device);
+      at::Tensor       loss = dice(logits, mask);
+      if (o.decoder_cross_entropy())
+        loss = loss + torch::nn::functional::cross_entropy(logits, mask.to(torch::kLong));
+      const double value = loss.item<double>();
+      if (std::isfinite(value))
+        loss.backward();
+      return { value, x.size(0) };
+    },
+    [&] {
+      if (run.step % validateEvery == 0 || run.step == steps)
+      {
+        const double value = PatchValidationDice(run, validation);
+        setTrain();
+        if (value >= 0.0)
+          keepIfBest(value);
+      }
+    },
+    [&] { run.WriteCheckpoint(&optimizer, nullptr, best.Tensors().empty() ? nullptr : &best); });
+  // The best validation weights (the last ones without validation patches).
+  if (!best.Tensors().empty())
+  {
+    best.LoadInto("encoder", *encoder);
+    best.LoadInto("decoder", *decoder);
+  }
+  encoder->SetFrozen(false);
+  encoder->eval();
+  decoder->eval();
+  run.FinishStage();
+}
+
+} // namespace agcl::detail
