@@ -10,13 +10,12 @@
 #include "ReadImage.h"
 #include "Subcommands.h"
 
+#include "itkAGCLCalibration.h"
 #include "itkAGCLModelStatistics.h"
-#include "itkAGCLSegmentationFilter.h"
 
 #include "agcl/AGCLModel.h"
 #include "agcl/ModelBundle.h"
 
-#include <filesystem>
 #include <iostream>
 #include <memory>
 
@@ -24,20 +23,11 @@ namespace agcl::cli {
 
 namespace {
 using CTImage = itk::Image<short, 3>;
-using LabelImage = itk::Image<unsigned char, 3>;
 
 struct CalibrateOptions
 {
   std::string model, manifest, split = "val", out, device = "cpu";
 };
-
-int
-RunCalibrate(const CalibrateOptions & options)
-{
-  CalibrateModel(options.model, options.manifest, options.split, options.out, options.device);
-  return kSuccess;
-}
-} // namespace
 
 void
 CalibrateModel(const std::string & modelFile,
@@ -46,7 +36,6 @@ CalibrateModel(const std::string & modelFile,
                const std::string & out,
                const std::string & device)
 {
-  namespace fs = std::filesystem;
   auto model = itk::AGCLModelObject::New();
   try
   {
@@ -56,33 +45,19 @@ CalibrateModel(const std::string & modelFile,
   {
     throw InputError(std::string("--model: ") + e.GetDescription());
   }
+  // Too few volumes or a bad manifest is the user's input (exit code 1); the library names it.
   const auto rows = ReadManifest(manifest, { "subject", "image" }, split);
   if (rows.size() < itk::kMinimumCalibrationVolumes)
     throw InputError("--manifest '" + manifest + "': " + std::to_string(rows.size()) + " volume(s) in split '" + split +
                      "'; at least " + std::to_string(itk::kMinimumCalibrationVolumes) +
                      " are needed for meaningful organ volume ranges");
-  const agcl::ModelConfig &         config = model->GetConfig();
-  std::vector<itk::AGCLOrganReport> reports;
-  std::vector<std::vector<double>>  histograms;
-  for (const auto & row : rows)
-  {
-    const auto ct = ReadImage<CTImage>(row.image, "image of subject '" + row.subject + "'");
-    auto       segment = itk::AGCLSegmentationFilter<CTImage, LabelImage>::New();
-    segment->SetInput(ct);
-    segment->SetModel(model);
-    segment->SetDevice(device);
-    segment->Update();
-    reports.push_back(segment->GetOrganReport());
-    histograms.push_back(itk::WindowedHistogram(ct.GetPointer(), config.window_low, config.window_high));
-    std::cout << "segmented " << row.image << std::endl;
-  }
-  const nlohmann::json statistics =
-    itk::MakeAGCLStatistics(reports,
-                            histograms,
-                            config.window_low,
-                            config.window_high,
-                            "agcl calibrate: " + std::to_string(rows.size()) + " volumes of split '" + split + "' of " +
-                              fs::path(manifest).filename().string());
+  const nlohmann::json statistics = itk::CalibrateAGCLModel(
+    model,
+    manifest,
+    split,
+    device,
+    [](const std::string & image) { std::cout << "segmented " << image << std::endl; },
+    [](const std::string & path, const std::string & what) { return ReadImage<CTImage>(path, what); });
   agcl::ModelBundle bundle = agcl::ModelBundle::Load(modelFile);
   bundle.config["statistics"] = statistics;
   bundle.Save(out); // atomic: temporary file, fsync, rename
@@ -92,6 +67,14 @@ CalibrateModel(const std::string & modelFile,
     std::cout << "  " << organ["name"].get<std::string>() << ": " << organ["p5_ml"].get<double>() << "-"
               << organ["p95_ml"].get<double>() << " mL (p5-p95)" << std::endl;
 }
+
+int
+RunCalibrate(const CalibrateOptions & options)
+{
+  CalibrateModel(options.model, options.manifest, options.split, options.out, options.device);
+  return kSuccess;
+}
+} // namespace
 
 void
 RegisterCalibrate(CLI::App & app, Runner & runner)

@@ -4,8 +4,10 @@
 // agcl train: the coarse network, the encoder's pre-training and the decoder (stages 0, 1, 2)
 // on a manifest's cohort -> OUT/model.agcl (agcl::AGCLTrainer over itk::ManifestTrainingData).
 
+#include "ReadImage.h"
 #include "Subcommands.h"
 
+#include "itkAGCLCalibration.h"
 #include "itkAGCLModelStatistics.h"
 
 #include "agcl/JsonInput.h"
@@ -23,6 +25,10 @@
 #include <unistd.h>
 
 namespace agcl::cli {
+
+namespace {
+using CTImage = itk::Image<short, 3>;
+}
 
 namespace {
 struct TrainOptions
@@ -182,11 +188,14 @@ Run(TrainOptions & options)
   // segmenting; agcl calibrate does the same for any model).
   if (t.stage() < 0 || t.stage() == 2)
   {
-    size_t validation = 0;
-    for (const auto & subject : data->Subjects())
-      validation += subject.split == "val";
+    const size_t validation = itk::CalibrateTrainedModel(
+      model,
+      options.manifest,
+      options.device,
+      [](const std::string & image) { std::cout << "calibration: segmented " << image << std::endl; },
+      [](const std::string & path, const std::string & what) { return ReadImage<CTImage>(path, what); });
     if (validation >= itk::kMinimumCalibrationVolumes)
-      CalibrateModel(model, options.manifest, "val", model, options.device);
+      std::cout << "the model records its own statistics on the " << validation << " validation volumes\n";
     else
       std::cout << validation << " validation volume(s), fewer than " << itk::kMinimumCalibrationVolumes
                 << ": the model records no statistics (plausibility warnings for missing organs only)\n";

@@ -55,15 +55,6 @@ RegisterEmbed(CLI::App & app, Runner & runner);
 void
 RegisterCalibrate(CLI::App & app, Runner & runner);
 
-/** agcl calibrate's work: segments the `split` volumes of `manifest` with the model in
- *  `modelFile` and writes it with their statistics to `out` (itkAGCLModelStatistics.h). */
-void
-CalibrateModel(const std::string & modelFile,
-               const std::string & manifest,
-               const std::string & split,
-               const std::string & out,
-               const std::string & device);
-
 } // namespace agcl::cli
 
 #endif

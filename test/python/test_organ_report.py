@@ -99,3 +99,51 @@ def test_python_filter_gives_the_same_report(volumes):
         assert organ["name"] == row["organ"] and organ["voxels"] == int(row["voxels"])
         assert organ["mean_probability"] == pytest.approx(float(row["mean_probability"]), abs=1e-4)
     assert report["warnings"] == []
+
+
+def test_calibrate_model_records_the_percentiles_of_its_own_predictions(tmp_path):
+    """itk_agcl.calibrate_model (the library's itk::CalibrateAGCLModelFile, as `agcl calibrate`)
+    on 6 phantoms: each organ's p5/p95/min/max volume and the intensity statistics, recounted
+    with numpy from the model's own segmentations and the CTs."""
+    config = itk_agcl.model_config(MODEL)
+    low, high = config["window"]
+    rows = ["subject,image,modality,split"]
+    volumes, histograms = {label: [] for label in range(1, 13)}, []
+    for seed in range(61, 67):
+        ct, _ = itk_agcl.phantom(size=(64, 64, 32), seed=seed)
+        itk_agcl.imwrite(ct, str(tmp_path / f"ct{seed}.nii.gz"))
+        rows.append(f"s{seed},ct{seed}.nii.gz,contrast,val")
+        labels = itk_agcl.array_from_image(itk_agcl.agcl_segmentation_filter(ct, model_file_name=MODEL))
+        for label in volumes:
+            volumes[label].append(np.count_nonzero(labels == label) * np.prod(ct.GetSpacing()) / 1000)
+        hu = itk_agcl.array_from_image(ct).astype(np.float64).ravel()
+        counts, _ = np.histogram(hu, bins=50, range=(low, high))
+        histograms.append(counts / counts.sum())
+    rows.append("other,ct61.nii.gz,contrast,test")  # not in the split: not used
+    (tmp_path / "manifest.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "calibrated.agcl"
+    statistics = itk_agcl.calibrate_model(MODEL, str(tmp_path / "manifest.csv"), str(out))
+    assert statistics["volumes"] == 6
+    for label, values in volumes.items():
+        organ = statistics["organs"][str(label)]
+        assert organ["p5_ml"] == pytest.approx(np.percentile(values, 5), abs=1e-9)
+        assert organ["p95_ml"] == pytest.approx(np.percentile(values, 95), abs=1e-9)
+        assert organ["min_ml"] == pytest.approx(min(values), abs=1e-9)
+        assert organ["max_ml"] == pytest.approx(max(values), abs=1e-9)
+    mean = np.mean(histograms, axis=0)
+    assert statistics["intensity"]["histogram"] == pytest.approx(mean.tolist(), abs=1e-12)
+    width = (high - low) / 50
+    largest = max(np.sum(np.abs(np.cumsum(h) - np.cumsum(mean))) * width for h in histograms)
+    assert statistics["intensity"]["threshold_hu"] == pytest.approx(2 * largest, abs=1e-9)
+    # The written copy carries them; the weights are the model's.
+    f = itk_agcl.AGCLSegmentationFilter.New(itk_agcl.imread(str(tmp_path / "ct61.nii.gz")), ModelFileName=str(out))
+    f.Update()
+    assert f.GetOrganReport()["statistics"].endswith("6 volumes of split 'val' of manifest.csv")
+    assert np.array_equal(itk_agcl.array_from_image(f.GetOutput()),
+                          itk_agcl.array_from_image(itk_agcl.agcl_segmentation_filter(
+                              itk_agcl.imread(str(tmp_path / "ct61.nii.gz")), model_file_name=MODEL)))
+    # Too few volumes: a clear error naming the manifest, nothing written.
+    (tmp_path / "few.csv").write_text("\n".join(rows[:4]) + "\n")
+    with pytest.raises(RuntimeError, match=r"few\.csv.*3 volume\(s\) in split 'val'; at least 6"):
+        itk_agcl.calibrate_model(MODEL, str(tmp_path / "few.csv"), str(tmp_path / "few.agcl"))
+    assert not (tmp_path / "few.agcl").exists()

@@ -7,6 +7,7 @@
 #include "agcl/JsonInput.h"
 #include "agcl/AGCLModel.h"
 #include "agcl/AGCLTrainer.h"
+#include "itkAGCLCalibration.h"
 #include "agcl/BuildInfo.h"
 #include "agcl/Threading.h"
 #include "itkAGCLSegmentationFilter.h"
@@ -734,9 +735,26 @@ Train(const std::string & manifest,
       if (trainerCallback)
         trainer.SetProgressCallback(trainerCallback);
       model = trainer.Run(data);
+      if (o.stage() < 0 || o.stage() == 2)
+        itk::CalibrateTrainedModel(model, manifest, o.device());
     },
     callbackError);
   return model;
+}
+
+std::string
+CalibrateModel(const std::string & modelFile,
+               const std::string & manifest,
+               const std::string & outFile,
+               const std::string & split,
+               const std::string & device)
+{
+  agcl::ConfigureThreads();
+  nlohmann::json statistics;
+  CallbackError  noCallback;
+  RunWithoutGIL([&] { statistics = itk::CalibrateAGCLModelFile(modelFile, manifest, outFile, split, device); },
+                noCallback);
+  return statistics.dump();
 }
 
 std::string

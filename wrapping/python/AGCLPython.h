@@ -475,13 +475,23 @@ ModelConfigJson(const std::string & fileName);
 /** agcl::AGCLTrainer over itk::ManifestTrainingData: `configJson` the model configuration
  *  (ModelConfig keys; "" for the defaults), `optionsJson` the trainer options by their
  *  AGCLTrainerOptions names (e.g. {"mode": "agcl", "decoder_steps": 50}). Returns the model
- *  path. The progress callback (or None) gets a dict per logging step. */
+ *  path. The progress callback (or None) gets a dict per logging step. After a run that ended
+ *  with stage 2 the model is calibrated as `agcl train` does (itk::CalibrateTrainedModel). */
 std::string
 Train(const std::string & manifest,
       const std::string & outputDirectory,
       const std::string & configJson,
       const std::string & optionsJson,
       PyObject *          progress);
+
+/** itk::CalibrateAGCLModelFile: the model `modelFile` with the statistics of its predictions on
+ *  the `split` volumes of `manifest` written to `outFile`; returns the statistics as JSON. */
+std::string
+CalibrateModel(const std::string & modelFile,
+               const std::string & manifest,
+               const std::string & outFile,
+               const std::string & split,
+               const std::string & device);
 
 /** The module's version. */
 std::string

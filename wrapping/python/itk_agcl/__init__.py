@@ -640,12 +640,24 @@ def model_config(file_name):
     return _json.loads(_native.ModelConfigJson(_string("file_name", file_name)))
 
 
+def calibrate_model(model_file, manifest, out_file, split="val", device="cpu"):
+    """Segments the `split` volumes of `manifest` (at least 6) with the model and writes it, with
+    the statistics of its own predictions (organ volume ranges, intensity histogram: what
+    GetOrganReport() checks a result against), to `out_file` (may be `model_file`). Returns the
+    statistics as a dict. As `agcl calibrate`."""
+    return _json.loads(_native.CalibrateModel(_string("model_file", model_file), _string("manifest", manifest),
+                                              _string("out_file", out_file), _string("split", split),
+                                              _string("device", device)))
+
+
 class AGCLTrainer(object):
     """agcl::AGCLTrainer over a manifest, with the options of `agcl train` by their C++ names:
 
         trainer = itk_agcl.AGCLTrainer(mode="agcl", decoder_steps=200, label_fraction=0.2)
         model = trainer.Run("cohort.csv", "run/", config={"patch_size": 32})
-    """
+
+    As `agcl train`, a run that ends with stage 2 calibrates the model on the manifest's
+    validation volumes when there are at least 6 (see calibrate_model)."""
 
     def __init__(self, **options):
         self.options = dict(options)
