@@ -454,6 +454,9 @@ AGCLSegmentationFilter<TInputImage, TLabelImage>::GenerateData()
             fusion->SetAttentionMap(organs[o], attention[o]);
           }
           fusion->SetThreshold(config.threshold);
+          for (size_t o = 0; o < organs.size(); ++o)
+            if (config.organs[o].threshold)
+              fusion->SetOrganThreshold(organs[o], *config.organs[o].threshold);
           // The coarse network's vote (a given coarse map has no probabilities; with weight 0
           // they were not kept).
           if (givenCoarse.IsNull() && config.coarse_weight > 0)

@@ -27,9 +27,11 @@ namespace itk {
  * w x the coarse probability linearly interpolated at the voxel's centre (clamped to the coarse
  * grid's edge); with CoarseVoteScaledToPeak on, each organ's coarse probability is first
  * divided by its map's largest value (when > 0); otherwise (w = 0, the default, or no coarse
- * map) the score is the averaged probability. A voxel takes the organ of highest score at or
- * above Threshold (default 0.5), only inside that organ's attention region; ties go to the organ listed first
- * (lowest label value); background elsewhere. Post-processing (on by default): each organ keeps
+ * map) the score is the averaged probability. A voxel takes the organ whose score lies at or
+ * above its threshold (Threshold, default 0.5, or the organ's own, SetOrganThreshold) by the
+ * largest margin (score - threshold; with one threshold for all organs: the highest score), only
+ * inside that organ's attention region; ties go to the organ listed first (lowest label value);
+ * background elsewhere. Post-processing (on by default): each organ keeps
  * its largest 26-connected component and its holes are filled (with background voxels only).
  * Output 0 is the label map with the reference geometry. With ProbabilityMaps on (off by
  * default: O float volumes), GetProbabilityMap(organ) gives the score volume of an organ (the
@@ -81,6 +83,16 @@ public:
 
   itkSetMacro(Threshold, double);
   itkGetConstMacro(Threshold, double);
+  /** An organ's own threshold (0..1), replacing Threshold for it; organs then compete by their
+   *  score's margin above their own threshold. */
+  void
+  SetOrganThreshold(LabelType organ, double threshold);
+  /** The threshold `organ` is decided with: its own, or Threshold. */
+  double
+  GetOrganThreshold(LabelType organ) const;
+  /** Back to Threshold for every organ. */
+  void
+  ClearOrganThresholds();
   itkSetMacro(GaussianWeighting, bool);
   itkGetConstMacro(GaussianWeighting, bool);
   itkBooleanMacro(GaussianWeighting);
@@ -156,6 +168,7 @@ private:
   std::map<LabelType, typename ProbabilityImageType::ConstPointer> m_CoarseProbability;
   double                                                           m_Threshold{ 0.5 };
   double                                                           m_CoarseWeight{ 0.0 };
+  std::map<LabelType, double>                                      m_OrganThreshold;
   bool                                                             m_CoarseVoteScaledToPeak{ false };
   bool                                                             m_GaussianWeighting{ false };
   bool                                                             m_PostProcessing{ true };

@@ -76,6 +76,42 @@ LabelFusionFilter<TLabelImage>::SetCoarseProbabilityMap(LabelType organ, const P
 }
 
 template <typename TLabelImage>
+void
+LabelFusionFilter<TLabelImage>::SetOrganThreshold(LabelType organ, double threshold)
+{
+  if (organ == LabelType{})
+  {
+    itkExceptionMacro(<< "SetOrganThreshold: organ label 0 is background");
+  }
+  if (!(threshold >= 0.0 && threshold <= 1.0))
+  {
+    itkExceptionMacro(<< "SetOrganThreshold: threshold " << threshold << " of organ " << static_cast<double>(organ)
+                      << ": expected a probability in 0..1");
+  }
+  m_OrganThreshold[organ] = threshold;
+  this->Modified();
+}
+
+template <typename TLabelImage>
+double
+LabelFusionFilter<TLabelImage>::GetOrganThreshold(LabelType organ) const
+{
+  const auto it = m_OrganThreshold.find(organ);
+  return it == m_OrganThreshold.end() ? m_Threshold : it->second;
+}
+
+template <typename TLabelImage>
+void
+LabelFusionFilter<TLabelImage>::ClearOrganThresholds()
+{
+  if (!m_OrganThreshold.empty())
+  {
+    m_OrganThreshold.clear();
+    this->Modified();
+  }
+}
+
+template <typename TLabelImage>
 const TensorDataObject *
 LabelFusionFilter<TLabelImage>::GetPatches() const
 {
@@ -201,6 +237,14 @@ LabelFusionFilter<TLabelImage>::VerifyPreconditions() ITKv5_CONST
   if (!(m_Threshold >= 0.0 && m_Threshold <= 1.0))
   {
     itkExceptionMacro(<< "Threshold " << m_Threshold << ": expected a probability in 0..1");
+  }
+  for (const auto & entry : m_OrganThreshold)
+  {
+    if (m_Attention.find(entry.first) == m_Attention.end())
+    {
+      itkExceptionMacro(<< "a threshold for organ " << static_cast<double>(entry.first)
+                        << ", which has no attention map");
+    }
   }
   if (!(m_CoarseWeight >= 0.0 && m_CoarseWeight <= 1.0))
   {
@@ -450,19 +494,22 @@ LabelFusionFilter<TLabelImage>::GenerateData()
     this->GetMultiThreader()->ParallelizeArray(0, static_cast<SizeValueType>(voted.size()), blendOrgan, nullptr);
   }
 
-  // Highest score at or above the threshold, inside the organ's attention; ties: the
-  // organ first in label order (a later organ must be strictly higher to take a voxel).
+  // The largest margin of the score above the organ's threshold (>= 0), inside the organ's
+  // attention; ties: the organ first in label order (a later organ must be strictly higher to
+  // take a voxel). Margins in double: a float score minus a threshold in 0..1 is exact there, so
+  // with one threshold for all organs the order is the scores' own.
   LabelType * labels = output->GetBufferPointer();
   for (const auto & [organ, a] : accumulators)
   {
     if (a.sum.empty())
       continue;
     const LabelType * attention = m_Attention[organ]->GetBufferPointer();
+    const double      threshold = this->GetOrganThreshold(organ);
     size_t            v = 0;
     for (ImageRegionConstIteratorWithIndex<LabelImageType> it(output, a.box); !it.IsAtEnd(); ++it, ++v)
     {
-      const float value = a.sum[v];
-      if (!(value >= m_Threshold))
+      const double margin = static_cast<double>(a.sum[v]) - threshold;
+      if (!(margin >= 0.0))
         continue;
       const auto offset = output->ComputeOffset(it.GetIndex());
       if (attention[offset] == LabelType{})
@@ -475,7 +522,7 @@ LabelFusionFilter<TLabelImage>::GenerateData()
       else
       {
         const Accumulator & other = accumulators.at(current);
-        if (value > other.sum[other.Offset(it.GetIndex())])
+        if (margin > static_cast<double>(other.sum[other.Offset(it.GetIndex())]) - this->GetOrganThreshold(current))
           labels[offset] = organ;
       }
     }
@@ -611,6 +658,8 @@ LabelFusionFilter<TLabelImage>::PrintSelf(std::ostream & os, Indent indent) cons
 {
   Superclass::PrintSelf(os, indent);
   os << indent << "Threshold: " << m_Threshold << std::endl;
+  for (const auto & entry : m_OrganThreshold)
+    os << indent << "Threshold of organ " << static_cast<double>(entry.first) << ": " << entry.second << std::endl;
   os << indent << "GaussianWeighting: " << m_GaussianWeighting << std::endl;
   os << indent << "PostProcessing: " << m_PostProcessing << std::endl;
   os << indent << "ProbabilityMaps: " << m_ProbabilityMaps << std::endl;

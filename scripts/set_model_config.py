@@ -2,6 +2,7 @@
 """Copies a model bundle (*.agcl) with some of its inference settings changed, weights untouched:
 
     scripts/set_model_config.py IN.agcl OUT.agcl coarse.attention_probability=0.05 margin_mm=6
+    scripts/set_model_config.py IN.agcl OUT.agcl organs.5.threshold=0.6   # the 6th organ's own threshold
 
 Keys are dotted paths into the bundle's "config" (Documentation/model-format.md); values are
 JSON (numbers, lists, strings). Only settings that do not change a network's shape make sense
@@ -39,10 +40,15 @@ def main(argv):
             return 1
         node = header["config"]
         path = key.split(".")
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
         try:
-            node[path[-1]] = json.loads(value)
+            for part in path[:-1]:  # a number indexes a list: organs.5.threshold
+                node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
+            last = int(path[-1]) if isinstance(node, list) else path[-1]
+        except (ValueError, IndexError):
+            print(f"set_model_config: '{key}': no such place in the config", file=sys.stderr)
+            return 1
+        try:
+            node[last] = json.loads(value)
         except json.JSONDecodeError:
             print(f"set_model_config: '{setting}': the value is not JSON (e.g. 0.05, true, [8, 8, 8])", file=sys.stderr)
             return 1

@@ -52,7 +52,8 @@ PrintModel(const std::string & file)
             << (config.coarse_vote_scaled_to_peak ? " (scaled to each organ's peak)" : "") << "\n"
             << "organs (" << config.organs.size() << "):";
   for (const auto & organ : config.organs)
-    std::cout << " " << organ.label << "=" << organ.name;
+    std::cout << " " << organ.label << "=" << organ.name
+              << (organ.threshold ? " (threshold " + std::to_string(*organ.threshold).substr(0, 4) + ")" : "");
   std::cout << "\nmodalities:";
   for (const auto & modality : config.modalities)
     std::cout << " " << modality;

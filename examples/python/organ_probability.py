@@ -30,6 +30,9 @@ def stage_by_stage(ct, model, device="cpu", post_processing=True):
                                             PostProcessing=post_processing,
                                             CoarseWeight=config.get("coarse_weight", 0.0),
                                             CoarseVoteScaledToPeak=config.get("coarse_vote_scaled_to_peak", False))
+    for organ in config["organs"]:
+        if "threshold" in organ:  # the organ's own threshold (the model's otherwise)
+            fusion.SetOrganThreshold(organ["label"], organ["threshold"])
     for label in organs:
         sampler.SetAttentionMap(label, attention.GetAttentionMap(label))
         fusion.SetAttentionMap(label, attention.GetAttentionMap(label))

@@ -8,6 +8,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,8 @@ struct OrganInfo
 {
   std::string name;
   int64_t     label = 0;
+  /** The organ's own fusion threshold (0..1); unset: the model's `threshold`. */
+  std::optional<double> threshold;
 };
 
 /** The architecture and inference settings of an AGCL model: the "config" object of a model
@@ -43,6 +46,8 @@ struct ModelConfig
   double margin_mm = 10.0;
   double overlap = 0.25;
   double threshold = 0.5;
+  // An organ's own threshold (OrganInfo::threshold) replaces `threshold` for it, and the organs
+  // then compete by how far their score lies above their own threshold (OrganThreshold).
   /** The coarse network's vote in the fusion: a voxel's score for organ o is
    *  (1 - w) x the fine stage's averaged probability + w x the coarse network's softmax
    *  probability of o (linearly interpolated from the coarse grid); the highest score at or above
@@ -115,6 +120,10 @@ struct ModelConfig
   uint64_t
                             MinimumParameterCount() const;
   static constexpr uint64_t kMaxParameters = uint64_t{ 1 } << 31;
+
+  /** The fusion threshold of organ `index`: its own, or `threshold`. */
+  double
+  OrganThreshold(size_t index) const;
 
   /** The organ labels in order; -1 if `label` is not an organ, else its index. */
   std::vector<int64_t>

@@ -88,7 +88,10 @@ ModelConfig::ToJson() const
   nlohmann::json organList = nlohmann::json::array();
   for (const auto & organ : organs)
   {
-    organList.push_back({ { "name", organ.name }, { "label", organ.label } });
+    nlohmann::json entry = { { "name", organ.name }, { "label", organ.label } };
+    if (organ.threshold)
+      entry["threshold"] = *organ.threshold;
+    organList.push_back(entry);
   }
   nlohmann::json json = {
     { "organs", organList },
@@ -144,7 +147,14 @@ ModelConfig::FromJson(const nlohmann::json & json)
       {
         Fail("organs", "objects with a string \"name\" and an integer \"label\"", entry);
       }
-      config.organs.push_back({ entry["name"].get<std::string>(), entry["label"].get<int64_t>() });
+      OrganInfo organ{ entry["name"].get<std::string>(), entry["label"].get<int64_t>(), std::nullopt };
+      if (const auto threshold = entry.find("threshold"); threshold != entry.end())
+      {
+        if (!threshold->is_number())
+          Fail("organs[" + std::to_string(config.organs.size()) + "].threshold", "a number", *threshold);
+        organ.threshold = threshold->get<double>();
+      }
+      config.organs.push_back(organ);
     }
   }
   Read(json, "modalities", config.modalities, "an array of names");
@@ -250,6 +260,13 @@ ModelConfig::Validate() const
   {
     Fail("threshold", "a probability in 0..1", threshold);
   }
+  for (size_t i = 0; i < organs.size(); ++i)
+  {
+    if (organs[i].threshold && !(*organs[i].threshold >= 0.0 && *organs[i].threshold <= 1.0))
+    {
+      Fail("organs[" + std::to_string(i) + "].threshold", "a probability in 0..1", *organs[i].threshold);
+    }
+  }
   if (!(coarse_weight >= 0.0 && coarse_weight <= 1.0))
   {
     Fail("coarse_weight", "a weight in 0..1", coarse_weight);
@@ -345,6 +362,12 @@ ModelConfig::OrganLabels() const
     labels.push_back(organ.label);
   }
   return labels;
+}
+
+double
+ModelConfig::OrganThreshold(size_t index) const
+{
+  return organs.at(index).threshold.value_or(threshold);
 }
 
 int64_t

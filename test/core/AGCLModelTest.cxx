@@ -92,6 +92,22 @@ TEST(ModelConfig, BadValuesNameTheKey)
     return json;
   };
   ExpectConfigError([&] { agcl::ModelConfig::FromJson(with("patch_size", 40)); }, "patch_size");
+  // An organ's own fusion threshold: a probability; absent = the model's threshold.
+  {
+    nlohmann::json json = Tiny().ToJson();
+    json["organs"][1]["threshold"] = 0.45;
+    const agcl::ModelConfig config = agcl::ModelConfig::FromJson(json);
+    EXPECT_EQ(config.OrganThreshold(1), 0.45);
+    EXPECT_EQ(config.OrganThreshold(0), config.threshold);
+    EXPECT_EQ(agcl::ModelConfig::FromJson(config.ToJson()).OrganThreshold(1), 0.45);
+    EXPECT_FALSE(config.ToJson()["organs"][0].contains("threshold"));
+    json["organs"][1]["threshold"] = 1.5;
+    ExpectConfigError([&] { agcl::ModelConfig::FromJson(json); },
+                      "'organs[1].threshold' = 1.5: expected a probability");
+    json["organs"][1]["threshold"] = "high";
+    ExpectConfigError([&] { agcl::ModelConfig::FromJson(json); },
+                      "'organs[1].threshold' = \"high\": expected a number");
+  }
   ExpectConfigError([&] { agcl::ModelConfig::FromJson(with("patch_size", "64")); }, "patch_size");
   // Integers only where integers are meant: 64.5 was truncated to 64 silently, and 1.6e22 (a
   // number too large for int64, found by the fuzz target) was converted with undefined behaviour.

@@ -346,6 +346,19 @@ TEST(LabelFusionFilter, MissingAttentionWrongShapesAndGeometryAreRefused)
   mismatched->SetAttentionMap(1, other);
   EXPECT_THROW(mismatched->Update(), itk::ExceptionObject);
   EXPECT_THROW(mismatched->SetAttentionMap(0, everywhere), itk::ExceptionObject);
+
+  // An organ's own threshold: a probability, for an organ that has an attention map.
+  auto thresholds = Fusion::New();
+  EXPECT_THROW(thresholds->SetOrganThreshold(1, 1.5), itk::ExceptionObject);
+  EXPECT_THROW(thresholds->SetOrganThreshold(1, std::nan("")), itk::ExceptionObject);
+  EXPECT_THROW(thresholds->SetOrganThreshold(0, 0.5), itk::ExceptionObject);
+  thresholds->SetPatches(Patches({ Patch(reference, 1, 0, 0, 0) }, { 0.9f }));
+  thresholds->SetReferenceImage(reference);
+  thresholds->SetAttentionMap(1, everywhere);
+  thresholds->SetOrganThreshold(7, 0.4);
+  EXPECT_THROW(thresholds->Update(), itk::ExceptionObject); // organ 7 has no attention map
+  thresholds->ClearOrganThresholds();
+  EXPECT_NO_THROW(thresholds->Update());
 }
 
 TEST(LabelFusionFilter, RandomPatchesMatchABruteForceFusionOnAnObliqueGrid)
@@ -397,13 +410,21 @@ TEST(LabelFusionFilter, RandomPatchesMatchABruteForceFusionOnAnObliqueGrid)
   patches->SetTensor("probability", probability);
   patches->SetMetadata(metadata);
 
-  for (const bool gaussian : { false, true })
+  // Plain, Gaussian-weighted, and with organs 1 and 3 on their own thresholds (organ 2 on the
+  // common 0.5): then the largest margin above the organ's own threshold wins.
+  const std::vector<std::pair<bool, std::map<unsigned char, double>>> cases = { { false, {} },
+                                                                                { true, {} },
+                                                                                { false, { { 1, 0.4 }, { 3, 0.6 } } } };
+  for (const auto & [gaussian, thresholds] : cases)
   {
     auto fusion = Fusion::New();
     fusion->SetPatches(patches);
     fusion->SetReferenceImage(reference);
     for (const auto & [organ, map] : attention)
       fusion->SetAttentionMap(organ, map);
+    for (const auto & [organ, threshold] : thresholds)
+      fusion->SetOrganThreshold(organ, threshold);
+    EXPECT_EQ(fusion->GetOrganThreshold(2), 0.5);
     fusion->SetGaussianWeighting(gaussian);
     fusion->PostProcessingOff();
     fusion->ProbabilityMapsOn();
@@ -438,30 +459,40 @@ TEST(LabelFusionFilter, RandomPatchesMatchABruteForceFusionOnAnObliqueGrid)
             sum[m.organ][offset] += w * prob[(n * P + r) * P + q];
             weight[m.organ][offset] += w;
           }
-    long labelled = 0;
+    long labelled = 0, changed = 0;
     for (itk::ImageRegionConstIteratorWithIndex<Labels> it(fusion->GetOutput(), reference->GetLargestPossibleRegion());
          !it.IsAtEnd();
          ++it)
     {
       const auto    offset = reference->ComputeOffset(it.GetIndex());
-      unsigned char expected = 0;
-      double        best = -1.0;
+      unsigned char expected = 0, plain = 0;
+      double        best = -1.0, plainBest = -1.0;
       for (unsigned char organ : { 1, 2, 3 })
       {
         const bool   attended = attention[organ]->GetPixel(it.GetIndex()) != 0;
         const double mean = weight[organ][offset] > 0 ? sum[organ][offset] / weight[organ][offset] : 0.0;
         EXPECT_NEAR(fusion->GetProbabilityMap(organ)->GetPixel(it.GetIndex()), attended ? mean : 0.0, 1e-5)
           << it.GetIndex();
-        if (attended && mean >= 0.5 && mean > best)
+        const double threshold = thresholds.count(organ) ? thresholds.at(organ) : 0.5;
+        if (attended && mean - threshold >= 0.0 && mean - threshold > best)
         {
-          best = mean;
+          best = mean - threshold;
           expected = organ;
         }
+        if (attended && mean >= 0.5 && mean > plainBest)
+        {
+          plainBest = mean;
+          plain = organ;
+        }
       }
-      ASSERT_EQ(it.Get(), expected) << it.GetIndex() << (gaussian ? " gaussian" : "");
+      changed += expected != plain;
+      ASSERT_EQ(it.Get(), expected) << it.GetIndex() << (gaussian ? " gaussian" : "") << " thresholds "
+                                    << thresholds.size();
       labelled += expected != 0;
     }
     EXPECT_GT(labelled, 500); // the rule is exercised, not only the background
+    if (!thresholds.empty())
+      EXPECT_GT(changed, 50); // the organs' own thresholds decide voxels the common one would not
   }
 }
 

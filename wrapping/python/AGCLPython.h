@@ -335,6 +335,12 @@ public:
   SetThreshold(double threshold);
   double
   GetThreshold() const;
+  /** An organ's own threshold, replacing Threshold for it (organs then compete by their margin
+   *  above their own threshold). */
+  void
+  SetOrganThreshold(int organ, double threshold);
+  double
+  GetOrganThreshold(int organ) const;
   void
   SetGaussianWeighting(bool on);
   bool

@@ -544,6 +544,18 @@ LabelFusionFilter::SetCoarseProbabilityMap(int organ, const Image & probability)
   m_Impl->filter->SetCoarseProbabilityMap(label, static_cast<FloatImage *>(probability.GetITKImage()));
 }
 
+void
+LabelFusionFilter::SetOrganThreshold(int organ, double threshold)
+{
+  m_Impl->filter->SetOrganThreshold(OrganLabel(organ, "SetOrganThreshold"), threshold);
+}
+
+double
+LabelFusionFilter::GetOrganThreshold(int organ) const
+{
+  return m_Impl->filter->GetOrganThreshold(OrganLabel(organ, "GetOrganThreshold"));
+}
+
 AGCL_PYTHON_PROPERTY(LabelFusionFilter, CoarseWeight, double)
 AGCL_PYTHON_PROPERTY(LabelFusionFilter, CoarseVoteScaledToPeak, bool)
 AGCL_PYTHON_PROPERTY(LabelFusionFilter, Threshold, double)

@@ -562,7 +562,8 @@ class LabelFusionFilter(_Filter):
     """itk::LabelFusionFilter: the patches' "probability" (SetPatches) averaged back onto the
     reference image's grid (SetReferenceImage) within each organ's attention map
     (SetAttentionMap(label, map)), thresholded, the organ with the highest score per voxel ->
-    label map (uint8). With CoarseWeight w > 0 and SetCoarseProbabilityMap(label, map) (from
+    label map (uint8); SetOrganThreshold(label, t) gives an organ its own threshold (organs then
+    compete by their score's margin above their own threshold). With CoarseWeight w > 0 and SetCoarseProbabilityMap(label, map) (from
     CoarseAttentionFilter.GetCoarseProbabilityMap), an organ's score is (1 - w) x its averaged
     probability + w x the coarse probability interpolated at the voxel (with
     CoarseVoteScaledToPeak, divided first by that organ's largest coarse probability). PostProcessing keeps
@@ -604,6 +605,12 @@ class LabelFusionFilter(_Filter):
 
     def GetProbabilityMap(self, label):
         return _like_input(Image(self._native.GetProbabilityMap(_integer("label", label))), self._original)
+
+    def SetOrganThreshold(self, label, threshold):
+        self._native.SetOrganThreshold(_integer("label", label), _number("threshold", threshold))
+
+    def GetOrganThreshold(self, label):
+        return self._native.GetOrganThreshold(_integer("label", label))
 
 
 def agcl_segmentation_filter(image, model_file_name, device="cpu", batch_size=None, slab_thickness=None,
