@@ -302,6 +302,30 @@ def test_composed_pipeline_with_the_coarse_vote_equals_the_one_call_filter(tmp_p
         filters["fusion"].SetCoarseProbabilityMap(1, filters["attention"].GetAttentionMap(1))
 
 
+def test_composed_pipeline_with_organ_thresholds_equals_the_one_call_filter(tmp_path, phantom):
+    # Own thresholds for some organs (set in a copy of the test model): the composed filters
+    # (SetOrganThreshold from the config, as organ_probability.py does) give the one-call filter's map.
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "examples", "python"))
+    from organ_probability import stage_by_stage
+    from set_model_config import main as set_model_config
+    own = str(tmp_path / "own.agcl")
+    count = len(itk_agcl.model_config(MODEL)["organs"])
+    settings = ["organs.%d.threshold=%s" % (k, "0.2" if k % 2 == 0 else "0.8") for k in range(count)]
+    assert set_model_config(["set_model_config.py", MODEL, own] + settings) == 0
+    ct, _ = phantom
+    model = itk_agcl.load_model(own)
+    filters = stage_by_stage(ct, model)
+    first = model.GetConfig()["organs"][0]["label"]
+    assert filters["fusion"].GetOrganThreshold(first) == pytest.approx(0.2)
+    composed = itk_agcl.array_view_from_image(filters["fusion"].GetOutput())
+    one_call = itk_agcl.array_view_from_image(itk_agcl.agcl_segmentation_filter(ct, model_file_name=own))
+    np.testing.assert_array_equal(composed, one_call)
+    without = itk_agcl.array_view_from_image(itk_agcl.agcl_segmentation_filter(ct, model_file_name=MODEL))
+    assert (one_call != without).sum() > 0  # the own thresholds changed something
+    with pytest.raises(RuntimeError, match="expected a probability in 0..1"):
+        filters["fusion"].SetOrganThreshold(first, 1.5)
+
+
 def test_patch_filter_errors(phantom, model):
     ct, labels = phantom
     with pytest.raises(RuntimeError, match="no attention maps"):

@@ -16,7 +16,7 @@ import itk_agcl
 TOOL = os.environ["AGCL_TOOL"]
 MODEL = os.environ["AGCL_SHIPPED_MODEL"]
 # The shipped model records its own statistics on the study's 12 validation volumes.
-SOURCE = "agcl calibrate: 12 volumes of split 'val' of manifest.csv"
+SOURCE = "calibration: 12 volumes of split 'val' of manifest.csv"
 _CONFIG = itk_agcl.model_config(MODEL)
 THRESHOLD = {o["label"]: o.get("threshold", _CONFIG["threshold"]) for o in _CONFIG["organs"]}
 
