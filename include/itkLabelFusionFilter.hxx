@@ -496,8 +496,8 @@ LabelFusionFilter<TLabelImage>::GenerateData()
 
   // The largest margin of the score above the organ's threshold (>= 0), inside the organ's
   // attention; ties: the organ first in label order (a later organ must be strictly higher to
-  // take a voxel). Margins in double: a float score minus a threshold in 0..1 is exact there, so
-  // with one threshold for all organs the order is the scores' own.
+  // take a voxel). Margins in double: the subtraction's rounding error is far below the spacing
+  // of float scores, so with one threshold for all organs the order is the scores' own.
   LabelType * labels = output->GetBufferPointer();
   for (const auto & [organ, a] : accumulators)
   {

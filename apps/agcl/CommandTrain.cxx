@@ -28,9 +28,7 @@ namespace agcl::cli {
 
 namespace {
 using CTImage = itk::Image<short, 3>;
-}
 
-namespace {
 struct TrainOptions
 {
   std::string manifest, config, out, stage = "all", mode = "agcl", attention = "coarse", initFrom, device = "cpu";
