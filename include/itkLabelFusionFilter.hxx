@@ -353,6 +353,7 @@ LabelFusionFilter<TLabelImage>::GenerateData()
   {
     RegionType         box;
     std::vector<float> sum, weight;
+    double             threshold = 0.5; // the organ's own, or m_Threshold
     size_t
     Offset(const IndexType & index) const
     {
@@ -366,7 +367,8 @@ LabelFusionFilter<TLabelImage>::GenerateData()
   for (const auto & [organ, attention] : m_Attention)
   {
     Accumulator & a = accumulators[organ];
-    const auto    boxes = LabelBoundingBoxes(attention.GetPointer(), region, true);
+    a.threshold = this->GetOrganThreshold(organ);
+    const auto boxes = LabelBoundingBoxes(attention.GetPointer(), region, true);
     if (!boxes.empty())
     {
       a.box = boxes.begin()->second;
@@ -504,11 +506,10 @@ LabelFusionFilter<TLabelImage>::GenerateData()
     if (a.sum.empty())
       continue;
     const LabelType * attention = m_Attention[organ]->GetBufferPointer();
-    const double      threshold = this->GetOrganThreshold(organ);
     size_t            v = 0;
     for (ImageRegionConstIteratorWithIndex<LabelImageType> it(output, a.box); !it.IsAtEnd(); ++it, ++v)
     {
-      const double margin = static_cast<double>(a.sum[v]) - threshold;
+      const double margin = static_cast<double>(a.sum[v]) - a.threshold;
       if (!(margin >= 0.0))
         continue;
       const auto offset = output->ComputeOffset(it.GetIndex());
@@ -522,7 +523,7 @@ LabelFusionFilter<TLabelImage>::GenerateData()
       else
       {
         const Accumulator & other = accumulators.at(current);
-        if (margin > static_cast<double>(other.sum[other.Offset(it.GetIndex())]) - this->GetOrganThreshold(current))
+        if (margin > static_cast<double>(other.sum[other.Offset(it.GetIndex())]) - other.threshold)
           labels[offset] = organ;
       }
     }
