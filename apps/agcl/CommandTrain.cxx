@@ -123,8 +123,11 @@ Run(TrainOptions & options)
   }
   catch (const std::invalid_argument &)
   {
-    throw InputError("--mode '" + options.mode + "': expected agcl, supcon, sscl, ce or none");
+    throw InputError("--mode '" + options.mode +
+                     "': expected agcl, supcon, sscl, ce or random (none, supervised: random, fine-tuned)");
   }
+  if (agcl::IsEndToEndAlias(options.mode))
+    t.finetune_encoder(true); // the earlier names of the model trained end to end from scratch
   if (options.attention != "coarse" && options.attention != "truth")
     throw InputError("--attention '" + options.attention + "': expected coarse or truth");
   t.attention(options.attention == "coarse" ? agcl::AttentionSource::Coarse : agcl::AttentionSource::Truth);
@@ -216,7 +219,12 @@ RegisterTrain(CLI::App & app, Runner & runner)
   sub->add_option("--out", options->out, "run folder: checkpoint.agcl, log.jsonl, settings.json, model.agcl")
     ->required();
   sub->add_option("--stage", options->stage, "all, 0, 1 or 2")->capture_default_str();
-  sub->add_option("--mode", options->mode, "pre-training: agcl, supcon, sscl, ce or none")->capture_default_str();
+  sub
+    ->add_option("--mode",
+                 options->mode,
+                 "pre-training: agcl, supcon, sscl, ce or random (the paper's RI); none or supervised = random with "
+                 "--finetune-encoder")
+    ->capture_default_str();
   sub->add_option("--temperature", t.temperature(), "contrastive temperature")->capture_default_str();
   sub->add_option("--projection-features", t.projection_features(), "projection head output size (paper: 256)")
     ->capture_default_str();
@@ -224,7 +232,10 @@ RegisterTrain(CLI::App & app, Runner & runner)
     ->capture_default_str();
   sub->add_option("--attention", options->attention, "training patches' attention: coarse (network) or truth")
     ->capture_default_str();
-  sub->add_flag("--finetune-encoder", t.finetune_encoder(), "stage 2 trains the encoder too");
+  sub->add_flag("--finetune-encoder",
+                t.finetune_encoder(),
+                "stage 2 trains the encoder too (the fine-tune protocol; default: the paper's, encoder "
+                "frozen, its BatchNorm statistics re-estimated on the training patches)");
   sub->add_option(
     "--pretrain-modalities", options->pretrainingModalities, "stage 1 only on these modalities (default: all)");
   sub->add_option("--init-from", options->initFrom, "start from this model bundle");
@@ -256,6 +267,10 @@ RegisterTrain(CLI::App & app, Runner & runner)
     ->capture_default_str();
   sub->add_option("--decoder-batch", t.decoder_batch_size(), "stage 2 patches per step")->capture_default_str();
   sub->add_option("--decoder-lr", t.decoder_learning_rate(), "stage 2 learning rate")->capture_default_str();
+  sub
+    ->add_option(
+      "--encoder-lr", t.encoder_learning_rate(), "stage 2 learning rate of a fine-tuned encoder (-1: --decoder-lr)")
+    ->capture_default_str();
   sub
     ->add_option("--decoder-ce",
                  t.decoder_cross_entropy(),

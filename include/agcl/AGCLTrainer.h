@@ -31,8 +31,7 @@ struct AGCLTrainerOptions
   /** -1: stages 0, 1, 2 in turn; 0, 1 or 2: that stage only (from the checkpoint with resume,
    *  from init_from, or from random weights). */
   TORCH_ARG(int, stage) = -1;
-  /** Stage-1 pre-training (PretrainingMode.h); None skips stage 1 and trains the encoder with
-   *  the decoder in stage 2. */
+  /** Stage-1 pre-training (PretrainingMode.h); Random skips stage 1 (the paper's RI). */
   TORCH_ARG(PretrainingMode, mode) = PretrainingMode::AGCL;
   TORCH_ARG(double, temperature) = 0.1;
   /** Output size of the projection head (the paper's O_E = 256). */
@@ -44,7 +43,9 @@ struct AGCLTrainerOptions
   /** Share of the labelled training subjects used by stages 0 and 2 (seeded choice of subject
    *  names, at least 1; every manifest row of a chosen subject, e.g. both phases, is used). */
   TORCH_ARG(double, label_fraction) = 1.0;
-  /** Stage 2 trains the encoder as well (always so with mode None). */
+  /** Stage 2 trains the encoder as well (the fine-tune protocol). false: the paper's protocol,
+   *  the encoder frozen in stage 2 after its BatchNorm statistics are re-estimated on stage 1's
+   *  training patches (no weight changes). */
   TORCH_ARG(bool, finetune_encoder) = false;
   /** Stage 1 uses only subjects of these modalities (empty: all): single- vs multi-modality
    *  pre-training. */
@@ -73,6 +74,9 @@ struct AGCLTrainerOptions
   TORCH_ARG(int64_t, decoder_steps) = -1;
   TORCH_ARG(int64_t, decoder_batch_size) = 16;
   TORCH_ARG(double, decoder_learning_rate) = 1e-3;
+  /** Stage 2's learning rate for the encoder when it is fine-tuned (finetune_encoder); -1: the
+   *  decoder's. Same schedule as the decoder's. */
+  TORCH_ARG(double, encoder_learning_rate) = -1.0;
   /** Stage 2's loss: the two-class Dice loss plus, when true, the pixel-wise cross-entropy
    *  (which also weighs the organ's boundary pixels in patches where it is small). */
   TORCH_ARG(bool, decoder_cross_entropy) = false;
@@ -147,7 +151,8 @@ struct TrainingProgress
  *    along z (what inference runs), Dice + cross-entropy;
  *  - stage 1: encoder pre-training on two augmented views of query patches (PretrainingMode);
  *  - stage 2: the ASPP decoder on binary organ patches with the Dice loss (paper Eq. 1), the
- *    encoder frozen (BatchNorm in eval mode) unless mode None or finetune_encoder; the weights
+ *    encoder frozen (BatchNorm statistics re-estimated on stage 1's training patches first, then
+ *    BatchNorm in eval mode) unless finetune_encoder; the weights
  *    with the best validation Dice (patches of the val subjects, attention from the coarse
  *    network) are kept.
  *

@@ -36,9 +36,15 @@ public:
   void
   ZeroGrad();
 
-  /** One update with learning rate `lr`; parameters without a gradient are left alone. */
+  /** One update with learning rate `lr` (times the parameter's scale); parameters without a
+   *  gradient are left alone. */
   void
   Step(double lr);
+  /** Per-parameter factors on the learning rate (and on the decoupled weight decay's lr), in
+   *  parameter order, e.g. a fine-tuned encoder's smaller rate beside its decoder's; all 1 by
+   *  default. std::invalid_argument unless one finite factor >= 0 per parameter. */
+  void
+  SetLearningRateScales(std::vector<double> scales);
 
   int64_t
   StepCount() const
@@ -57,6 +63,7 @@ private:
   std::vector<at::Tensor> m_Parameters;
   std::vector<at::Tensor> m_First;
   std::vector<at::Tensor> m_Second;
+  std::vector<double>     m_Scales;
   AdamOptions             m_Options;
   int64_t                 m_Step = 0;
 };

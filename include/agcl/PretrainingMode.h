@@ -15,19 +15,27 @@ namespace agcl {
  *  - SupCon: positives share the organ only (Khosla et al., the paper's [15]).
  *  - SSCL:   self-supervised, only the other view of the same patch is positive (Eq. 2).
  *  - CE:     classification of the representation over the M x O (modality, organ) classes.
- *  - None:   random initialisation, no pre-training. */
+ *  - Random: random initialisation, no pre-training (the paper's RI baseline): stage 1 is
+ *            skipped. Under the paper's protocol the encoder stays frozen in stage 2 (its
+ *            BatchNorm statistics re-estimated); fine-tuned (finetune_encoder) it is the model
+ *            trained end to end from scratch, which the aliases "none" and "supervised" name. */
 enum class PretrainingMode
 {
   AGCL,
   SupCon,
   SSCL,
   CE,
-  None
+  Random
 };
 
-/** "agcl", "supcon", "sscl", "ce", "none" (any case); std::invalid_argument otherwise. */
+/** "agcl", "supcon", "sscl", "ce", "random" (any case), and "none" or "supervised" for Random
+ *  (aliases that also mean fine-tuning: IsEndToEndAlias); std::invalid_argument otherwise. */
 PretrainingMode
 ParsePretrainingMode(const std::string & text);
+/** Whether `text` is "none" or "supervised" (any case): the names, kept from earlier versions,
+ *  of a randomly initialised model trained end to end, i.e. Random with finetune_encoder. */
+bool
+IsEndToEndAlias(const std::string & text);
 
 std::string
 ToString(PretrainingMode mode);
@@ -45,7 +53,7 @@ IsContrastive(PretrainingMode mode);
  *  - AGCL:   modality * O + organ       (Eq. 3)
  *  - SupCon: organ
  *  - SSCL:   the patch index k          (Eq. 2: only the other view shares it)
- *  CE and None have no contrastive labels: std::invalid_argument. */
+ *  CE and Random have no contrastive labels: std::invalid_argument. */
 at::Tensor
 ContrastiveLabels(PretrainingMode mode, const at::Tensor & modality, const at::Tensor & organ, int64_t numberOfOrgans);
 

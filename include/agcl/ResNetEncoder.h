@@ -92,6 +92,16 @@ public:
   void
   train(bool on = true) override;
 
+  /** Re-estimates every BatchNorm layer's running mean and variance from `batches` (each
+   *  [n, in_channels, H, W] on the module's device; forward passes only, no gradient): the
+   *  statistics become the average over the batches of each batch's mean and unbiased variance
+   *  (momentum-free, as PyTorch's BatchNorm with momentum None). No parameter changes; the
+   *  module's frozen state and training mode are as before. Stage 2 does this for an encoder it
+   *  keeps frozen, so that a randomly initialised or pre-trained encoder is used with the
+   *  statistics of the patches it will see (paper's RI baseline, issue 16). */
+  void
+  EstimateBatchNormStatistics(const std::vector<torch::Tensor> & batches);
+
   /** Loads parameters and buffers by name (as named_parameters()/named_buffers() spell them).
    *  A checkpoint whose first convolution had FEWER input channels (e.g. an image-only encoder
    *  loaded into an image + attention encoder) is expanded with ExpandInputChannels. Missing,

@@ -151,6 +151,8 @@ CheckOptions(const AGCLTrainerOptions & o)
                               std::pair{ "pretraining_learning_rate", o.pretraining_learning_rate() },
                               std::pair{ "decoder_learning_rate", o.decoder_learning_rate() } })
     require(value > 0.0, std::string(name) + " must be > 0");
+  require(o.encoder_learning_rate() > 0.0 || o.encoder_learning_rate() == -1.0,
+          "encoder_learning_rate must be > 0, or -1 (the decoder's)");
   require(o.warmup_fraction() >= 0.0 && o.warmup_fraction() < 1.0, "warmup_fraction must be in [0, 1)");
   require(o.weight_decay() >= 0.0, "weight_decay must be >= 0");
 }
@@ -288,6 +290,10 @@ FinalBundle(const TrainingRun & run)
   ModelBundle    bundle = model.ToBundle();
   nlohmann::json provenance = detail::Fingerprint(o);
   provenance["tool_version"] = Version();
+  provenance["protocol"] = o.finetune_encoder()
+                             ? "fine-tune: the encoder trained with the decoder in stage 2"
+                             : "paper: the encoder frozen in stage 2 (BatchNorm statistics re-estimated on stage 1's "
+                               "training patches first)";
   const std::time_t now = std::time(nullptr);
   char              date[32];
   std::strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));

@@ -8,6 +8,8 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <stdexcept>
+#include <string>
 
 namespace agcl {
 
@@ -20,6 +22,20 @@ AdamOptimizer::AdamOptimizer(std::vector<at::Tensor> parameters, AdamOptions opt
     m_First.push_back(torch::zeros_like(p, torch::MemoryFormat::Preserve).detach());
     m_Second.push_back(torch::zeros_like(p, torch::MemoryFormat::Preserve).detach());
   }
+  m_Scales.assign(m_Parameters.size(), 1.0);
+}
+
+void
+AdamOptimizer::SetLearningRateScales(std::vector<double> scales)
+{
+  if (scales.size() != m_Parameters.size())
+    throw std::invalid_argument("AdamOptimizer: " + std::to_string(scales.size()) + " learning-rate scales for " +
+                                std::to_string(m_Parameters.size()) + " parameters");
+  for (const double scale : scales)
+    if (!(scale >= 0.0) || !std::isfinite(scale))
+      throw std::invalid_argument("AdamOptimizer: learning-rate scale " + std::to_string(scale) +
+                                  "; expected a finite value >= 0");
+  m_Scales = std::move(scales);
 }
 
 void
@@ -35,7 +51,7 @@ AdamOptimizer::ZeroGrad()
 }
 
 void
-AdamOptimizer::Step(double lr)
+AdamOptimizer::Step(double rate)
 {
   torch::NoGradGuard noGrad;
   ++m_Step;
@@ -49,6 +65,7 @@ AdamOptimizer::Step(double lr)
     {
       continue;
     }
+    const double     lr = rate * m_Scales[i];
     const at::Tensor g = p.grad();
     if (m_Options.weight_decay != 0.0)
     {

@@ -1,7 +1,7 @@
 /*=========================================================================
  *  AGCL for ITK — Apache License 2.0, see LICENSE.
  *=========================================================================*/
-// Stage 2: the decoder (and, with the none mode or finetune_encoder, the encoder) trained on the
+// Stage 2: the decoder (and, with finetune_encoder, the encoder) trained on the
 // labelled subjects' query patches with the Dice loss, validated on the val subjects' patches;
 // the best validation weights are kept.
 #include "TrainingRun.h"
@@ -10,6 +10,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 
 namespace agcl::detail {
@@ -50,6 +51,29 @@ PatchValidationDice(TrainingRun & run, const PatchSet & validation)
   return (2.0 * overlap.masked_select(present) / size.masked_select(present)).mean().item<double>();
 }
 
+// The paper's protocol keeps the encoder frozen in stage 2. Its BatchNorm running statistics
+// are first re-estimated on stage 1's (unlabelled) training patches, without augmentation and
+// without changing a weight: a randomly initialised encoder (RI) would otherwise normalise with
+// its initial statistics (mean 0, variance 1), which fit no real input, and a pre-trained one
+// with statistics of stage 1's augmented views. Every frozen mode gets the same treatment.
+void
+EstimateFrozenEncoderStatistics(TrainingRun & run)
+{
+  constexpr int64_t kBatch = 64, kBatches = 64; // at most 4096 patches
+  const PatchSet    patches = run.Pool(run.pretraining, run.pretrainingAttention);
+  if (patches.Size() == 0)
+    return;
+  torch::manual_seed(StepSeed(run.options.seed(), 2, -1, 7));
+  const at::Tensor        order = torch::randperm(patches.Size(), torch::kLong);
+  const int64_t           used = std::min(patches.Size(), kBatch * kBatches);
+  std::vector<at::Tensor> batches;
+  for (int64_t first = 0; first < used; first += kBatch)
+    batches.push_back(
+      patches.image.index_select(0, order.narrow(0, first, std::min(kBatch, used - first))).to(run.device));
+  run.model.Encoder()->EstimateBatchNormStatistics(batches);
+  run.Log({ { "stage", 2 }, { "step", 0 }, { "batchnorm_statistics_patches", used } });
+}
+
 } // namespace
 
 void
@@ -58,12 +82,21 @@ RunDecoderStage(TrainingRun & run)
   const AGCLTrainerOptions & o = run.options;
   auto &                     encoder = run.model.Encoder();
   auto &                     decoder = run.model.Decoder();
-  const bool                 trainEncoder = o.mode() == PretrainingMode::None || o.finetune_encoder();
+  const bool                 trainEncoder = o.finetune_encoder();
   encoder->SetFrozen(!trainEncoder);
+  if (!trainEncoder && run.step == 0)
+    EstimateFrozenEncoderStatistics(run);
   std::vector<torch::nn::Module *> trained{ decoder.get() };
   if (trainEncoder)
     trained.push_back(encoder.get());
   AdamOptimizer optimizer(Trainable(trained), AdamOptions{ 0.9, 0.999, 1e-8, o.weight_decay() });
+  if (trainEncoder && o.encoder_learning_rate() > 0.0)
+  {
+    // The decoder's parameters come first (at the decoder's rate), then the encoder's.
+    std::vector<double> scales(Trainable(trained).size(), o.encoder_learning_rate() / o.decoder_learning_rate());
+    std::fill_n(scales.begin(), Trainable({ decoder.get() }).size(), 1.0);
+    optimizer.SetLearningRateScales(std::move(scales));
+  }
   run.ResumeInto(optimizer, nullptr);
   // The best weights so far (encoder and decoder), carried through checkpoints.
   ModelBundle best;

@@ -12,11 +12,26 @@
 
 namespace agcl {
 
+namespace {
+std::string
+Lower(std::string text)
+{
+  std::transform(text.begin(), text.end(), text.begin(), [](unsigned char c) { return std::tolower(c); });
+  return text;
+}
+} // namespace
+
+bool
+IsEndToEndAlias(const std::string & text)
+{
+  const std::string lower = Lower(text);
+  return lower == "none" || lower == "supervised";
+}
+
 PretrainingMode
 ParsePretrainingMode(const std::string & text)
 {
-  std::string lower = text;
-  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+  const std::string lower = Lower(text);
   if (lower == "agcl")
     return PretrainingMode::AGCL;
   if (lower == "supcon")
@@ -25,9 +40,10 @@ ParsePretrainingMode(const std::string & text)
     return PretrainingMode::SSCL;
   if (lower == "ce")
     return PretrainingMode::CE;
-  if (lower == "none")
-    return PretrainingMode::None;
-  throw std::invalid_argument("pre-training mode '" + text + "': expected agcl, supcon, sscl, ce or none");
+  if (lower == "random" || IsEndToEndAlias(lower))
+    return PretrainingMode::Random;
+  throw std::invalid_argument("pre-training mode '" + text +
+                              "': expected agcl, supcon, sscl, ce or random (none, supervised: random, fine-tuned)");
 }
 
 std::string
@@ -43,8 +59,8 @@ ToString(PretrainingMode mode)
       return "sscl";
     case PretrainingMode::CE:
       return "ce";
-    case PretrainingMode::None:
-      return "none";
+    case PretrainingMode::Random:
+      return "random";
   }
   return "unknown";
 }

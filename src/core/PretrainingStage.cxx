@@ -21,7 +21,7 @@ RunPretrainingStage(TrainingRun & run)
 {
   const AGCLTrainerOptions & o = run.options;
   const ModelConfig &        config = run.model.Config();
-  if (o.mode() == PretrainingMode::None || run.steps[1] == 0)
+  if (o.mode() == PretrainingMode::Random || run.steps[1] == 0)
   {
     run.FinishStage();
     return;

@@ -249,6 +249,32 @@ ResNetEncoderImpl::train(bool on)
   torch::nn::Module::train(on && !m_Frozen);
 }
 
+void
+ResNetEncoderImpl::EstimateBatchNormStatistics(const std::vector<torch::Tensor> & batches)
+{
+  detail::Require(!batches.empty(), "ResNetEncoder::EstimateBatchNormStatistics", "no batches");
+  const bool wasFrozen = m_Frozen, wasTraining = is_training();
+  std::vector<std::pair<nn::BatchNorm2dImpl *, c10::optional<double>>> layers;
+  for (auto & module : modules(/*include_self=*/false))
+    if (auto * bn = module->as<nn::BatchNorm2d>())
+    {
+      layers.emplace_back(bn, bn->options.momentum());
+      bn->options.momentum(c10::nullopt); // cumulative average over the batches
+      bn->reset_running_stats();
+    }
+  m_Frozen = false;
+  torch::nn::Module::train(true);
+  {
+    torch::NoGradGuard noGrad;
+    for (const auto & batch : batches)
+      forward(batch);
+  }
+  for (auto & [bn, momentum] : layers)
+    bn->options.momentum(momentum);
+  m_Frozen = wasFrozen;
+  torch::nn::Module::train(wasTraining && !wasFrozen);
+}
+
 torch::Tensor
 ResNetEncoderImpl::ExpandInputChannels(const torch::Tensor & weight, int64_t channels)
 {

@@ -60,7 +60,11 @@ OptionFields()
     AGCL_PLAIN_OPTION(stage),
     { "mode",
       [](const AGCLTrainerOptions & o) { return nlohmann::json(ToString(o.mode())); },
-      [](AGCLTrainerOptions & o, const nlohmann::json & v) { o.mode(ParsePretrainingMode(v.get<std::string>())); } },
+      [](AGCLTrainerOptions & o, const nlohmann::json & v) {
+        o.mode(ParsePretrainingMode(v.get<std::string>()));
+        if (IsEndToEndAlias(v.get<std::string>()))
+          o.finetune_encoder(true);
+      } },
     AGCL_PLAIN_OPTION(temperature),
     AGCL_PLAIN_OPTION(projection_features),
     { "attention",
@@ -85,6 +89,7 @@ OptionFields()
     AGCL_PLAIN_OPTION(decoder_steps),
     AGCL_PLAIN_OPTION(decoder_batch_size),
     AGCL_PLAIN_OPTION(decoder_learning_rate),
+    AGCL_PLAIN_OPTION(encoder_learning_rate),
     AGCL_PLAIN_OPTION(decoder_cross_entropy),
     AGCL_PLAIN_OPTION(warmup_fraction),
     AGCL_PLAIN_OPTION(weight_decay),
@@ -191,6 +196,11 @@ OptionsFromJson(const nlohmann::json & json, AGCLTrainerOptions base)
       throw std::invalid_argument("trainer options: '" + key + "' = " + value.dump() + ": " + e.what());
     }
   }
+  const auto mode = json.find("mode"), finetune = json.find("finetune_encoder");
+  if (mode != json.end() && finetune != json.end() && IsEndToEndAlias(mode->get<std::string>()) && *finetune == false)
+    throw std::invalid_argument("trainer options: 'mode' = " + mode->dump() +
+                                " is a randomly initialised encoder trained end to end, which 'finetune_encoder' = "
+                                "false contradicts; mode 'random' keeps the random encoder frozen");
   return base;
 }
 

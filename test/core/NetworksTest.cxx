@@ -10,6 +10,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <map>
+
 namespace {
 using Shape = std::vector<int64_t>;
 
@@ -155,6 +157,58 @@ TEST(ResNetEncoder, FrozenEncoderKeepsBatchNormInEvalModeAndHasNoGradients)
   encoder->SetFrozen(false);
   encoder->train();
   EXPECT_TRUE(encoder->is_training());
+}
+
+TEST(ResNetEncoder, BatchNormStatisticsReEstimatedFromTheBatchesAlone)
+{
+  torch::manual_seed(13);
+  agcl::ResNetEncoder encoder(agcl::ResNetEncoderOptions().depth(18).base_width(8));
+  encoder->SetFrozen(true);
+  std::vector<torch::Tensor> batches;
+  for (int i = 0; i < 3; ++i) // three equal batches with different means and scales
+    batches.push_back(torch::randn({ 4, 2, 32, 32 }) * (1.0 + i) + 2.0 * i);
+  std::map<std::string, torch::Tensor> parametersBefore;
+  for (const auto & p : encoder->named_parameters())
+    parametersBefore[p.key()] = p.value().clone();
+  const torch::Tensor layer4Before = encoder->named_buffers()["layer4.1.bn2.running_var"].clone();
+
+  encoder->EstimateBatchNormStatistics(batches);
+
+  // The stem's statistics against a naive recount in double precision: its convolution (7 x 7,
+  // stride 2, padding 3, no bias) on each batch; the average over batches of each batch's
+  // channel mean and unbiased variance.
+  const torch::Tensor weight = encoder->named_parameters()["conv1.weight"].to(torch::kDouble);
+  torch::Tensor       mean = torch::zeros({ 8 }, torch::kDouble), variance = torch::zeros({ 8 }, torch::kDouble);
+  for (const auto & batch : batches)
+  {
+    const torch::Tensor y = torch::conv2d(batch.to(torch::kDouble), weight, {}, 2, 3);
+    mean += y.mean({ 0, 2, 3 }) / 3.0;
+    variance += y.transpose(0, 1).reshape({ 8, -1 }).var(1, /*unbiased=*/true) / 3.0;
+  }
+  const auto buffers = encoder->named_buffers();
+  EXPECT_TRUE(torch::allclose(buffers["bn1.running_mean"].to(torch::kDouble), mean, 1e-5, 1e-5))
+    << buffers["bn1.running_mean"] << mean;
+  EXPECT_TRUE(torch::allclose(buffers["bn1.running_var"].to(torch::kDouble), variance, 1e-4, 1e-5))
+    << buffers["bn1.running_var"] << variance;
+  EXPECT_FALSE(torch::equal(layer4Before, buffers["layer4.1.bn2.running_var"])); // every layer, not only the stem
+  for (const auto & p : encoder->named_parameters())
+    EXPECT_TRUE(torch::equal(p.value(), parametersBefore.at(p.key()))) << p.key();
+  // Still frozen, in eval mode, and its BatchNorm momentum back: a frozen forward changes nothing.
+  EXPECT_TRUE(encoder->IsFrozen());
+  EXPECT_FALSE(encoder->is_training());
+  const torch::Tensor after = buffers["bn1.running_mean"].clone();
+  encoder->forward(batches[0]);
+  EXPECT_TRUE(torch::equal(after, encoder->named_buffers()["bn1.running_mean"]));
+  // Unfrozen and training, a batch moves the statistics by momentum 0.1 again, not by 1/(n+1).
+  encoder->SetFrozen(false);
+  encoder->train();
+  const torch::Tensor batchMean = torch::conv2d(batches[0].to(torch::kDouble), weight, {}, 2, 3).mean({ 0, 2, 3 });
+  encoder->forward(batches[0]);
+  EXPECT_TRUE(torch::allclose(encoder->named_buffers()["bn1.running_mean"].to(torch::kDouble),
+                              0.9 * after.to(torch::kDouble) + 0.1 * batchMean,
+                              1e-5,
+                              1e-5));
+  ExpectInvalidArgument([&] { encoder->EstimateBatchNormStatistics({}); }, "no batches");
 }
 
 TEST(ProjectionHead, MapsTheRepresentationTo256UnitVectors)

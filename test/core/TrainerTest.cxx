@@ -204,6 +204,43 @@ TEST(AdamOptimizer, MatchesTorchAdamW)
   EXPECT_GT((ours - start).abs().max().item<double>(), 0.1); // it moved
 }
 
+TEST(AdamOptimizer, LearningRateScalesMatchTorchAdamWParameterGroups)
+{
+  torch::manual_seed(5);
+  const torch::Tensor start1 = torch::randn({ 4 }, torch::kDouble), start2 = torch::randn({ 2, 3 }, torch::kDouble);
+  const torch::Tensor target = torch::randn({ 4 }, torch::kDouble);
+  torch::Tensor       a1 = start1.clone().requires_grad_(true), a2 = start2.clone().requires_grad_(true);
+  torch::Tensor       b1 = start1.clone().requires_grad_(true), b2 = start2.clone().requires_grad_(true);
+  agcl::AdamOptimizer adam({ a1, a2 }, agcl::AdamOptions{ 0.9, 0.999, 1e-8, 0.01 });
+  adam.SetLearningRateScales({ 1.0, 0.1 });
+  // The reference: two parameter groups at 0.05 and 0.005.
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(
+    std::vector<torch::Tensor>{ b1 },
+    std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(0.05).weight_decay(0.01)));
+  groups.emplace_back(
+    std::vector<torch::Tensor>{ b2 },
+    std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(0.005).weight_decay(0.01)));
+  torch::optim::AdamW reference(groups, torch::optim::AdamWOptions(0.05));
+  auto                loss = [&](const torch::Tensor & x, const torch::Tensor & y) {
+    return (x - target).pow(3).abs().sum() + (y.sum(0) - target.narrow(0, 0, 3)).pow(2).sum();
+  };
+  for (int step = 0; step < 7; ++step)
+  {
+    adam.ZeroGrad();
+    reference.zero_grad();
+    loss(a1, a2).backward();
+    loss(b1, b2).backward();
+    adam.Step(0.05);
+    reference.step();
+  }
+  EXPECT_LT((a1 - b1).abs().max().item<double>(), 1e-12);
+  EXPECT_LT((a2 - b2).abs().max().item<double>(), 1e-12);
+  EXPECT_GT((a2 - start2).abs().max().item<double>(), 0.005); // the scaled one moved too
+  EXPECT_THROW(adam.SetLearningRateScales({ 1.0 }), std::invalid_argument);
+  EXPECT_THROW(adam.SetLearningRateScales({ 1.0, -0.1 }), std::invalid_argument);
+}
+
 TEST(AGCLTrainer, LossFallsInEveryStage)
 {
   SyntheticData     data(Cohort(3, 1));
@@ -258,46 +295,136 @@ TEST(AGCLTrainer, LossFallsInEveryStage)
   const agcl::ModelBundle bundle = agcl::ModelBundle::Load(model);
   EXPECT_NO_THROW(agcl::AGCLModel::FromBundle(bundle));
   EXPECT_EQ(bundle.config.at("provenance").at("mode"), "agcl");
+  EXPECT_EQ(bundle.config.at("provenance").at("protocol").get<std::string>().rfind("paper: the encoder frozen", 0), 0u);
   EXPECT_DOUBLE_EQ(bundle.config.at("provenance").at("best_validation_dice").get<double>(),
                    trainer.BestValidationDice());
 }
 
-TEST(AGCLTrainer, EveryPretrainingModeRunsAndStage2FreezesTheEncoderUnlessNone)
+namespace {
+// The encoder's weights (parameters) and its BatchNorm statistics, compared apart.
+bool
+IsBatchNormStatistic(const std::string & name)
 {
-  SyntheticData     data(Cohort(2, 1));
-  agcl::AGCLTrainer base(Options(Scratch("base"), 4));
+  return name.find("running_mean") != std::string::npos || name.find("running_var") != std::string::npos ||
+         name.find("num_batches_tracked") != std::string::npos;
+}
+bool
+SameEncoderPart(const agcl::ModelBundle & a, const agcl::ModelBundle & b, bool statistics, std::string & why)
+{
+  const auto x = a.WithPrefix("encoder"), y = b.WithPrefix("encoder");
+  size_t     compared = 0;
+  for (size_t i = 0; i < x.size() && i < y.size(); ++i)
+  {
+    if (x[i].first != y[i].first)
+    {
+      why = "names differ: " + x[i].first + " / " + y[i].first;
+      return false;
+    }
+    if (IsBatchNormStatistic(x[i].first) != statistics)
+      continue;
+    ++compared;
+    if (!torch::equal(x[i].second, y[i].second))
+    {
+      why = "encoder." + x[i].first;
+      return false;
+    }
+  }
+  if (x.size() != y.size() || compared == 0)
+  {
+    why = "tensor count differs or nothing compared";
+    return false;
+  }
+  return true;
+}
+} // namespace
+
+TEST(AGCLTrainer, EveryPretrainingModeRunsAndStage2FreezesTheEncoderUnlessFineTuned)
+{
+  SyntheticData data(Cohort(2, 1));
+  // A base whose encoder was trained in stage 2 (fine-tuned), so its BatchNorm statistics are
+  // running averages of training batches: a frozen stage 2 from it re-estimates them. (From a
+  // frozen base they would come out equal: the same weights on the same seeded patches.)
+  agcl::AGCLTrainer base(Options(Scratch("base"), 4).finetune_encoder(true));
   const std::string baseModel = base.Run(data);
   const auto        before = agcl::ModelBundle::Load(baseModel);
-  for (const char * mode : { "agcl", "supcon", "sscl", "ce", "none" })
+  for (const char * mode : { "agcl", "supcon", "sscl", "ce", "random" })
   {
     auto options = Options(Scratch(std::string("mode_") + mode), 4).init_from(baseModel);
     options.mode(agcl::ParsePretrainingMode(mode));
     agcl::AGCLTrainer trainer(options);
     const auto        after = agcl::ModelBundle::Load(trainer.Run(data));
     std::string       why;
-    // Stage 1 (all but none) changes the encoder from the base model's.
-    EXPECT_FALSE(SameTensors(before, after, "encoder", why)) << mode;
+    // Stage 1 changes the encoder's weights, except for random (no stage 1, frozen in stage 2:
+    // the weights bit for bit, only the BatchNorm statistics re-estimated).
+    EXPECT_EQ(SameEncoderPart(before, after, false, why), std::string(mode) == "random") << mode << " " << why;
+    EXPECT_FALSE(SameEncoderPart(before, after, true, why)) << mode;
     EXPECT_FALSE(SameTensors(before, after, "decoder", why)) << mode;
   }
-  // Stage 2 alone: the encoder stays bit for bit (frozen, BatchNorm statistics too) ...
+  // Stage 2 alone (the paper's protocol): the encoder's weights stay bit for bit, its BatchNorm
+  // statistics are re-estimated; the coarse network is untouched ...
   {
     agcl::AGCLTrainer trainer(Options(Scratch("stage2"), 4).init_from(baseModel).stage(2));
     const auto        after = agcl::ModelBundle::Load(trainer.Run(data));
     std::string       why;
-    EXPECT_TRUE(SameTensors(before, after, "encoder", why)) << why;
+    EXPECT_TRUE(SameEncoderPart(before, after, false, why)) << why;
+    EXPECT_FALSE(SameEncoderPart(before, after, true, why));
     EXPECT_FALSE(SameTensors(before, after, "decoder", why));
     EXPECT_TRUE(SameTensors(before, after, "coarse", why)) << why;
+    bool logged = false;
+    for (const auto & record : LogRecords(Scratch("stage2") / "log.jsonl"))
+      logged = logged || record.contains("batchnorm_statistics_patches");
+    EXPECT_TRUE(logged);
   }
-  // ... but not with mode none (trained with the decoder) or finetune_encoder.
-  for (bool finetune : { false, true })
+  // ... but fine-tuned, the encoder is trained with the decoder, whatever the mode.
+  for (const auto mode : { agcl::PretrainingMode::AGCL, agcl::PretrainingMode::Random })
   {
     auto options = Options(Scratch("stage2_trained"), 4).init_from(baseModel).stage(2);
-    options.mode(finetune ? agcl::PretrainingMode::AGCL : agcl::PretrainingMode::None).finetune_encoder(finetune);
+    options.mode(mode).finetune_encoder(true);
     agcl::AGCLTrainer trainer(options);
     const auto        after = agcl::ModelBundle::Load(trainer.Run(data));
     std::string       why;
-    EXPECT_FALSE(SameTensors(before, after, "encoder", why)) << "finetune " << finetune;
+    EXPECT_FALSE(SameEncoderPart(before, after, false, why)) << agcl::ToString(mode);
   }
+  // The fine-tuned encoder's own learning rate: at 1e-12 its weights barely move, while the
+  // decoder (at its 1e-3) trains as before.
+  {
+    auto options = Options(Scratch("stage2_encoder_lr"), 4).init_from(baseModel).stage(2);
+    options.finetune_encoder(true).encoder_learning_rate(1e-12);
+    const auto after = agcl::ModelBundle::Load(agcl::AGCLTrainer(options).Run(data));
+    const auto x = before.WithPrefix("encoder"), y = after.WithPrefix("encoder");
+    double     largest = 0.0;
+    for (size_t i = 0; i < x.size(); ++i)
+      if (!IsBatchNormStatistic(x[i].first))
+        largest = std::max(largest, (x[i].second - y[i].second).abs().max().item<double>());
+    EXPECT_LT(largest, 1e-8);
+    std::string why;
+    EXPECT_FALSE(SameTensors(before, after, "decoder", why));
+  }
+}
+
+TEST(AGCLTrainer, NoneAndSupervisedAreRandomFineTuned)
+{
+  for (const char * alias : { "none", "Supervised" })
+  {
+    EXPECT_EQ(agcl::ParsePretrainingMode(alias), agcl::PretrainingMode::Random);
+    EXPECT_TRUE(agcl::IsEndToEndAlias(alias));
+    const auto options = agcl::OptionsFromJson({ { "mode", alias } });
+    EXPECT_EQ(options.mode(), agcl::PretrainingMode::Random);
+    EXPECT_TRUE(options.finetune_encoder()) << alias;
+    EXPECT_EQ(agcl::OptionsToJson(options).at("mode"), "random");
+    EXPECT_THROW(agcl::OptionsFromJson({ { "mode", alias }, { "finetune_encoder", false } }), std::invalid_argument);
+  }
+  EXPECT_FALSE(agcl::IsEndToEndAlias("random"));
+  EXPECT_FALSE(agcl::OptionsFromJson({ { "mode", "random" } }).finetune_encoder());
+  // The alias gives the same run as its spelled-out form, tensor for tensor.
+  SyntheticData data(Cohort(2, 1));
+  auto          alias = agcl::OptionsFromJson({ { "mode", "none" } }, Options(Scratch("alias_none"), 3));
+  auto        spelled = Options(Scratch("alias_random"), 3).mode(agcl::PretrainingMode::Random).finetune_encoder(true);
+  const auto  a = agcl::ModelBundle::Load(agcl::AGCLTrainer(alias).Run(data));
+  const auto  b = agcl::ModelBundle::Load(agcl::AGCLTrainer(spelled).Run(data));
+  std::string why;
+  for (const char * part : { "coarse", "encoder", "decoder" })
+    EXPECT_TRUE(SameTensors(a, b, part, why)) << why;
 }
 
 TEST(AGCLTrainer, DecoderCrossEntropyAddsThePixelCrossEntropyToTheDiceLoss)
@@ -409,7 +536,7 @@ TEST(AGCLTrainer, CrashBetweenCheckpointWriteAndRenameThenResumeGivesTheUninterr
   previous.Save(checkpoint);
   std::ofstream(directory / "log.jsonl") << crashLog;
   std::ofstream(leftOver) << "half a checkpoint";
-  const auto  result = agcl::ModelBundle::Load(resumed.Run(data));
+  const auto result = agcl::ModelBundle::Load(resumed.Run(data));
   EXPECT_FALSE(fs::exists(leftOver)); // the killed run's temporary file, removed under the lock
   std::string why;
   for (const char * prefix : { "coarse", "encoder", "decoder" })
@@ -504,20 +631,22 @@ TEST(AGCLTrainer, LabelFractionPicksWholeSubjectsAndStage1SeesEveryTrainingSubje
   expectedCoarse.insert({ 10, 11 });
   EXPECT_EQ(std::set<size_t>(data.coarseCalls.begin(), data.coarseCalls.end()), expectedCoarse);
   // Stage 1: every training row with the coarse network's attention (never the truth, since
-  // labels are withheld); stage 2: the labelled rows (truth, as asked) and the val rows (coarse).
+  // labels are withheld); stage 2: the same rows again for the frozen encoder's BatchNorm
+  // statistics, then the labelled rows (truth, as asked) and the val rows (coarse).
   std::set<size_t> stage1, stage2, validation;
-  ASSERT_EQ(data.patchCalls.size(), 10u + 4u + 2u);
+  ASSERT_EQ(data.patchCalls.size(), 10u + 10u + 4u + 2u);
   for (size_t k = 0; k < 10; ++k)
   {
     EXPECT_EQ(data.patchCalls[k].second, agcl::AttentionSource::Coarse);
+    EXPECT_EQ(data.patchCalls[k + 10], data.patchCalls[k]);
     stage1.insert(data.patchCalls[k].first);
   }
-  for (size_t k = 10; k < 14; ++k)
+  for (size_t k = 20; k < 24; ++k)
   {
     EXPECT_EQ(data.patchCalls[k].second, agcl::AttentionSource::Truth);
     stage2.insert(data.patchCalls[k].first);
   }
-  for (size_t k = 14; k < 16; ++k)
+  for (size_t k = 24; k < 26; ++k)
   {
     EXPECT_EQ(data.patchCalls[k].second, agcl::AttentionSource::Coarse);
     validation.insert(data.patchCalls[k].first);
@@ -673,12 +802,12 @@ TEST(AGCLTrainer, ConvergenceAsksHowMuchOfTheFallCameInTheSecondHalf)
 
 TEST(CheckpointState, DamagedOrForeignTrainerFieldsAreRefusedNamingTheField)
 {
-  const nlohmann::json good = { { "trainer",
-                                  { { "stage", 1 },
-                                    { "step", 4 },
-                                    { "best_dice", 0.25 },
-                                    { "options", { { "seed", 1 } } },
-                                    { "subjects", nlohmann::json::array({ "s1" }) } } } };
+  const nlohmann::json        good = { { "trainer",
+                                         { { "stage", 1 },
+                                           { "step", 4 },
+                                           { "best_dice", 0.25 },
+                                           { "options", { { "seed", 1 } } },
+                                           { "subjects", nlohmann::json::array({ "s1" }) } } } };
   const agcl::CheckpointState state = agcl::ReadCheckpointState(good, "c.agcl");
   EXPECT_EQ(state.stage, 1);
   EXPECT_EQ(state.step, 4);
@@ -714,7 +843,8 @@ TEST(CheckpointState, DamagedOrForeignTrainerFieldsAreRefusedNamingTheField)
   refused("best_dice", nullptr, "'trainer.best_dice' is missing or not a number");
   refused("options", nlohmann::json::array(), "'trainer.options' is missing or not an object");
   refused("subjects", "s1", "'trainer.subjects' is not an array");
-  for (const nlohmann::json & config : { nlohmann::json::object(), nlohmann::json({ { "trainer", 3 } }), nlohmann::json::array() })
+  for (const nlohmann::json & config :
+       { nlohmann::json::object(), nlohmann::json({ { "trainer", 3 } }), nlohmann::json::array() })
   {
     try
     {
