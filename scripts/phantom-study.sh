@@ -1,102 +1,161 @@
 #!/usr/bin/env bash
-# The phantom study of Documentation/experiments.md: the paper's ablation (Table II, Fig. 5,
-# the temperature study) reproduced on a phantom cohort with both modalities.
+# The paper's study on the phantom cohort (Documentation/experiments.md, "The paper's study"):
+# its pre-training modes (AGCL Eq. 3, SSCL Eq. 2, CE, and RI = random initialisation) under both
+# protocols (the paper's: encoder frozen in stage 2; fine-tuned), from 3 training seeds each, and
+# its Fig. 6 ablations (label fraction, temperature, pre-training modalities).
 #
-#   scripts/phantom-study.sh [STUDY_DIR]      (default <repo>/out/study; build first)
+#   scripts/phantom-study.sh [STUDY_DIR]      (default <repo>/out/paper-study; build first)
 #
-# Resumable: every run writes its results when it finishes and is skipped when they exist, so
-# the study can be stopped and started again (a run interrupted half-way restarts from scratch;
-# its own checkpoints are not reused). Runs:
-#   - the coarse network (stage 0), once per label fraction (100%, 20% of the training subjects);
-#   - per fraction, each pre-training mode (agcl, supcon, sscl, ce, none) on top of that coarse
-#     network, stages 1 and 2 with identical settings; segmentation and evaluation of the test
-#     subjects;
-#   - the temperature study: agcl at 100% with T = 0.05, 0.5, 1.0 (0.1 is the main run);
-#   - the report: scripts/study_report.py (Table II-style Markdown, p-values, box plots).
-# Sizes are chosen for about 3 hours on a 2-core CPU; override with the variables below.
+# Resumable: a finished run is skipped, an interrupted one continues from its checkpoint
+# (agcl train --resume), so the study can be stopped and started again at any moment. The parts
+# run in the order of their priority (STUDY_PARTS chooses and orders them):
+#   frozen      the main table: every mode x seeds 1, 2, 3 at 100% labels, encoder frozen;
+#   finetune    the fine-tuned table: first the encoder's learning rate, chosen on the validation
+#               subjects (mean Dice of agcl and random, seed 1, each rate of STUDY_ENCODER_LRS),
+#               then every mode x seeds at that rate;
+#   fractions   Fig. 6a: label fractions 10 / 20 / 50 % for agcl, sscl and random (frozen, seed 1);
+#   temperature Fig. 6b: agcl at T = 0.05, 0.5, 1.0 (frozen; seeds 1-3 at 0.05 and 1.0, seed 1 at 0.5);
+#   modality    Fig. 6c: agcl pre-trained on one modality (contrast, noncontrast; frozen, seed 1).
+# Stage 0 is trained once per (label fraction, seed) and shared by the modes; stage 1 once per
+# (mode, fraction, seed, temperature, modalities) and shared by the two protocols; all three
+# stages of a row use the row's seed. Every run uses agcl train's default (cohort-sized) steps and
+# the same learning rates, whatever the mode. Then scripts/study_report.py writes the tables.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD="${AGCL_BUILD_DIR:-$ROOT/build}"
 AGCL="$BUILD/apps/agcl/agcl"
-STUDY="${1:-$ROOT/out/study}"
-SUBJECTS="${STUDY_SUBJECTS:-42}"          # x 2 phases
-SPLIT="${STUDY_SPLIT:-0.571428:0.142857:0.285715}" # 24 train : 6 val : 12 test subjects
-SIZE="${STUDY_SIZE:-96 96 40}"
-COARSE_STEPS="${STUDY_COARSE_STEPS:-800}"
-PRETRAIN_STEPS="${STUDY_PRETRAIN_STEPS:-600}"
-DECODER_STEPS="${STUDY_DECODER_STEPS:-600}"
+STUDY="${1:-$ROOT/out/paper-study}"
 DEVICE="${AGCL_DEVICE:-cpu}"
 CONFIG="${STUDY_CONFIG:-$ROOT/models/phantom-demo.json}"
-mkdir -p "$STUDY"
+SEEDS="${STUDY_SEEDS:-1 2 3}"
+MODES="${STUDY_MODES:-agcl sscl ce random}"
+ENCODER_LRS="${STUDY_ENCODER_LRS:-1e-4 1e-3}"
+PARTS="${STUDY_PARTS:-frozen finetune fractions temperature modality}"
+# For a quick check of the script itself (not for results): a smaller cohort and more train options,
+# e.g. STUDY_SUBJECTS=14 STUDY_SIZE="48 48 24" STUDY_TRAIN_ARGS="--coarse-steps 4 --pretrain-steps 4 --decoder-steps 4".
+SUBJECTS="${STUDY_SUBJECTS:-42}"
+SIZE="${STUDY_SIZE:-96 96 40}"
+read -r -a TRAIN_ARGS <<< "${STUDY_TRAIN_ARGS:-}"
+mkdir -p "$STUDY/runs" "$STUDY/segmentations" "$STUDY/results"
 log() { echo "[$(date +%H:%M:%S)] $*"; }
 
 if [ ! -f "$STUDY/phantom/manifest.csv" ]; then
-  log "cohort: $SUBJECTS subjects x 2 phases at $SIZE"
+  log "cohort: $SUBJECTS subjects x 2 phases at $SIZE (4 train : 1 val : 2 test subjects)"
   rm -rf "$STUDY/phantom"
   # shellcheck disable=SC2086
-  "$AGCL" phantom --subjects "$SUBJECTS" --modality both --size $SIZE --seed 2024 --split "$SPLIT" \
+  "$AGCL" phantom --subjects "$SUBJECTS" --modality both --size $SIZE --seed 2024 --split 0.571428:0.142857:0.285715 \
     --out "$STUDY/phantom" > /dev/null
 fi
 MANIFEST="$STUDY/phantom/manifest.csv"
 
-# run NAME ARGS...: one training run into $STUDY/runs/NAME, skipped when its model exists.
+# train NAME ARGS...: one training run into runs/NAME (skipped when its model exists; continued
+# from its checkpoint when one exists). Its output goes to runs/NAME.out, its wall time to
+# runs/NAME.seconds.
 train() {
   local name="$1"; shift
   local dir="$STUDY/runs/$name"
   if [ -f "$dir/model.agcl" ]; then return; fi
-  log "train $name"
-  rm -rf "$dir"
+  local resume=()
+  if [ -f "$dir/checkpoint.agcl" ]; then resume=(--resume); log "train $name (resumed)"; else
+    rm -rf "$dir"; log "train $name"; fi
+  local start=$SECONDS
   "$AGCL" train --manifest "$MANIFEST" --config "$CONFIG" --out "$dir" --device "$DEVICE" --quiet "$@" \
-    > "$STUDY/runs/$name.out" 2>&1 || { cat "$STUDY/runs/$name.out"; exit 2; }
+    ${TRAIN_ARGS[@]+"${TRAIN_ARGS[@]}"} ${resume[@]+"${resume[@]}"} \
+    >> "$STUDY/runs/$name.out" 2>&1 || { tail -20 "$STUDY/runs/$name.out"; exit 2; }
+  echo $((SECONDS - start)) >> "$STUDY/runs/$name.seconds"
 }
-# evaluate NAME: segment the test subjects with runs/NAME/model.agcl and evaluate them.
+# evaluate NAME SPLIT: segment SPLIT with runs/NAME/model.agcl -> results/NAME.SPLIT.csv.
 evaluate() {
-  local name="$1"
-  local result="$STUDY/results/$name.csv"
+  local name="$1" split="$2"
+  local result="$STUDY/results/$name.$split.csv" out="$STUDY/segmentations/$name.$split"
   if [ -f "$result" ]; then return; fi
-  log "segment + evaluate $name"
-  rm -rf "$STUDY/segmentations/$name"
-  "$AGCL" segment --model "$STUDY/runs/$name/model.agcl" --manifest "$MANIFEST" --split test --device "$DEVICE" \
-    --out "$STUDY/segmentations/$name" > "$STUDY/segmentations/$name.out" 2>&1 \
-    || { cat "$STUDY/segmentations/$name.out"; exit 2; }
-  mkdir -p "$STUDY/results"
-  "$AGCL" evaluate --pred "$STUDY/segmentations/$name" --manifest "$MANIFEST" --split test \
-    --out "$STUDY/results/$name.partial.csv" > /dev/null
-  mv "$STUDY/results/$name.partial.md" "$STUDY/results/$name.md"
-  mv "$STUDY/results/$name.partial.csv" "$result"
+  log "segment + evaluate $name ($split)"
+  rm -rf "$out"
+  "$AGCL" segment --model "$STUDY/runs/$name/model.agcl" --manifest "$MANIFEST" --split "$split" --device "$DEVICE" \
+    --out "$out" > "$out.out" 2>&1 || { tail -20 "$out.out"; exit 2; }
+  "$AGCL" evaluate --pred "$out" --manifest "$MANIFEST" --split "$split" --out "$STUDY/results/$name.$split.partial.csv" \
+    > /dev/null
+  mv "$STUDY/results/$name.$split.partial.md" "$STUDY/results/$name.$split.md"
+  mv "$STUDY/results/$name.$split.partial.csv" "$result"
+  rm -rf "$out" # the label maps (24 x ~30 KB) are not kept; the CSV holds every figure
 }
-# embed NAME: the PCA picture and 1-NN separability of runs/NAME's encoder on the test patches.
+# embed NAME: Fig. 3, the PCA of runs/NAME's representations of test patches and their 1-NN
+# separability (agcl embed) -> embeddings/NAME.
 embed() {
-  local name="$1"
-  if [ -f "$STUDY/embeddings/$name/embed.out" ]; then return; fi
+  local name="$1" dir="$STUDY/embeddings/$1"
+  if [ -f "$dir/embed.out" ]; then return; fi
   log "embed $name"
-  mkdir -p "$STUDY/embeddings/$name"
+  mkdir -p "$dir"
   "$AGCL" embed --model "$STUDY/runs/$name/model.agcl" --manifest "$MANIFEST" --split test --device "$DEVICE" \
-    --out "$STUDY/embeddings/$name" > "$STUDY/embeddings/$name/embed.partial" 2>&1 \
-    || { cat "$STUDY/embeddings/$name/embed.partial"; exit 2; }
-  mv "$STUDY/embeddings/$name/embed.partial" "$STUDY/embeddings/$name/embed.out"
+    --out "$dir" > "$dir/embed.partial" 2>&1 || { tail -20 "$dir/embed.partial"; exit 2; }
+  mv "$dir/embed.partial" "$dir/embed.out"
 }
-mkdir -p "$STUDY/runs" "$STUDY/segmentations" "$STUDY/results"
+tag() { local f="$1"; echo "f${f/./}"; } # 1.0 -> f10, 0.2 -> f02
 
-STAGES12=(--pretrain-steps "$PRETRAIN_STEPS" --pretrain-batch 32 --decoder-steps "$DECODER_STEPS" --decoder-batch 32
-  --patches-per-organ 24 --log-every 50 --validate-every 100 --checkpoint-every 100)
-for fraction in 1.0 0.2; do
-  tag="f${fraction/./}"
-  train "coarse-$tag" --stage 0 --label-fraction "$fraction" --coarse-steps "$COARSE_STEPS" --coarse-lr 3e-3 \
-    --coarse-batch 2 --log-every 50 --checkpoint-every 100
-  for mode in agcl supcon sscl ce none; do
-    train "$mode-$tag" --init-from "$STUDY/runs/coarse-$tag/model.agcl" --coarse-steps 0 \
-      --label-fraction "$fraction" --mode "$mode" "${STAGES12[@]}"
-    evaluate "$mode-$tag"
-    embed "$mode-$tag"
-  done
-done
-for temperature in 0.05 0.5 1.0; do
-  name="agcl-f10-t${temperature/./}"
-  train "$name" --init-from "$STUDY/runs/coarse-f10/model.agcl" --coarse-steps 0 --label-fraction 1.0 \
-    --mode agcl --temperature "$temperature" "${STAGES12[@]}"
-  evaluate "$name"
+# coarse FRACTION SEED: stage 0, shared by every mode of that fraction and seed.
+coarse() {
+  train "coarse-$(tag "$1")-s$2" --stage 0 --label-fraction "$1" --seed "$2"
+}
+# pretrained MODE FRACTION SEED SUFFIX [ARGS...]: echoes the model stage 2 starts from: stage 1
+# of MODE on top of the coarse run (random: the coarse run's model itself, untouched).
+pretrained() {
+  local mode="$1" fraction="$2" seed="$3" suffix="$4"; shift 4
+  coarse "$fraction" "$seed" >&2
+  local base="$STUDY/runs/coarse-$(tag "$fraction")-s$seed/model.agcl"
+  if [ "$mode" = random ]; then echo "$base"; return; fi
+  local name="pre-$mode$suffix-$(tag "$fraction")-s$seed"
+  train "$name" --stage 1 --init-from "$base" --mode "$mode" --label-fraction "$fraction" --seed "$seed" "$@" >&2
+  echo "$STUDY/runs/$name/model.agcl"
+}
+# row MODE PROTOCOL FRACTION SEED SUFFIX SPLITS [STAGE1 ARGS...]: stage 2 (frozen, or finetune
+# at encoder rate $ENCODER_LR) into runs/MODE SUFFIX-PROTOCOL-FRACTION-sSEED, evaluated on SPLITS.
+row() {
+  local mode="$1" protocol="$2" fraction="$3" seed="$4" suffix="$5" splits="$6"; shift 6
+  local from
+  from="$(pretrained "$mode" "$fraction" "$seed" "$suffix" "$@")"
+  local name="$mode$suffix-$protocol-$(tag "$fraction")-s$seed" stage2=()
+  if [ "$protocol" != frozen ]; then
+    name="$mode$suffix-finetune-lr$ENCODER_LR-$(tag "$fraction")-s$seed"
+    stage2=(--finetune-encoder --encoder-lr "$ENCODER_LR")
+  fi
+  # Stage 1's own options go to stage 2 as well: its frozen encoder's BatchNorm statistics are
+  # re-estimated on stage 1's patches (e.g. one modality's only, for Fig. 6c).
+  train "$name" --stage 2 --init-from "$from" --mode "$mode" --label-fraction "$fraction" --seed "$seed" \
+    ${stage2[@]+"${stage2[@]}"} "$@"
+  for split in $splits; do evaluate "$name" "$split"; done
+}
+
+for part in $PARTS; do
+  case "$part" in
+    frozen)
+      for seed in $SEEDS; do
+        for mode in $MODES; do
+          row "$mode" frozen 1.0 "$seed" "" "test val"
+          if [ "$seed" = 1 ]; then embed "$mode-frozen-f10-s1"; fi
+        done
+      done ;;
+    finetune)
+      # The encoder's rate: the best mean validation Dice over agcl and random (seed 1).
+      for ENCODER_LR in $ENCODER_LRS; do
+        for mode in agcl random; do row "$mode" finetune 1.0 1 "" val; done
+      done
+      ENCODER_LR="$(/usr/bin/python3 "$ROOT/scripts/study_report.py" "$STUDY" --choose-encoder-lr $ENCODER_LRS)"
+      log "fine-tune protocol: encoder learning rate $ENCODER_LR (validation)"
+      echo "$ENCODER_LR" > "$STUDY/results/encoder-lr.txt"
+      for seed in $SEEDS; do for mode in $MODES; do row "$mode" finetune 1.0 "$seed" "" "test val"; done; done ;;
+    fractions)
+      for fraction in 0.1 0.2 0.5; do for mode in agcl sscl random; do row "$mode" frozen "$fraction" 1 "" test; done; done ;;
+    temperature)
+      for seed in $SEEDS; do
+        for t in 0.05 1.0; do row agcl frozen 1.0 "$seed" "-t${t/./}" test --temperature "$t"; done
+      done
+      row agcl frozen 1.0 1 "-t05" test --temperature 0.5 ;;
+    modality)
+      for m in contrast noncontrast; do row agcl frozen 1.0 1 "-$m" test --pretrain-modalities "$m"; done ;;
+    *) echo "unknown study part '$part' (frozen, finetune, fractions, temperature, modality)" >&2; exit 1 ;;
+  esac
+  log "part $part done"
 done
 log "report"
-/usr/bin/python3 "$ROOT/scripts/study_report.py" "$STUDY" --agcl "$AGCL"
+/usr/bin/python3 "$ROOT/scripts/study_report.py" "$STUDY"
 log "done: $STUDY/report.md"
