@@ -22,9 +22,9 @@ namespace itk {
  *  image (path, a description of it for messages) instead of ReadVolume (the CLI passes its own
  *  reader, whose errors are its exit code for bad input).
  *
- *  Throws itk::ExceptionObject naming the manifest when it cannot be read, has no image column,
- *  or has fewer than kMinimumCalibrationVolumes volumes in `split`, and naming the image when
- *  one cannot be read or segmented. */
+ *  Throws itk::InvalidArgumentError (bad input) naming the manifest when it cannot be read, has
+ *  no image column, or has fewer than kMinimumCalibrationVolumes volumes in `split`; an image that
+ *  cannot be read or segmented throws (itk::ExceptionObject naming it, or `read`'s own error). */
 using CalibrationImageReader =
   std::function<Image<short, 3>::Pointer(const std::string & path, const std::string & what)>;
 nlohmann::json
@@ -37,7 +37,7 @@ CalibrateAGCLModel(AGCLModelObject *                                model,
 
 /** CalibrateAGCLModel of the bundle `modelFile`, written with its statistics (the bundle's JSON
  *  "statistics"; weights unchanged) to `outFile` atomically (`outFile` may be `modelFile`).
- *  Returns the statistics. */
+ *  Returns the statistics. A model file that cannot be loaded is itk::InvalidArgumentError. */
 nlohmann::json
 CalibrateAGCLModelFile(const std::string &                              modelFile,
                        const std::string &                              manifestFile,

@@ -6,15 +6,10 @@
 // organ's volume range and the windowed intensity histogram, against which `agcl segment`,
 // agcl-slicer and AGCLSegmentationFilter then warn about implausible results.
 
-#include "Manifest.h"
 #include "ReadImage.h"
 #include "Subcommands.h"
 
 #include "itkAGCLCalibration.h"
-#include "itkAGCLModelStatistics.h"
-
-#include "agcl/AGCLModel.h"
-#include "agcl/ModelBundle.h"
 
 #include <iostream>
 #include <memory>
@@ -36,33 +31,25 @@ CalibrateModel(const std::string & modelFile,
                const std::string & out,
                const std::string & device)
 {
-  auto model = itk::AGCLModelObject::New();
+  nlohmann::json statistics;
   try
   {
-    model->Load(modelFile);
+    statistics = itk::CalibrateAGCLModelFile(
+      modelFile,
+      manifest,
+      out,
+      split,
+      device,
+      [](const std::string & image) { std::cout << "segmented " << image << std::endl; },
+      [](const std::string & path, const std::string & what) { return ReadImage<CTImage>(path, what); });
   }
-  catch (const itk::ExceptionObject & e)
+  catch (const itk::InvalidArgumentError & e) // a bad model file or manifest, too few volumes: exit code 1
   {
-    throw InputError(std::string("--model: ") + e.GetDescription());
+    throw InputError(e.GetDescription());
   }
-  // Too few volumes or a bad manifest is the user's input (exit code 1); the library names it.
-  const auto rows = ReadManifest(manifest, { "subject", "image" }, split);
-  if (rows.size() < itk::kMinimumCalibrationVolumes)
-    throw InputError("--manifest '" + manifest + "': " + std::to_string(rows.size()) + " volume(s) in split '" + split +
-                     "'; at least " + std::to_string(itk::kMinimumCalibrationVolumes) +
-                     " are needed for meaningful organ volume ranges");
-  const nlohmann::json statistics = itk::CalibrateAGCLModel(
-    model,
-    manifest,
-    split,
-    device,
-    [](const std::string & image) { std::cout << "segmented " << image << std::endl; },
-    [](const std::string & path, const std::string & what) { return ReadImage<CTImage>(path, what); });
-  agcl::ModelBundle bundle = agcl::ModelBundle::Load(modelFile);
-  bundle.config["statistics"] = statistics;
-  bundle.Save(out); // atomic: temporary file, fsync, rename
-  std::cout << "wrote " << out << " with the statistics of " << rows.size() << " volumes (intensity threshold "
-            << statistics["intensity"]["threshold_hu"].get<double>() << " HU)" << std::endl;
+  std::cout << "wrote " << out << " with the statistics of " << statistics["volumes"].get<size_t>()
+            << " volumes (intensity threshold " << statistics["intensity"]["threshold_hu"].get<double>() << " HU)"
+            << std::endl;
   for (const auto & [label, organ] : statistics["organs"].items())
     std::cout << "  " << organ["name"].get<std::string>() << ": " << organ["p5_ml"].get<double>() << "-"
               << organ["p95_ml"].get<double>() << " mL (p5-p95)" << std::endl;

@@ -15,6 +15,16 @@
 
 namespace itk {
 
+namespace {
+// Bad input (a manifest, a model file, too few volumes) as InvalidArgumentError, so that front
+// ends can tell it from a failure while segmenting (the CLI's exit code 1 against 2).
+[[noreturn]] void
+ThrowBadInput(const std::string & description)
+{
+  throw InvalidArgumentError(__FILE__, __LINE__, description, "itk::CalibrateAGCLModel");
+}
+} // namespace
+
 nlohmann::json
 CalibrateAGCLModel(AGCLModelObject *                                model,
                    const std::string &                              manifestFile,
@@ -34,12 +44,12 @@ CalibrateAGCLModel(AGCLModelObject *                                model,
   }
   catch (const std::exception & e)
   {
-    itkGenericExceptionMacro(<< e.what());
+    ThrowBadInput(e.what());
   }
   if (rows.size() < kMinimumCalibrationVolumes)
-    itkGenericExceptionMacro(<< "manifest '" << manifestFile << "': " << rows.size() << " volume(s) in split '" << split
-                             << "'; at least " << kMinimumCalibrationVolumes
-                             << " are needed for meaningful organ volume ranges");
+    ThrowBadInput("manifest '" + manifestFile + "': " + std::to_string(rows.size()) + " volume(s) in split '" + split +
+                  "'; at least " + std::to_string(kMinimumCalibrationVolumes) +
+                  " are needed for meaningful organ volume ranges");
   const agcl::ModelConfig &        config = model->GetConfig();
   std::vector<AGCLOrganReport>     reports;
   std::vector<std::vector<double>> histograms;
@@ -77,7 +87,14 @@ CalibrateAGCLModelFile(const std::string &                              modelFil
                        const CalibrationImageReader &                   read)
 {
   auto model = AGCLModelObject::New();
-  model->Load(modelFile);
+  try
+  {
+    model->Load(modelFile);
+  }
+  catch (const ExceptionObject & e)
+  {
+    ThrowBadInput(e.GetDescription()); // names the file
+  }
   const nlohmann::json statistics = CalibrateAGCLModel(model, manifestFile, split, device, progress, read);
   ConvertTorchErrors("CalibrateAGCLModelFile", [&] {
     agcl::ModelBundle bundle = agcl::ModelBundle::Load(modelFile);
@@ -101,7 +118,7 @@ CalibrateTrainedModel(const std::string &                              modelFile
   }
   catch (const std::exception & e)
   {
-    itkGenericExceptionMacro(<< e.what());
+    ThrowBadInput(e.what());
   }
   if (validation >= kMinimumCalibrationVolumes)
     CalibrateAGCLModelFile(modelFile, manifestFile, modelFile, "val", device, progress, read);

@@ -25,7 +25,8 @@ AGCLModelObject::Load(const std::string & fileName)
     }
     catch (const agcl::ModelBundleError & e)
     {
-      itkGenericExceptionMacro(<< e.what());
+      // Its text as it is (it names the file), without ITK's "ITK ERROR:" prefix.
+      throw ExceptionObject(__FILE__, __LINE__, e.what(), ITK_LOCATION);
     }
   });
   m_FileName = fileName;
