@@ -695,7 +695,7 @@ TEST(AGCLTrainerOptions, JsonRoundTripAndNamedErrors)
   EXPECT_EQ(json.at("coarse_steps"), -1); // a default: auto
   EXPECT_FALSE(json.contains("output_directory"));
   EXPECT_FALSE(json.contains("model"));
-  EXPECT_EQ(json.size(), 31u);                        // every AGCLTrainerOptions field but output_directory and model
+  EXPECT_EQ(json.size(), 32u);                        // every AGCLTrainerOptions field but output_directory and model
   EXPECT_EQ(json.at("coarse_class_weights"), true);   // a default
   EXPECT_EQ(json.at("decoder_cross_entropy"), false); // a default: Dice loss alone
 
