@@ -89,11 +89,12 @@ RunDecoderStage(TrainingRun & run)
   std::vector<torch::nn::Module *> trained{ decoder.get() };
   if (trainEncoder)
     trained.push_back(encoder.get());
-  AdamOptimizer optimizer(Trainable(trained), AdamOptions{ 0.9, 0.999, 1e-8, o.weight_decay() });
+  const std::vector<at::Tensor> parameters = Trainable(trained);
+  AdamOptimizer                 optimizer(parameters, AdamOptions{ 0.9, 0.999, 1e-8, o.weight_decay() });
   if (trainEncoder && o.encoder_learning_rate() > 0.0)
   {
     // The decoder's parameters come first (at the decoder's rate), then the encoder's.
-    std::vector<double> scales(Trainable(trained).size(), o.encoder_learning_rate() / o.decoder_learning_rate());
+    std::vector<double> scales(parameters.size(), o.encoder_learning_rate() / o.decoder_learning_rate());
     std::fill_n(scales.begin(), Trainable({ decoder.get() }).size(), 1.0);
     optimizer.SetLearningRateScales(std::move(scales));
   }
