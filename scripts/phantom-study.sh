@@ -7,7 +7,11 @@
 #   scripts/phantom-study.sh [STUDY_DIR]      (default <repo>/out/paper-study; build first)
 #
 # Resumable: a finished run is skipped, an interrupted one continues from its checkpoint
-# (agcl train --resume), so the study can be stopped and started again at any moment. The parts
+# (agcl train --resume), so the study can be stopped and started again at any moment. What the
+# report needs (each evaluation's CSV, each run's wall time, the embeddings) is copied as it is
+# made to STUDY_PUBLISH (default <repo>/Documentation/study, committed) and copied back from there
+# when the study starts, so a row whose results are published is not run again, even on a new
+# checkout without the study folder (its models are not kept there). The parts
 # run in the order of their priority (STUDY_PARTS chooses and orders them):
 #   frozen      the main table: every mode x seeds 1, 2, 3 at 100% labels, encoder frozen;
 #   finetune    the fine-tuned table: first the encoder's learning rate, chosen on the validation
@@ -36,8 +40,26 @@ PARTS="${STUDY_PARTS:-frozen finetune fractions temperature modality}"
 SUBJECTS="${STUDY_SUBJECTS:-42}"
 SIZE="${STUDY_SIZE:-96 96 40}"
 read -r -a TRAIN_ARGS <<< "${STUDY_TRAIN_ARGS:-}"
-mkdir -p "$STUDY/runs" "$STUDY/segmentations" "$STUDY/results"
+PUBLISH="${STUDY_PUBLISH:-$ROOT/Documentation/study}"
+mkdir -p "$STUDY/runs" "$STUDY/segmentations" "$STUDY/results" "$STUDY/embeddings"
 log() { echo "[$(date +%H:%M:%S)] $*"; }
+# publish RELATIVE_PATH...: copies the study's small result files to the published folder.
+publish() {
+  local path
+  for path in "$@"; do
+    mkdir -p "$(dirname "$PUBLISH/$path")"
+    cp "$STUDY/$path" "$PUBLISH/$path.partial" && mv "$PUBLISH/$path.partial" "$PUBLISH/$path"
+  done
+}
+# The published results of earlier sessions come back (never over the study's own files).
+if [ -d "$PUBLISH" ]; then
+  for path in "$PUBLISH"/results/* "$PUBLISH"/runs/*.seconds "$PUBLISH"/embeddings/*/*; do
+    [ -f "$path" ] || continue
+    relative="${path#"$PUBLISH"/}"
+    mkdir -p "$(dirname "$STUDY/$relative")"
+    [ -f "$STUDY/$relative" ] || cp "$path" "$STUDY/$relative"
+  done
+fi
 
 if [ ! -f "$STUDY/phantom/manifest.csv" ]; then
   log "cohort: $SUBJECTS subjects x 2 phases at $SIZE (4 train : 1 val : 2 test subjects)"
@@ -63,6 +85,7 @@ train() {
     ${TRAIN_ARGS[@]+"${TRAIN_ARGS[@]}"} ${resume[@]+"${resume[@]}"} \
     >> "$STUDY/runs/$name.out" 2>&1 || { tail -20 "$STUDY/runs/$name.out"; exit 2; }
   echo $((SECONDS - start)) >> "$STUDY/runs/$name.seconds"
+  publish "runs/$name.seconds"
 }
 # evaluate NAME SPLIT: segment SPLIT with runs/NAME/model.agcl -> results/NAME.SPLIT.csv.
 evaluate() {
@@ -77,6 +100,7 @@ evaluate() {
     > /dev/null
   mv "$STUDY/results/$name.$split.partial.md" "$STUDY/results/$name.$split.md"
   mv "$STUDY/results/$name.$split.partial.csv" "$result"
+  publish "results/$name.$split.md" "results/$name.$split.csv"
   rm -rf "$out" # the label maps (24 x ~30 KB) are not kept; the CSV holds every figure
 }
 # embed NAME: Fig. 3, the PCA of runs/NAME's representations of test patches and their 1-NN
@@ -89,6 +113,7 @@ embed() {
   "$AGCL" embed --model "$STUDY/runs/$name/model.agcl" --manifest "$MANIFEST" --split test --device "$DEVICE" \
     --out "$dir" > "$dir/embed.partial" 2>&1 || { tail -20 "$dir/embed.partial"; exit 2; }
   mv "$dir/embed.partial" "$dir/embed.out"
+  publish "embeddings/$name/embedding.csv" "embeddings/$name/embed.out"
 }
 tag() { local f="$1"; echo "f${f/./}"; } # 1.0 -> f10, 0.2 -> f02
 
@@ -108,21 +133,29 @@ pretrained() {
   echo "$STUDY/runs/$name/model.agcl"
 }
 # row MODE PROTOCOL FRACTION SEED SUFFIX SPLITS [STAGE1 ARGS...]: stage 2 (frozen, or finetune
-# at encoder rate $ENCODER_LR) into runs/MODE SUFFIX-PROTOCOL-FRACTION-sSEED, evaluated on SPLITS.
+# at encoder rate $ENCODER_LR) into runs/MODE SUFFIX-PROTOCOL-FRACTION-sSEED, evaluated on SPLITS
+# (test, val; "embed" there also makes the row's Fig. 3 embedding). Skipped when all are there.
 row() {
   local mode="$1" protocol="$2" fraction="$3" seed="$4" suffix="$5" splits="$6"; shift 6
-  local from
-  from="$(pretrained "$mode" "$fraction" "$seed" "$suffix" "$@")"
-  local name="$mode$suffix-$protocol-$(tag "$fraction")-s$seed" stage2=()
+  local name="$mode$suffix-$protocol-$(tag "$fraction")-s$seed" stage2=() split missing=""
   if [ "$protocol" != frozen ]; then
     name="$mode$suffix-finetune-lr$ENCODER_LR-$(tag "$fraction")-s$seed"
     stage2=(--finetune-encoder --encoder-lr "$ENCODER_LR")
   fi
+  for split in $splits; do
+    if [ "$split" = embed ]; then [ -f "$STUDY/embeddings/$name/embed.out" ] || missing=1
+    else [ -f "$STUDY/results/$name.$split.csv" ] || missing=1; fi
+  done
+  if [ -z "$missing" ]; then return; fi
+  local from
+  from="$(pretrained "$mode" "$fraction" "$seed" "$suffix" "$@")"
   # Stage 1's own options go to stage 2 as well: its frozen encoder's BatchNorm statistics are
   # re-estimated on stage 1's patches (e.g. one modality's only, for Fig. 6c).
   train "$name" --stage 2 --init-from "$from" --mode "$mode" --label-fraction "$fraction" --seed "$seed" \
     ${stage2[@]+"${stage2[@]}"} "$@"
-  for split in $splits; do evaluate "$name" "$split"; done
+  for split in $splits; do
+    if [ "$split" = embed ]; then embed "$name"; else evaluate "$name" "$split"; fi
+  done
 }
 
 for part in $PARTS; do
@@ -130,8 +163,8 @@ for part in $PARTS; do
     frozen)
       for seed in $SEEDS; do
         for mode in $MODES; do
-          row "$mode" frozen 1.0 "$seed" "" "test val"
-          if [ "$seed" = 1 ]; then embed "$mode-frozen-f10-s1"; fi
+          if [ "$seed" = 1 ]; then row "$mode" frozen 1.0 1 "" "test val embed"
+          else row "$mode" frozen 1.0 "$seed" "" "test val"; fi
         done
       done ;;
     finetune)
@@ -142,6 +175,7 @@ for part in $PARTS; do
       ENCODER_LR="$(/usr/bin/python3 "$ROOT/scripts/study_report.py" "$STUDY" --choose-encoder-lr $ENCODER_LRS)"
       log "fine-tune protocol: encoder learning rate $ENCODER_LR (validation)"
       echo "$ENCODER_LR" > "$STUDY/results/encoder-lr.txt"
+      publish results/encoder-lr.txt
       for seed in $SEEDS; do for mode in $MODES; do row "$mode" finetune 1.0 "$seed" "" "test val"; done; done ;;
     fractions)
       for fraction in 0.1 0.2 0.5; do for mode in agcl sscl random; do row "$mode" frozen "$fraction" 1 "" test; done; done ;;
@@ -157,5 +191,5 @@ for part in $PARTS; do
   log "part $part done"
 done
 log "report"
-/usr/bin/python3 "$ROOT/scripts/study_report.py" "$STUDY"
-log "done: $STUDY/report.md"
+/usr/bin/python3 "$ROOT/scripts/study_report.py" "$PUBLISH"
+log "done: $PUBLISH/report.md"
