@@ -119,15 +119,13 @@ Run(TrainOptions & options)
     throw InputError("--stage '" + options.stage + "': expected all, 0, 1 or 2");
   try
   {
-    t.mode(agcl::ParsePretrainingMode(options.mode));
+    agcl::SetPretrainingMode(t, options.mode);
   }
   catch (const std::invalid_argument &)
   {
     throw InputError("--mode '" + options.mode +
                      "': expected agcl, supcon, sscl, ce or random (none, supervised: random, fine-tuned)");
   }
-  if (agcl::IsEndToEndAlias(options.mode))
-    t.finetune_encoder(true); // the earlier names of the model trained end to end from scratch
   if (options.attention != "coarse" && options.attention != "truth")
     throw InputError("--attention '" + options.attention + "': expected coarse or truth");
   t.attention(options.attention == "coarse" ? agcl::AttentionSource::Coarse : agcl::AttentionSource::Truth);

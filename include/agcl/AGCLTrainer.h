@@ -101,6 +101,12 @@ struct AGCLTrainerOptions
 nlohmann::json
 OptionsToJson(const AGCLTrainerOptions & options);
 
+/** Sets options.mode from its name (ParsePretrainingMode, std::invalid_argument for an unknown
+ *  one); the aliases "none" and "supervised" (IsEndToEndAlias) set finetune_encoder as well.
+ *  The one place of that rule: the options JSON and agcl train's --mode both come here. */
+void
+SetPretrainingMode(AGCLTrainerOptions & options, const std::string & name);
+
 /** `base` with the options named in `json` (an object, the names and forms of OptionsToJson)
  *  replaced; an unknown name, or a value of the wrong type or an unknown mode/attention, is a
  *  std::invalid_argument naming the option. */

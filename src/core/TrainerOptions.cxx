@@ -60,11 +60,7 @@ OptionFields()
     AGCL_PLAIN_OPTION(stage),
     { "mode",
       [](const AGCLTrainerOptions & o) { return nlohmann::json(ToString(o.mode())); },
-      [](AGCLTrainerOptions & o, const nlohmann::json & v) {
-        o.mode(ParsePretrainingMode(v.get<std::string>()));
-        if (IsEndToEndAlias(v.get<std::string>()))
-          o.finetune_encoder(true);
-      } },
+      [](AGCLTrainerOptions & o, const nlohmann::json & v) { SetPretrainingMode(o, v.get<std::string>()); } },
     AGCL_PLAIN_OPTION(temperature),
     AGCL_PLAIN_OPTION(projection_features),
     { "attention",
@@ -158,6 +154,14 @@ CheckConvergence(const std::vector<double> & losses)
   const double total = c.first - c.last;
   c.converged = !(total > 0.05 * std::abs(c.first) && c.middle - c.last > 0.2 * total);
   return c;
+}
+
+void
+SetPretrainingMode(AGCLTrainerOptions & options, const std::string & name)
+{
+  options.mode(ParsePretrainingMode(name));
+  if (IsEndToEndAlias(name))
+    options.finetune_encoder(true); // the earlier names of the model trained end to end from scratch
 }
 
 nlohmann::json

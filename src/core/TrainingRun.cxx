@@ -340,6 +340,8 @@ TrainingRun::RunSteps(int                                                 stageN
 PatchSet
 TrainingRun::Pool(const std::vector<size_t> & poolSubjects, AttentionSource source)
 {
+  if (m_HaveLastPool && m_LastPoolSubjects == poolSubjects && m_LastPoolSource == source)
+    return m_LastPool;
   std::vector<PatchSet> sets;
   for (size_t i : poolSubjects)
   {
@@ -353,7 +355,11 @@ TrainingRun::Pool(const std::vector<size_t> & poolSubjects, AttentionSource sour
     }
     sets.push_back(std::move(s));
   }
-  return Concatenate(sets);
+  m_LastPool = Concatenate(sets);
+  m_LastPoolSubjects = poolSubjects;
+  m_LastPoolSource = source;
+  m_HaveLastPool = true;
+  return m_LastPool;
 }
 
 std::function<Batch()>

@@ -126,7 +126,10 @@ public:
            const std::function<void()> &                       checkpoint);
 
   /** The query patches of `subjects` (organ, modality and mask as int64), with the same seed
-   *  per subject in every stage, so that a resumed run draws the same ones. */
+   *  per subject in every stage, so that a resumed run draws the same ones. The last pool made
+   *  is kept and given again for the same subjects and source (stage 2's BatchNorm pass reuses
+   *  stage 1's pool): the coarse network, which places the patches, is trained in stage 0 only,
+   *  and stage 0 draws no pool. The stages only read a pool's tensors. */
   PatchSet
   Pool(const std::vector<size_t> & subjects, AttentionSource source);
 
@@ -157,6 +160,11 @@ private:
   int64_t                                       m_IntervalInputs = 0;
   Clock::time_point                             m_StageStart;
   int64_t                                       m_StageStartStep = 0;
+  // Pool's last pool and what it was drawn from.
+  std::vector<size_t> m_LastPoolSubjects;
+  AttentionSource     m_LastPoolSource{};
+  PatchSet            m_LastPool;
+  bool                m_HaveLastPool = false;
 };
 
 void
