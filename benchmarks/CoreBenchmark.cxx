@@ -5,9 +5,12 @@
 // inference of the three networks (what AGCLSegmentationFilter runs).
 // Device: $AGCL_BENCH_DEVICE (cpu by default; cuda on a GPU machine). CUDA timings synchronise
 // the device at the end of each iteration. Results: Documentation/performance.md.
+#include "agcl/AdamOptimizer.h"
 #include "agcl/AGCLModel.h"
+#include "agcl/AttentionMap.h"
 #include "agcl/ConditionalContrastiveLoss.h"
 #include "agcl/Device.h"
+#include "agcl/GridResample.h"
 #include "agcl/PairedAugmentation.h"
 #include "agcl/ProjectionHead.h"
 #include "agcl/ResNetEncoder.h"
@@ -97,9 +100,21 @@ BM_PairedAugmentation(benchmark::State & state)
   state.SetItemsProcessed(state.iterations() * 64);
 }
 
-// One stage-1 step as the trainer will run it: 32 patches of 2 x 64 x 64 -> 64 augmented views,
-// ResNet-18 width 16 + projection head, conditional contrastive loss, backward, Adam.
-// benchmarks/python/train_step_bench.py runs the same step in PyTorch for the C++/Python ratio.
+// The trainable parameters of BM_Stage1TrainingStep's networks: ResNet-18 width 16 + head.
+std::vector<torch::Tensor>
+Stage1Parameters(agcl::ResNetEncoder & encoder, agcl::ProjectionHead & head)
+{
+  std::vector<torch::Tensor> parameters = encoder->parameters();
+  for (const auto & p : head->parameters())
+    parameters.push_back(p);
+  return parameters;
+}
+
+// One stage-1 step as the trainer runs it: 32 patches of 2 x 64 x 64 -> 64 augmented views,
+// ResNet-18 width 16 + projection head, conditional contrastive loss, backward, the trainer's
+// Adam (agcl::AdamOptimizer). benchmarks/python/train_step_bench.py runs the same step in
+// PyTorch for the C++/Python ratio. Args: non-finite input checks (1: on, the default; 0: off),
+// multi-tensor Adam (1: on, the default; 0: one parameter at a time).
 void
 BM_Stage1TrainingStep(benchmark::State & state)
 {
@@ -110,11 +125,9 @@ BM_Stage1TrainingStep(benchmark::State & state)
   encoder->to(device);
   head->to(device);
   encoder->train();
-  std::vector<torch::Tensor> parameters = encoder->parameters();
-  for (const auto & p : head->parameters())
-    parameters.push_back(p);
-  torch::optim::Adam optimizer(parameters, torch::optim::AdamOptions(1e-3));
-  // Arg 1: with the non-finite input checks (the default), 0: without (no device read-back).
+  agcl::AdamOptions adamOptions;
+  adamOptions.multi_tensor = state.range(1) != 0;
+  agcl::AdamOptimizer              optimizer(Stage1Parameters(encoder, head), adamOptions);
   const bool                       check = state.range(0) != 0;
   agcl::ConditionalContrastiveLoss loss(agcl::ConditionalContrastiveLossOptions().check_finite(check));
   agcl::PairedAugmentation         augmentation(agcl::PairedAugmentationOptions().check_finite(check));
@@ -124,12 +137,38 @@ BM_Stage1TrainingStep(benchmark::State & state)
   for (auto _ : state)
   {
     const torch::Tensor views = augmentation.Forward(patches, generator);
-    optimizer.zero_grad();
+    optimizer.ZeroGrad();
     loss(head(encoder->Represent(views)), labels).backward();
-    optimizer.step();
+    optimizer.Step(1e-3);
     Sync(device);
   }
   state.SetItemsProcessed(state.iterations() * 32);
+}
+
+// The optimizer alone: one Adam step over BM_Stage1TrainingStep's parameters (their gradients
+// set once). Arg: multi-tensor (1) or one parameter at a time (0).
+void
+BM_AdamStep(benchmark::State & state)
+{
+  const torch::Device device = BenchDevice();
+  torch::manual_seed(0);
+  agcl::ResNetEncoder  encoder(agcl::ResNetEncoderOptions().depth(18).base_width(16));
+  agcl::ProjectionHead head(agcl::ProjectionHeadOptions(encoder->HighLevelChannels()));
+  encoder->to(device);
+  head->to(device);
+  std::vector<torch::Tensor> parameters = Stage1Parameters(encoder, head);
+  for (auto & p : parameters)
+    p.mutable_grad() = torch::randn_like(p);
+  agcl::AdamOptions adamOptions;
+  adamOptions.multi_tensor = state.range(0) != 0;
+  adamOptions.weight_decay = 1e-4;
+  agcl::AdamOptimizer optimizer(parameters, adamOptions);
+  for (auto _ : state)
+  {
+    optimizer.Step(1e-3);
+    Sync(device);
+  }
+  state.counters["parameters"] = static_cast<double>(parameters.size());
 }
 } // namespace
 
@@ -165,6 +204,43 @@ BM_PatchInference(benchmark::State & state)
     Sync(device);
   }
   state.SetItemsProcessed(state.iterations() * batch);
+}
+
+// The stages between the networks as tensor work (issue 17), on a 512 x 512 x 120 CT grid
+// (0.7 x 0.7 x 2.5 mm): one organ's attention region, an ellipsoid of the liver's size (radii
+// 100 x 70 x 50 mm) grown by `arg` mm (10: the models' margin).
+void
+BM_GrowByMargin(benchmark::State & state)
+{
+  const torch::Device device = BenchDevice();
+  const auto          options = torch::TensorOptions().device(device);
+  const torch::Tensor z = torch::arange(120, options.dtype(torch::kFloat)).mul(2.5).sub(150.0).view({ -1, 1, 1 });
+  const torch::Tensor y = torch::arange(512, options.dtype(torch::kFloat)).mul(0.7).sub(179.0).view({ 1, -1, 1 });
+  const torch::Tensor x = torch::arange(512, options.dtype(torch::kFloat)).mul(0.7).sub(150.0).view({ 1, 1, -1 });
+  const torch::Tensor mask = (x / 100.0).square() + (y / 70.0).square() + (z / 50.0).square() <= 1.0;
+  for (auto _ : state)
+  {
+    benchmark::DoNotOptimize(agcl::GrowByMargin(mask, { 2.5, 0.7, 0.7 }, static_cast<double>(state.range(0))));
+    Sync(device);
+  }
+  state.counters["organ_voxels"] = static_cast<double>(mask.sum().item<int64_t>());
+}
+
+// The CT (512 x 512 x 120 at 0.7 x 0.7 x 2.5 mm, float) onto the 4 mm coarse grid, trilinear.
+void
+BM_ResampleToCoarseGrid(benchmark::State & state)
+{
+  const torch::Device device = BenchDevice();
+  const torch::Tensor ct = torch::rand({ 120, 512, 512 }, torch::TensorOptions().device(device));
+  const auto          edges = [](double coarse, double fine) {
+    return agcl::AxisMapping{ coarse / fine, 0.5 * coarse / fine - 0.5 };
+  };
+  const std::array<agcl::AxisMapping, 3> mapping{ edges(4.0, 2.5), edges(4.0, 0.7), edges(4.0, 0.7) };
+  for (auto _ : state)
+  {
+    benchmark::DoNotOptimize(agcl::ResampleLinear(ct, mapping, { 75, 90, 90 }, 0.0));
+    Sync(device);
+  }
 }
 
 // The coarse network on one window of the coarse grid (88 x 88 x 32 voxels: a 350 mm field of
@@ -203,7 +279,15 @@ BENCHMARK(BM_PatchInference)
   ->Args({ 101, 64, 128, 256, 4 }) // the paper's largest encoder
   ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_CoarseNetworkWindow)->Arg(8)->Arg(32)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_Stage1TrainingStep)->Arg(1)->Arg(0)->Unit(benchmark::kMillisecond)->MinTime(3.0);
+BENCHMARK(BM_GrowByMargin)->Arg(10)->Arg(5)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_ResampleToCoarseGrid)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Stage1TrainingStep)
+  ->Args({ 1, 1 })
+  ->Args({ 0, 1 })
+  ->Args({ 1, 0 })
+  ->Unit(benchmark::kMillisecond)
+  ->MinTime(3.0);
+BENCHMARK(BM_AdamStep)->Arg(1)->Arg(0)->Unit(benchmark::kMillisecond);
 
 int
 main(int argc, char ** argv)

@@ -17,6 +17,8 @@
 // peak is reset before it), input_MiB and output_MiB.
 #include "itkAGCLSegmentationFilter.h"
 #include "itkAbdominalPhantomImageSource.h"
+#include "itkImageRegionIteratorWithIndex.h"
+#include "itkLabelBoundingBoxes.h"
 
 #include "agcl/AGCLModel.h"
 #include "agcl/Threading.h"
@@ -107,6 +109,66 @@ BM_Segment(benchmark::State & state)
   state.counters["output_MiB"] = voxels * sizeof(Labels::PixelType) / 1048576.0;
 }
 BENCHMARK(BM_Segment)->Args({ 256, 64 })->Args({ 512, 120 })->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
+
+// The ITK side of agclCoreBenchmark's BM_GrowByMargin and BM_ResampleToCoarseGrid (issue 17's
+// tensor stages against today's ITK ones, on the same grid): 512 x 512 x 120 at 0.7 x 0.7 x
+// 2.5 mm, an ellipsoid of radii 100 x 70 x 50 mm grown by `arg` mm with CoarseAttentionFilter's
+// distance map; the CT onto the 4 mm coarse grid.
+Labels::Pointer
+EllipsoidLabels()
+{
+  auto             labels = Labels::New();
+  Labels::SizeType size{ { 512, 512, 120 } };
+  labels->SetRegions(size);
+  const double spacing[] = { 0.7, 0.7, 2.5 };
+  labels->SetSpacing(spacing);
+  labels->Allocate();
+  for (itk::ImageRegionIteratorWithIndex<Labels> it(labels, labels->GetLargestPossibleRegion()); !it.IsAtEnd(); ++it)
+  {
+    const auto   i = it.GetIndex();
+    const double x = i[0] * 0.7 - 150.0, y = i[1] * 0.7 - 179.0, z = i[2] * 2.5 - 150.0;
+    it.Set((x / 100.0) * (x / 100.0) + (y / 70.0) * (y / 70.0) + (z / 50.0) * (z / 50.0) <= 1.0 ? 1 : 0);
+  }
+  return labels;
+}
+
+void
+BM_AttentionMapITK(benchmark::State & state)
+{
+  agcl::ConfigureThreads(0);
+  const Labels::Pointer labels = EllipsoidLabels();
+  const auto            box = itk::LabelBoundingBoxes(labels.GetPointer(), labels->GetLargestPossibleRegion()).at(1);
+  auto                  attention = Labels::New();
+  attention->CopyInformation(labels);
+  attention->SetRegions(labels->GetLargestPossibleRegion());
+  attention->Allocate();
+  for (auto _ : state)
+  {
+    attention->FillBuffer(0);
+    itk::CoarseAttentionFilter<CT, Labels>::ComputeAttentionMap(
+      labels, 1, box, static_cast<double>(state.range(0)), attention);
+  }
+}
+BENCHMARK(BM_AttentionMapITK)->Arg(10)->Arg(5)->Unit(benchmark::kMillisecond);
+
+void
+BM_ResampleToCoarseGridITK(benchmark::State & state)
+{
+  agcl::ConfigureThreads(0);
+  auto         ct = CT::New();
+  CT::SizeType size{ { 512, 512, 120 } };
+  const double spacing[] = { 0.7, 0.7, 2.5 };
+  ct->SetRegions(size);
+  ct->SetSpacing(spacing);
+  ct->Allocate();
+  ct->FillBuffer(40);
+  agcl::ModelConfig config;
+  for (auto _ : state)
+  {
+    benchmark::DoNotOptimize(itk::CoarseAttentionFilter<CT, Labels>::ResampleToCoarseGrid(ct, config));
+  }
+}
+BENCHMARK(BM_ResampleToCoarseGridITK)->Unit(benchmark::kMillisecond);
 } // namespace
 
 BENCHMARK_MAIN();

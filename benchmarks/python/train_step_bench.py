@@ -115,7 +115,8 @@ def main():
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--adam-foreach", choices=["default", "on", "off"], default="default",
-                        help="PyTorch's multi-tensor Adam (default: on for CUDA in 2.x); LibTorch's C++ Adam has none")
+                        help="PyTorch's multi-tensor Adam (default: on for CUDA in 2.x); the C++ side's agcl::AdamOptimizer has "
+                             "its own (AdamOptions::multi_tensor, BM_Stage1TrainingStep's second argument)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)  # Debian's torch starts with 1 thread here, as LibTorch does
     device = torch.device(args.device)
@@ -131,7 +132,7 @@ def main():
 
     def step():
         views = augment(patches, generator)
-        optimizer.zero_grad()
+        optimizer.zero_grad(set_to_none=True)  # as agcl::AdamOptimizer::ZeroGrad: gradients dropped
         contrastive_loss(head(encoder.represent(views)), labels).backward()
         optimizer.step()
         if device.type == "cuda":

@@ -58,6 +58,11 @@ AdamOptimizer::Step(double rate)
   const double beta1 = m_Options.beta1, beta2 = m_Options.beta2;
   const double correction1 = 1.0 - std::pow(beta1, static_cast<double>(m_Step));
   const double correction2 = 1.0 - std::pow(beta2, static_cast<double>(m_Step));
+  if (m_Options.multi_tensor)
+  {
+    StepMultiTensor(rate, correction1, correction2);
+    return;
+  }
   for (size_t i = 0; i < m_Parameters.size(); ++i)
   {
     at::Tensor & p = m_Parameters[i];
@@ -76,6 +81,47 @@ AdamOptimizer::Step(double rate)
     const at::Tensor denominator = (m_Second[i].sqrt() / std::sqrt(correction2)).add_(m_Options.eps);
     p.addcdiv_(m_First[i], denominator, -lr / correction1);
   }
+}
+
+void
+AdamOptimizer::StepMultiTensor(double rate, double correction1, double correction2)
+{
+  // The loop's operations, each over all parameters with a gradient at once. ATen's foreach
+  // kernels take the fused multi-tensor path when every tensor is dense, on one device, with one
+  // dtype; otherwise they loop over the tensors with the ordinary kernels: same values either way.
+  std::vector<at::Tensor> parameters, gradients, first, second;
+  std::vector<at::Scalar> decay, steps;
+  for (size_t i = 0; i < m_Parameters.size(); ++i)
+  {
+    if (!m_Parameters[i].grad().defined())
+    {
+      continue;
+    }
+    const double lr = rate * m_Scales[i];
+    parameters.push_back(m_Parameters[i]);
+    gradients.push_back(m_Parameters[i].grad());
+    first.push_back(m_First[i]);
+    second.push_back(m_Second[i]);
+    decay.emplace_back(1.0 - lr * m_Options.weight_decay);
+    steps.emplace_back(-lr / correction1);
+  }
+  if (parameters.empty())
+  {
+    return;
+  }
+  const double beta1 = m_Options.beta1, beta2 = m_Options.beta2;
+  if (m_Options.weight_decay != 0.0)
+  {
+    at::_foreach_mul_(parameters, decay);
+  }
+  at::_foreach_mul_(first, beta1);
+  at::_foreach_add_(first, gradients, 1.0 - beta1);
+  at::_foreach_mul_(second, beta2);
+  at::_foreach_addcmul_(second, gradients, gradients, 1.0 - beta2);
+  std::vector<at::Tensor> denominator = at::_foreach_sqrt(second);
+  at::_foreach_div_(denominator, std::sqrt(correction2));
+  at::_foreach_add_(denominator, m_Options.eps);
+  at::_foreach_addcdiv_(parameters, first, denominator, steps);
 }
 
 void

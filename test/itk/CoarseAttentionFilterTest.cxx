@@ -6,9 +6,12 @@
 #include "itkImageRegionConstIteratorWithIndex.h"
 #include "itkLabelBoundingBoxes.h"
 
+#include "agcl/AttentionMap.h"
+#include "agcl/GridResample.h"
 #include "agcl/ModelConfig.h"
 
 #include <gtest/gtest.h>
+#include <torch/torch.h>
 
 #include <algorithm>
 #include <cmath>
@@ -225,4 +228,69 @@ TEST(CoarseAttentionFilter, AttentionFromACoarseSeedEqualsTheDilationOfTheWholeR
   Filter::ComputeAttentionFromSeed(empty, 1, ct, whole, 10.0, untouched);
   EXPECT_EQ(std::count(untouched->GetBufferPointer(), untouched->GetBufferPointer() + whole.GetNumberOfPixels(), 7),
             static_cast<long>(whole.GetNumberOfPixels()));
+}
+
+TEST(CoarseAttentionFilter, TheCoreTensorStagesEqualTheITKPath)
+{
+  // Issue 17: the core's tensor functions against this filter's ITK implementation (the
+  // reference), on the anisotropic phantom: each organ's attention (organ + margin, Maurer's
+  // distance map here, separable minima there) voxel for voxel, and the coarse grid (linear
+  // resampling, then the window) to float precision.
+  auto                         source = Phantom();
+  const Labels *               labels = source->GetLabelOutput();
+  const auto                   size = labels->GetLargestPossibleRegion().GetSize();
+  const auto                   spacing = labels->GetSpacing();
+  const std::array<int64_t, 3> shape{ static_cast<int64_t>(size[2]),
+                                      static_cast<int64_t>(size[1]),
+                                      static_cast<int64_t>(size[0]) };
+  const torch::Tensor          labelTensor = torch::from_blob(
+    const_cast<unsigned char *>(labels->GetBufferPointer()), { shape[0], shape[1], shape[2] }, torch::kUInt8);
+  const auto boxes = itk::LabelBoundingBoxes(labels, labels->GetLargestPossibleRegion());
+  int64_t    attended = 0;
+  for (const double margin : { 8.0, 10.0 })
+    for (unsigned char organ = 1; organ <= 12; ++organ)
+    {
+      auto attention = Labels::New();
+      attention->CopyInformation(labels);
+      attention->SetRegions(labels->GetLargestPossibleRegion());
+      attention->Allocate();
+      attention->FillBuffer(0);
+      ASSERT_NE(boxes.find(organ), boxes.end()) << "organ " << int(organ);
+      Filter::ComputeAttentionMap(labels, organ, boxes.at(organ), margin, attention);
+      const torch::Tensor reference =
+        torch::from_blob(attention->GetBufferPointer(), { shape[0], shape[1], shape[2] }, torch::kUInt8).ne(0);
+      const torch::Tensor got =
+        agcl::GrowByMargin(labelTensor.eq(organ), { spacing[2], spacing[1], spacing[0] }, margin);
+      EXPECT_TRUE(torch::equal(got, reference)) << "organ " << int(organ) << ", margin " << margin << ": "
+                                                << got.ne(reference).sum().item<int64_t>() << " voxels differ";
+      attended += reference.sum().item<int64_t>();
+    }
+  EXPECT_GT(attended, 0);
+
+  // The coarse grid: ITK's resampling + window against ResampleLinear + the same window.
+  agcl::ModelConfig config;
+  config.coarse_spacing_mm = { 4.0, 4.0, 5.0 };
+  const CT *          ct = source->GetOutput();
+  const auto          coarse = Filter::ResampleToCoarseGrid(ct, config);
+  const auto          coarseSize = coarse->GetLargestPossibleRegion().GetSize();
+  const torch::Tensor image = torch::from_blob(const_cast<CT::PixelType *>(ct->GetBufferPointer()),
+                                               { shape[0], shape[1], shape[2] },
+                                               c10::CppTypeToScalarType<CT::PixelType>::value)
+                                .to(torch::kFloat);
+  std::array<agcl::AxisMapping, 3> mapping;
+  for (unsigned int d = 0; d < 3; ++d) // lower edges coincide: index = (j + 0.5) coarse / fine - 0.5
+  {
+    const double ratio = config.coarse_spacing_mm[d] / spacing[d];
+    mapping[2 - d] = agcl::AxisMapping{ ratio, 0.5 * ratio - 0.5 };
+  }
+  const std::array<int64_t, 3> coarseShape{ static_cast<int64_t>(coarseSize[2]),
+                                            static_cast<int64_t>(coarseSize[1]),
+                                            static_cast<int64_t>(coarseSize[0]) };
+  const double                 low = config.coarse_window_low, width = config.coarse_window_high - low;
+  const torch::Tensor          tensorCoarse =
+    agcl::ResampleLinear(image, mapping, coarseShape, low).sub(low).div(width).clamp(0.0, 1.0);
+  const torch::Tensor itkCoarse =
+    torch::from_blob(coarse->GetBufferPointer(), { coarseShape[0], coarseShape[1], coarseShape[2] }, torch::kFloat);
+  EXPECT_LT((tensorCoarse - itkCoarse).abs().max().item<double>(), 1e-5);
+  EXPECT_GT(itkCoarse.std().item<double>(), 0.1); // the phantom's tissues, not a constant
 }

@@ -1,0 +1,34 @@
+/*=========================================================================
+ *  AGCL for ITK — Apache License 2.0, see LICENSE.
+ *=========================================================================*/
+#ifndef agcl_AttentionMap_h
+#define agcl_AttentionMap_h
+
+#include <ATen/core/Tensor.h>
+
+#include <array>
+
+namespace agcl {
+
+/** An organ's attention region as tensor work, on the mask's device (issue 17: the stages
+ *  between the networks in the core, so that a GPU keeps the volume): every voxel whose centre
+ *  lies within `margin_mm` (Euclidean, in mm) of the centre of a voxel of `mask`, the mask
+ *  included. The same rule as itk::CoarseAttentionFilter's distance map (distance <= margin
+ *  + 1e-6 mm), which stays the reference.
+ *
+ *  mask [D, H, W] (bool or any integer/floating type, non-zero = organ) -> bool [D, H, W].
+ *  spacing_mm: the voxel spacing along D, H, W (z, y, x for an ITK image's buffer).
+ *
+ *  Exact: the squared distance is separable (Saito & Toriwaki), d^2(v) = min over organ voxels
+ *  u of sum_a s_a^2 (v_a - u_a)^2, so it is computed one axis at a time as a running minimum of
+ *  f(i + t) + s_a^2 t^2. Only offsets |t| <= ceil(margin / s_a) can matter for a voxel within
+ *  the margin (each axis' part of its nearest distance is at most the distance), so each axis
+ *  takes 2 ceil(margin / s_a) shifted minima over the mask's bounding box grown by the margin,
+ *  in float64. std::invalid_argument for a mask that is not 3-D, a spacing that is not finite
+ *  and > 0, or a margin that is not finite and >= 0. */
+at::Tensor
+GrowByMargin(const at::Tensor & mask, const std::array<double, 3> & spacing_mm, double margin_mm);
+
+} // namespace agcl
+
+#endif
