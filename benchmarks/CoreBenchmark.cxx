@@ -114,7 +114,8 @@ Stage1Parameters(agcl::ResNetEncoder & encoder, agcl::ProjectionHead & head)
 // ResNet-18 width 16 + projection head, conditional contrastive loss, backward, the trainer's
 // Adam (agcl::AdamOptimizer). benchmarks/python/train_step_bench.py runs the same step in
 // PyTorch for the C++/Python ratio. Args: non-finite input checks (1: on, the default; 0: off),
-// multi-tensor Adam (1: on, the default; 0: one parameter at a time).
+// Adam's kernels (1: multi-tensor, the default on CUDA; 0: one parameter at a time, the default
+// on the CPU).
 void
 BM_Stage1TrainingStep(benchmark::State & state)
 {
@@ -126,7 +127,8 @@ BM_Stage1TrainingStep(benchmark::State & state)
   head->to(device);
   encoder->train();
   agcl::AdamOptions adamOptions;
-  adamOptions.multi_tensor = state.range(1) != 0;
+  adamOptions.kernels =
+    state.range(1) != 0 ? agcl::AdamOptions::Kernels::MultiTensor : agcl::AdamOptions::Kernels::PerParameter;
   agcl::AdamOptimizer              optimizer(Stage1Parameters(encoder, head), adamOptions);
   const bool                       check = state.range(0) != 0;
   agcl::ConditionalContrastiveLoss loss(agcl::ConditionalContrastiveLossOptions().check_finite(check));
@@ -160,7 +162,8 @@ BM_AdamStep(benchmark::State & state)
   for (auto & p : parameters)
     p.mutable_grad() = torch::randn_like(p);
   agcl::AdamOptions adamOptions;
-  adamOptions.multi_tensor = state.range(0) != 0;
+  adamOptions.kernels =
+    state.range(0) != 0 ? agcl::AdamOptions::Kernels::MultiTensor : agcl::AdamOptions::Kernels::PerParameter;
   adamOptions.weight_decay = 1e-4;
   agcl::AdamOptimizer optimizer(parameters, adamOptions);
   for (auto _ : state)
@@ -208,7 +211,8 @@ BM_PatchInference(benchmark::State & state)
 
 // The stages between the networks as tensor work (issue 17), on a 512 x 512 x 120 CT grid
 // (0.7 x 0.7 x 2.5 mm): one organ's attention region, an ellipsoid of the liver's size (radii
-// 100 x 70 x 50 mm) grown by `arg` mm (10: the models' margin).
+// 100 x 70 x 50 mm) grown by `arg` mm (10: the models' margin); second arg: the kernels (1: the
+// default, on the CPU the fused loop; 0: the tensor operations a GPU runs).
 void
 BM_GrowByMargin(benchmark::State & state)
 {
@@ -220,7 +224,11 @@ BM_GrowByMargin(benchmark::State & state)
   const torch::Tensor mask = (x / 100.0).square() + (y / 70.0).square() + (z / 50.0).square() <= 1.0;
   for (auto _ : state)
   {
-    benchmark::DoNotOptimize(agcl::GrowByMargin(mask, { 2.5, 0.7, 0.7 }, static_cast<double>(state.range(0))));
+    benchmark::DoNotOptimize(
+      agcl::GrowByMargin(mask,
+                         { 2.5, 0.7, 0.7 },
+                         static_cast<double>(state.range(0)),
+                         state.range(1) != 0 ? agcl::MarginKernels::Automatic : agcl::MarginKernels::TensorOps));
     Sync(device);
   }
   state.counters["organ_voxels"] = static_cast<double>(mask.sum().item<int64_t>());
@@ -279,12 +287,13 @@ BENCHMARK(BM_PatchInference)
   ->Args({ 101, 64, 128, 256, 4 }) // the paper's largest encoder
   ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_CoarseNetworkWindow)->Arg(8)->Arg(32)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_GrowByMargin)->Arg(10)->Arg(5)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_GrowByMargin)->Args({ 10, 1 })->Args({ 10, 0 })->Args({ 5, 1 })->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_ResampleToCoarseGrid)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Stage1TrainingStep)
   ->Args({ 1, 1 })
   ->Args({ 0, 1 })
   ->Args({ 1, 0 })
+  ->Args({ 0, 0 })
   ->Unit(benchmark::kMillisecond)
   ->MinTime(3.0);
 BENCHMARK(BM_AdamStep)->Arg(1)->Arg(0)->Unit(benchmark::kMillisecond);

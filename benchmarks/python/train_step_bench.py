@@ -116,7 +116,7 @@ def main():
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--adam-foreach", choices=["default", "on", "off"], default="default",
                         help="PyTorch's multi-tensor Adam (default: on for CUDA in 2.x); the C++ side's agcl::AdamOptimizer has "
-                             "its own (AdamOptions::multi_tensor, BM_Stage1TrainingStep's second argument)")
+                             "its own (AdamOptions::kernels, BM_Stage1TrainingStep's second argument)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)  # Debian's torch starts with 1 thread here, as LibTorch does
     device = torch.device(args.device)

@@ -24,10 +24,21 @@ namespace agcl {
  *  f(i + t) + s_a^2 t^2. Only offsets |t| <= ceil(margin / s_a) can matter for a voxel within
  *  the margin (each axis' part of its nearest distance is at most the distance), so each axis
  *  takes 2 ceil(margin / s_a) shifted minima over the mask's bounding box grown by the margin,
- *  in float64. std::invalid_argument for a mask that is not 3-D, a spacing that is not finite
- *  and > 0, or a margin that is not finite and >= 0. */
+ *  in float64. Both kernels compute the same sums and so the same region (tested).
+ *  std::invalid_argument for a mask that is not 3-D, a spacing that is not finite and > 0, a
+ *  margin that is not finite and >= 0, or CpuLoop for a mask that is not on the CPU. */
+enum class MarginKernels
+{
+  Automatic, ///< CpuLoop for a CPU mask, TensorOps elsewhere
+  TensorOps, ///< shifted minima of whole tensors: any device (one kernel per offset and axis)
+  CpuLoop    ///< the same sums fused in one parallel loop per axis, without temporaries: CPU only
+};
+
 at::Tensor
-GrowByMargin(const at::Tensor & mask, const std::array<double, 3> & spacing_mm, double margin_mm);
+GrowByMargin(const at::Tensor &            mask,
+             const std::array<double, 3> & spacing_mm,
+             double                        margin_mm,
+             MarginKernels                 kernels = MarginKernels::Automatic);
 
 } // namespace agcl
 

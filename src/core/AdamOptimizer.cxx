@@ -58,7 +58,10 @@ AdamOptimizer::Step(double rate)
   const double beta1 = m_Options.beta1, beta2 = m_Options.beta2;
   const double correction1 = 1.0 - std::pow(beta1, static_cast<double>(m_Step));
   const double correction2 = 1.0 - std::pow(beta2, static_cast<double>(m_Step));
-  if (m_Options.multi_tensor)
+  const bool   multiTensor =
+    m_Options.kernels == AdamOptions::Kernels::MultiTensor ||
+    (m_Options.kernels == AdamOptions::Kernels::Automatic && !m_Parameters.empty() && m_Parameters.front().is_cuda());
+  if (multiTensor)
   {
     StepMultiTensor(rate, correction1, correction2);
     return;

@@ -113,37 +113,63 @@ ResampleLinear(const at::Tensor &                 volume,
   }
   torch::NoGradGuard         noGrad;
   std::array<AxisSamples, 3> samples;
-  torch::Tensor              out = volume;
-  for (const int64_t a : AxisOrder(volume, size))
+  for (int64_t a = 0; a < 3; ++a)
   {
-    const int64_t n = volume.size(a);
-    samples[a] = Sample(mapping[a], size[a], n);
-    if (n == 0 || size[a] == 0)
-    {
-      std::vector<int64_t> shape = out.sizes().vec();
-      shape[a] = size[a];
-      out = torch::full(shape, fill, out.options());
-      continue;
-    }
-    // out(j) = v(i0) + w (v(i1) - v(i0)), i0 = floor(x), i1 = i0 + 1, both clamped to the edge.
-    std::vector<int64_t> low, high;
-    std::vector<double>  weight;
+    samples[a] = Sample(mapping[a], size[a], volume.size(a));
+  }
+  if (volume.numel() == 0 || size[0] * size[1] * size[2] == 0)
+  {
+    return torch::full({ size[0], size[1], size[2] }, fill, volume.options());
+  }
+  // Per axis: v(j) = (1 - w) v(i0) + w v(i1), i0 = floor(x), i1 = i0 + 1, both clamped to the edge.
+  std::array<torch::Tensor, 3> low, high, weight;
+  for (int64_t a = 0; a < 3; ++a)
+  {
+    const int64_t        n = volume.size(a);
+    std::vector<int64_t> i0, i1;
+    std::vector<double>  w;
     for (const double x : samples[a].position)
     {
       const double base = std::floor(x);
       const auto   clamp = [n](double i) { return static_cast<int64_t>(std::min(std::max(i, 0.0), double(n - 1))); };
-      low.push_back(clamp(base));
-      high.push_back(clamp(base + 1.0));
-      weight.push_back(x - base);
+      i0.push_back(clamp(base));
+      i1.push_back(clamp(base + 1.0));
+      w.push_back(x - base);
     }
     std::vector<int64_t> shape{ 1, 1, 1 };
     shape[a] = size[a];
-    const auto          device = volume.device();
-    const torch::Tensor i0 = torch::tensor(low, torch::kLong).to(device);
-    const torch::Tensor i1 = torch::tensor(high, torch::kLong).to(device);
-    const torch::Tensor w = torch::tensor(weight, torch::kDouble).to(volume.scalar_type()).reshape(shape).to(device);
-    const torch::Tensor v0 = out.index_select(a, i0);
-    out = v0 + w * (out.index_select(a, i1) - v0);
+    low[a] = torch::tensor(i0, torch::kLong).reshape(shape).to(volume.device());
+    high[a] = torch::tensor(i1, torch::kLong).reshape(shape).to(volume.device());
+    weight[a] = torch::tensor(w, torch::kDouble).to(volume.scalar_type()).reshape(shape).to(volume.device());
+  }
+  torch::Tensor out;
+  if (size[0] * size[1] * size[2] <= volume.numel())
+  {
+    // Shrinking (a CT onto the coarse grid): the 8 neighbours of each output voxel gathered
+    // directly, so the work is the output's size, not the input's.
+    const torch::Tensor flat = volume.contiguous().view({ -1 });
+    const int64_t       rows = volume.size(1) * volume.size(2), columns = volume.size(2);
+    out = torch::zeros({ size[0], size[1], size[2] }, volume.options());
+    for (int corner = 0; corner < 8; ++corner)
+    {
+      const bool          z = (corner & 4) != 0, y = (corner & 2) != 0, x = (corner & 1) != 0;
+      const torch::Tensor index =
+        (z ? high[0] : low[0]) * rows + (y ? high[1] : low[1]) * columns + (x ? high[2] : low[2]);
+      const torch::Tensor w =
+        (z ? weight[0] : 1 - weight[0]) * (y ? weight[1] : 1 - weight[1]) * (x ? weight[2] : 1 - weight[2]);
+      out.addcmul_(flat.take(index), w);
+    }
+  }
+  else
+  {
+    // Growing: one axis at a time (trilinear is the product of the 1-D interpolations), the
+    // axis that grows least first.
+    out = volume;
+    for (const int64_t a : AxisOrder(volume, size))
+    {
+      const torch::Tensor v0 = out.index_select(a, low[a].flatten());
+      out = v0 + weight[a] * (out.index_select(a, high[a].flatten()) - v0);
+    }
   }
   return FillOutside(out.contiguous(), samples, fill);
 }

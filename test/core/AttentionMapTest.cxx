@@ -70,16 +70,20 @@ TEST(AttentionMap, GrowByMarginEqualsBruteForceDistances)
       for (const double margin : margins)
       {
         const std::vector<uint8_t> expected = BruteForce(mask, size, spacing, margin);
-        const torch::Tensor        got = agcl::GrowByMargin(AsTensor(mask, size), spacing, margin);
-        ASSERT_EQ(got.scalar_type(), torch::kBool);
-        ASSERT_TRUE(torch::equal(got, AsTensor(expected, size).to(torch::kBool)))
-          << "trial " << trial << ", spacing " << spacing[0] << " " << spacing[1] << " " << spacing[2] << ", margin "
-          << margin;
-        checked += 1;
+        for (const auto kernels : { agcl::MarginKernels::TensorOps, agcl::MarginKernels::CpuLoop })
+        {
+          const torch::Tensor got = agcl::GrowByMargin(AsTensor(mask, size), spacing, margin, kernels);
+          ASSERT_EQ(got.scalar_type(), torch::kBool);
+          ASSERT_TRUE(torch::equal(got, AsTensor(expected, size).to(torch::kBool)))
+            << "trial " << trial << ", spacing " << spacing[0] << " " << spacing[1] << " " << spacing[2] << ", margin "
+            << margin << ", kernels " << static_cast<int>(kernels);
+          checked += 1;
+        }
+        const torch::Tensor got = agcl::GrowByMargin(AsTensor(mask, size), spacing, margin);
         grown += got.sum().item<int64_t>() - AsTensor(mask, size).ne(0).sum().item<int64_t>();
       }
   }
-  EXPECT_EQ(checked, 6 * 3 * 6);
+  EXPECT_EQ(checked, 2 * 6 * 3 * 6);
   EXPECT_GT(grown, 1000); // the margins did grow the masks
 }
 
@@ -90,6 +94,7 @@ TEST(AttentionMap, GrowByMarginKeepsExactTiesAndTheMaskItself)
   torch::Tensor mask = torch::zeros({ 11, 11, 11 }, torch::kBool);
   mask[5][5][5] = true;
   const torch::Tensor grown = agcl::GrowByMargin(mask, { 1.0, 1.0, 1.0 }, 5.0);
+  EXPECT_TRUE(torch::equal(agcl::GrowByMargin(mask, { 1.0, 1.0, 1.0 }, 5.0, agcl::MarginKernels::TensorOps), grown));
   EXPECT_TRUE(grown[8][9][5].item<bool>());
   EXPECT_TRUE(grown[5][0][5].item<bool>());
   EXPECT_FALSE(grown[6][0][5].item<bool>());

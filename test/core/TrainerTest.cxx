@@ -220,9 +220,9 @@ TEST(AdamOptimizer, MultiTensorStepEqualsTheLoopBitForBit)
     multiParameters.push_back(start.back().clone().requires_grad_(true));
   }
   agcl::AdamOptions loopOptions{ 0.9, 0.999, 1e-8, 0.01 };
-  loopOptions.multi_tensor = false;
+  loopOptions.kernels = agcl::AdamOptions::Kernels::PerParameter;
   agcl::AdamOptions multiOptions = loopOptions;
-  multiOptions.multi_tensor = true;
+  multiOptions.kernels = agcl::AdamOptions::Kernels::MultiTensor;
   agcl::AdamOptimizer       loop(loopParameters, loopOptions), multi(multiParameters, multiOptions);
   const std::vector<double> scales{ 1.0, 1.0, 0.1, 1.0, 1.0 };
   loop.SetLearningRateScales(scales);
