@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Configures and builds the project (Release, Ninja, ccache when installed).
 # Build folder: $AGCL_BUILD_DIR, default <repo>/build. Extra CMake arguments pass through.
+# $AGCL_BUILD_TARGETS (space-separated) builds only those targets (default: all).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD="${AGCL_BUILD_DIR:-$ROOT/build}"
@@ -11,4 +12,9 @@ for tool in cmake ninja c++; do
   fi
 done
 cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DPython3_EXECUTABLE=/usr/bin/python3 "$@"
-cmake --build "$BUILD"
+read -r -a targets <<< "${AGCL_BUILD_TARGETS:-}"
+if (( ${#targets[@]} )); then
+  cmake --build "$BUILD" --target "${targets[@]}"
+else
+  cmake --build "$BUILD"
+fi
