@@ -10,6 +10,14 @@
 
 namespace agcl {
 
+/** How GrowByMargin computes its minima (both give the same region, tested). */
+enum class MarginKernels
+{
+  Automatic, ///< CpuLoop for a CPU mask, TensorOps elsewhere
+  TensorOps, ///< shifted minima of whole tensors: any device (one kernel per offset and axis)
+  CpuLoop    ///< the same sums fused in one parallel loop per axis, without temporaries: CPU only
+};
+
 /** An organ's attention region as tensor work, on the mask's device (issue 17: the stages
  *  between the networks in the core, so that a GPU keeps the volume): every voxel whose centre
  *  lies within `margin_mm` (Euclidean, in mm) of the centre of a voxel of `mask`, the mask
@@ -27,12 +35,6 @@ namespace agcl {
  *  in float64. Both kernels compute the same sums and so the same region (tested).
  *  std::invalid_argument for a mask that is not 3-D, a spacing that is not finite and > 0, a
  *  margin that is not finite and >= 0, or CpuLoop for a mask that is not on the CPU. */
-enum class MarginKernels
-{
-  Automatic, ///< CpuLoop for a CPU mask, TensorOps elsewhere
-  TensorOps, ///< shifted minima of whole tensors: any device (one kernel per offset and axis)
-  CpuLoop    ///< the same sums fused in one parallel loop per axis, without temporaries: CPU only
-};
 
 at::Tensor
 GrowByMargin(const at::Tensor &            mask,
