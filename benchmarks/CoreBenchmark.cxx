@@ -100,14 +100,40 @@ BM_PairedAugmentation(benchmark::State & state)
   state.SetItemsProcessed(state.iterations() * 64);
 }
 
-// The trainable parameters of BM_Stage1TrainingStep's networks: ResNet-18 width 16 + head.
-std::vector<torch::Tensor>
-Stage1Parameters(agcl::ResNetEncoder & encoder, agcl::ProjectionHead & head)
+// BM_Stage1TrainingStep's networks, ResNet-18 width 16 + projection head, seeded and on `device`.
+struct Stage1Networks
 {
-  std::vector<torch::Tensor> parameters = encoder->parameters();
-  for (const auto & p : head->parameters())
-    parameters.push_back(p);
-  return parameters;
+  explicit Stage1Networks(const torch::Device & device)
+    : encoder(SeededOptions())
+    , head(agcl::ProjectionHeadOptions(encoder->HighLevelChannels()))
+  {
+    encoder->to(device);
+    head->to(device);
+  }
+  // The seed is set before the encoder's weights are drawn.
+  static agcl::ResNetEncoderOptions
+  SeededOptions()
+  {
+    torch::manual_seed(0);
+    return agcl::ResNetEncoderOptions().depth(18).base_width(16);
+  }
+  std::vector<torch::Tensor>
+  Parameters() const
+  {
+    std::vector<torch::Tensor> parameters = encoder->parameters();
+    for (const auto & p : head->parameters())
+      parameters.push_back(p);
+    return parameters;
+  }
+  agcl::ResNetEncoder  encoder;
+  agcl::ProjectionHead head;
+};
+
+// A benchmark argument as Adam's kernels: 1 multi-tensor, 0 one parameter at a time.
+agcl::AdamOptions::Kernels
+AdamKernels(int64_t argument)
+{
+  return argument != 0 ? agcl::AdamOptions::Kernels::MultiTensor : agcl::AdamOptions::Kernels::PerParameter;
 }
 
 // One stage-1 step as the trainer runs it: 32 patches of 2 x 64 x 64 -> 64 augmented views,
@@ -120,16 +146,13 @@ void
 BM_Stage1TrainingStep(benchmark::State & state)
 {
   const torch::Device device = BenchDevice();
-  torch::manual_seed(0);
-  agcl::ResNetEncoder  encoder(agcl::ResNetEncoderOptions().depth(18).base_width(16));
-  agcl::ProjectionHead head(agcl::ProjectionHeadOptions(encoder->HighLevelChannels()));
-  encoder->to(device);
-  head->to(device);
+  Stage1Networks      networks(device);
+  auto &              encoder = networks.encoder;
+  auto &              head = networks.head;
   encoder->train();
   agcl::AdamOptions adamOptions;
-  adamOptions.kernels =
-    state.range(1) != 0 ? agcl::AdamOptions::Kernels::MultiTensor : agcl::AdamOptions::Kernels::PerParameter;
-  agcl::AdamOptimizer              optimizer(Stage1Parameters(encoder, head), adamOptions);
+  adamOptions.kernels = AdamKernels(state.range(1));
+  agcl::AdamOptimizer              optimizer(networks.Parameters(), adamOptions);
   const bool                       check = state.range(0) != 0;
   agcl::ConditionalContrastiveLoss loss(agcl::ConditionalContrastiveLossOptions().check_finite(check));
   agcl::PairedAugmentation         augmentation(agcl::PairedAugmentationOptions().check_finite(check));
@@ -152,18 +175,13 @@ BM_Stage1TrainingStep(benchmark::State & state)
 void
 BM_AdamStep(benchmark::State & state)
 {
-  const torch::Device device = BenchDevice();
-  torch::manual_seed(0);
-  agcl::ResNetEncoder  encoder(agcl::ResNetEncoderOptions().depth(18).base_width(16));
-  agcl::ProjectionHead head(agcl::ProjectionHeadOptions(encoder->HighLevelChannels()));
-  encoder->to(device);
-  head->to(device);
-  std::vector<torch::Tensor> parameters = Stage1Parameters(encoder, head);
+  const torch::Device        device = BenchDevice();
+  const Stage1Networks       networks(device);
+  std::vector<torch::Tensor> parameters = networks.Parameters();
   for (auto & p : parameters)
     p.mutable_grad() = torch::randn_like(p);
   agcl::AdamOptions adamOptions;
-  adamOptions.kernels =
-    state.range(0) != 0 ? agcl::AdamOptions::Kernels::MultiTensor : agcl::AdamOptions::Kernels::PerParameter;
+  adamOptions.kernels = AdamKernels(state.range(0));
   adamOptions.weight_decay = 1e-4;
   agcl::AdamOptimizer optimizer(parameters, adamOptions);
   for (auto _ : state)
