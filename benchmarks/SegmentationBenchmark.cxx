@@ -57,7 +57,8 @@ CpuSizedModel()
   return model;
 }
 
-// Arguments: in-plane size, slices.
+// Arguments: in-plane size, slices, TensorStages (1: the core's tensor attention, the default;
+// 0: the ITK path).
 void
 BM_Segment(benchmark::State & state)
 {
@@ -89,6 +90,7 @@ BM_Segment(benchmark::State & state)
     segment->SetInput(ct);
     segment->SetCoarseLabelMap(labels);
     segment->SetModel(model);
+    segment->SetTensorStages(state.range(2) != 0);
     segment->Update();
     total = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     seconds = segment->GetStageSeconds();
@@ -108,7 +110,10 @@ BM_Segment(benchmark::State & state)
   state.counters["input_MiB"] = voxels * sizeof(CT::PixelType) / 1048576.0;
   state.counters["output_MiB"] = voxels * sizeof(Labels::PixelType) / 1048576.0;
 }
-BENCHMARK(BM_Segment)->Args({ 256, 64 })->Args({ 512, 120 })->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
+BENCHMARK(BM_Segment)
+  ->Args({ 256, 64, 1 })
+  ->Args({ 512, 120, 1 })
+  ->Args({ 512, 120, 0 })->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
 
 // The ITK side of agclCoreBenchmark's BM_GrowByMargin and BM_ResampleToCoarseGrid (issue 17's
 // tensor stages against today's ITK ones, on the same grid): 512 x 512 x 120 at 0.7 x 0.7 x

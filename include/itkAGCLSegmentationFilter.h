@@ -120,6 +120,13 @@ public:
    *  the coarse label map in the input's geometry (nearest neighbour from the coarse grid, or
    *  the given coarse map) and each organ's attention map over the whole volume. For diagnosis:
    *  `agcl segment --save-coarse` writes them, `agcl evaluate` measures attention recall. */
+  /** On (default): the attention maps through the core's tensor functions
+   *  (CoarseAttentionFilter's *Tensor functions, on the CPU), on per-organ slab buffers reused
+   *  from slab to slab; Off: through ITK's resampling and Maurer distance map (the reference of
+   *  the tests). Both give the same label map (tested). */
+  itkSetMacro(TensorStages, bool);
+  itkGetConstMacro(TensorStages, bool);
+  itkBooleanMacro(TensorStages);
   itkSetMacro(KeepCoarseOutputs, bool);
   itkGetConstMacro(KeepCoarseOutputs, bool);
   itkBooleanMacro(KeepCoarseOutputs);
@@ -183,6 +190,7 @@ private:
   bool                                                        m_ProbabilityMaps{ false };
   std::map<LabelType, typename ProbabilityImageType::Pointer> m_Probability;
   bool                                                        m_KeepCoarseOutputs{ false };
+  bool                                                        m_TensorStages{ true };
   typename LabelImageType::Pointer                            m_CoarseOutput;
   std::map<LabelType, typename LabelImageType::Pointer>       m_AttentionOutputs;
   std::map<std::string, double>                               m_StageSeconds;

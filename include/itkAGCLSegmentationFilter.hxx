@@ -38,6 +38,7 @@
 namespace itk {
 
 namespace agcl_segmentation_detail {
+using coarse_attention_detail::ForEachRow;
 // A copy of `region` of `image` (same index space and physical geometry).
 template <typename TImage>
 typename TImage::Pointer
@@ -329,6 +330,17 @@ AGCLSegmentationFilter<TInputImage, TLabelImage>::GenerateData()
   // The attention of a slab's voxel depends on organ voxels within the margin: grow the slab by it.
   const auto grow = static_cast<IndexValueType>(std::ceil(config.margin_mm / input->GetSpacing()[axial])) + 1;
   const auto thickness = static_cast<IndexValueType>(m_SlabThickness);
+  // The slab's attention maps; with TensorStages, on one zeroed buffer per organ for all slabs
+  // (only what a slab wrote is cleared before the next: no volume-sized work per organ and slab).
+  std::vector<typename LabelImageType::Pointer> attention(organs.size());
+  std::vector<std::vector<LabelType>>           attentionBuffers;
+  std::vector<RegionType>                       written(organs.size());
+  if (m_TensorStages)
+  {
+    RegionType thickest = region;
+    thickest.SetSize(axial, static_cast<SizeValueType>(std::min(thickness, slices)));
+    attentionBuffers.assign(organs.size(), std::vector<LabelType>(thickest.GetNumberOfPixels(), LabelType{}));
+  }
 
   for (IndexValueType k0 = 0; k0 < slices; k0 += thickness)
   {
@@ -341,50 +353,74 @@ AGCLSegmentationFilter<TInputImage, TLabelImage>::GenerateData()
     grown.SetSize(axial, static_cast<SizeValueType>(g1 - g0));
 
     // Attention maps of the slab.
-    std::vector<typename LabelImageType::Pointer> attention(organs.size());
-    bool                                          anyAttention = false;
+    bool anyAttention = false;
     timed("attention", [&] {
-      typename LabelImageType::Pointer labels; // the slab's coarse labels: only for a given map or KeepCoarseOutputs
-      if (givenCoarse.IsNotNull())
+      typename LabelImageType::Pointer labels; // the ITK path's slab of a given map, or the kept coarse labels
+      if (givenCoarse.IsNotNull() && !m_TensorStages)
         labels = ExtractRegion<LabelImageType>(givenCoarse, grown);
-      else if (m_KeepCoarseOutputs)
+      else if (givenCoarse.IsNull() && m_KeepCoarseOutputs)
         labels = Coarse::ResampleLabels(coarseGrid.labels, input, slab);
       if (m_KeepCoarseOutputs)
       {
         // Organs only, as CoarseAttentionFilter's output 0 (other values of a given map are background).
-        ImageRegionConstIterator<LabelImageType> in(labels, slab);
+        ImageRegionConstIterator<LabelImageType> in(givenCoarse.IsNotNull() ? givenCoarse.GetPointer() : labels.GetPointer(),
+                                                    slab);
         ImageRegionIterator<LabelImageType>      out(m_CoarseOutput, slab);
         for (; !in.IsAtEnd(); ++in, ++out)
           out.Set(std::find(organs.begin(), organs.end(), in.Get()) == organs.end() ? LabelType{} : in.Get());
       }
       std::map<LabelType, RegionType> boxes;
       if (givenCoarse.IsNotNull())
-        boxes = LabelBoundingBoxes(labels.GetPointer(), grown);
+        boxes = LabelBoundingBoxes(m_TensorStages ? givenCoarse.GetPointer() : labels.GetPointer(), grown);
       for (size_t o = 0; o < organs.size(); ++o)
       {
-        attention[o] = LabelImageType::New();
-        attention[o]->CopyInformation(input);
-        attention[o]->SetRegions(slab);
-        attention[o]->Allocate();
-        attention[o]->FillBuffer(LabelType{});
-        if (givenCoarse.IsNull())
+        if (m_TensorStages)
         {
-          Coarse::ComputeAttentionFromSeed(
-            coarseGrid.seeds[o], organs[o], input, grown, config.margin_mm, attention[o]);
+          // The organ's slab buffer, cleared where the previous slab wrote, as an image over this slab.
+          if (attention[o].IsNotNull() && written[o].GetNumberOfPixels() > 0)
+            ForEachRow<LabelType>(attention[o].GetPointer(), written[o], [&](LabelType * row, int64_t, int64_t) {
+              std::fill(row, row + written[o].GetSize(0), LabelType{});
+            });
+          written[o] = RegionType();
+          attention[o] = LabelImageType::New();
+          attention[o]->CopyInformation(input);
+          attention[o]->SetRegions(slab);
+          attention[o]->GetPixelContainer()->SetImportPointer(
+            attentionBuffers[o].data(), slab.GetNumberOfPixels(), false);
+          int64_t count = 0;
+          if (givenCoarse.IsNull())
+            count = Coarse::ComputeAttentionFromSeedTensor(
+              coarseGrid.seeds[o], organs[o], input, grown, config.margin_mm, attention[o], &written[o]);
+          else if (const auto found = boxes.find(organs[o]); found != boxes.end())
+            count = Coarse::ComputeAttentionMapTensor(
+              givenCoarse, organs[o], found->second, grown, config.margin_mm, attention[o], &written[o]);
+          anyAttention = anyAttention || count > 0;
         }
-        else if (const auto found = boxes.find(organs[o]); found != boxes.end())
+        else
         {
-          Coarse::ComputeAttentionMap(labels, organs[o], found->second, config.margin_mm, attention[o]);
+          attention[o] = LabelImageType::New();
+          attention[o]->CopyInformation(input);
+          attention[o]->SetRegions(slab);
+          attention[o]->Allocate();
+          attention[o]->FillBuffer(LabelType{});
+          if (givenCoarse.IsNull())
+          {
+            Coarse::ComputeAttentionFromSeed(
+              coarseGrid.seeds[o], organs[o], input, grown, config.margin_mm, attention[o]);
+          }
+          else if (const auto found = boxes.find(organs[o]); found != boxes.end())
+          {
+            Coarse::ComputeAttentionMap(labels, organs[o], found->second, config.margin_mm, attention[o]);
+          }
+          const LabelType * buffer = attention[o]->GetBufferPointer();
+          anyAttention = anyAttention || std::any_of(buffer, buffer + slab.GetNumberOfPixels(), [](LabelType v) {
+                           return v != LabelType{};
+                         });
         }
-        const LabelType * buffer = attention[o]->GetBufferPointer();
-        anyAttention = anyAttention || std::any_of(buffer, buffer + slab.GetNumberOfPixels(), [](LabelType v) {
-                         return v != LabelType{};
-                       });
         if (m_KeepCoarseOutputs)
           ImageAlgorithm::Copy(attention[o].GetPointer(), m_AttentionOutputs.at(organs[o]).GetPointer(), slab, slab);
       }
     });
-
     if (anyAttention)
     {
       const typename InputImageType::Pointer ct = ExtractRegion<InputImageType>(input, slab);
@@ -520,6 +556,7 @@ AGCLSegmentationFilter<TInputImage, TLabelImage>::PrintSelf(std::ostream & os, I
   os << indent << "PostProcessing: " << m_PostProcessing << std::endl;
   os << indent << "ProbabilityMaps: " << m_ProbabilityMaps << std::endl;
   os << indent << "KeepCoarseOutputs: " << m_KeepCoarseOutputs << std::endl;
+  os << indent << "TensorStages: " << m_TensorStages << std::endl;
   os << indent << "LoadedFileName: " << m_LoadedFileName << std::endl;
   os << indent << "NumberOfPatches: " << m_NumberOfPatches << std::endl;
 }

@@ -146,8 +146,40 @@ public:
                       double                                      marginMM,
                       LabelImageType *                            attention);
 
+  /** The same two stages as tensor work in the agcl core (issue 17: agcl::ResampleNearest and
+   *  agcl::GrowByMargin, on the CPU here): the same voxels as ComputeAttentionFromSeed and
+   *  ComputeAttentionMap, which stay the reference of the tests. The organ's mask is read only
+   *  inside `within` (a region of `labels`' buffer: e.g. a slab grown by the margin) and its
+   *  region written only inside `attention`'s buffered region. They return the number of voxels
+   *  set to 1 (0: nothing written). ComputeAttentionFromSeedTensor falls back to the ITK
+   *  resampling when the seed's grid is rotated against the reference's (not the case of the
+   *  coarse grid, which shares the input's direction). `writtenBox`, when given, receives a
+   *  region of `attention` that holds every voxel written. */
+  static int64_t
+  ComputeAttentionFromSeedTensor(const LabelImageType *                      seed,
+                                 LabelType                                   organ,
+                                 const ImageBase<ImageDimension> *           reference,
+                                 const typename LabelImageType::RegionType & within,
+                                 double                                      marginMM,
+                                 LabelImageType *                            attention,
+                                 typename LabelImageType::RegionType *       writtenBox = nullptr);
+  static int64_t
+  ComputeAttentionMapTensor(const LabelImageType *                      labels,
+                            LabelType                                   organ,
+                            const typename LabelImageType::RegionType & organBox,
+                            const typename LabelImageType::RegionType & within,
+                            double                                      marginMM,
+                            LabelImageType *                            attention,
+                            typename LabelImageType::RegionType *       writtenBox = nullptr);
+
   itkSetMacro(MarginMM, double);
   itkGetConstMacro(MarginMM, double);
+  /** On (default): the attention maps through the core's tensor functions (the *Tensor
+   *  functions above); Off: through ITK's resampling and Maurer distance map (the reference).
+   *  Both give the same maps (tested). */
+  itkSetMacro(TensorStages, bool);
+  itkGetConstMacro(TensorStages, bool);
+  itkBooleanMacro(TensorStages);
 
   /** Output 0. */
   LabelImageType *
@@ -181,6 +213,7 @@ protected:
 private:
   std::vector<LabelType>            m_OrganLabels;
   double                            m_MarginMM{ 10.0 };
+  bool                              m_TensorStages{ true };
   typename AGCLModelObject::Pointer m_Model;
   std::string                       m_ModelFileName;
   std::string                       m_Device{ "cpu" };

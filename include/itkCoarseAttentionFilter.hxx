@@ -18,7 +18,12 @@
 #include "itkSignedMaurerDistanceMapImageFilter.h"
 #include "itkVerifyFiniteImage.h"
 
+#include "agcl/AttentionMap.h"
 #include "agcl/Device.h"
+#include "agcl/GridResample.h"
+
+#include <ATen/ops/empty.h>
+#include <ATen/ops/from_blob.h>
 
 #include <algorithm>
 #include <array>
@@ -26,6 +31,122 @@
 #include <limits>
 
 namespace itk {
+
+namespace coarse_attention_detail {
+// Where organ `organ`'s seed (any grid) can give attention on `reference`'s grid: the seed's
+// bounding box (`seedBox`, in the seed's index space) and, in `reference`'s index space, the
+// box's extent (voxel edges) grown by the margin and 2 voxels, cropped to `within` (`target`).
+// False when the seed is empty or the target is.
+template <typename TLabelImage, unsigned int VDimension>
+bool
+SeedTarget(const TLabelImage *                      seed,
+           typename TLabelImage::PixelType          organ,
+           const ImageBase<VDimension> *            reference,
+           const typename TLabelImage::RegionType & within,
+           double                                   marginMM,
+           typename TLabelImage::RegionType &       seedBox,
+           typename TLabelImage::RegionType &       target)
+{
+  const auto seedBoxes = LabelBoundingBoxes(seed, seed->GetLargestPossibleRegion());
+  const auto found = seedBoxes.find(organ);
+  if (found == seedBoxes.end())
+  {
+    return false;
+  }
+  seedBox = found->second;
+  std::array<double, VDimension> low, high;
+  low.fill(std::numeric_limits<double>::infinity());
+  high.fill(-std::numeric_limits<double>::infinity());
+  for (unsigned int corner = 0; corner < (1u << VDimension); ++corner)
+  {
+    ContinuousIndex<double, VDimension> index;
+    for (unsigned int d = 0; d < VDimension; ++d)
+    {
+      index[d] = (corner >> d & 1u) ? seedBox.GetUpperIndex()[d] + 0.5 : seedBox.GetIndex(d) - 0.5;
+    }
+    typename TLabelImage::PointType point;
+    seed->TransformContinuousIndexToPhysicalPoint(index, point);
+    ContinuousIndex<double, VDimension> there;
+    reference->TransformPhysicalPointToContinuousIndex(point, there);
+    for (unsigned int d = 0; d < VDimension; ++d)
+    {
+      low[d] = std::min(low[d], there[d]);
+      high[d] = std::max(high[d], there[d]);
+    }
+  }
+  for (unsigned int d = 0; d < VDimension; ++d)
+  {
+    const double grow = std::ceil(marginMM / reference->GetSpacing()[d]) + 2;
+    const double first = std::max(std::floor(low[d]) - grow, static_cast<double>(within.GetIndex(d)));
+    const double last = std::min(std::ceil(high[d]) + grow, static_cast<double>(within.GetUpperIndex()[d]));
+    if (last < first)
+    {
+      return false;
+    }
+    target.SetIndex(d, static_cast<IndexValueType>(first));
+    target.SetSize(d, static_cast<SizeValueType>(last - first + 1));
+  }
+  return true;
+}
+
+// The buffer of `image` over `region` (inside its buffered region) as rows along x: calls
+// row(pointer to the row's first voxel, z, y) for each (z, y) of the region, 3-D.
+template <typename TPixel, typename TImage, typename TRow>
+void
+ForEachRow(TImage * image, const typename TImage::RegionType & region, TRow && row)
+{
+  typename TImage::IndexType index = region.GetIndex();
+  for (SizeValueType z = 0; z < region.GetSize(2); ++z)
+    for (SizeValueType y = 0; y < region.GetSize(1); ++y)
+    {
+      index[1] = region.GetIndex(1) + static_cast<IndexValueType>(y);
+      index[2] = region.GetIndex(2) + static_cast<IndexValueType>(z);
+      row(static_cast<TPixel *>(image->GetBufferPointer()) + image->ComputeOffset(index),
+          static_cast<int64_t>(z),
+          static_cast<int64_t>(y));
+    }
+}
+
+// Writes 1 into `attention` where the region `grown` (bool [z, y, x] over `box`) is set, within
+// attention's buffered region; returns the number of voxels written.
+template <typename TLabelImage>
+int64_t
+WriteRegion(const at::Tensor &                       grown,
+            const typename TLabelImage::RegionType & box,
+            TLabelImage *                            attention,
+            typename TLabelImage::RegionType *       writtenBox)
+{
+  using LabelType = typename TLabelImage::PixelType;
+  auto target = box;
+  if (!target.Crop(attention->GetBufferedRegion()))
+  {
+    return 0;
+  }
+  if (writtenBox != nullptr)
+  {
+    *writtenBox = target;
+  }
+  const at::Tensor region = grown.contiguous();
+  const bool *     in = region.data_ptr<bool>();
+  const int64_t    sy = static_cast<int64_t>(box.GetSize(1)), sx = static_cast<int64_t>(box.GetSize(0));
+  const int64_t    dz = target.GetIndex(2) - box.GetIndex(2), dy = target.GetIndex(1) - box.GetIndex(1),
+                dx = target.GetIndex(0) - box.GetIndex(0);
+  const int64_t width = static_cast<int64_t>(target.GetSize(0));
+  int64_t       written = 0;
+  ForEachRow<LabelType>(attention, target, [&](LabelType * out, int64_t z, int64_t y) {
+    const bool * line = in + ((z + dz) * sy + (y + dy)) * sx + dx;
+    for (int64_t x = 0; x < width; ++x)
+    {
+      if (line[x])
+      {
+        out[x] = LabelType{ 1 };
+        ++written;
+      }
+    }
+  });
+  return written;
+}
+} // namespace coarse_attention_detail
 
 template <typename TInputImage, typename TLabelImage>
 CoarseAttentionFilter<TInputImage, TLabelImage>::CoarseAttentionFilter()
@@ -235,48 +356,10 @@ CoarseAttentionFilter<TInputImage, TLabelImage>::ComputeAttentionFromSeed(
   double                                      marginMM,
   LabelImageType *                            attention)
 {
-  using RegionType = typename LabelImageType::RegionType;
-  const RegionType seedRegion = seed->GetLargestPossibleRegion();
-  const auto       seedBoxes = LabelBoundingBoxes(seed, seedRegion);
-  const auto       seedBox = seedBoxes.find(organ);
-  if (seedBox == seedBoxes.end())
+  typename LabelImageType::RegionType seedBox, target;
+  if (!coarse_attention_detail::SeedTarget(seed, organ, reference, within, marginMM, seedBox, target))
   {
     return;
-  }
-  // The seed box's extent (voxel edges) in the reference's continuous index space, grown by the
-  // margin: only there can the resampled seed and its attention lie.
-  std::array<double, ImageDimension> low, high;
-  low.fill(std::numeric_limits<double>::infinity());
-  high.fill(-std::numeric_limits<double>::infinity());
-  for (unsigned int corner = 0; corner < (1u << ImageDimension); ++corner)
-  {
-    ContinuousIndex<double, ImageDimension> index;
-    for (unsigned int d = 0; d < ImageDimension; ++d)
-    {
-      index[d] = (corner >> d & 1u) ? seedBox->second.GetUpperIndex()[d] + 0.5 : seedBox->second.GetIndex(d) - 0.5;
-    }
-    typename LabelImageType::PointType point;
-    seed->TransformContinuousIndexToPhysicalPoint(index, point);
-    ContinuousIndex<double, ImageDimension> there;
-    reference->TransformPhysicalPointToContinuousIndex(point, there);
-    for (unsigned int d = 0; d < ImageDimension; ++d)
-    {
-      low[d] = std::min(low[d], there[d]);
-      high[d] = std::max(high[d], there[d]);
-    }
-  }
-  RegionType target;
-  for (unsigned int d = 0; d < ImageDimension; ++d)
-  {
-    const double grow = std::ceil(marginMM / reference->GetSpacing()[d]) + 2;
-    const double first = std::max(std::floor(low[d]) - grow, static_cast<double>(within.GetIndex(d)));
-    const double last = std::min(std::ceil(high[d]) + grow, static_cast<double>(within.GetUpperIndex()[d]));
-    if (last < first)
-    {
-      return;
-    }
-    target.SetIndex(d, static_cast<IndexValueType>(first));
-    target.SetSize(d, static_cast<SizeValueType>(last - first + 1));
   }
   const auto labels = ResampleLabels(seed, reference, target);
   const auto boxes = LabelBoundingBoxes(labels.GetPointer(), target);
@@ -285,6 +368,132 @@ CoarseAttentionFilter<TInputImage, TLabelImage>::ComputeAttentionFromSeed(
   {
     ComputeAttentionMap(labels, organ, found->second, marginMM, attention);
   }
+}
+
+template <typename TInputImage, typename TLabelImage>
+int64_t
+CoarseAttentionFilter<TInputImage, TLabelImage>::ComputeAttentionFromSeedTensor(
+  const LabelImageType *                      seed,
+  LabelType                                   organ,
+  const ImageBase<ImageDimension> *           reference,
+  const typename LabelImageType::RegionType & within,
+  double                                      marginMM,
+  LabelImageType *                            attention,
+  typename LabelImageType::RegionType *       writtenBox)
+{
+  using namespace coarse_attention_detail;
+  typename LabelImageType::RegionType seedBox, target;
+  if (!SeedTarget(seed, organ, reference, within, marginMM, seedBox, target))
+  {
+    return 0;
+  }
+  // Where target's voxel j falls in the seed box's continuous index, axis by axis: scale * j +
+  // offset, from the physical points of target's first voxel and its neighbours (the grids share
+  // their direction; otherwise the ITK resampling).
+  std::array<agcl::AxisMapping, 3> mapping;
+  {
+    typename LabelImageType::PointType point;
+    reference->TransformIndexToPhysicalPoint(target.GetIndex(), point);
+    ContinuousIndex<double, ImageDimension> start;
+    seed->TransformPhysicalPointToContinuousIndex(point, start);
+    for (unsigned int d = 0; d < ImageDimension; ++d)
+    {
+      auto next = target.GetIndex();
+      next[d] += 1;
+      reference->TransformIndexToPhysicalPoint(next, point);
+      ContinuousIndex<double, ImageDimension> step;
+      seed->TransformPhysicalPointToContinuousIndex(point, step);
+      for (unsigned int e = 0; e < ImageDimension; ++e)
+      {
+        if (e != d && std::abs(step[e] - start[e]) > 1e-9)
+        {
+          const auto labels = ResampleLabels(seed, reference, target); // rotated grids
+          const auto boxes = LabelBoundingBoxes(labels.GetPointer(), target);
+          const auto found = boxes.find(organ);
+          return found == boxes.end()
+                   ? 0
+                   : ComputeAttentionMapTensor(labels, organ, found->second, target, marginMM, attention, writtenBox);
+        }
+      }
+      mapping[2 - d] = agcl::AxisMapping{ step[d] - start[d], start[d] - static_cast<double>(seedBox.GetIndex(d)) };
+    }
+  }
+  // The seed's box as a mask, resampled (nearest) onto the target, grown by the margin.
+  at::Tensor mask = at::empty({ static_cast<int64_t>(seedBox.GetSize(2)),
+                                static_cast<int64_t>(seedBox.GetSize(1)),
+                                static_cast<int64_t>(seedBox.GetSize(0)) },
+                              at::kBool);
+  {
+    bool *        out = mask.data_ptr<bool>();
+    const int64_t width = static_cast<int64_t>(seedBox.GetSize(0));
+    ForEachRow<const LabelType>(seed, seedBox, [&](const LabelType * in, int64_t z, int64_t y) {
+      bool * line = out + (z * mask.size(1) + y) * width;
+      for (int64_t x = 0; x < width; ++x)
+        line[x] = in[x] == organ;
+    });
+  }
+  at::Tensor grown;
+  ConvertTorchErrors("CoarseAttentionFilter", [&] {
+    const at::Tensor labels = agcl::ResampleNearest(mask,
+                                                    mapping,
+                                                    { static_cast<int64_t>(target.GetSize(2)),
+                                                      static_cast<int64_t>(target.GetSize(1)),
+                                                      static_cast<int64_t>(target.GetSize(0)) },
+                                                    0.0);
+    const auto spacing = reference->GetSpacing();
+    grown = agcl::GrowByMargin(labels, { spacing[2], spacing[1], spacing[0] }, marginMM);
+  });
+  return WriteRegion(grown, target, attention, writtenBox);
+}
+
+template <typename TInputImage, typename TLabelImage>
+int64_t
+CoarseAttentionFilter<TInputImage, TLabelImage>::ComputeAttentionMapTensor(
+  const LabelImageType *                      labels,
+  LabelType                                   organ,
+  const typename LabelImageType::RegionType & organBox,
+  const typename LabelImageType::RegionType & within,
+  double                                      marginMM,
+  LabelImageType *                            attention,
+  typename LabelImageType::RegionType *       writtenBox)
+{
+  using namespace coarse_attention_detail;
+  // The organ's box grown by the margin (as ComputeAttentionMap), inside `within` and the labels.
+  const auto                          spacing = labels->GetSpacing();
+  typename LabelImageType::RegionType box;
+  for (unsigned int d = 0; d < ImageDimension; ++d)
+  {
+    const auto grow = static_cast<IndexValueType>(std::ceil(marginMM / spacing[d])) + 1;
+    box.SetIndex(d, organBox.GetIndex(d) - grow);
+    box.SetSize(d, organBox.GetSize(d) + 2 * static_cast<SizeValueType>(grow));
+  }
+  auto bounds = within;
+  if (!bounds.Crop(labels->GetBufferedRegion()) || !box.Crop(bounds))
+  {
+    return 0;
+  }
+  auto target = box;
+  if (!target.Crop(attention->GetBufferedRegion()))
+  {
+    return 0; // the organ is farther than the margin from the attention map's region
+  }
+  at::Tensor mask = at::empty(
+    { static_cast<int64_t>(box.GetSize(2)), static_cast<int64_t>(box.GetSize(1)), static_cast<int64_t>(box.GetSize(0)) },
+    at::kBool);
+  {
+    bool *        out = mask.data_ptr<bool>();
+    const int64_t width = static_cast<int64_t>(box.GetSize(0));
+    ForEachRow<const LabelType>(labels, box, [&](const LabelType * in, int64_t z, int64_t y) {
+      bool * line = out + (z * mask.size(1) + y) * width;
+      for (int64_t x = 0; x < width; ++x)
+        line[x] = in[x] == organ;
+    });
+  }
+  at::Tensor grown;
+  ConvertTorchErrors("CoarseAttentionFilter", [&] {
+    grown = agcl::GrowByMargin(mask, { spacing[2], spacing[1], spacing[0] }, marginMM);
+  });
+  return WriteRegion(grown, box, attention, writtenBox);
 }
 
 template <typename TInputImage, typename TLabelImage>
@@ -462,14 +671,20 @@ CoarseAttentionFilter<TInputImage, TLabelImage>::GenerateData()
     if (network.labels.IsNotNull())
     {
       const auto index = m_Model->GetConfig().OrganIndex(static_cast<int64_t>(m_OrganLabels[o]));
-      ComputeAttentionFromSeed(
-        network.seeds.at(static_cast<size_t>(index)), m_OrganLabels[o], image, region, m_MarginMM, attention);
+      const LabelImageType * seed = network.seeds.at(static_cast<size_t>(index));
+      if (m_TensorStages)
+        ComputeAttentionFromSeedTensor(seed, m_OrganLabels[o], image, region, m_MarginMM, attention);
+      else
+        ComputeAttentionFromSeed(seed, m_OrganLabels[o], image, region, m_MarginMM, attention);
       continue;
     }
     const auto found = boxes.find(m_OrganLabels[o]);
     if (found != boxes.end()) // an absent organ has an empty attention map
     {
-      ComputeAttentionMap(labelsOut, m_OrganLabels[o], found->second, m_MarginMM, attention);
+      if (m_TensorStages)
+        ComputeAttentionMapTensor(labelsOut, m_OrganLabels[o], found->second, region, m_MarginMM, attention);
+      else
+        ComputeAttentionMap(labelsOut, m_OrganLabels[o], found->second, m_MarginMM, attention);
     }
   }
 }
@@ -543,6 +758,7 @@ CoarseAttentionFilter<TInputImage, TLabelImage>::PrintSelf(std::ostream & os, In
 {
   Superclass::PrintSelf(os, indent);
   os << indent << "MarginMM: " << m_MarginMM << std::endl;
+  os << indent << "TensorStages: " << m_TensorStages << std::endl;
   os << indent << "ModelFileName: " << m_ModelFileName << std::endl;
   os << indent << "Model: " << (m_Model.IsNull() ? "none" : "set") << std::endl;
   os << indent << "Device: " << m_Device << std::endl;

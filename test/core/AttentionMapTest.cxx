@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include <array>
+#include <cmath>
 #include <limits>
 #include <random>
 #include <vector>
@@ -54,7 +55,10 @@ TEST(AttentionMap, GrowByMarginEqualsBruteForceDistances)
   // Sparse random masks (a few voxels, some at the borders) on anisotropic grids, margins from 0
   // to beyond the volume: the grown region equals the brute-force one voxel for voxel.
   std::mt19937                             random(11);
-  const std::vector<std::array<double, 3>> spacings{ { 2.5, 0.8, 1.1 }, { 1.0, 1.0, 1.0 }, { 0.7, 3.0, 0.7 } };
+  // (Equal H and W spacings take the CPU loop's 16-bit integer plane; the others its doubles.)
+  const std::vector<std::array<double, 3>> spacings{
+    { 2.5, 0.8, 1.1 }, { 1.0, 1.0, 1.0 }, { 0.7, 3.0, 0.7 }, { 2.5, 0.7, 0.7 }
+  };
   const std::vector<double>                margins{ 0.0, 0.75, 1.0, 2.6, 5.0, 40.0 };
   const std::array<int64_t, 3>             size{ 7, 9, 11 };
   int64_t                                  checked = 0, grown = 0;
@@ -83,8 +87,48 @@ TEST(AttentionMap, GrowByMarginEqualsBruteForceDistances)
         grown += got.sum().item<int64_t>() - AsTensor(mask, size).ne(0).sum().item<int64_t>();
       }
   }
-  EXPECT_EQ(checked, 2 * 6 * 3 * 6);
+  EXPECT_EQ(checked, 2 * 6 * 4 * 6);
   EXPECT_GT(grown, 1000); // the margins did grow the masks
+}
+
+TEST(AttentionMap, GrowByMarginOfOrganShapedBlobsEqualsBruteForce)
+{
+  // Larger masks shaped like organs (a lumpy ellipsoid with a hole) on a CT-like grid and on grids
+  // whose in-plane reach exceeds the integer plane's 90 voxels (the CPU loop's doubles then): the
+  // region equals the brute-force one.
+  struct Case
+  {
+    std::array<int64_t, 3> size;
+    std::array<double, 3>  spacing;
+    double                 margin;
+  };
+  const std::vector<Case> cases{ { { 14, 40, 44 }, { 2.5, 0.7, 0.7 }, 10.0 },
+                                 { { 14, 40, 44 }, { 2.5, 0.7, 0.7 }, 4.2 },
+                                 { { 4, 6, 200 }, { 1.0, 0.1, 0.1 }, 9.5 },
+                                 { { 4, 200, 6 }, { 1.0, 0.1, 0.1 }, 9.5 } };
+  for (const auto & c : cases)
+  {
+    std::vector<uint8_t> mask(c.size[0] * c.size[1] * c.size[2], 0);
+    for (int64_t z = 0; z < c.size[0]; ++z)
+      for (int64_t y = 0; y < c.size[1]; ++y)
+        for (int64_t x = 0; x < c.size[2]; ++x)
+        {
+          const double u = (z - 0.45 * c.size[0]) / (0.3 * c.size[0]), v = (y - 0.5 * c.size[1]) / (0.25 * c.size[1]),
+                       w = (x - 0.4 * c.size[2]) / (0.2 * c.size[2]);
+          const double r = u * u + v * v + w * w, lump = 0.15 * std::sin(3.0 * y + 2.0 * x);
+          mask[(z * c.size[1] + y) * c.size[2] + x] = r <= 1.0 + lump && r > 0.1 ? 1 : 0;
+        }
+    const torch::Tensor expected = AsTensor(BruteForce(mask, c.size, c.spacing, c.margin), c.size).to(torch::kBool);
+    ASSERT_GT(AsTensor(mask, c.size).sum().item<int64_t>(), 0);
+    for (const auto kernels : { agcl::MarginKernels::CpuLoop, agcl::MarginKernels::TensorOps })
+    {
+      const torch::Tensor got = agcl::GrowByMargin(AsTensor(mask, c.size), c.spacing, c.margin, kernels);
+      EXPECT_TRUE(torch::equal(got, expected))
+        << "size " << c.size[0] << "x" << c.size[1] << "x" << c.size[2] << ", margin " << c.margin << ", kernels "
+        << static_cast<int>(kernels) << ": " << got.ne(expected).sum().item<int64_t>() << " voxels differ";
+    }
+    EXPECT_GT(expected.sum().item<int64_t>(), AsTensor(mask, c.size).ne(0).sum().item<int64_t>());
+  }
 }
 
 TEST(AttentionMap, GrowByMarginKeepsExactTiesAndTheMaskItself)

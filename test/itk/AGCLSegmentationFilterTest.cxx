@@ -116,6 +116,7 @@ WholeVolumeFusion(const CT * ct, itk::AGCLModelObject * model, const Labels * co
   if (coarse)
     attention->SetCoarseLabelMap(coarse);
   attention->SetMarginMM(config.margin_mm);
+  attention->TensorStagesOff(); // the ITK path: the reference of the slab filter's tensor stages
   auto sampler = itk::QueryPatchSamplerFilter<CT, Labels>::New();
   sampler->SetInput(ct);
   auto fusion = itk::LabelFusionFilter<Labels>::New();
@@ -356,6 +357,53 @@ TEST(AGCLSegmentationFilter, GivenCoarseMapGivesTheSameAsTheWholeVolumeForAnySla
     EXPECT_EQ(mismatches, 0) << "slab thickness " << thickness;
     EXPECT_EQ(segment->GetStageSeconds().at("coarse"), 0.0); // the coarse network did not run
     EXPECT_GT(segment->GetStageSeconds().at("encoder"), 0.0);
+  }
+}
+
+TEST(AGCLSegmentationFilter, TensorStagesGiveTheITKPathsAttentionAndLabels)
+{
+  // Issue 17: the attention through the core's tensor functions (on reused slab buffers) against
+  // the ITK path, with the coarse network's seeds and with a given map, in slabs of 5 slices (the
+  // last one thinner): every organ's attention map, the label map and the probability maps equal.
+  auto source = Phantom(23);
+  auto model = itk::AGCLModelObject::New();
+  model->Load(ModelFile());
+  for (const bool given : { false, true })
+  {
+    Segmentation::Pointer runs[2];
+    for (const bool tensor : { false, true })
+    {
+      auto & segment = runs[tensor];
+      segment = Segmentation::New();
+      segment->SetInput(source->GetOutput());
+      if (given)
+        segment->SetCoarseLabelMap(source->GetLabelOutput());
+      segment->SetModel(model);
+      segment->SetSlabThickness(5);
+      segment->KeepCoarseOutputsOn();
+      segment->ProbabilityMapsOn();
+      segment->SetTensorStages(tensor);
+      segment->Update();
+    }
+    const std::string what = given ? "given map" : "coarse network";
+    EXPECT_EQ(CountDifferent(runs[0]->GetOutput(), runs[1]->GetOutput()), 0) << what;
+    EXPECT_EQ(CountDifferent(runs[0]->GetCoarseLabelMapOutput(), runs[1]->GetCoarseLabelMapOutput()), 0) << what;
+    long attended = 0;
+    for (const auto & organ : model->GetConfig().organs)
+    {
+      const auto label = static_cast<unsigned char>(organ.label);
+      EXPECT_EQ(CountDifferent(runs[0]->GetAttentionMap(label), runs[1]->GetAttentionMap(label)), 0)
+        << what << ", organ " << organ.label;
+      attended += Count(runs[1]->GetAttentionMap(label), 1);
+      const auto * a = runs[0]->GetProbabilityMap(label);
+      const auto * b = runs[1]->GetProbabilityMap(label);
+      const auto   n = a->GetLargestPossibleRegion().GetNumberOfPixels();
+      EXPECT_TRUE(std::equal(a->GetBufferPointer(), a->GetBufferPointer() + n, b->GetBufferPointer()))
+        << what << ", organ " << organ.label;
+    }
+    EXPECT_GT(attended, 1000) << what;
+    EXPECT_GT(runs[1]->GetNumberOfPatches(), 0u) << what;
+    EXPECT_EQ(runs[0]->GetNumberOfPatches(), runs[1]->GetNumberOfPatches()) << what;
   }
 }
 

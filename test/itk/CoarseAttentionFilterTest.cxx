@@ -294,3 +294,143 @@ TEST(CoarseAttentionFilter, TheCoreTensorStagesEqualTheITKPath)
   EXPECT_LT((tensorCoarse - itkCoarse).abs().max().item<double>(), 1e-5);
   EXPECT_GT(itkCoarse.std().item<double>(), 0.1); // the phantom's tissues, not a constant
 }
+
+TEST(CoarseAttentionFilter, TheTensorFunctionsWriteTheITKPathsVoxels)
+{
+  // Issue 17: ComputeAttentionFromSeedTensor / ComputeAttentionMapTensor (the core's
+  // ResampleNearest + GrowByMargin) against the ITK functions (the reference), for every organ:
+  // seeds on three coarse grids, the whole volume and a slab inside a grown region, and a CT
+  // whose direction flips and swaps axes (the seed grid shares it) or is rotated against the seed
+  // (the ITK resampling then). Every voxel equal; the count and the written box true.
+  auto                   source = Phantom();
+  const CT *             ct = source->GetOutput();
+  const Labels *         labels = source->GetLabelOutput();
+  const auto             whole = ct->GetLargestPossibleRegion();
+  Labels::RegionType     slab = whole, grown = whole;
+  slab.SetIndex(2, 14);
+  slab.SetSize(2, 8);
+  grown.SetIndex(2, 11);
+  grown.SetSize(2, 14);
+  auto newMap = [&](const itk::ImageBase<3> * like, const Labels::RegionType & region) {
+    auto map = Labels::New();
+    map->CopyInformation(like);
+    map->SetRegions(region);
+    map->Allocate();
+    map->FillBuffer(0);
+    return map;
+  };
+  auto expectSame = [&](const Labels * got, const Labels * expected, int64_t count, const Labels::RegionType & box,
+                        const std::string & what) {
+    int64_t ones = 0, outside = 0, differ = 0;
+    for (itk::ImageRegionConstIteratorWithIndex<Labels> it(got, got->GetBufferedRegion()); !it.IsAtEnd(); ++it)
+    {
+      differ += it.Get() != expected->GetPixel(it.GetIndex());
+      ones += it.Get() == 1;
+      outside += it.Get() != 0 && !box.IsInside(it.GetIndex());
+    }
+    EXPECT_EQ(differ, 0) << what;
+    EXPECT_EQ(ones, count) << what;
+    EXPECT_EQ(outside, 0) << what;
+    return ones;
+  };
+  int64_t attended = 0;
+  for (const std::array<double, 3> spacing : { std::array<double, 3>{ 8.0, 8.0, 8.0 },
+                                               std::array<double, 3>{ 4.0, 4.0, 5.0 },
+                                               std::array<double, 3>{ 6.0, 6.0, 8.0 } })
+  {
+    agcl::ModelConfig config;
+    config.coarse_spacing_mm = spacing;
+    const auto coarse = Filter::ResampleToCoarseGrid(ct, config);
+    const auto seeds = Filter::ResampleLabels(labels, coarse, coarse->GetLargestPossibleRegion());
+    for (unsigned char organ = 1; organ <= 12; ++organ)
+      for (const auto & [region, within] : { std::pair{ whole, whole }, std::pair{ slab, grown } })
+      {
+        const std::string what = "organ " + std::to_string(organ) + ", coarse " + std::to_string(spacing[0]) +
+                                 ", region from slice " + std::to_string(region.GetIndex(2));
+        auto expected = newMap(ct, region), got = newMap(ct, region);
+        Filter::ComputeAttentionFromSeed(seeds, organ, ct, within, 10.0, expected);
+        Labels::RegionType box;
+        const int64_t      count = Filter::ComputeAttentionFromSeedTensor(seeds, organ, ct, within, 10.0, got, &box);
+        attended += expectSame(got, expected, count, box, "seed, " + what);
+        // The fine map's own function: the phantom's labels, margin 8 mm.
+        const auto boxes = itk::LabelBoundingBoxes(labels, within);
+        if (spacing[0] != 8.0 || boxes.count(organ) == 0)
+          continue;
+        auto expectedMap = newMap(ct, region), gotMap = newMap(ct, region);
+        Filter::ComputeAttentionMap(labels, organ, boxes.at(organ), 8.0, expectedMap);
+        const int64_t n = Filter::ComputeAttentionMapTensor(labels, organ, boxes.at(organ), within, 8.0, gotMap, &box);
+        // (In the slab the ITK function also reads labels beyond `within`, all farther than the margin.)
+        attended += expectSame(gotMap, expectedMap, n, box, "map, " + what);
+      }
+  }
+  EXPECT_GT(attended, 100000);
+
+  // Other directions: axes flipped and swapped (the coarse grid shares it: the tensor mapping),
+  // and a seed grid rotated by 30 degrees about z against the CT (the ITK resampling fallback).
+  auto turned = CT::New();
+  turned->Graft(ct);
+  CT::DirectionType flip;
+  flip.Fill(0.0);
+  flip(0, 1) = -1.0;
+  flip(1, 0) = 1.0;
+  flip(2, 2) = -1.0;
+  turned->SetDirection(flip);
+  turned->SetOrigin(ct->GetOrigin() + CT::PointType::VectorType(7.3));
+  auto turnedLabels = Labels::New();
+  turnedLabels->Graft(labels);
+  turnedLabels->SetDirection(flip);
+  turnedLabels->SetOrigin(turned->GetOrigin());
+  agcl::ModelConfig config;
+  config.coarse_spacing_mm = { 4.0, 4.0, 5.0 };
+  const auto coarse = Filter::ResampleToCoarseGrid(turned, config);
+  const auto seeds = Filter::ResampleLabels(turnedLabels, coarse, coarse->GetLargestPossibleRegion());
+  auto       rotatedSeeds = Labels::New();
+  rotatedSeeds->Graft(seeds);
+  Labels::DirectionType rotation;
+  rotation.SetIdentity();
+  rotation(0, 0) = rotation(1, 1) = std::cos(M_PI / 6);
+  rotation(0, 1) = -std::sin(M_PI / 6);
+  rotation(1, 0) = std::sin(M_PI / 6);
+  rotatedSeeds->SetDirection(rotation * flip);
+  for (const Labels * seedGrid : { static_cast<const Labels *>(seeds), static_cast<const Labels *>(rotatedSeeds) })
+    for (unsigned char organ : { 1, 2, 5, 11 })
+    {
+      auto expected = newMap(turned, whole), got = newMap(turned, whole);
+      Filter::ComputeAttentionFromSeed(seedGrid, organ, turned, whole, 10.0, expected);
+      Labels::RegionType box;
+      const int64_t count = Filter::ComputeAttentionFromSeedTensor(seedGrid, organ, turned, whole, 10.0, got, &box);
+      EXPECT_GT(expectSame(got, expected, count, box, "turned grid, organ " + std::to_string(organ)), 0);
+    }
+}
+
+TEST(CoarseAttentionFilter, TensorStagesOnAndOffGiveTheSameOutputs)
+{
+  // The filter with a given coarse map: every output equal with the tensor stages and without.
+  auto source = Phantom();
+  std::vector<Labels::Pointer> outputs[2];
+  for (const bool tensor : { false, true })
+  {
+    auto filter = Filter::New();
+    filter->SetInput(source->GetOutput());
+    filter->SetCoarseLabelMap(source->GetLabelOutput());
+    filter->SetMarginMM(9.0);
+    filter->SetTensorStages(tensor);
+    filter->Update();
+    for (unsigned int i = 0; i < filter->GetNumberOfIndexedOutputs(); ++i)
+    {
+      Labels::Pointer output = filter->GetOutput(i);
+      output->DisconnectPipeline();
+      outputs[tensor].push_back(output);
+    }
+  }
+  ASSERT_EQ(outputs[0].size(), 13u);
+  for (size_t i = 0; i < outputs[0].size(); ++i)
+  {
+    const auto n = outputs[0][i]->GetLargestPossibleRegion().GetNumberOfPixels();
+    EXPECT_TRUE(std::equal(outputs[0][i]->GetBufferPointer(),
+                           outputs[0][i]->GetBufferPointer() + n,
+                           outputs[1][i]->GetBufferPointer()))
+      << "output " << i;
+    EXPECT_GT(std::count(outputs[1][i]->GetBufferPointer(), outputs[1][i]->GetBufferPointer() + n, 0), 0);
+  }
+}
