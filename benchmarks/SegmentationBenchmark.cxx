@@ -113,7 +113,10 @@ BM_Segment(benchmark::State & state)
 BENCHMARK(BM_Segment)
   ->Args({ 256, 64, 1 })
   ->Args({ 512, 120, 1 })
-  ->Args({ 512, 120, 0 })->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
+  ->Args({ 512, 120, 0 })
+  ->Iterations(1)
+  ->Unit(benchmark::kSecond)
+  ->UseRealTime();
 
 // The ITK side of agclCoreBenchmark's BM_GrowByMargin and BM_ResampleToCoarseGrid (issue 17's
 // tensor stages against today's ITK ones, on the same grid): 512 x 512 x 120 at 0.7 x 0.7 x

@@ -335,6 +335,7 @@ AGCLSegmentationFilter<TInputImage, TLabelImage>::GenerateData()
   std::vector<typename LabelImageType::Pointer> attention(organs.size());
   std::vector<std::vector<LabelType>>           attentionBuffers;
   std::vector<RegionType>                       written(organs.size());
+  agcl::MarginWorkspace                         workspace; // the tensor stages' buffers, reused likewise
   if (m_TensorStages)
   {
     RegionType thickest = region;
@@ -363,9 +364,9 @@ AGCLSegmentationFilter<TInputImage, TLabelImage>::GenerateData()
       if (m_KeepCoarseOutputs)
       {
         // Organs only, as CoarseAttentionFilter's output 0 (other values of a given map are background).
-        ImageRegionConstIterator<LabelImageType> in(givenCoarse.IsNotNull() ? givenCoarse.GetPointer() : labels.GetPointer(),
-                                                    slab);
-        ImageRegionIterator<LabelImageType>      out(m_CoarseOutput, slab);
+        ImageRegionConstIterator<LabelImageType> in(
+          givenCoarse.IsNotNull() ? givenCoarse.GetPointer() : labels.GetPointer(), slab);
+        ImageRegionIterator<LabelImageType> out(m_CoarseOutput, slab);
         for (; !in.IsAtEnd(); ++in, ++out)
           out.Set(std::find(organs.begin(), organs.end(), in.Get()) == organs.end() ? LabelType{} : in.Get());
       }
@@ -390,10 +391,10 @@ AGCLSegmentationFilter<TInputImage, TLabelImage>::GenerateData()
           int64_t count = 0;
           if (givenCoarse.IsNull())
             count = Coarse::ComputeAttentionFromSeedTensor(
-              coarseGrid.seeds[o], organs[o], input, grown, config.margin_mm, attention[o], &written[o]);
+              coarseGrid.seeds[o], organs[o], input, grown, config.margin_mm, attention[o], &written[o], &workspace);
           else if (const auto found = boxes.find(organs[o]); found != boxes.end())
             count = Coarse::ComputeAttentionMapTensor(
-              givenCoarse, organs[o], found->second, grown, config.margin_mm, attention[o], &written[o]);
+              givenCoarse, organs[o], found->second, grown, config.margin_mm, attention[o], &written[o], &workspace);
           anyAttention = anyAttention || count > 0;
         }
         else

@@ -5,6 +5,7 @@
 #define itkCoarseAttentionFilter_h
 
 #include "itkAGCLModelObject.h"
+#include "agcl/AttentionMap.h"
 #include "itkImage.h"
 #include "itkImageToImageFilter.h"
 
@@ -154,7 +155,8 @@ public:
    *  set to 1 (0: nothing written). ComputeAttentionFromSeedTensor falls back to the ITK
    *  resampling when the seed's grid is rotated against the reference's (not the case of the
    *  coarse grid, which shares the input's direction). `writtenBox`, when given, receives a
-   *  region of `attention` that holds every voxel written. */
+   *  region of `attention` that holds every voxel written; `workspace`, when given, keeps the
+   *  buffers between calls (one per thread). */
   static int64_t
   ComputeAttentionFromSeedTensor(const LabelImageType *                      seed,
                                  LabelType                                   organ,
@@ -162,7 +164,8 @@ public:
                                  const typename LabelImageType::RegionType & within,
                                  double                                      marginMM,
                                  LabelImageType *                            attention,
-                                 typename LabelImageType::RegionType *       writtenBox = nullptr);
+                                 typename LabelImageType::RegionType *       writtenBox = nullptr,
+                                 agcl::MarginWorkspace *                     workspace = nullptr);
   static int64_t
   ComputeAttentionMapTensor(const LabelImageType *                      labels,
                             LabelType                                   organ,
@@ -170,7 +173,8 @@ public:
                             const typename LabelImageType::RegionType & within,
                             double                                      marginMM,
                             LabelImageType *                            attention,
-                            typename LabelImageType::RegionType *       writtenBox = nullptr);
+                            typename LabelImageType::RegionType *       writtenBox = nullptr,
+                            agcl::MarginWorkspace *                     workspace = nullptr);
 
   itkSetMacro(MarginMM, double);
   itkGetConstMacro(MarginMM, double);

@@ -379,7 +379,8 @@ CoarseAttentionFilter<TInputImage, TLabelImage>::ComputeAttentionFromSeedTensor(
   const typename LabelImageType::RegionType & within,
   double                                      marginMM,
   LabelImageType *                            attention,
-  typename LabelImageType::RegionType *       writtenBox)
+  typename LabelImageType::RegionType *       writtenBox,
+  agcl::MarginWorkspace *                     workspace)
 {
   using namespace coarse_attention_detail;
   typename LabelImageType::RegionType seedBox, target;
@@ -412,7 +413,8 @@ CoarseAttentionFilter<TInputImage, TLabelImage>::ComputeAttentionFromSeedTensor(
           const auto found = boxes.find(organ);
           return found == boxes.end()
                    ? 0
-                   : ComputeAttentionMapTensor(labels, organ, found->second, target, marginMM, attention, writtenBox);
+                   : ComputeAttentionMapTensor(
+                       labels, organ, found->second, target, marginMM, attention, writtenBox, workspace);
         }
       }
       mapping[2 - d] = agcl::AxisMapping{ step[d] - start[d], start[d] - static_cast<double>(seedBox.GetIndex(d)) };
@@ -440,8 +442,9 @@ CoarseAttentionFilter<TInputImage, TLabelImage>::ComputeAttentionFromSeedTensor(
                                                       static_cast<int64_t>(target.GetSize(1)),
                                                       static_cast<int64_t>(target.GetSize(0)) },
                                                     0.0);
-    const auto spacing = reference->GetSpacing();
-    grown = agcl::GrowByMargin(labels, { spacing[2], spacing[1], spacing[0] }, marginMM);
+    const auto       spacing = reference->GetSpacing();
+    grown = agcl::GrowByMargin(
+      labels, { spacing[2], spacing[1], spacing[0] }, marginMM, agcl::MarginKernels::Automatic, workspace);
   });
   return WriteRegion(grown, target, attention, writtenBox);
 }
@@ -455,7 +458,8 @@ CoarseAttentionFilter<TInputImage, TLabelImage>::ComputeAttentionMapTensor(
   const typename LabelImageType::RegionType & within,
   double                                      marginMM,
   LabelImageType *                            attention,
-  typename LabelImageType::RegionType *       writtenBox)
+  typename LabelImageType::RegionType *       writtenBox,
+  agcl::MarginWorkspace *                     workspace)
 {
   using namespace coarse_attention_detail;
   // The organ's box grown by the margin (as ComputeAttentionMap), inside `within` and the labels.
@@ -477,9 +481,16 @@ CoarseAttentionFilter<TInputImage, TLabelImage>::ComputeAttentionMapTensor(
   {
     return 0; // the organ is farther than the margin from the attention map's region
   }
-  at::Tensor mask = at::empty(
-    { static_cast<int64_t>(box.GetSize(2)), static_cast<int64_t>(box.GetSize(1)), static_cast<int64_t>(box.GetSize(0)) },
-    at::kBool);
+  const std::vector<int64_t> shape{ static_cast<int64_t>(box.GetSize(2)),
+                                    static_cast<int64_t>(box.GetSize(1)),
+                                    static_cast<int64_t>(box.GetSize(0)) };
+  at::Tensor                 mask;
+  if (workspace != nullptr && workspace->mask.defined() && workspace->mask.scalar_type() == at::kBool)
+    mask = workspace->mask.resize_(shape); // its storage reused
+  else
+    mask = at::empty(shape, at::kBool);
+  if (workspace != nullptr)
+    workspace->mask = mask;
   {
     bool *        out = mask.data_ptr<bool>();
     const int64_t width = static_cast<int64_t>(box.GetSize(0));
@@ -491,7 +502,8 @@ CoarseAttentionFilter<TInputImage, TLabelImage>::ComputeAttentionMapTensor(
   }
   at::Tensor grown;
   ConvertTorchErrors("CoarseAttentionFilter", [&] {
-    grown = agcl::GrowByMargin(mask, { spacing[2], spacing[1], spacing[0] }, marginMM);
+    grown = agcl::GrowByMargin(
+      mask, { spacing[2], spacing[1], spacing[0] }, marginMM, agcl::MarginKernels::Automatic, workspace);
   });
   return WriteRegion(grown, box, attention, writtenBox);
 }
@@ -659,9 +671,10 @@ CoarseAttentionFilter<TInputImage, TLabelImage>::GenerateData()
     }
   }
   // The organs' boxes in the given map (the network's attention grows from its seeds instead).
-  const auto boxes = network.labels.IsNull()
-                       ? LabelBoundingBoxes(static_cast<const LabelImageType *>(labelsOut), region)
-                       : std::map<LabelType, typename LabelImageType::RegionType>{};
+  const auto            boxes = network.labels.IsNull()
+                                  ? LabelBoundingBoxes(static_cast<const LabelImageType *>(labelsOut), region)
+                                  : std::map<LabelType, typename LabelImageType::RegionType>{};
+  agcl::MarginWorkspace workspace; // the tensor stages' buffers, reused from organ to organ
   for (size_t o = 0; o < m_OrganLabels.size(); ++o)
   {
     LabelImageType * attention = this->GetOutput(static_cast<unsigned int>(1 + o));
@@ -670,10 +683,11 @@ CoarseAttentionFilter<TInputImage, TLabelImage>::GenerateData()
     attention->FillBuffer(LabelType{});
     if (network.labels.IsNotNull())
     {
-      const auto index = m_Model->GetConfig().OrganIndex(static_cast<int64_t>(m_OrganLabels[o]));
+      const auto             index = m_Model->GetConfig().OrganIndex(static_cast<int64_t>(m_OrganLabels[o]));
       const LabelImageType * seed = network.seeds.at(static_cast<size_t>(index));
       if (m_TensorStages)
-        ComputeAttentionFromSeedTensor(seed, m_OrganLabels[o], image, region, m_MarginMM, attention);
+        ComputeAttentionFromSeedTensor(
+          seed, m_OrganLabels[o], image, region, m_MarginMM, attention, nullptr, &workspace);
       else
         ComputeAttentionFromSeed(seed, m_OrganLabels[o], image, region, m_MarginMM, attention);
       continue;
@@ -682,7 +696,8 @@ CoarseAttentionFilter<TInputImage, TLabelImage>::GenerateData()
     if (found != boxes.end()) // an absent organ has an empty attention map
     {
       if (m_TensorStages)
-        ComputeAttentionMapTensor(labelsOut, m_OrganLabels[o], found->second, region, m_MarginMM, attention);
+        ComputeAttentionMapTensor(
+          labelsOut, m_OrganLabels[o], found->second, region, m_MarginMM, attention, nullptr, &workspace);
       else
         ComputeAttentionMap(labelsOut, m_OrganLabels[o], found->second, m_MarginMM, attention);
     }

@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cstring>
 #include <cmath>
 #include <limits>
 #include <sstream>
@@ -40,9 +41,26 @@ MinimumAlongAxis(const torch::Tensor & f, int64_t axis, double step2, int64_t re
 // (the same sums in the same precision, so the same values): the volume as [outer, length,
 // inner], each output row g[o, i, :] the minimum of the rows f[o, i + t, :] + cost[|t|] over
 // |t| < cost.size(). T: double (squared distances in mm^2) or int16_t (the integer plane below).
+// A buffer of `sizes` and `dtype` in `reused` when given (its storage kept when large enough:
+// no fresh pages, which cost more than the arithmetic on a VM), else a new one.
+torch::Tensor
+Buffer(torch::Tensor * reused, at::IntArrayRef sizes, torch::ScalarType dtype)
+{
+  if (reused == nullptr)
+    return torch::empty(sizes, torch::TensorOptions().dtype(dtype));
+  if (!reused->defined() || reused->scalar_type() != dtype)
+    *reused = torch::empty(sizes, torch::TensorOptions().dtype(dtype));
+  else
+    reused->resize_(sizes);
+  return *reused;
+}
+
 template <typename T>
 torch::Tensor
-MinimumAlongAxisCpu(const torch::Tensor & f, int64_t axis, const std::vector<T> & cost)
+MinimumAlongAxisCpu(const torch::Tensor &  f,
+                    int64_t                axis,
+                    const std::vector<T> & cost,
+                    torch::Tensor *        reused = nullptr)
 {
   const int64_t length = f.size(axis);
   const int64_t reach = std::min<int64_t>(static_cast<int64_t>(cost.size()) - 1, length - 1);
@@ -52,7 +70,7 @@ MinimumAlongAxisCpu(const torch::Tensor & f, int64_t axis, const std::vector<T> 
   for (int64_t a = axis + 1; a < f.dim(); ++a)
     inner *= f.size(a);
   const torch::Tensor source = f.contiguous();
-  torch::Tensor       g = torch::empty_like(source);
+  torch::Tensor       g = Buffer(reused, source.sizes(), source.scalar_type());
   const T *           in = source.data_ptr<T>();
   T *                 out = g.data_ptr<T>();
   at::parallel_for(
@@ -92,13 +110,16 @@ MinimumAlongAxisCpu(const torch::Tensor & f, int64_t axis, const std::vector<T> 
 // version computes it.
 template <typename T>
 torch::Tensor
-NearestAlongLastAxisCpu(const torch::Tensor & organ, const std::vector<T> & cost, T far)
+NearestAlongLastAxisCpu(const torch::Tensor &  organ,
+                        const std::vector<T> & cost,
+                        T                      far,
+                        torch::Tensor *        reused = nullptr)
 {
-  const int64_t length = organ.size(2), rows = organ.size(0) * organ.size(1);
-  const int64_t reach = std::min<int64_t>(static_cast<int64_t>(cost.size()) - 1, length - 1);
-  torch::Tensor g = torch::empty(organ.sizes(), organ.options().dtype(c10::CppTypeToScalarType<T>::value));
-  const bool *  in = organ.data_ptr<bool>();
-  T *           out = g.data_ptr<T>();
+  const int64_t  length = organ.size(2), rows = organ.size(0) * organ.size(1);
+  const int64_t  reach = std::min<int64_t>(static_cast<int64_t>(cost.size()) - 1, length - 1);
+  torch::Tensor  g = Buffer(reused, organ.sizes(), c10::CppTypeToScalarType<T>::value);
+  const bool *   in = organ.data_ptr<bool>();
+  T *            out = g.data_ptr<T>();
   constexpr auto none = std::numeric_limits<int64_t>::max() / 4;
   at::parallel_for(0, rows, 1 + 32768 / std::max<int64_t>(1, length), [&](int64_t begin, int64_t end) {
     std::vector<int64_t> before(static_cast<size_t>(length));
@@ -142,9 +163,13 @@ SquaredSteps(double step2, int64_t reach)
 constexpr int16_t kFar = 16384;
 constexpr int64_t kMaxIntegerReach = 90;
 
-torch::Tensor
-IntegerPlaneRegion(const torch::Tensor & box, const std::array<double, 3> & spacing, const std::array<int64_t, 3> & reach,
-                   double threshold)
+void
+IntegerPlaneRegion(const torch::Tensor &          box,
+                   const std::array<double, 3> &  spacing,
+                   const std::array<int64_t, 3> & reach,
+                   double                         threshold,
+                   torch::Tensor                  region,
+                   MarginWorkspace *              workspace)
 {
   auto squares = [](int64_t reachAlong) {
     std::vector<int16_t> cost(static_cast<size_t>(reachAlong) + 1);
@@ -152,8 +177,10 @@ IntegerPlaneRegion(const torch::Tensor & box, const std::array<double, 3> & spac
       cost[t] = static_cast<int16_t>(t * t);
     return cost;
   };
-  torch::Tensor q = NearestAlongLastAxisCpu<int16_t>(box, squares(reach[2]), kFar);
-  q = MinimumAlongAxisCpu<int16_t>(q, 1, squares(reach[1]));
+  const torch::Tensor nearest =
+    NearestAlongLastAxisCpu<int16_t>(box, squares(reach[2]), kFar, workspace ? &workspace->first : nullptr);
+  const torch::Tensor q =
+    MinimumAlongAxisCpu<int16_t>(nearest, 1, squares(reach[1]), workspace ? &workspace->second : nullptr);
   const double         plane2 = spacing[2] * spacing[2], axial2 = spacing[0] * spacing[0];
   const double         bound = threshold * threshold;
   std::vector<int16_t> negativeLimit(static_cast<size_t>(reach[0]) + 1);
@@ -163,19 +190,123 @@ IntegerPlaneRegion(const torch::Tensor & box, const std::array<double, 3> & spac
     // The largest integer q in [-1, kFar - 1] with plane2 * q + rest <= bound, exactly as the
     // double comparison decides (start from the quotient, then step to the boundary).
     auto    fits = [&](int64_t value) { return plane2 * static_cast<double>(value) + rest <= bound; };
-    int64_t limit = static_cast<int64_t>(std::floor(std::max(-1.0, std::min<double>(kFar - 1, (bound - rest) / plane2))));
+    int64_t limit =
+      static_cast<int64_t>(std::floor(std::max(-1.0, std::min<double>(kFar - 1, (bound - rest) / plane2))));
     while (limit < kFar - 1 && fits(limit + 1))
       ++limit;
     while (limit >= 0 && !fits(limit))
       --limit;
     negativeLimit[t] = static_cast<int16_t>(-limit);
   }
-  return MinimumAlongAxisCpu<int16_t>(q, 0, negativeLimit).le(0);
+  // The D pass, written straight into the region (a view of the result: rows contiguous).
+  const int64_t   depth = q.size(0), height = q.size(1), width = q.size(2);
+  const int16_t * in = q.data_ptr<int16_t>();
+  bool *          out = region.data_ptr<bool>();
+  const int64_t   stride0 = region.stride(0), stride1 = region.stride(1);
+  at::parallel_for(
+    0, depth * height, 1 + 32768 / std::max<int64_t>(1, width * (2 * reach[0] + 1)), [&](int64_t begin, int64_t end) {
+      std::vector<int16_t> row(static_cast<size_t>(width));
+      for (int64_t r = begin; r < end; ++r)
+      {
+        const int64_t   z = r / height, y = r % height;
+        const int16_t   c0 = negativeLimit[0];
+        const int16_t * self = in + r * width;
+        for (int64_t k = 0; k < width; ++k)
+          row[k] = static_cast<int16_t>(self[k] + c0);
+        for (int64_t t = 1; t <= reach[0] && t < depth; ++t)
+        {
+          const int16_t c = negativeLimit[t];
+          if (z + t < depth)
+          {
+            const int16_t * next = in + r * width + t * height * width;
+            for (int64_t k = 0; k < width; ++k)
+              row[k] = std::min(row[k], static_cast<int16_t>(next[k] + c));
+          }
+          if (z - t >= 0)
+          {
+            const int16_t * previous = in + r * width - t * height * width;
+            for (int64_t k = 0; k < width; ++k)
+              row[k] = std::min(row[k], static_cast<int16_t>(previous[k] + c));
+          }
+        }
+        bool * line = out + z * stride0 + y * stride1;
+        for (int64_t k = 0; k < width; ++k)
+          line[k] = row[k] <= 0;
+      }
+    });
+}
+
+// The bounding box [low, high] (inclusive) of the true voxels of `organ` [D, H, W] along each
+// axis; false when there are none. Any device: a read-back of 6 numbers.
+bool
+BoundingBox(const torch::Tensor & organ, std::array<int64_t, 3> & low, std::array<int64_t, 3> & high)
+{
+  for (int64_t axis = 0; axis < 3; ++axis)
+  {
+    std::vector<int64_t> others;
+    for (int64_t a = 0; a < 3; ++a)
+      if (a != axis)
+        others.push_back(a);
+    const torch::Tensor present = organ.any(others[1]).any(others[0]).nonzero().cpu();
+    if (present.numel() == 0)
+      return false;
+    low[axis] = present[0].item<int64_t>();
+    high[axis] = present[-1].item<int64_t>();
+  }
+  return true;
+}
+
+// The same on the CPU for a contiguous bool mask, in one parallel pass over its rows (memchr
+// for a row's first voxel, a backward scan for its last).
+bool
+BoundingBoxCpu(const torch::Tensor & organ, std::array<int64_t, 3> & low, std::array<int64_t, 3> & high)
+{
+  const int64_t depth = organ.size(0), height = organ.size(1), width = organ.size(2);
+  const auto *  in = reinterpret_cast<const unsigned char *>(organ.data_ptr<bool>());
+  // Per slice: lowest/highest row and column with an organ voxel (height: none).
+  std::vector<std::array<int64_t, 4>> slices(static_cast<size_t>(depth));
+  at::parallel_for(0, depth, 1 + 65536 / std::max<int64_t>(1, height * width), [&](int64_t begin, int64_t end) {
+    for (int64_t z = begin; z < end; ++z)
+    {
+      std::array<int64_t, 4> box{ height, -1, width, -1 };
+      for (int64_t y = 0; y < height; ++y)
+      {
+        const unsigned char * line = in + (z * height + y) * width;
+        const void *          hit = std::memchr(line, 1, static_cast<size_t>(width));
+        if (hit == nullptr)
+          continue;
+        int64_t last = width - 1;
+        while (line[last] == 0)
+          --last;
+        box = { std::min(box[0], y),
+                y,
+                std::min(box[2], static_cast<const unsigned char *>(hit) - line),
+                std::max(box[3], last) };
+      }
+      slices[z] = box;
+    }
+  });
+  bool any = false;
+  low = { depth, height, width };
+  high = { -1, -1, -1 };
+  for (int64_t z = 0; z < depth; ++z)
+  {
+    if (slices[z][1] < 0)
+      continue;
+    any = true;
+    low = { std::min(low[0], z), std::min(low[1], slices[z][0]), std::min(low[2], slices[z][2]) };
+    high = { z, std::max(high[1], slices[z][1]), std::max(high[2], slices[z][3]) };
+  }
+  return any;
 }
 } // namespace
 
 at::Tensor
-GrowByMargin(const at::Tensor & mask, const std::array<double, 3> & spacing_mm, double margin_mm, MarginKernels kernels)
+GrowByMargin(const at::Tensor &            mask,
+             const std::array<double, 3> & spacing_mm,
+             double                        margin_mm,
+             MarginKernels                 kernels,
+             MarginWorkspace *             workspace)
 {
   if (!mask.defined() || mask.dim() != 3)
   {
@@ -202,33 +333,31 @@ GrowByMargin(const at::Tensor & mask, const std::array<double, 3> & spacing_mm, 
   const bool cpuLoop = kernels == MarginKernels::CpuLoop || (kernels == MarginKernels::Automatic && mask.is_cpu());
   torch::NoGradGuard  noGrad;
   const torch::Tensor organ = mask.scalar_type() == torch::kBool ? mask : mask.ne(0);
-  torch::Tensor       result = torch::zeros(organ.sizes(), organ.options().dtype(torch::kBool));
+  const bool          reuse = workspace != nullptr && organ.is_cpu();
+  torch::Tensor       result = reuse ? Buffer(&workspace->region, organ.sizes(), torch::kBool).zero_()
+                                     : torch::zeros(organ.sizes(), organ.options().dtype(torch::kBool));
   if (organ.numel() == 0)
   {
     return result;
   }
-  // The mask's bounding box (one read-back of 6 numbers), grown by the margin: beyond it no
-  // voxel is within the margin. reach[a]: the largest offset along axis a that can matter.
-  std::array<int64_t, 3> first{}, size{}, reach{};
+  // The mask's bounding box, grown by the margin: beyond it no voxel is within the margin.
+  // reach[a]: the largest offset along axis a that can matter.
+  std::array<int64_t, 3> low{}, high{}, first{}, size{}, reach{};
+  const torch::Tensor    source = cpuLoop ? organ.contiguous() : organ;
+  if (!(cpuLoop ? BoundingBoxCpu(source, low, high) : BoundingBox(source, low, high)))
+  {
+    return result; // no organ voxel: an empty region
+  }
   for (int64_t axis = 0; axis < 3; ++axis)
   {
-    std::vector<int64_t> others;
-    for (int64_t a = 0; a < 3; ++a)
-      if (a != axis)
-        others.push_back(a);
-    const torch::Tensor present = organ.any(others[1]).any(others[0]).nonzero().cpu();
-    if (present.numel() == 0)
-    {
-      return result; // no organ voxel: an empty region
-    }
     reach[axis] =
       static_cast<int64_t>(std::min(std::ceil(margin_mm / spacing_mm[axis]), static_cast<double>(organ.size(axis))));
-    first[axis] = std::max<int64_t>(0, present[0].item<int64_t>() - reach[axis]);
-    const int64_t last = std::min<int64_t>(organ.size(axis) - 1, present[-1].item<int64_t>() + reach[axis]);
+    first[axis] = std::max<int64_t>(0, low[axis] - reach[axis]);
+    const int64_t last = std::min<int64_t>(organ.size(axis) - 1, high[axis] + reach[axis]);
     size[axis] = last - first[axis] + 1;
   }
   const torch::Tensor box =
-    organ.narrow(0, first[0], size[0]).narrow(1, first[1], size[1]).narrow(2, first[2], size[2]);
+    source.narrow(0, first[0], size[0]).narrow(1, first[1], size[1]).narrow(2, first[2], size[2]);
   const double threshold = margin_mm + 1e-6;
   auto         insideBox = [&]() {
     return result.narrow(0, first[0], size[0]).narrow(1, first[1], size[1]).narrow(2, first[2], size[2]);
@@ -238,7 +367,7 @@ GrowByMargin(const at::Tensor & mask, const std::array<double, 3> & spacing_mm, 
     clamped[axis] = std::min(reach[axis], size[axis] - 1);
   if (cpuLoop && spacing_mm[1] == spacing_mm[2] && clamped[1] <= kMaxIntegerReach && clamped[2] <= kMaxIntegerReach)
   {
-    insideBox().copy_(IntegerPlaneRegion(box.contiguous(), spacing_mm, clamped, threshold));
+    IntegerPlaneRegion(box.contiguous(), spacing_mm, clamped, threshold, insideBox(), reuse ? workspace : nullptr);
     return result;
   }
   // Axis 2 (W) first, then 1 and 0, in both kernels: the same sums in the same order.

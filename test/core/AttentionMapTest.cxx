@@ -54,14 +54,14 @@ TEST(AttentionMap, GrowByMarginEqualsBruteForceDistances)
 {
   // Sparse random masks (a few voxels, some at the borders) on anisotropic grids, margins from 0
   // to beyond the volume: the grown region equals the brute-force one voxel for voxel.
-  std::mt19937                             random(11);
+  std::mt19937 random(11);
   // (Equal H and W spacings take the CPU loop's 16-bit integer plane; the others its doubles.)
   const std::vector<std::array<double, 3>> spacings{
     { 2.5, 0.8, 1.1 }, { 1.0, 1.0, 1.0 }, { 0.7, 3.0, 0.7 }, { 2.5, 0.7, 0.7 }
   };
-  const std::vector<double>                margins{ 0.0, 0.75, 1.0, 2.6, 5.0, 40.0 };
-  const std::array<int64_t, 3>             size{ 7, 9, 11 };
-  int64_t                                  checked = 0, grown = 0;
+  const std::vector<double>    margins{ 0.0, 0.75, 1.0, 2.6, 5.0, 40.0 };
+  const std::array<int64_t, 3> size{ 7, 9, 11 };
+  int64_t                      checked = 0, grown = 0;
   for (int trial = 0; trial < 6; ++trial)
   {
     std::vector<uint8_t> mask(size[0] * size[1] * size[2], 0);
@@ -106,6 +106,8 @@ TEST(AttentionMap, GrowByMarginOfOrganShapedBlobsEqualsBruteForce)
                                  { { 14, 40, 44 }, { 2.5, 0.7, 0.7 }, 4.2 },
                                  { { 4, 6, 200 }, { 1.0, 0.1, 0.1 }, 9.5 },
                                  { { 4, 200, 6 }, { 1.0, 0.1, 0.1 }, 9.5 } };
+  agcl::MarginWorkspace   workspace; // shared by all cases (sizes grow and shrink): the same regions
+  torch::Tensor           previous;
   for (const auto & c : cases)
   {
     std::vector<uint8_t> mask(c.size[0] * c.size[1] * c.size[2], 0);
@@ -127,6 +129,13 @@ TEST(AttentionMap, GrowByMarginOfOrganShapedBlobsEqualsBruteForce)
         << "size " << c.size[0] << "x" << c.size[1] << "x" << c.size[2] << ", margin " << c.margin << ", kernels "
         << static_cast<int>(kernels) << ": " << got.ne(expected).sum().item<int64_t>() << " voxels differ";
     }
+    const torch::Tensor reused =
+      agcl::GrowByMargin(AsTensor(mask, c.size), c.spacing, c.margin, agcl::MarginKernels::CpuLoop, &workspace);
+    EXPECT_TRUE(torch::equal(reused, expected)) << "with a workspace, margin " << c.margin;
+    EXPECT_TRUE(reused.is_same(workspace.region));
+    if (previous.defined()) // the previous case's copy is untouched by this call
+      EXPECT_GT(previous.sum().item<int64_t>(), 0);
+    previous = reused.clone();
     EXPECT_GT(expected.sum().item<int64_t>(), AsTensor(mask, c.size).ne(0).sum().item<int64_t>());
   }
 }

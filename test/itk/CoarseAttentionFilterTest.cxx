@@ -302,11 +302,11 @@ TEST(CoarseAttentionFilter, TheTensorFunctionsWriteTheITKPathsVoxels)
   // seeds on three coarse grids, the whole volume and a slab inside a grown region, and a CT
   // whose direction flips and swaps axes (the seed grid shares it) or is rotated against the seed
   // (the ITK resampling then). Every voxel equal; the count and the written box true.
-  auto                   source = Phantom();
-  const CT *             ct = source->GetOutput();
-  const Labels *         labels = source->GetLabelOutput();
-  const auto             whole = ct->GetLargestPossibleRegion();
-  Labels::RegionType     slab = whole, grown = whole;
+  auto               source = Phantom();
+  const CT *         ct = source->GetOutput();
+  const Labels *     labels = source->GetLabelOutput();
+  const auto         whole = ct->GetLargestPossibleRegion();
+  Labels::RegionType slab = whole, grown = whole;
   slab.SetIndex(2, 14);
   slab.SetSize(2, 8);
   grown.SetIndex(2, 11);
@@ -319,8 +319,11 @@ TEST(CoarseAttentionFilter, TheTensorFunctionsWriteTheITKPathsVoxels)
     map->FillBuffer(0);
     return map;
   };
-  auto expectSame = [&](const Labels * got, const Labels * expected, int64_t count, const Labels::RegionType & box,
-                        const std::string & what) {
+  auto expectSame = [&](const Labels *             got,
+                        const Labels *             expected,
+                        int64_t                    count,
+                        const Labels::RegionType & box,
+                        const std::string &        what) {
     int64_t ones = 0, outside = 0, differ = 0;
     for (itk::ImageRegionConstIteratorWithIndex<Labels> it(got, got->GetBufferedRegion()); !it.IsAtEnd(); ++it)
     {
@@ -406,7 +409,7 @@ TEST(CoarseAttentionFilter, TheTensorFunctionsWriteTheITKPathsVoxels)
 TEST(CoarseAttentionFilter, TensorStagesOnAndOffGiveTheSameOutputs)
 {
   // The filter with a given coarse map: every output equal with the tensor stages and without.
-  auto source = Phantom();
+  auto                         source = Phantom();
   std::vector<Labels::Pointer> outputs[2];
   for (const bool tensor : { false, true })
   {
@@ -427,9 +430,8 @@ TEST(CoarseAttentionFilter, TensorStagesOnAndOffGiveTheSameOutputs)
   for (size_t i = 0; i < outputs[0].size(); ++i)
   {
     const auto n = outputs[0][i]->GetLargestPossibleRegion().GetNumberOfPixels();
-    EXPECT_TRUE(std::equal(outputs[0][i]->GetBufferPointer(),
-                           outputs[0][i]->GetBufferPointer() + n,
-                           outputs[1][i]->GetBufferPointer()))
+    EXPECT_TRUE(std::equal(
+      outputs[0][i]->GetBufferPointer(), outputs[0][i]->GetBufferPointer() + n, outputs[1][i]->GetBufferPointer()))
       << "output " << i;
     EXPECT_GT(std::count(outputs[1][i]->GetBufferPointer(), outputs[1][i]->GetBufferPointer() + n, 0), 0);
   }
