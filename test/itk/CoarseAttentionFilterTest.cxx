@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <random>
 
 namespace {
@@ -435,4 +436,68 @@ TEST(CoarseAttentionFilter, TensorStagesOnAndOffGiveTheSameOutputs)
       << "output " << i;
     EXPECT_GT(std::count(outputs[1][i]->GetBufferPointer(), outputs[1][i]->GetBufferPointer() + n, 0), 0);
   }
+}
+
+TEST(LabelBoundingBoxes, EqualABruteForceScanForAnyRowLengthAndSubregion)
+{
+  // The row scan skips background 64 values at a time: random sparse and clustered labels in
+  // rows shorter, equal to and longer than a block (and not multiples of it), whole images and
+  // sub-regions, per label and merged, against a voxel-by-voxel scan with indices.
+  std::mt19937 random(5);
+  auto         check = [&](auto pixel) {
+    using Pixel = decltype(pixel);
+    using Wide = itk::Image<Pixel, 3>;
+    for (const long width : { 7L, 63L, 64L, 65L, 150L, 300L })
+      for (int trial = 0; trial < 3; ++trial)
+      {
+        auto image = Wide::New();
+        image->SetRegions(typename Wide::SizeType{ { static_cast<unsigned long>(width), 9, 5 } });
+        image->Allocate();
+        image->FillBuffer(0);
+        const int count = 1 + trial * 6;
+        for (int i = 0; i < count; ++i)
+        {
+          typename Wide::IndexType at{
+            { static_cast<long>(random() % width), static_cast<long>(random() % 9), static_cast<long>(random() % 5) }
+          };
+          const auto label = static_cast<Pixel>(1 + random() % 3 + (trial == 2 ? 200 : 0));
+          for (long run = 0; run < 1 + static_cast<long>(random() % 70) && at[0] < width; ++run, ++at[0])
+            image->SetPixel(at, label);
+        }
+        auto sub = image->GetLargestPossibleRegion();
+        if (trial == 1)
+        {
+          sub.SetIndex({ { width / 3, 2, 1 } });
+          sub.SetSize({ { static_cast<unsigned long>(width - width / 3), 5, 3 } });
+        }
+        for (const bool merge : { false, true })
+        {
+          std::map<Pixel, std::pair<typename Wide::IndexType, typename Wide::IndexType>> expected;
+          for (itk::ImageRegionConstIteratorWithIndex<Wide> it(image, sub); !it.IsAtEnd(); ++it)
+          {
+            if (it.Get() == 0)
+              continue;
+            const Pixel key = merge ? Pixel{ 1 } : it.Get();
+            auto        found = expected.find(key);
+            if (found == expected.end())
+              found = expected.emplace(key, std::make_pair(it.GetIndex(), it.GetIndex())).first;
+            for (unsigned int d = 0; d < 3; ++d)
+            {
+              found->second.first[d] = std::min(found->second.first[d], it.GetIndex()[d]);
+              found->second.second[d] = std::max(found->second.second[d], it.GetIndex()[d]);
+            }
+          }
+          const auto got = itk::LabelBoundingBoxes(image.GetPointer(), sub, merge);
+          ASSERT_EQ(got.size(), expected.size()) << "width " << width << ", trial " << trial;
+          for (const auto & [key, corners] : expected)
+          {
+            ASSERT_EQ(got.count(key), 1u);
+            EXPECT_EQ(got.at(key).GetIndex(), corners.first) << "width " << width << ", label " << int(key);
+            EXPECT_EQ(got.at(key).GetUpperIndex(), corners.second) << "width " << width << ", label " << int(key);
+          }
+        }
+      }
+  };
+  check(static_cast<unsigned char>(0));
+  check(static_cast<unsigned short>(0));
 }
