@@ -107,6 +107,36 @@ ForEachRow(TImage * image, const typename TImage::RegionType & region, TRow && r
     }
 }
 
+// Organ `organ`'s voxels of `labels` over `box` as a bool tensor [z, y, x]; in `reused`'s
+// storage when given (kept there for the next call).
+template <typename TLabelImage>
+at::Tensor
+OrganMask(const TLabelImage *                      labels,
+          typename TLabelImage::PixelType          organ,
+          const typename TLabelImage::RegionType & box,
+          at::Tensor *                             reused)
+{
+  using LabelType = typename TLabelImage::PixelType;
+  const std::vector<int64_t> shape{ static_cast<int64_t>(box.GetSize(2)),
+                                    static_cast<int64_t>(box.GetSize(1)),
+                                    static_cast<int64_t>(box.GetSize(0)) };
+  at::Tensor                 mask;
+  if (reused != nullptr && reused->defined() && reused->scalar_type() == at::kBool)
+    mask = reused->resize_(shape); // its storage reused
+  else
+    mask = at::empty(shape, at::kBool);
+  if (reused != nullptr)
+    *reused = mask;
+  bool *        out = mask.data_ptr<bool>();
+  const int64_t width = shape[2];
+  ForEachRow<const LabelType>(labels, box, [&](const LabelType * in, int64_t z, int64_t y) {
+    bool * line = out + (z * shape[1] + y) * width;
+    for (int64_t x = 0; x < width; ++x)
+      line[x] = in[x] == organ;
+  });
+  return mask;
+}
+
 // Writes 1 into `attention` where the region `grown` (bool [z, y, x] over `box`) is set, within
 // attention's buffered region; returns the number of voxels written.
 template <typename TLabelImage>
@@ -421,20 +451,8 @@ CoarseAttentionFilter<TInputImage, TLabelImage>::ComputeAttentionFromSeedTensor(
     }
   }
   // The seed's box as a mask, resampled (nearest) onto the target, grown by the margin.
-  at::Tensor mask = at::empty({ static_cast<int64_t>(seedBox.GetSize(2)),
-                                static_cast<int64_t>(seedBox.GetSize(1)),
-                                static_cast<int64_t>(seedBox.GetSize(0)) },
-                              at::kBool);
-  {
-    bool *        out = mask.data_ptr<bool>();
-    const int64_t width = static_cast<int64_t>(seedBox.GetSize(0));
-    ForEachRow<const LabelType>(seed, seedBox, [&](const LabelType * in, int64_t z, int64_t y) {
-      bool * line = out + (z * mask.size(1) + y) * width;
-      for (int64_t x = 0; x < width; ++x)
-        line[x] = in[x] == organ;
-    });
-  }
-  at::Tensor grown;
+  const at::Tensor mask = OrganMask(seed, organ, seedBox, nullptr);
+  at::Tensor       grown;
   ConvertTorchErrors("CoarseAttentionFilter", [&] {
     const at::Tensor labels = agcl::ResampleNearest(mask,
                                                     mapping,
@@ -481,26 +499,8 @@ CoarseAttentionFilter<TInputImage, TLabelImage>::ComputeAttentionMapTensor(
   {
     return 0; // the organ is farther than the margin from the attention map's region
   }
-  const std::vector<int64_t> shape{ static_cast<int64_t>(box.GetSize(2)),
-                                    static_cast<int64_t>(box.GetSize(1)),
-                                    static_cast<int64_t>(box.GetSize(0)) };
-  at::Tensor                 mask;
-  if (workspace != nullptr && workspace->mask.defined() && workspace->mask.scalar_type() == at::kBool)
-    mask = workspace->mask.resize_(shape); // its storage reused
-  else
-    mask = at::empty(shape, at::kBool);
-  if (workspace != nullptr)
-    workspace->mask = mask;
-  {
-    bool *        out = mask.data_ptr<bool>();
-    const int64_t width = static_cast<int64_t>(box.GetSize(0));
-    ForEachRow<const LabelType>(labels, box, [&](const LabelType * in, int64_t z, int64_t y) {
-      bool * line = out + (z * mask.size(1) + y) * width;
-      for (int64_t x = 0; x < width; ++x)
-        line[x] = in[x] == organ;
-    });
-  }
-  at::Tensor grown;
+  const at::Tensor mask = OrganMask(labels, organ, box, workspace != nullptr ? &workspace->mask : nullptr);
+  at::Tensor       grown;
   ConvertTorchErrors("CoarseAttentionFilter", [&] {
     grown = agcl::GrowByMargin(
       mask, { spacing[2], spacing[1], spacing[0] }, marginMM, agcl::MarginKernels::Automatic, workspace);
