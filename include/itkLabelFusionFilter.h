@@ -102,7 +102,8 @@ public:
 
   /** The post-processing of `organs` in `labels` (its buffered region), in place: each organ
    *  keeps its largest 26-connected component and its holes are filled with the organ where
-   *  they are background. Each organ is processed on the bounding box of its voxels. */
+   *  they are background. Each organ is processed on the bounding box of its voxels; the
+   *  organs in parallel (itk::KeepLargestComponentsAndFillHoles, itkLabelComponents.h). */
   static void
   KeepLargestComponentsAndFillHoles(LabelImageType * labels, const std::vector<LabelType> & organs);
 
@@ -158,10 +159,6 @@ private:
                          double                                      weight,
                          double                                      scale,
                          std::vector<float> &                        scores);
-  static void
-  KeepLargestComponentAndFillHoles(LabelImageType *                            labels,
-                                   LabelType                                   organ,
-                                   const typename LabelImageType::RegionType & box);
 
   std::map<LabelType, typename LabelImageType::ConstPointer>       m_Attention;
   std::map<LabelType, typename ProbabilityImageType::Pointer>      m_Probability;

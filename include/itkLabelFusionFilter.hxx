@@ -7,11 +7,10 @@
 #include "itkLabelFusionFilter.h"
 #include "itkConvertTorchErrors.h"
 
-#include "itkBinaryFillholeImageFilter.h"
-#include "itkConnectedComponentImageFilter.h"
 #include "itkImageRegionConstIteratorWithIndex.h"
 #include "itkImageRegionIterator.h"
 #include "itkLabelBoundingBoxes.h"
+#include "itkLabelComponents.h"
 
 #include <ATen/core/Tensor.h>
 
@@ -583,74 +582,12 @@ LabelFusionFilter<TLabelImage>::GenerateData()
   }
 }
 
-// Keeps each organ's largest 26-connected component and fills its holes (with background only),
-// working on the bounding box of the organ's voxels: every voxel of the organ is inside, and a
-// background region touching the box's border connects to the outside, so it is no hole. One
-// organ's processing changes only its own voxels and background, so the boxes found first hold.
 template <typename TLabelImage>
 void
 LabelFusionFilter<TLabelImage>::KeepLargestComponentsAndFillHoles(LabelImageType *               output,
                                                                   const std::vector<LabelType> & organs)
 {
-  const auto boxes = LabelBoundingBoxes(output, output->GetBufferedRegion());
-  for (const LabelType organ : organs)
-  {
-    const auto found = boxes.find(organ);
-    if (found != boxes.end())
-      KeepLargestComponentAndFillHoles(output, organ, found->second);
-  }
-}
-
-template <typename TLabelImage>
-void
-LabelFusionFilter<TLabelImage>::KeepLargestComponentAndFillHoles(LabelImageType *                            output,
-                                                                 LabelType                                   organ,
-                                                                 const typename LabelImageType::RegionType & box)
-{
-  using MaskType = Image<unsigned char, ImageDimension>;
-  using ComponentType = Image<unsigned int, ImageDimension>;
-  auto mask = MaskType::New();
-  mask->CopyInformation(output);
-  mask->SetRegions(box);
-  mask->Allocate();
-  {
-    ImageRegionConstIterator<LabelImageType> in(output, box);
-    ImageRegionIterator<MaskType>            out(mask, box);
-    for (; !in.IsAtEnd(); ++in, ++out)
-      out.Set(in.Get() == organ ? 1 : 0);
-  }
-  auto components = ConnectedComponentImageFilter<MaskType, ComponentType>::New();
-  components->SetInput(mask);
-  components->FullyConnectedOn();
-  components->Update();
-  {
-    // The largest component by a count of each component's voxels (ties: the lower id).
-    std::vector<SizeValueType>              sizes(components->GetObjectCount() + 1, 0);
-    ImageRegionConstIterator<ComponentType> in(components->GetOutput(), box);
-    for (; !in.IsAtEnd(); ++in)
-      ++sizes[in.Get()];
-    sizes[0] = 0; // background
-    const auto largest = static_cast<unsigned int>(std::max_element(sizes.begin(), sizes.end()) - sizes.begin());
-    ImageRegionIterator<MaskType> out(mask, box);
-    for (in.GoToBegin(); !in.IsAtEnd(); ++in, ++out)
-      out.Set(in.Get() == largest ? 1 : 0);
-  }
-  components = nullptr;
-  auto fill = BinaryFillholeImageFilter<MaskType>::New();
-  fill->SetInput(mask);
-  fill->SetForegroundValue(1);
-  fill->FullyConnectedOn();
-  fill->Update();
-  ImageRegionConstIterator<MaskType>  largest(mask, box);
-  ImageRegionConstIterator<MaskType>  filled(fill->GetOutput(), box);
-  ImageRegionIterator<LabelImageType> out(output, box);
-  for (; !out.IsAtEnd(); ++largest, ++filled, ++out)
-  {
-    if (out.Get() == organ && !largest.Get())
-      out.Set(LabelType{}); // a smaller component
-    else if (filled.Get() && out.Get() == LabelType{})
-      out.Set(organ); // a hole, filled only where nothing else is
-  }
+  itk::KeepLargestComponentsAndFillHoles(output, organs);
 }
 
 template <typename TLabelImage>
