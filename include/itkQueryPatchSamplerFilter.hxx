@@ -308,55 +308,126 @@ QueryPatchSamplerFilter<TInputImage, TLabelImage>::GenerateData()
       dq[i] = toIndex(i, 0) * s; // columns: patient left (+x)
       dr[i] = toIndex(i, 1) * s; // rows: posterior (+y)
     }
-    for (int64_t r = 0; r < P; ++r)
-      for (int64_t q = 0; q < P; ++q)
+    auto store = [&](int64_t r, int64_t q, double value, bool inside, int64_t voxel) {
+      const int64_t at = ((n * 2) * P + r) * P + q;
+      out[at] = static_cast<float>(std::clamp((value - m_WindowLow) / width, 0.0, 1.0));
+      out[at + P * P] = inside && attentionBuffer[voxel] != LabelType{} ? 1.0f : 0.0f;
+      if (outLabel)
       {
-        double  ci[3];
-        int64_t base[3], nearest[3];
-        bool    interior = true, inside = true;
-        for (unsigned int i = 0; i < 3; ++i)
-        {
-          ci[i] = c0[i] + q * dq[i] + r * dr[i];
-          base[i] = static_cast<int64_t>(std::floor(ci[i])) - start[i];
-          nearest[i] = static_cast<int64_t>(std::floor(ci[i] + 0.5)) - start[i];
-          interior = interior && base[i] >= 0 && base[i] + 1 < static_cast<int64_t>(size[i]);
-          inside = inside && nearest[i] >= 0 && nearest[i] < static_cast<int64_t>(size[i]);
-        }
-        double value = m_WindowLow;
-        if (interior)
-        {
-          const double  f[3] = { ci[0] - std::floor(ci[0]), ci[1] - std::floor(ci[1]), ci[2] - std::floor(ci[2]) };
-          const int64_t at0 = base[2] * strideZ + base[1] * strideY + base[0];
-          auto          v = [&](int64_t dz, int64_t dy, int64_t dx) {
-            return static_cast<double>(buffer[at0 + dz * strideZ + dy * strideY + dx]);
-          };
-          const double x00 = v(0, 0, 0) + f[0] * (v(0, 0, 1) - v(0, 0, 0));
-          const double x10 = v(0, 1, 0) + f[0] * (v(0, 1, 1) - v(0, 1, 0));
-          const double x01 = v(1, 0, 0) + f[0] * (v(1, 0, 1) - v(1, 0, 0));
-          const double x11 = v(1, 1, 0) + f[0] * (v(1, 1, 1) - v(1, 1, 0));
-          const double y0 = x00 + f[1] * (x10 - x00);
-          const double y1 = x01 + f[1] * (x11 - x01);
-          value = y0 + f[2] * (y1 - y0);
-        }
-        else
-        {
-          typename InputImageType::PointType p = c.point;
-          p[0] += (q - P / 2) * s;
-          p[1] += (r - P / 2) * s;
-          if (interpolator->IsInsideBuffer(p))
-          {
-            value = interpolator->Evaluate(p);
-          }
-        }
-        const int64_t at = ((n * 2) * P + r) * P + q;
-        const int64_t voxel = inside ? nearest[2] * strideZ + nearest[1] * strideY + nearest[0] : 0;
-        out[at] = static_cast<float>(std::clamp((value - m_WindowLow) / width, 0.0, 1.0));
-        out[at + P * P] = inside && attentionBuffer[voxel] != LabelType{} ? 1.0f : 0.0f;
-        if (outLabel)
-        {
-          outLabel[(n * P + r) * P + q] = inside && labelBuffer[voxel] == c.organ ? 1 : 0;
-        }
+        outLabel[(n * P + r) * P + q] = inside && labelBuffer[voxel] == c.organ ? 1 : 0;
       }
+    };
+    // Outside the buffer's interior: ITK's interpolator decides (its border rules), window low
+    // outside the image.
+    auto evaluate = [&](int64_t r, int64_t q) {
+      typename InputImageType::PointType p = c.point;
+      p[0] += (q - P / 2) * s;
+      p[1] += (r - P / 2) * s;
+      return interpolator->IsInsideBuffer(p) ? interpolator->Evaluate(p) : static_cast<double>(m_WindowLow);
+    };
+    if (dq[1] == 0.0 && dq[2] == 0.0 && dr[0] == 0.0 && dr[2] == 0.0)
+    {
+      // The patch's rows and columns run along the buffer's x and y (any spacing and sign): the
+      // x of a column and the y of a row are the same for the whole patch, so their base
+      // voxel, weight and nearest voxel are found once (the same arithmetic as the loop
+      // below). A patch on a slice (z within 1e-6 voxel of an integer: every tile of the
+      // inference grid) is interpolated bilinearly on that slice, so the slab's first and
+      // last slices need no neighbour beyond them.
+      struct Axis
+      {
+        int64_t base, nearest;
+        double  weight;
+        bool    interior, inside;
+      };
+      auto axis = [&](unsigned int i, double ci) {
+        Axis a;
+        a.base = static_cast<int64_t>(std::floor(ci)) - start[i];
+        a.nearest = static_cast<int64_t>(std::floor(ci + 0.5)) - start[i];
+        a.weight = ci - std::floor(ci);
+        a.interior = a.base >= 0 && a.base + 1 < static_cast<int64_t>(size[i]);
+        a.inside = a.nearest >= 0 && a.nearest < static_cast<int64_t>(size[i]);
+        return a;
+      };
+      std::vector<Axis> columns(P), rows(P);
+      for (int64_t q = 0; q < P; ++q)
+        columns[q] = axis(0, c0[0] + q * dq[0]);
+      for (int64_t r = 0; r < P; ++r)
+        rows[r] = axis(1, c0[1] + r * dr[1]);
+      Axis       z = axis(2, c0[2]);
+      const bool planar = std::abs(c0[2] - std::nearbyint(c0[2])) <= 1e-6;
+      if (planar)
+      {
+        z.base = z.nearest;
+        z.weight = 0.0;
+        z.interior = z.inside;
+      }
+      for (int64_t r = 0; r < P; ++r)
+        for (int64_t q = 0; q < P; ++q)
+        {
+          const Axis &  x = columns[q];
+          const Axis &  y = rows[r];
+          const bool    inside = x.inside && y.inside && z.inside;
+          const int64_t voxel = inside ? z.nearest * strideZ + y.nearest * strideY + x.nearest : 0;
+          double        value;
+          if (x.interior && y.interior && z.interior)
+          {
+            const int64_t at0 = z.base * strideZ + y.base * strideY + x.base;
+            auto          v = [&](int64_t dz, int64_t dy, int64_t dx) {
+              return static_cast<double>(buffer[at0 + dz * strideZ + dy * strideY + dx]);
+            };
+            const double x00 = v(0, 0, 0) + x.weight * (v(0, 0, 1) - v(0, 0, 0));
+            const double x10 = v(0, 1, 0) + x.weight * (v(0, 1, 1) - v(0, 1, 0));
+            const double y0 = x00 + y.weight * (x10 - x00);
+            if (planar)
+              value = y0;
+            else
+            {
+              const double x01 = v(1, 0, 0) + x.weight * (v(1, 0, 1) - v(1, 0, 0));
+              const double x11 = v(1, 1, 0) + x.weight * (v(1, 1, 1) - v(1, 1, 0));
+              const double y1 = x01 + y.weight * (x11 - x01);
+              value = y0 + z.weight * (y1 - y0);
+            }
+          }
+          else
+            value = evaluate(r, q);
+          store(r, q, value, inside, voxel);
+        }
+    }
+    else
+      for (int64_t r = 0; r < P; ++r)
+        for (int64_t q = 0; q < P; ++q)
+        {
+          double  ci[3];
+          int64_t base[3], nearest[3];
+          bool    interior = true, inside = true;
+          for (unsigned int i = 0; i < 3; ++i)
+          {
+            ci[i] = c0[i] + q * dq[i] + r * dr[i];
+            base[i] = static_cast<int64_t>(std::floor(ci[i])) - start[i];
+            nearest[i] = static_cast<int64_t>(std::floor(ci[i] + 0.5)) - start[i];
+            interior = interior && base[i] >= 0 && base[i] + 1 < static_cast<int64_t>(size[i]);
+            inside = inside && nearest[i] >= 0 && nearest[i] < static_cast<int64_t>(size[i]);
+          }
+          double value;
+          if (interior)
+          {
+            const double  f[3] = { ci[0] - std::floor(ci[0]), ci[1] - std::floor(ci[1]), ci[2] - std::floor(ci[2]) };
+            const int64_t at0 = base[2] * strideZ + base[1] * strideY + base[0];
+            auto          v = [&](int64_t dz, int64_t dy, int64_t dx) {
+              return static_cast<double>(buffer[at0 + dz * strideZ + dy * strideY + dx]);
+            };
+            const double x00 = v(0, 0, 0) + f[0] * (v(0, 0, 1) - v(0, 0, 0));
+            const double x10 = v(0, 1, 0) + f[0] * (v(0, 1, 1) - v(0, 1, 0));
+            const double x01 = v(1, 0, 0) + f[0] * (v(1, 0, 1) - v(1, 0, 0));
+            const double x11 = v(1, 1, 0) + f[0] * (v(1, 1, 1) - v(1, 1, 0));
+            const double y0 = x00 + f[1] * (x10 - x00);
+            const double y1 = x01 + f[1] * (x11 - x01);
+            value = y0 + f[2] * (y1 - y0);
+          }
+          else
+            value = evaluate(r, q);
+          store(r, q, value, inside, inside ? nearest[2] * strideZ + nearest[1] * strideY + nearest[0] : 0);
+        }
     TensorItemMetadata & m = metadata[n];
     m.organ = static_cast<int>(c.organ);
     m.modality = m_Modality;

@@ -3,11 +3,14 @@
  *=========================================================================*/
 #include "itkAbdominalPhantomImageSource.h"
 #include "itkCoarseAttentionFilter.h"
+#include "itkExtractImageFilter.h"
+#include "itkLinearInterpolateImageFunction.h"
 #include "itkQueryPatchSamplerFilter.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 namespace {
@@ -178,6 +181,108 @@ TEST(QueryPatchSamplerFilter, FlippedOrientationGivesTheSamePatches)
   ASSERT_GT(a.size(0), 0);
   EXPECT_GT(a.select(1, 1).sum().item<float>(), 0.0f); // the spleen's attention is in the patches
   EXPECT_TRUE(at::allclose(a, b, 1e-5, 1e-6));
+}
+
+// Inference tiles at a patch spacing between the voxels' on a slab (slices 12..17 of the
+// phantom, its own buffer, index not at 0), as the segmentation filter gives them (the liver's
+// attention and some at the border): every pixel
+// of every patch equals ITK's linear interpolator at the pixel's physical point (window low
+// outside the buffer), and the attention channel the map's voxel nearest to it. Axis-aligned,
+// turned 180 degrees (both axes reversed: still the axis-aligned path), and rotated 20 degrees
+// about z (the general path).
+TEST(QueryPatchSamplerFilter, ResampledTilesOnASlabEqualITKsInterpolatorAtEveryPixel)
+{
+  auto & d = Data();
+  auto   extract = [](const auto * in) {
+    using ImageType = std::remove_const_t<std::remove_pointer_t<decltype(in)>>;
+    auto region = in->GetLargestPossibleRegion();
+    region.SetIndex(2, 12);
+    region.SetSize(2, 6);
+    auto filter = itk::ExtractImageFilter<ImageType, ImageType>::New();
+    filter->SetInput(in);
+    filter->SetExtractionRegion(region);
+    filter->SetDirectionCollapseToIdentity();
+    filter->Update();
+    typename ImageType::Pointer out = filter->GetOutput();
+    out->DisconnectPipeline();
+    return out;
+  };
+  int64_t outside = 0; // pixels outside the slab, over all three
+  for (const double angle : { 0.0, 180.0, 20.0 })
+  {
+    SCOPED_TRACE(::testing::Message() << "rotation " << angle);
+    auto slab = extract(d.source->GetOutput());
+    auto map = extract(d.attention->GetAttentionMap(6)); // the liver
+    ASSERT_EQ(slab->GetLargestPossibleRegion().GetIndex(2), 12);
+    for (long z : { 12, 17 }) // attention at the slab's x border and corner: tiles hang outside
+      for (long y = 0; y < 6; ++y)
+        for (long x = 0; x < 3; ++x)
+          map->SetPixel({ { x, 40 + y, z } }, 1), map->SetPixel({ { 95 - x, 90 + y, z } }, 1);
+    const double      a = angle * itk::Math::pi / 180.0;
+    CT::DirectionType direction;
+    direction.SetIdentity();
+    const double cs = angle == 180.0 ? -1.0 : std::cos(a), sn = angle == 180.0 ? 0.0 : std::sin(a); // exact flip
+    direction(0, 0) = direction(1, 1) = cs;
+    direction(0, 1) = -sn;
+    direction(1, 0) = sn;
+    slab->SetDirection(direction);
+    map->SetDirection(direction);
+    auto         sampler = MakeSampler(slab, { 6 }, { map.GetPointer() });
+    const double s = 0.63 * slab->GetSpacing()[0];
+    sampler->SetPatchSize(16);
+    sampler->SetPatchSpacingMM(s);
+    sampler->SetOverlap(0.75); // tiles every 4 pixels: many tiles, many positions against the voxels
+    sampler->Update();
+    const auto &     meta = sampler->GetOutput()->GetMetadata();
+    const at::Tensor patches = sampler->GetOutput()->GetTensor("image").contiguous();
+    ASSERT_GT(meta.size(), 10u);
+    auto reference = itk::LinearInterpolateImageFunction<CT, double>::New();
+    reference->SetInputImage(slab);
+    const auto *  values = patches.data_ptr<float>();
+    const int64_t P = 16;
+    int64_t       attended = 0, lastSlice = 0, ties = 0, pixels = 0;
+    for (size_t n = 0; n < meta.size(); ++n)
+    {
+      lastSlice += meta[n].slice == 17;
+      for (int64_t r = 0; r < P; ++r)
+        for (int64_t q = 0; q < P; ++q)
+        {
+          CT::PointType p;
+          for (unsigned int i = 0; i < 3; ++i)
+            p[i] = meta[n].origin[i] + (i == 0 ? q * s : 0.0) + (i == 1 ? r * s : 0.0);
+          double     hu = -175.0;
+          const bool in = reference->IsInsideBuffer(p);
+          if (in)
+            hu = reference->Evaluate(p);
+          outside += !in;
+          const double expected = std::clamp((hu + 175.0) / 450.0, 0.0, 1.0);
+          const float  got = values[((n * 2) * P + r) * P + q];
+          ++pixels;
+          ASSERT_NEAR(got, expected, 1e-5) << "patch " << n << " pixel " << r << ", " << q;
+          // The nearest voxel; a point half-way between two (to 1e-6 voxel) may go either way
+          // (the sampler steps from the patch's first pixel, ITK from the point): not checked.
+          const auto continuous = map->TransformPhysicalPointToContinuousIndex<double>(p);
+          bool       tie = false;
+          for (unsigned int i = 0; i < 3; ++i)
+            tie = tie || std::abs(continuous[i] - std::floor(continuous[i]) - 0.5) < 1e-6;
+          CT::IndexType index;
+          const bool    mapped = map->TransformPhysicalPointToIndex(p, index);
+          const float   attention = mapped && map->GetPixel(index) ? 1.0f : 0.0f;
+          if (tie)
+          {
+            ++ties;
+            continue;
+          }
+          ASSERT_EQ(values[((n * 2 + 1) * P + r) * P + q], attention)
+            << "patch " << n << " pixel " << r << ", " << q << " index " << index << " continuous " << continuous;
+          attended += attention > 0;
+        }
+    }
+    EXPECT_GT(attended, 0);
+    EXPECT_GT(lastSlice, 0); // tiles on the slab's last slice
+    EXPECT_LT(ties, pixels / 20);
+  }
+  EXPECT_GT(outside, 0); // some pixels fall outside the slab (ITK's interpolator decides)
 }
 
 TEST(QueryPatchSamplerFilter, BadParametersAndGeometryAreRefused)
