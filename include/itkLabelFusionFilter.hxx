@@ -439,6 +439,53 @@ LabelFusionFilter<TLabelImage>::GenerateData()
       const float * patch = prob + n * P * P;
       const int64_t kq = subdivisions(m.spacing[0]), kr = subdivisions(m.spacing[1]);
       const float   share = 1.0f / static_cast<float>(kq * kr);
+      bool          aligned = kq == 1 && kr == 1 && dq[1] == 0.0 && dr[0] == 0.0;
+      for (unsigned int i = 2; i < ImageDimension; ++i)
+        aligned = aligned && dq[i] == 0.0 && dr[i] == 0.0;
+      if (aligned)
+      {
+        // Columns move index 0 only and rows index 1 only (u = q and v = r exactly when k = 1, and
+        // the terms along the other axes are zero): each column's and each row's voxel is found
+        // once, with the arithmetic of the general loop below, so the same voxels in the same order.
+        auto voxel = [&](unsigned int i, double coordinate, IndexValueType & offset) {
+          const auto index = static_cast<IndexValueType>(std::floor(coordinate + 0.5));
+          offset = index - a.box.GetIndex(i);
+          return index >= a.box.GetIndex(i) &&
+                 index < a.box.GetIndex(i) + static_cast<IndexValueType>(a.box.GetSize(i));
+        };
+        IndexValueType high = 0, at = 0;
+        bool           inside = true;
+        for (int i = static_cast<int>(ImageDimension) - 1; i >= 2; --i)
+        {
+          inside = voxel(i, c0[i], at) && inside;
+          high = high * static_cast<IndexValueType>(a.box.GetSize(i)) + at;
+        }
+        if (!inside)
+          continue;
+        std::vector<IndexValueType> column(P, -1), row(P, -1);
+        for (int64_t q = 0; q < P; ++q)
+          if (!voxel(0, c0[0] + q * dq[0], column[q]))
+            column[q] = -1;
+        for (int64_t r = 0; r < P; ++r)
+          if (voxel(1, c0[1] + r * dr[1], at))
+            row[r] = (high * static_cast<IndexValueType>(a.box.GetSize(1)) + at) *
+                     static_cast<IndexValueType>(a.box.GetSize(0));
+        for (int64_t r = 0; r < P; ++r)
+        {
+          if (row[r] < 0)
+            continue;
+          for (int64_t q = 0; q < P; ++q)
+          {
+            if (column[q] < 0)
+              continue;
+            const size_t offset = static_cast<size_t>(row[r] + column[q]);
+            const float  w = share * pixelWeight[r * P + q];
+            a.sum[offset] += w * patch[r * P + q];
+            a.weight[offset] += w;
+          }
+        }
+        continue;
+      }
       for (int64_t r = 0; r < P; ++r)
         for (int64_t q = 0; q < P; ++q)
           for (int64_t b = 0; b < kr; ++b)
@@ -504,26 +551,35 @@ LabelFusionFilter<TLabelImage>::GenerateData()
   {
     if (a.sum.empty())
       continue;
-    const LabelType * attention = m_Attention[organ]->GetBufferPointer();
-    size_t            v = 0;
-    for (ImageRegionConstIteratorWithIndex<LabelImageType> it(output, a.box); !it.IsAtEnd(); ++it, ++v)
+    const LabelType *    attention = m_Attention[organ]->GetBufferPointer();
+    size_t               v = 0;
+    const IndexValueType width = static_cast<IndexValueType>(a.box.GetSize(0));
+    RegionType           rows = a.box; // the box's rows in raster order, each walked along x
+    rows.SetSize(0, 1);
+    for (ImageRegionConstIteratorWithIndex<LabelImageType> row(output, rows); !row.IsAtEnd(); ++row)
     {
-      const double margin = static_cast<double>(a.sum[v]) - a.threshold;
-      if (!(margin >= 0.0))
-        continue;
-      const auto offset = output->ComputeOffset(it.GetIndex());
-      if (attention[offset] == LabelType{})
-        continue;
-      const LabelType current = labels[offset];
-      if (current == LabelType{})
+      IndexType  index = row.GetIndex();
+      const auto rowOffset = output->ComputeOffset(index);
+      for (IndexValueType x = 0; x < width; ++x, ++v)
       {
-        labels[offset] = organ;
-      }
-      else
-      {
-        const Accumulator & other = accumulators.at(current);
-        if (margin > static_cast<double>(other.sum[other.Offset(it.GetIndex())]) - other.threshold)
+        const double margin = static_cast<double>(a.sum[v]) - a.threshold;
+        if (!(margin >= 0.0))
+          continue;
+        const auto offset = rowOffset + x;
+        if (attention[offset] == LabelType{})
+          continue;
+        const LabelType current = labels[offset];
+        if (current == LabelType{})
+        {
           labels[offset] = organ;
+        }
+        else
+        {
+          const Accumulator & other = accumulators.at(current);
+          index[0] = a.box.GetIndex(0) + x;
+          if (margin > static_cast<double>(other.sum[other.Offset(index)]) - other.threshold)
+            labels[offset] = organ;
+        }
       }
     }
   }

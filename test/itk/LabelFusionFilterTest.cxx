@@ -365,134 +365,145 @@ TEST(LabelFusionFilter, RandomPatchesMatchABruteForceFusionOnAnObliqueGrid)
 {
   // Reference: for every voxel, the (Gaussian-)weighted mean over all patch (sub-)pixels whose
   // nearest voxel it is (ITK's own physical-to-index mapping), then the rule, in double.
-  auto         reference = Volume(0, 6);
-  auto         direction = reference->GetDirection();
-  const double angle = 0.3; // a rotated in-plane grid: patch rows and columns cross voxel rows
-  direction(0, 0) = std::cos(angle);
-  direction(0, 1) = -std::sin(angle);
-  direction(1, 0) = std::sin(angle);
-  direction(1, 1) = std::cos(angle);
-  reference->SetDirection(direction);
-  std::mt19937                             rng(7);
-  std::uniform_real_distribution<double>   unit(0.0, 1.0);
-  std::map<unsigned char, Labels::Pointer> attention;
-  for (unsigned char organ : { 1, 2, 3 })
+  // Grids: rotated 0.3 rad in-plane (patch rows and columns cross voxel rows; rows of 1.7 mm
+  // split in two), axis-aligned and turned 180 degrees (both axes reversed) with patches finer
+  // than the voxels (the filter's axis-aligned path).
+  for (const double angle : { 0.3, 0.0, 180.0 })
   {
-    attention[organ] = Volume(0, 6);
-    attention[organ]->SetDirection(direction);
-    for (itk::ImageRegionIteratorWithIndex<Labels> it(attention[organ], attention[organ]->GetLargestPossibleRegion());
-         !it.IsAtEnd();
-         ++it)
-    {
-      const auto i = it.GetIndex();
-      it.Set(i[0] >= 3 * organ && i[0] < 14 + 5 * organ && i[1] >= 2 + organ && i[1] < 30 && i[2] >= 1 ? 1 : 0);
-    }
-  }
-  const int64_t                        N = 30, P = 16;
-  std::vector<itk::TensorItemMetadata> metadata;
-  at::Tensor                           probability = at::rand({ N, 1, P, P });
-  for (int64_t n = 0; n < N; ++n)
-  {
-    itk::TensorItemMetadata m;
-    m.organ = 1 + static_cast<int>(n % 3);
-    Labels::PointType               p;
-    itk::ContinuousIndex<double, 3> c;
-    c[0] = -4 + 30 * unit(rng);
-    c[1] = -4 + 30 * unit(rng);
-    c[2] = std::floor(6 * unit(rng));
-    reference->TransformContinuousIndexToPhysicalPoint(c, p);
-    m.origin = { p[0], p[1], p[2] };
-    m.spacing = { 1.2, 1.7 };
-    m.axes = { 1, 0, 0, 0, 1, 0 };
-    metadata.push_back(m);
-  }
-  auto patches = itk::TensorDataObject::New();
-  patches->SetTensor("probability", probability);
-  patches->SetMetadata(metadata);
-
-  // Plain, Gaussian-weighted, and with organs 1 and 3 on their own thresholds (organ 2 on the
-  // common 0.5): then the largest margin above the organ's own threshold wins.
-  const std::vector<std::pair<bool, std::map<unsigned char, double>>> cases = { { false, {} },
-                                                                                { true, {} },
-                                                                                { false, { { 1, 0.4 }, { 3, 0.6 } } } };
-  for (const auto & [gaussian, thresholds] : cases)
-  {
-    auto fusion = Fusion::New();
-    fusion->SetPatches(patches);
-    fusion->SetReferenceImage(reference);
-    for (const auto & [organ, map] : attention)
-      fusion->SetAttentionMap(organ, map);
-    for (const auto & [organ, threshold] : thresholds)
-      fusion->SetOrganThreshold(organ, threshold);
-    EXPECT_EQ(fusion->GetOrganThreshold(2), 0.5);
-    fusion->SetGaussianWeighting(gaussian);
-    fusion->PostProcessingOff();
-    fusion->ProbabilityMapsOn();
-    fusion->Update();
-
-    std::map<unsigned char, std::vector<double>> sum, weight;
-    const size_t                                 voxels = reference->GetLargestPossibleRegion().GetNumberOfPixels();
+    SCOPED_TRACE(::testing::Message() << "angle " << angle);
+    const bool   oblique = angle == 0.3;
+    const double sq = 1.2, sr = oblique ? 1.7 : 1.3; // patch spacing along columns and rows
+    auto         reference = Volume(0, 6);
+    auto         direction = reference->GetDirection();
+    direction(0, 0) = direction(1, 1) = angle == 180.0 ? -1.0 : std::cos(angle);
+    direction(0, 1) = angle == 180.0 ? 0.0 : -std::sin(angle);
+    direction(1, 0) = angle == 180.0 ? 0.0 : std::sin(angle);
+    reference->SetDirection(direction);
+    std::mt19937                             rng(7);
+    std::uniform_real_distribution<double>   unit(0.0, 1.0);
+    std::map<unsigned char, Labels::Pointer> attention;
     for (unsigned char organ : { 1, 2, 3 })
     {
-      sum[organ].assign(voxels, 0.0);
-      weight[organ].assign(voxels, 0.0);
+      attention[organ] = Volume(0, 6);
+      attention[organ]->SetDirection(direction);
+      for (itk::ImageRegionIteratorWithIndex<Labels> it(attention[organ], attention[organ]->GetLargestPossibleRegion());
+           !it.IsAtEnd();
+           ++it)
+      {
+        const auto i = it.GetIndex();
+        it.Set(i[0] >= 3 * organ && i[0] < 14 + 5 * organ && i[1] >= 2 + organ && i[1] < 30 && i[2] >= 1 ? 1 : 0);
+      }
     }
-    const float * prob = probability.data_ptr<float>();
-    // Patch rows (1.7 mm) are coarser than the voxels (1.5 mm): each pixel is split into 2 along
-    // the rows, each half with half the weight; columns (1.2 mm) are not split.
+    const int64_t                        N = 30, P = 16;
+    std::vector<itk::TensorItemMetadata> metadata;
+    at::Tensor                           probability = at::rand({ N, 1, P, P });
     for (int64_t n = 0; n < N; ++n)
-      for (int64_t r = 0; r < P; ++r)
-        for (int64_t q = 0; q < P; ++q)
-          for (int half = 0; half < 2; ++half)
-          {
-            const auto &      m = metadata[n];
-            Labels::PointType p;
-            p[0] = m.origin[0] + q * 1.2;
-            p[1] = m.origin[1] + (r - 0.5 + (half + 0.5) / 2.0) * 1.7;
-            p[2] = m.origin[2];
-            Labels::IndexType index;
-            if (!reference->TransformPhysicalPointToIndex(p, index))
-              continue;
-            const double w =
-              0.5 * (gaussian ? std::exp(-((q - 8.0) * (q - 8.0) + (r - 8.0) * (r - 8.0)) / (2 * 4.0 * 4.0)) : 1.0);
-            const auto offset = reference->ComputeOffset(index);
-            sum[m.organ][offset] += w * prob[(n * P + r) * P + q];
-            weight[m.organ][offset] += w;
-          }
-    long labelled = 0, changed = 0;
-    for (itk::ImageRegionConstIteratorWithIndex<Labels> it(fusion->GetOutput(), reference->GetLargestPossibleRegion());
-         !it.IsAtEnd();
-         ++it)
     {
-      const auto    offset = reference->ComputeOffset(it.GetIndex());
-      unsigned char expected = 0, plain = 0;
-      double        best = -1.0, plainBest = -1.0;
+      itk::TensorItemMetadata m;
+      m.organ = 1 + static_cast<int>(n % 3);
+      Labels::PointType               p;
+      itk::ContinuousIndex<double, 3> c;
+      const double                    low = angle == 180.0 ? 6.0 : -4.0; // turned, a patch runs towards lower indices
+      c[0] = low + 30 * unit(rng);
+      c[1] = low + 30 * unit(rng);
+      c[2] = std::floor(6 * unit(rng));
+      reference->TransformContinuousIndexToPhysicalPoint(c, p);
+      m.origin = { p[0], p[1], p[2] };
+      m.spacing = { sq, sr };
+      m.axes = { 1, 0, 0, 0, 1, 0 };
+      metadata.push_back(m);
+    }
+    auto patches = itk::TensorDataObject::New();
+    patches->SetTensor("probability", probability);
+    patches->SetMetadata(metadata);
+
+    // Plain, Gaussian-weighted, and with organs 1 and 3 on their own thresholds (organ 2 on the
+    // common 0.5): then the largest margin above the organ's own threshold wins.
+    const std::vector<std::pair<bool, std::map<unsigned char, double>>> cases = {
+      { false, {} }, { true, {} }, { false, { { 1, 0.4 }, { 3, 0.6 } } }
+    };
+    for (const auto & [gaussian, thresholds] : cases)
+    {
+      auto fusion = Fusion::New();
+      fusion->SetPatches(patches);
+      fusion->SetReferenceImage(reference);
+      for (const auto & [organ, map] : attention)
+        fusion->SetAttentionMap(organ, map);
+      for (const auto & [organ, threshold] : thresholds)
+        fusion->SetOrganThreshold(organ, threshold);
+      EXPECT_EQ(fusion->GetOrganThreshold(2), 0.5);
+      fusion->SetGaussianWeighting(gaussian);
+      fusion->PostProcessingOff();
+      fusion->ProbabilityMapsOn();
+      fusion->Update();
+
+      std::map<unsigned char, std::vector<double>> sum, weight;
+      const size_t                                 voxels = reference->GetLargestPossibleRegion().GetNumberOfPixels();
       for (unsigned char organ : { 1, 2, 3 })
       {
-        const bool   attended = attention[organ]->GetPixel(it.GetIndex()) != 0;
-        const double mean = weight[organ][offset] > 0 ? sum[organ][offset] / weight[organ][offset] : 0.0;
-        EXPECT_NEAR(fusion->GetProbabilityMap(organ)->GetPixel(it.GetIndex()), attended ? mean : 0.0, 1e-5)
-          << it.GetIndex();
-        const double threshold = thresholds.count(organ) ? thresholds.at(organ) : 0.5;
-        if (attended && mean - threshold >= 0.0 && mean - threshold > best)
-        {
-          best = mean - threshold;
-          expected = organ;
-        }
-        if (attended && mean >= 0.5 && mean > plainBest)
-        {
-          plainBest = mean;
-          plain = organ;
-        }
+        sum[organ].assign(voxels, 0.0);
+        weight[organ].assign(voxels, 0.0);
       }
-      changed += expected != plain;
-      ASSERT_EQ(it.Get(), expected) << it.GetIndex() << (gaussian ? " gaussian" : "") << " thresholds "
-                                    << thresholds.size();
-      labelled += expected != 0;
+      const float * prob = probability.data_ptr<float>();
+      // Patch rows of 1.7 mm are coarser than the voxels (1.5 mm): each pixel is split into 2 along
+      // the rows, each half with half the weight; 1.2 and 1.3 mm are not split.
+      const int halves = sr > 1.5 ? 2 : 1;
+      for (int64_t n = 0; n < N; ++n)
+        for (int64_t r = 0; r < P; ++r)
+          for (int64_t q = 0; q < P; ++q)
+            for (int half = 0; half < halves; ++half)
+            {
+              const auto &      m = metadata[n];
+              Labels::PointType p;
+              p[0] = m.origin[0] + q * sq;
+              p[1] = m.origin[1] + (r - 0.5 + (half + 0.5) / halves) * sr;
+              p[2] = m.origin[2];
+              Labels::IndexType index;
+              if (!reference->TransformPhysicalPointToIndex(p, index))
+                continue;
+              const double w =
+                (1.0 / halves) *
+                (gaussian ? std::exp(-((q - 8.0) * (q - 8.0) + (r - 8.0) * (r - 8.0)) / (2 * 4.0 * 4.0)) : 1.0);
+              const auto offset = reference->ComputeOffset(index);
+              sum[m.organ][offset] += w * prob[(n * P + r) * P + q];
+              weight[m.organ][offset] += w;
+            }
+      long labelled = 0, changed = 0;
+      for (itk::ImageRegionConstIteratorWithIndex<Labels> it(fusion->GetOutput(),
+                                                             reference->GetLargestPossibleRegion());
+           !it.IsAtEnd();
+           ++it)
+      {
+        const auto    offset = reference->ComputeOffset(it.GetIndex());
+        unsigned char expected = 0, plain = 0;
+        double        best = -1.0, plainBest = -1.0;
+        for (unsigned char organ : { 1, 2, 3 })
+        {
+          const bool   attended = attention[organ]->GetPixel(it.GetIndex()) != 0;
+          const double mean = weight[organ][offset] > 0 ? sum[organ][offset] / weight[organ][offset] : 0.0;
+          EXPECT_NEAR(fusion->GetProbabilityMap(organ)->GetPixel(it.GetIndex()), attended ? mean : 0.0, 1e-5)
+            << it.GetIndex();
+          const double threshold = thresholds.count(organ) ? thresholds.at(organ) : 0.5;
+          if (attended && mean - threshold >= 0.0 && mean - threshold > best)
+          {
+            best = mean - threshold;
+            expected = organ;
+          }
+          if (attended && mean >= 0.5 && mean > plainBest)
+          {
+            plainBest = mean;
+            plain = organ;
+          }
+        }
+        changed += expected != plain;
+        ASSERT_EQ(it.Get(), expected) << it.GetIndex() << (gaussian ? " gaussian" : "") << " thresholds "
+                                      << thresholds.size();
+        labelled += expected != 0;
+      }
+      EXPECT_GT(labelled, 500); // the rule is exercised, not only the background
+      if (!thresholds.empty())
+        EXPECT_GT(changed, 50); // the organs' own thresholds decide voxels the common one would not
     }
-    EXPECT_GT(labelled, 500); // the rule is exercised, not only the background
-    if (!thresholds.empty())
-      EXPECT_GT(changed, 50); // the organs' own thresholds decide voxels the common one would not
   }
 }
 
