@@ -45,7 +45,9 @@ struct VoxelBox
  *  double, then windowed: clamp((v - windowLow) / (windowHigh - windowLow), 0, 1); a pixel whose
  *  continuous index lies outside [-0.5, n - 0.5) on an axis takes windowLow (so 0). Channel 1:
  *  1 where the nearest voxel (halves rounded up) is inside and set in the patch's organ's mask
- *  (`attention` [O, Z, Y, X], bool or uint8, the volume's device). Patches are processed in
+ *  (`attention` [O, Z, Y, X], bool or uint8, the volume's device). `start` is the index (x, y,
+ *  z) of the volume's first voxel in the frames' coordinates (a slab of a larger image): it is
+ *  subtracted after rounding, as ITK does with a buffer's start index. Patches are processed in
  *  chunks, so the coordinates need O(chunk P^2) memory. std::invalid_argument for tensors of
  *  the wrong shape or device, an organ index outside 0..O-1, a patch size < 1 or an empty window. */
 at::Tensor
@@ -54,7 +56,8 @@ SampleQueryPatches(const at::Tensor &              volume,
                    const std::vector<PatchFrame> & frames,
                    int64_t                         patchSize,
                    double                          windowLow,
-                   double                          windowHigh);
+                   double                          windowHigh,
+                   const std::array<int64_t, 3> &  start = { 0, 0, 0 });
 
 /** The coarse network's vote at each voxel of a box: the coarse probability map `coarse`
  *  [Z, Y, X] (float, any device) interpolated at voxel index v of the slab by c = M v + t
@@ -95,7 +98,8 @@ FusePatchScores(const at::Tensor &              probabilities,
  *  largest margin (computed in double), inside the organ's attention; ties go to the organ first
  *  in order; background elsewhere. Returns `labels` ([Z, Y, X] int32: organ index + 1, 0 for
  *  background) and `score` ([Z, Y, X] uint8: 255 x the winning organ's score rounded, clamped
- *  to 1..255; 0 for background), on the scores' device. */
+ *  to 1..255; 0 for background), on the scores' device. The boxes are in the frames' indices;
+ *  `start` is the index of the slab's first voxel (the attention's [0, 0, 0]). */
 struct SlabDecision
 {
   at::Tensor labels;
@@ -105,13 +109,17 @@ SlabDecision
 DecideLabels(const std::vector<at::Tensor> & scores,
              const std::vector<VoxelBox> &   boxes,
              const at::Tensor &              attention,
-             const std::vector<double> &     thresholds);
+             const std::vector<double> &     thresholds,
+             const std::array<int64_t, 3> &  start = { 0, 0, 0 });
 
 /** An organ's score as the 8-bit probability map of AGCLSegmentationFilter over the whole slab
  *  ([Z, Y, X] uint8): round(255 x clamp(score, 0, 1)) (in float, halves away from zero) inside
  *  the box where the organ's mask is set, 0 elsewhere. */
 at::Tensor
-QuantisedProbability(const at::Tensor & score, const VoxelBox & box, const at::Tensor & mask);
+QuantisedProbability(const at::Tensor &             score,
+                     const VoxelBox &               box,
+                     const at::Tensor &             mask,
+                     const std::array<int64_t, 3> & start = { 0, 0, 0 });
 
 } // namespace agcl
 

@@ -97,7 +97,8 @@ SampleQueryPatches(const at::Tensor &              volume,
                    const std::vector<PatchFrame> & frames,
                    int64_t                         patchSize,
                    double                          windowLow,
-                   double                          windowHigh)
+                   double                          windowHigh,
+                   const std::array<int64_t, 3> &  start)
 {
   const char * what = "agcl::SampleQueryPatches";
   Require(volume.defined() && volume.dim() == 3 && volume.is_floating_point(),
@@ -147,13 +148,19 @@ SampleQueryPatches(const at::Tensor &              volume,
       nearest[i] = Nearest(c);
       if (i == 2) // a planar patch: on the nearest slice, weight 0
         c = torch::where(planar, nearest[i], c);
+      // Relative to the volume's first voxel after rounding (as the ITK loops subtract the
+      // buffer's start index from floor(c)): exact integers in double.
+      const double        s = static_cast<double>(start[i]);
+      const torch::Tensor floor = torch::floor(c);
+      const torch::Tensor base = floor - s;
+      nearest[i] = nearest[i] - s;
       const torch::Tensor in = (nearest[i] >= 0) & (nearest[i] < static_cast<double>(n[i]));
       inside = i == 0 ? in : inside & in;
       // ITK's rule at the edges: the base index clamped to the buffer, no weight below it, the
       // edge voxel as its own neighbour above it.
-      b0[i] = torch::clamp(torch::floor(c), 0.0, static_cast<double>(n[i] - 1));
+      f[i] = torch::where(base < 0.0, torch::zeros({}, doubles), c - floor);
+      b0[i] = torch::clamp(base, 0.0, static_cast<double>(n[i] - 1));
       b1[i] = torch::clamp_max(b0[i] + 1.0, static_cast<double>(n[i] - 1));
-      f[i] = torch::clamp_min(c - b0[i], 0.0);
       b0[i] = b0[i].to(torch::kLong);
       b1[i] = b1[i].to(torch::kLong);
       nearest[i] = nearest[i].clamp(0.0, static_cast<double>(n[i] - 1)).to(torch::kLong);
@@ -358,7 +365,8 @@ SlabDecision
 DecideLabels(const std::vector<at::Tensor> & scores,
              const std::vector<VoxelBox> &   boxes,
              const at::Tensor &              attention,
-             const std::vector<double> &     thresholds)
+             const std::vector<double> &     thresholds,
+             const std::array<int64_t, 3> &  start)
 {
   const char * what = "agcl::DecideLabels";
   Require(attention.defined() && attention.dim() == 4 && attention.size(0) == static_cast<int64_t>(boxes.size()),
@@ -377,9 +385,11 @@ DecideLabels(const std::vector<at::Tensor> & scores,
   auto winner = torch::zeros({ Z, Y, X }, torch::TensorOptions().dtype(torch::kFloat).device(device));
   for (size_t o = 0; o < boxes.size(); ++o)
   {
-    const VoxelBox & b = boxes[o];
-    if (b.Count() == 0 || !scores[o].defined())
+    if (boxes[o].Count() == 0 || !scores[o].defined())
       continue;
+    VoxelBox b = boxes[o]; // in the slab's indices
+    for (int i = 0; i < 3; ++i)
+      b.start[i] -= start[i];
     Require(b.start[0] >= 0 && b.start[1] >= 0 && b.start[2] >= 0 && b.start[0] + b.size[0] <= X &&
               b.start[1] + b.size[1] <= Y && b.start[2] + b.size[2] <= Z,
             std::string(what) + ": organ " + std::to_string(o) + "'s box lies outside the slab");
@@ -407,13 +417,22 @@ DecideLabels(const std::vector<at::Tensor> & scores,
 }
 
 at::Tensor
-QuantisedProbability(const at::Tensor & score, const VoxelBox & box, const at::Tensor & mask)
+QuantisedProbability(const at::Tensor &             score,
+                     const VoxelBox &               absoluteBox,
+                     const at::Tensor &             mask,
+                     const std::array<int64_t, 3> & start)
 {
+  VoxelBox box = absoluteBox;
+  for (int i = 0; i < 3; ++i)
+    box.start[i] -= start[i];
   Require(mask.defined() && mask.dim() == 3,
           "agcl::QuantisedProbability: expected a mask [Z, Y, X], got " + Shape(mask));
   auto out = torch::zeros(mask.sizes(), torch::TensorOptions().dtype(torch::kByte).device(mask.device()));
   if (box.Count() == 0 || !score.defined())
     return out;
+  Require(box.start[0] >= 0 && box.start[1] >= 0 && box.start[2] >= 0 && box.start[0] + box.size[0] <= mask.size(2) &&
+            box.start[1] + box.size[1] <= mask.size(1) && box.start[2] + box.size[2] <= mask.size(0),
+          "agcl::QuantisedProbability: the box lies outside the slab");
   Require(score.numel() == box.Count(),
           "agcl::QuantisedProbability: the score has " + std::to_string(score.numel()) + " values for a box of " +
             std::to_string(box.Count()));

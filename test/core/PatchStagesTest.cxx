@@ -126,6 +126,14 @@ TEST(PatchStages, SampledPatchesEqualAPerPixelReference)
           (inside ? insideCount : outsideCount) += 1;
           setCount += set;
         }
+    // The same patches when the volume is a slab starting at voxel (5, -3, 2) of the frames' grid.
+    Frames shifted = frames;
+    for (auto & f : shifted)
+      for (int i = 0; i < 3; ++i)
+        f.first[i] += std::array<double, 3>{ 5.0, -3.0, 2.0 }[i];
+    const auto again =
+      agcl::SampleQueryPatches(volume.to(device), attention.to(device), shifted, P, low, high, { 5, -3, 2 }).cpu();
+    EXPECT_TRUE(torch::allclose(again, out, 0.0, 1e-6));
     // The frames reach both inside and outside the buffer, and the masks are used.
     EXPECT_GT(insideCount, 500);
     EXPECT_GT(outsideCount, 1000);
@@ -314,6 +322,13 @@ TEST(PatchStages, TheDecisionTakesTheLargestMarginInsideTheAttention)
         }
     for (int o = 0; o <= O; ++o)
       EXPECT_GT(seen[o], 0) << "label " << o;
+    // Boxes given in a larger grid whose slab starts at (4, 0, 9): the same decision.
+    auto moved = boxes;
+    for (auto & b : moved)
+      b.start = { b.start[0] + 4, b.start[1], b.start[2] + 9 };
+    const auto same = agcl::DecideLabels(onDevice, moved, attention.to(device), thresholds, { 4, 0, 9 });
+    EXPECT_TRUE(torch::equal(same.labels.cpu(), labels));
+    EXPECT_TRUE(torch::equal(same.score.cpu(), score));
     // Quantised probability maps.
     const auto map = agcl::QuantisedProbability(onDevice[1], boxes[1], attention[1].to(device)).cpu();
     const auto m = map.accessor<uint8_t, 3>();
