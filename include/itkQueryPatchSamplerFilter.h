@@ -7,6 +7,8 @@
 #include "itkProcessObject.h"
 #include "itkTensorDataObject.h"
 
+#include "agcl/PatchStages.h"
+
 #include <map>
 #include <vector>
 
@@ -76,6 +78,21 @@ public:
   /** The index axis whose direction is closest to the head-feet (z) axis: the axial axis. */
   static unsigned int
   AxialAxis(const typename InputImageType::DirectionType & direction);
+
+  /** The patches that GenerateData samples, without sampling them: their metadata (as the
+   * output's) and their frames in the input's continuous index (agcl::PatchFrame: pixel (q, r)
+   * at first + q column + r row; organ = the patch's organ's position among the attention maps
+   * in label order; planar for a tile that runs along the buffer's x and y and lies within 1e-6
+   * voxel of a slice). The inputs must be up to date (the upstream updated); the same checks as
+   * Update. For running the sampling elsewhere (agcl::SampleQueryPatches on a device). */
+  struct PatchPlan
+  {
+    TensorDataObject::MetadataType                  metadata;
+    std::vector<agcl::PatchFrame>                   frames;
+    std::vector<typename InputImageType::PointType> centres; // each patch's centre pixel (physical)
+  };
+  PatchPlan
+  PlanPatches() const;
 
   itkSetEnumMacro(Mode, ModeEnum);
   itkGetEnumMacro(Mode, ModeEnum);

@@ -155,14 +155,19 @@ QueryPatchSamplerFilter<TInputImage, TLabelImage>::VerifyInputInformation() ITKv
 }
 
 template <typename TInputImage, typename TLabelImage>
-void
-QueryPatchSamplerFilter<TInputImage, TLabelImage>::GenerateData()
+auto
+QueryPatchSamplerFilter<TInputImage, TLabelImage>::PlanPatches() const -> PatchPlan
 {
+  this->VerifyPreconditions();
   const InputImageType * image = this->GetInput();
-  const auto *           labels = dynamic_cast<const LabelImageType *>(this->ProcessObject::GetInput("LabelMap"));
-  const auto             region = image->GetLargestPossibleRegion();
-  const auto             direction = image->GetDirection();
-  const auto             spacing = image->GetSpacing();
+  if (image == nullptr)
+  {
+    itkExceptionMacro(<< "no input image");
+  }
+  this->VerifyInputInformation();
+  const auto region = image->GetLargestPossibleRegion();
+  const auto direction = image->GetDirection();
+  const auto spacing = image->GetSpacing();
 
   VerifyFiniteImage(image, "QueryPatchSamplerFilter: the input image");
   VerifyImageGeometry(image, "QueryPatchSamplerFilter: the input image");
@@ -264,9 +269,69 @@ QueryPatchSamplerFilter<TInputImage, TLabelImage>::GenerateData()
     }
   }
 
-  const int64_t N = static_cast<int64_t>(centres.size());
-  at::Tensor    patches = at::empty({ N, 2, P, P }, at::TensorOptions().dtype(at::kFloat));
-  at::Tensor    labelPatches;
+  PatchPlan  plan;
+  const auto N = centres.size();
+  plan.metadata.resize(N);
+  plan.frames.resize(N);
+  plan.centres.resize(N);
+  const auto inverseDirection = image->GetInverseDirection();
+  const auto origin = image->GetOrigin();
+  auto       toIndex = [&](unsigned int i, unsigned int d) { return inverseDirection(i, d) / spacing[i]; };
+  std::map<LabelType, int64_t> position; // the organ's place among the attention maps (label order)
+  for (const auto & entry : m_Attention)
+    position.emplace(entry.first, static_cast<int64_t>(position.size()));
+  for (size_t n = 0; n < N; ++n)
+  {
+    const Centre &     c = centres[n];
+    agcl::PatchFrame & f = plan.frames[n];
+    for (unsigned int i = 0; i < 3; ++i)
+    {
+      f.first[i] = 0.0;
+      for (unsigned int d = 0; d < 3; ++d)
+      {
+        const double first = c.point[d] - origin[d] - (d == 0 ? (P / 2) * s : 0.0) - (d == 1 ? (P / 2) * s : 0.0);
+        f.first[i] += toIndex(i, d) * first;
+      }
+      f.column[i] = toIndex(i, 0) * s; // columns: patient left (+x)
+      f.row[i] = toIndex(i, 1) * s;    // rows: posterior (+y)
+    }
+    f.organ = position.at(c.organ);
+    f.planar = f.column[1] == 0.0 && f.column[2] == 0.0 && f.row[0] == 0.0 && f.row[2] == 0.0 &&
+               std::abs(f.first[2] - std::nearbyint(f.first[2])) <= 1e-6;
+    TensorItemMetadata & m = plan.metadata[n];
+    m.organ = static_cast<int>(c.organ);
+    m.modality = m_Modality;
+    PointType first = c.point;
+    first[0] -= (P / 2) * s;
+    first[1] -= (P / 2) * s;
+    typename InputImageType::IndexType centreIndex, firstIndex;
+    image->TransformPhysicalPointToIndex(c.point, centreIndex);
+    image->TransformPhysicalPointToIndex(first, firstIndex);
+    m.slice = centreIndex[axial];
+    for (unsigned int d = 0; d < 3; ++d)
+    {
+      m.index[d] = firstIndex[d];
+      m.origin[d] = first[d];
+    }
+    m.spacing = { s, s };
+    m.axes = { 1, 0, 0, 0, 1, 0 };
+    plan.centres[n] = c.point;
+  }
+  return plan;
+}
+
+template <typename TInputImage, typename TLabelImage>
+void
+QueryPatchSamplerFilter<TInputImage, TLabelImage>::GenerateData()
+{
+  const InputImageType * image = this->GetInput();
+  const auto *           labels = dynamic_cast<const LabelImageType *>(this->ProcessObject::GetInput("LabelMap"));
+  const auto             region = image->GetLargestPossibleRegion();
+  const PatchPlan        plan = PlanPatches(); // checks the image (finite, geometry)
+  const int64_t          P = m_PatchSize;
+  const int64_t          N = static_cast<int64_t>(plan.frames.size());
+  at::Tensor             patches = at::empty({ N, 2, P, P }, at::TensorOptions().dtype(at::kFloat));
+  at::Tensor             labelPatches;
   if (labels)
   {
     labelPatches = at::empty({ N, 1, P, P }, at::TensorOptions().dtype(at::kByte));
@@ -275,52 +340,42 @@ QueryPatchSamplerFilter<TInputImage, TLabelImage>::GenerateData()
   uint8_t * outLabel = labels ? labelPatches.data_ptr<uint8_t>() : nullptr;
   auto      interpolator = LinearInterpolateImageFunction<InputImageType, double>::New();
   interpolator->SetInputImage(image);
-  TensorDataObject::MetadataType metadata(N);
-  const double                   width = m_WindowHigh - m_WindowLow;
+  const double width = m_WindowHigh - m_WindowLow;
 
   // Physical point -> continuous index is affine, so pixel (q, r) of a patch is at
   // c0 + q dq + r dr in index space. Where all 8 neighbours are inside the image the trilinear
   // interpolation is done here on the buffer (the formula of ITK's linear interpolator);
   // elsewhere (the border, outside) ITK's interpolator decides.
-  const auto    inverseDirection = image->GetInverseDirection();
-  const auto    origin = image->GetOrigin();
   const auto    start = region.GetIndex();
   const auto    size = region.GetSize();
   const auto *  buffer = image->GetBufferPointer();
   const int64_t strideY = static_cast<int64_t>(size[0]), strideZ = strideY * static_cast<int64_t>(size[1]);
-  auto          toIndex = [&](unsigned int i, unsigned int d) { return inverseDirection(i, d) / spacing[i]; };
   // Patches are independent: sampled in parallel (the interpolator's Evaluate is thread-safe).
   auto samplePatch = [&](SizeValueType patch) {
     const int64_t  n = static_cast<int64_t>(patch);
-    const Centre & c = centres[n];
-    const auto &   attention = m_Attention.at(c.organ);
+    const auto     organ = static_cast<LabelType>(plan.metadata[n].organ);
+    const auto &   centre = plan.centres[n];
+    const double   s = plan.metadata[n].spacing[0];
+    const auto &   attention = m_Attention.at(organ);
     const auto *   attentionBuffer = attention->GetBufferPointer();
     const auto *   labelBuffer = labels ? labels->GetBufferPointer() : nullptr;
-    double         c0[3], dq[3], dr[3];
-    for (unsigned int i = 0; i < 3; ++i)
-    {
-      c0[i] = dq[i] = dr[i] = 0.0;
-      for (unsigned int d = 0; d < 3; ++d)
-      {
-        const double first = c.point[d] - origin[d] - (d == 0 ? (P / 2) * s : 0.0) - (d == 1 ? (P / 2) * s : 0.0);
-        c0[i] += toIndex(i, d) * first;
-      }
-      dq[i] = toIndex(i, 0) * s; // columns: patient left (+x)
-      dr[i] = toIndex(i, 1) * s; // rows: posterior (+y)
-    }
-    auto store = [&](int64_t r, int64_t q, double value, bool inside, int64_t voxel) {
+    const auto &   frame = plan.frames[n];
+    const double * c0 = frame.first.data();
+    const double * dq = frame.column.data();
+    const double * dr = frame.row.data();
+    auto           store = [&](int64_t r, int64_t q, double value, bool inside, int64_t voxel) {
       const int64_t at = ((n * 2) * P + r) * P + q;
       out[at] = static_cast<float>(std::clamp((value - m_WindowLow) / width, 0.0, 1.0));
       out[at + P * P] = inside && attentionBuffer[voxel] != LabelType{} ? 1.0f : 0.0f;
       if (outLabel)
       {
-        outLabel[(n * P + r) * P + q] = inside && labelBuffer[voxel] == c.organ ? 1 : 0;
+        outLabel[(n * P + r) * P + q] = inside && labelBuffer[voxel] == organ ? 1 : 0;
       }
     };
     // Outside the buffer's interior: ITK's interpolator decides (its border rules), window low
     // outside the image.
     auto evaluate = [&](int64_t r, int64_t q) {
-      typename InputImageType::PointType p = c.point;
+      typename InputImageType::PointType p = centre;
       p[0] += (q - P / 2) * s;
       p[1] += (r - P / 2) * s;
       return interpolator->IsInsideBuffer(p) ? interpolator->Evaluate(p) : static_cast<double>(m_WindowLow);
@@ -354,7 +409,7 @@ QueryPatchSamplerFilter<TInputImage, TLabelImage>::GenerateData()
       for (int64_t r = 0; r < P; ++r)
         rows[r] = axis(1, c0[1] + r * dr[1]);
       Axis       z = axis(2, c0[2]);
-      const bool planar = std::abs(c0[2] - std::nearbyint(c0[2])) <= 1e-6;
+      const bool planar = frame.planar; // |c0 z - round| <= 1e-6 (PlanPatches)
       if (planar)
       {
         z.base = z.nearest;
@@ -428,23 +483,6 @@ QueryPatchSamplerFilter<TInputImage, TLabelImage>::GenerateData()
             value = evaluate(r, q);
           store(r, q, value, inside, inside ? nearest[2] * strideZ + nearest[1] * strideY + nearest[0] : 0);
         }
-    TensorItemMetadata & m = metadata[n];
-    m.organ = static_cast<int>(c.organ);
-    m.modality = m_Modality;
-    PointType first = c.point;
-    first[0] -= (P / 2) * s;
-    first[1] -= (P / 2) * s;
-    typename InputImageType::IndexType centreIndex, firstIndex;
-    image->TransformPhysicalPointToIndex(c.point, centreIndex);
-    image->TransformPhysicalPointToIndex(first, firstIndex);
-    m.slice = centreIndex[axial];
-    for (unsigned int d = 0; d < 3; ++d)
-    {
-      m.index[d] = firstIndex[d];
-      m.origin[d] = first[d];
-    }
-    m.spacing = { s, s };
-    m.axes = { 1, 0, 0, 0, 1, 0 };
   };
   this->GetMultiThreader()->ParallelizeArray(0, static_cast<SizeValueType>(N), samplePatch, nullptr);
 
@@ -455,7 +493,7 @@ QueryPatchSamplerFilter<TInputImage, TLabelImage>::GenerateData()
   {
     output->SetTensor("label", labelPatches);
   }
-  output->SetMetadata(metadata);
+  output->SetMetadata(plan.metadata);
 }
 
 template <typename TInputImage, typename TLabelImage>
