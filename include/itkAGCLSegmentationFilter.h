@@ -127,6 +127,17 @@ public:
   itkSetMacro(TensorStages, bool);
   itkGetConstMacro(TensorStages, bool);
   itkBooleanMacro(TensorStages);
+  /** Sampling, fusion and the label decision as the core's tensor functions
+   *  (agcl/PatchStages.h) on the filter's Device: the CT goes to the device once, each slab's
+   *  attention masks once, the patches and the network's probabilities stay there, and only
+   *  the slab's labels and scores (and probability maps) come back. Always used on a CUDA
+   *  device; on the CPU off by default (the ITK loops are faster there, performance.md), and
+   *  TensorPatchStagesOn runs the same functions with LibTorch's CPU kernels. Same label map as
+   *  the ITK loops except where float32 sums in another order move a score across a threshold
+   *  or a tie (tested). */
+  itkSetMacro(TensorPatchStages, bool);
+  itkGetConstMacro(TensorPatchStages, bool);
+  itkBooleanMacro(TensorPatchStages);
   itkSetMacro(KeepCoarseOutputs, bool);
   itkGetConstMacro(KeepCoarseOutputs, bool);
   itkBooleanMacro(KeepCoarseOutputs);
@@ -191,6 +202,7 @@ private:
   std::map<LabelType, typename ProbabilityImageType::Pointer> m_Probability;
   bool                                                        m_KeepCoarseOutputs{ false };
   bool                                                        m_TensorStages{ true };
+  bool                                                        m_TensorPatchStages{ false };
   typename LabelImageType::Pointer                            m_CoarseOutput;
   std::map<LabelType, typename LabelImageType::Pointer>       m_AttentionOutputs;
   std::map<std::string, double>                               m_StageSeconds;

@@ -24,6 +24,10 @@
 #include "agcl/AGCLModel.h"
 
 #include <ATen/ops/cat.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/from_blob.h>
+#include <ATen/ops/stack.h>
+#include "agcl/PatchStages.h"
 #include "agcl/Device.h"
 
 #if defined(__GLIBC__)
@@ -62,6 +66,44 @@ ReleaseFreedMemory()
 #if defined(__GLIBC__)
   malloc_trim(0);
 #endif
+}
+
+// A [Z, Y, X] buffer (x fastest) as a tensor on `device`: float and double pixels as they are
+// (viewed without a copy on the CPU), other pixel types as float (exact for 8- and 16-bit CT).
+template <typename TPixel>
+at::Tensor
+VolumeTensor(const TPixel * buffer, const std::array<int64_t, 3> & zyx, const c10::Device & device)
+{
+  const at::IntArrayRef sizes(zyx.data(), 3);
+  if constexpr (std::is_same_v<TPixel, float>)
+    return at::from_blob(const_cast<float *>(buffer), sizes, at::kFloat).to(device);
+  else if constexpr (std::is_same_v<TPixel, double>)
+    return at::from_blob(const_cast<double *>(buffer), sizes, at::kDouble).to(device);
+  else
+  {
+    at::Tensor copy = at::empty(sizes, at::kFloat);
+    std::transform(
+      buffer, buffer + copy.numel(), copy.data_ptr<float>(), [](TPixel v) { return static_cast<float>(v); });
+    return copy.to(device);
+  }
+}
+
+// A label buffer's non-zero voxels as a [Z, Y, X] uint8 or bool tensor on the CPU (uint8
+// labels viewed without a copy).
+template <typename TLabel>
+at::Tensor
+MaskTensor(const TLabel * buffer, const std::array<int64_t, 3> & zyx)
+{
+  const at::IntArrayRef sizes(zyx.data(), 3);
+  if constexpr (std::is_same_v<TLabel, unsigned char>)
+    return at::from_blob(const_cast<unsigned char *>(buffer), sizes, at::kByte);
+  else
+  {
+    at::Tensor mask = at::empty(sizes, at::kByte);
+    std::transform(
+      buffer, buffer + mask.numel(), mask.data_ptr<uint8_t>(), [](TLabel v) { return v != TLabel{} ? 1 : 0; });
+    return mask;
+  }
 }
 } // namespace agcl_segmentation_detail
 
@@ -343,6 +385,53 @@ AGCLSegmentationFilter<TInputImage, TLabelImage>::GenerateData()
     attentionBuffers.assign(organs.size(), std::vector<LabelType>(thickest.GetNumberOfPixels(), LabelType{}));
   }
 
+  // The patch stages on the device (TensorPatchStages, or a CUDA device): the CT there once;
+  // organs in label order (the fusion's order for ties); the coarse votes there once.
+  const c10::Device   device = ConvertTorchErrors("Device", [this] { return agcl::ParseDevice(m_Device); });
+  const bool          tensorPatchStages = m_TensorPatchStages || !device.is_cpu();
+  std::vector<size_t> byLabel(organs.size());
+  for (size_t o = 0; o < organs.size(); ++o)
+    byLabel[o] = o;
+  std::sort(byLabel.begin(), byLabel.end(), [&organs](size_t a, size_t b) { return organs[a] < organs[b]; });
+  at::Tensor                    volume;
+  std::vector<agcl::CoarseVote> votes;
+  std::vector<double>           thresholds;
+  if (tensorPatchStages)
+  {
+    for (const size_t o : byLabel)
+      thresholds.push_back(config.organs[o].threshold ? *config.organs[o].threshold : config.threshold);
+    const auto bufferSize = input->GetBufferedRegion().GetSize();
+    volume = ConvertTorchErrors("AGCLSegmentationFilter: the CT on the device", [&] {
+      return VolumeTensor(input->GetBufferPointer(),
+                          { static_cast<int64_t>(bufferSize[2]),
+                            static_cast<int64_t>(bufferSize[1]),
+                            static_cast<int64_t>(bufferSize[0]) },
+                          device);
+    });
+    if (givenCoarse.IsNull() && config.coarse_weight > 0)
+    {
+      votes.resize(organs.size());
+      for (size_t j = 0; j < byLabel.size(); ++j)
+      {
+        const auto & coarse = *coarseGrid.probabilities[byLabel[j]];
+        const auto   size = coarse.GetBufferedRegion().GetSize();
+        votes[j].probability = ConvertTorchErrors("AGCLSegmentationFilter: the coarse vote on the device", [&] {
+          return VolumeTensor(
+            coarse.GetBufferPointer(),
+            { static_cast<int64_t>(size[2]), static_cast<int64_t>(size[1]), static_cast<int64_t>(size[0]) },
+            device);
+        });
+        votes[j].toCoarse = LabelFusionFilter<LabelImageType>::CoarseIndexMapping(coarse, *input);
+        if (config.coarse_vote_scaled_to_peak) // the whole map's peak, as LabelFusionFilter
+        {
+          const float * value = coarse.GetBufferPointer();
+          const float   peak = *std::max_element(value, value + coarse.GetBufferedRegion().GetNumberOfPixels());
+          votes[j].scale = peak > 0.0f ? 1.0 / static_cast<double>(peak) : 1.0;
+        }
+      }
+    }
+  }
+
   for (IndexValueType k0 = 0; k0 < slices; k0 += thickness)
   {
     const IndexValueType k1 = std::min(slices, k0 + thickness);
@@ -422,7 +511,129 @@ AGCLSegmentationFilter<TInputImage, TLabelImage>::GenerateData()
           ImageAlgorithm::Copy(attention[o].GetPointer(), m_AttentionOutputs.at(organs[o]).GetPointer(), slab, slab);
       }
     });
-    if (anyAttention)
+    if (anyAttention && tensorPatchStages)
+    {
+      // The slab's CT as an image (geometry only: PlanPatches and the fusion's frames read its
+      // information and the attention maps, not its pixels, which are on the device).
+      const typename InputImageType::Pointer ct = ExtractRegion<InputImageType>(input, slab);
+      const std::array<int64_t, 3>           zyx{ static_cast<int64_t>(slab.GetSize(2)),
+                                        static_cast<int64_t>(slab.GetSize(1)),
+                                        static_cast<int64_t>(slab.GetSize(0)) };
+      const std::array<int64_t, 3>           slabStart{ slab.GetIndex(0), slab.GetIndex(1), slab.GetIndex(2) };
+      auto                                   sampler = Sampler::New();
+      sampler->SetInput(ct);
+      for (size_t o = 0; o < organs.size(); ++o)
+        sampler->SetAttentionMap(organs[o], attention[o]);
+      sampler->SetMode(Sampler::ModeEnum::Inference);
+      sampler->SetPatchSize(static_cast<unsigned int>(config.patch_size));
+      sampler->SetPatchSpacingMM(config.patch_spacing_mm);
+      sampler->SetOverlap(config.overlap);
+      sampler->SetWindowLow(config.window_low);
+      sampler->SetWindowHigh(config.window_high);
+      typename Sampler::PatchPlan plan;
+      at::Tensor                  masks, images;
+      std::vector<agcl::VoxelBox> boxes(organs.size());
+      timed("sampling", [&] {
+        plan = sampler->PlanPatches(); // organ = the position in label order, as byLabel
+        std::vector<at::Tensor> parts;
+        for (size_t j = 0; j < byLabel.size(); ++j)
+        {
+          const size_t o = byLabel[j];
+          parts.push_back(MaskTensor(attention[o]->GetBufferPointer(), zyx));
+          const auto found = LabelBoundingBoxes(attention[o].GetPointer(), slab, true);
+          if (!found.empty())
+            for (unsigned int i = 0; i < 3; ++i)
+            {
+              boxes[j].start[i] = found.begin()->second.GetIndex(i);
+              boxes[j].size[i] = static_cast<int64_t>(found.begin()->second.GetSize(i));
+            }
+        }
+        agclTorchTryMacro("AGCLSegmentationFilter", masks = at::stack(parts).to(device));
+        const int64_t axialDim = 2 - static_cast<int64_t>(axial);
+        agclTorchTryMacro("AGCLSegmentationFilter",
+                          images = agcl::SampleQueryPatches(
+                            volume.narrow(axialDim, slab.GetIndex(axial) - region.GetIndex(axial), zyx[axialDim]),
+                            masks,
+                            plan.frames,
+                            config.patch_size,
+                            config.window_low,
+                            config.window_high,
+                            slabStart));
+      });
+      const int64_t patches = static_cast<int64_t>(plan.frames.size());
+      m_NumberOfPatches += static_cast<SizeValueType>(patches);
+      checkAbort();
+      if (patches > 0)
+      {
+        const int64_t           chunk = 4 * static_cast<int64_t>(m_BatchSize);
+        std::vector<at::Tensor> probabilities; // on the device
+        for (int64_t a = 0; a < patches; a += chunk)
+        {
+          const int64_t b = std::min(patches, a + chunk);
+          auto          part = TensorDataObject::New();
+          part->SetTensor("image", images.slice(0, a, b));
+          part->SetMetadata(TensorDataObject::MetadataType(plan.metadata.begin() + a, plan.metadata.begin() + b));
+          auto encoder = AGCLEncoderFilter::New();
+          encoder->SetInput(part);
+          encoder->SetEncoder(m_Model->GetModel().Encoder());
+          encoder->SetStemFeatures(m_Model->GetModel().Decoder()->UsesStem());
+          encoder->SetDevice(m_Device);
+          encoder->SetBatchSize(m_BatchSize);
+          timed("encoder", [&] { encoder->Update(); });
+          checkAbort();
+          auto decoder = ASPPDecoderFilter::New();
+          decoder->SetInput(encoder->GetOutput());
+          decoder->SetDecoder(m_Model->GetModel().Decoder());
+          decoder->SetDevice(m_Device);
+          decoder->SetBatchSize(m_BatchSize);
+          timed("decoder", [&] {
+            decoder->Update();
+            agclTorchTryMacro("AGCLSegmentationFilter",
+                              probabilities.push_back(decoder->GetOutput()->GetTensor("probability").to(device)));
+          });
+          checkAbort();
+        }
+        timed("fusion", [&] {
+          std::vector<agcl::PatchFrame> frames = LabelFusionFilter<LabelImageType>::PatchFrames(*ct, plan.metadata);
+          for (size_t n = 0; n < frames.size(); ++n)
+            frames[n].organ = plan.frames[n].organ;
+          agcl::FusionOptions options;
+          options.gaussianWeighting = m_GaussianWeighting;
+          options.subdivisions = { LabelFusionFilter<LabelImageType>::Subdivisions(*ct, plan.metadata[0].spacing[0]),
+                                   LabelFusionFilter<LabelImageType>::Subdivisions(*ct, plan.metadata[0].spacing[1]) };
+          options.coarseWeight = votes.empty() ? 0.0 : config.coarse_weight;
+          at::Tensor labels, score;
+          agclTorchTryMacro("AGCLSegmentationFilter", {
+            const at::Tensor probability = at::cat(probabilities);
+            probabilities.clear();
+            const std::vector<at::Tensor> scored = agcl::FusePatchScores(probability, frames, boxes, options, votes);
+            const agcl::SlabDecision      decision = agcl::DecideLabels(scored, boxes, masks, thresholds, slabStart);
+            labels = decision.labels.to(at::kCPU).contiguous();
+            score = decision.score.to(at::kCPU).contiguous();
+            for (size_t j = 0; j < byLabel.size() && m_ProbabilityMaps; ++j)
+            {
+              const at::Tensor map =
+                agcl::QuantisedProbability(scored[j], boxes[j], masks[j], slabStart).to(at::kCPU).contiguous();
+              const uint8_t *                           value = map.data_ptr<uint8_t>();
+              ImageRegionIterator<ProbabilityImageType> out(m_Probability.at(organs[byLabel[j]]), slab);
+              for (; !out.IsAtEnd(); ++out, ++value)
+                out.Set(*value);
+            }
+          });
+          // Organ positions (label order) back to labels; slab voxels in buffer order (x fastest).
+          const int32_t *                     label = labels.data_ptr<int32_t>();
+          const uint8_t *                     s8 = score.data_ptr<uint8_t>();
+          ImageRegionIterator<LabelImageType> out(output, slab);
+          ImageRegionIterator<ScoreImageType> outScore(scores, slab);
+          for (; !out.IsAtEnd(); ++out, ++outScore, ++label, ++s8)
+          {
+            out.Set(*label > 0 ? organs[byLabel[static_cast<size_t>(*label - 1)]] : LabelType{});
+            outScore.Set(*s8);
+          }
+        });
+      }
+    }
+    else if (anyAttention)
     {
       const typename InputImageType::Pointer ct = ExtractRegion<InputImageType>(input, slab);
       auto                                   sampler = Sampler::New();

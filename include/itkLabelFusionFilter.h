@@ -8,6 +8,8 @@
 #include "itkImageSource.h"
 #include "itkTensorDataObject.h"
 
+#include "agcl/PatchStages.h"
+
 #include <map>
 #include <vector>
 
@@ -106,6 +108,21 @@ public:
    *  organs in parallel (itk::KeepLargestComponentsAndFillHoles, itkLabelComponents.h). */
   static void
   KeepLargestComponentsAndFillHoles(LabelImageType * labels, const std::vector<LabelType> & organs);
+
+  /** Where each patch of `metadata` lies in `reference`'s continuous index: pixel (q, r) at
+   *  first + q column + r row, with GenerateData's arithmetic (organ left 0, planar false: the
+   *  caller sets the organ). For running the fusion elsewhere (agcl::FusePatchScores). 3-D. */
+  static std::vector<agcl::PatchFrame>
+  PatchFrames(const ReferenceType & reference, const TensorDataObject::MetadataType & metadata);
+  /** The sub-pixels per patch pixel along a patch axis of `patchSpacing` mm on `reference`'s
+   *  grid: ceil(patch spacing / finest voxel spacing), 1 when the patch is not coarser. */
+  static int64_t
+  Subdivisions(const ReferenceType & reference, double patchSpacing);
+  /** The affine map from `reference`'s voxel index v to `coarse`'s continuous index relative to
+   *  its start index, c = M v + t, as rows (M | t); BlendCoarseProbability's arithmetic when the
+   *  coarse start index is 0 (otherwise the start is folded into t: last-bit differences). 3-D. */
+  static std::array<std::array<double, 4>, 3>
+  CoarseIndexMapping(const ProbabilityImageType & coarse, const ReferenceType & reference);
 
   /** Keep the per-organ probability volumes for GetProbabilityMap (off by default). */
   itkSetMacro(ProbabilityMaps, bool);

@@ -320,6 +320,74 @@ LabelFusionFilter<TLabelImage>::GenerateInputRequestedRegion()
 }
 
 template <typename TLabelImage>
+std::vector<agcl::PatchFrame>
+LabelFusionFilter<TLabelImage>::PatchFrames(const ReferenceType &                  reference,
+                                            const TensorDataObject::MetadataType & metadata)
+{
+  static_assert(ImageDimension == 3, "PatchFrames: 3-D images");
+  const auto inverseDirection = reference.GetInverseDirection();
+  const auto spacing = reference.GetSpacing();
+  const auto origin = reference.GetOrigin();
+  auto       toIndex = [&](unsigned int i, unsigned int d) { return inverseDirection(i, d) / spacing[i]; };
+  std::vector<agcl::PatchFrame> frames(metadata.size());
+  for (size_t n = 0; n < metadata.size(); ++n)
+  {
+    const auto & m = metadata[n];
+    // As GenerateData: c0, dq and dr summed over d in order.
+    for (unsigned int i = 0; i < 3; ++i)
+    {
+      double c0 = 0.0, dq = 0.0, dr = 0.0;
+      for (unsigned int d = 0; d < 3; ++d)
+      {
+        c0 += toIndex(i, d) * (m.origin[d] - origin[d]);
+        dq += toIndex(i, d) * m.spacing[0] * m.axes[d];
+        dr += toIndex(i, d) * m.spacing[1] * m.axes[3 + d];
+      }
+      frames[n].first[i] = c0;
+      frames[n].column[i] = dq;
+      frames[n].row[i] = dr;
+    }
+  }
+  return frames;
+}
+
+template <typename TLabelImage>
+int64_t
+LabelFusionFilter<TLabelImage>::Subdivisions(const ReferenceType & reference, double patchSpacing)
+{
+  const auto spacing = reference.GetSpacing();
+  double     finestSpacing = spacing[0];
+  for (unsigned int i = 1; i < ImageDimension; ++i)
+    finestSpacing = std::min(finestSpacing, spacing[i]);
+  // A patch spacing within 0.1% of the voxel spacing (e.g. a float-rounded copy of it) is not coarser.
+  return std::max<int64_t>(1, static_cast<int64_t>(std::ceil(patchSpacing / finestSpacing - 1e-3)));
+}
+
+template <typename TLabelImage>
+std::array<std::array<double, 4>, 3>
+LabelFusionFilter<TLabelImage>::CoarseIndexMapping(const ProbabilityImageType & coarse, const ReferenceType & reference)
+{
+  static_assert(ImageDimension == 3, "CoarseIndexMapping: 3-D images");
+  std::array<std::array<double, 4>, 3> map{};
+  const auto                           inverse = coarse.GetInverseDirection();
+  const auto                           start = coarse.GetLargestPossibleRegion().GetIndex();
+  for (unsigned int i = 0; i < 3; ++i)
+  {
+    // BlendCoarseProbability's loops: t and M summed over k in order.
+    double t = 0.0, M[3] = { 0.0, 0.0, 0.0 };
+    for (unsigned int k = 0; k < 3; ++k)
+    {
+      const double toCoarse = inverse(i, k) / coarse.GetSpacing()[i];
+      t += toCoarse * (reference.GetOrigin()[k] - coarse.GetOrigin()[k]);
+      for (unsigned int j = 0; j < 3; ++j)
+        M[j] += toCoarse * reference.GetDirection()(k, j) * reference.GetSpacing()[j];
+    }
+    map[i] = { M[0], M[1], M[2], t - static_cast<double>(start[i]) };
+  }
+  return map;
+}
+
+template <typename TLabelImage>
 void
 LabelFusionFilter<TLabelImage>::GenerateData()
 {

@@ -20,6 +20,8 @@
 
 #include <gtest/gtest.h>
 
+#include <iostream>
+
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -404,6 +406,94 @@ TEST(AGCLSegmentationFilter, TensorStagesGiveTheITKPathsAttentionAndLabels)
     EXPECT_GT(attended, 1000) << what;
     EXPECT_GT(runs[1]->GetNumberOfPatches(), 0u) << what;
     EXPECT_EQ(runs[0]->GetNumberOfPatches(), runs[1]->GetNumberOfPatches()) << what;
+  }
+}
+
+TEST(AGCLSegmentationFilter, TensorPatchStagesGiveTheITKLoopsLabels)
+{
+  // Issue 17: sampling, fusion and the label decision as the core's tensor functions (here on the
+  // CPU: the same code a CUDA device runs) against the ITK loops. Float32 sums in another order
+  // may move a voxel's score across a threshold or a tie: fewer than 0.01 % of the voxels may
+  // differ, the 8-bit probability maps by at most one step. Variants: the coarse network's
+  // seeds; a given map; the coarse vote (weight 0.6, scaled to its peak) with patches coarser
+  // than the voxels (sub-pixels in the fusion), in slabs of 5 slices.
+  auto              source = Phantom(23);
+  const std::string voting = Scratch("voting.agcl").string();
+  {
+    agcl::ModelBundle bundle = agcl::ModelBundle::Load(ModelFile());
+    bundle.config["coarse_weight"] = 0.6;
+    bundle.config["coarse_vote_scaled_to_peak"] = true;
+    bundle.config["patch_spacing_mm"] = 2.3 * source->GetOutput()->GetSpacing()[0];
+    bundle.Save(voting);
+  }
+  struct Variant
+  {
+    std::string name, model;
+    bool        given;
+  };
+  for (const Variant & variant : { Variant{ "coarse network", ModelFile(), false },
+                                   Variant{ "given map", ModelFile(), true },
+                                   Variant{ "coarse vote, coarse patches", voting, false } })
+  {
+    auto model = itk::AGCLModelObject::New();
+    model->Load(variant.model);
+    Segmentation::Pointer runs[2];
+    for (const bool tensor : { false, true })
+    {
+      auto & segment = runs[tensor];
+      segment = Segmentation::New();
+      segment->SetInput(source->GetOutput());
+      if (variant.given)
+        segment->SetCoarseLabelMap(source->GetLabelOutput());
+      segment->SetModel(model);
+      segment->SetSlabThickness(5);
+      segment->ProbabilityMapsOn();
+      segment->SetTensorPatchStages(tensor);
+      segment->Update();
+    }
+    const auto & what = variant.name;
+    const long   voxels = static_cast<long>(runs[0]->GetOutput()->GetLargestPossibleRegion().GetNumberOfPixels());
+    EXPECT_LT(CountDifferent(runs[0]->GetOutput(), runs[1]->GetOutput()), std::max(1L, voxels / 10000)) << what;
+    long labelled = 0, mapped = 0, steps = 0;
+    for (const auto & organ : model->GetConfig().organs)
+    {
+      const auto label = static_cast<unsigned char>(organ.label);
+      labelled += Count(runs[1]->GetOutput(), label);
+      const auto * a = runs[0]->GetProbabilityMap(label);
+      const auto * b = runs[1]->GetProbabilityMap(label);
+      long         off = 0, nonzero = 0;
+      for (long v = 0; v < voxels; ++v)
+      {
+        const int d = std::abs(int(a->GetBufferPointer()[v]) - int(b->GetBufferPointer()[v]));
+        EXPECT_LE(d, 1) << what << ", organ " << organ.label << ", voxel " << v;
+        off += d != 0;
+        nonzero += a->GetBufferPointer()[v] != 0;
+      }
+      EXPECT_LE(off, voxels / 1000) << what << ", organ " << organ.label;
+      mapped += nonzero;
+      steps += off;
+    }
+    EXPECT_GT(labelled, 1000) << what;
+    EXPECT_GT(mapped, 1000) << what;
+    std::cout << what << ": " << CountDifferent(runs[0]->GetOutput(), runs[1]->GetOutput()) << " of " << voxels
+              << " voxels labelled differently; " << steps << " of " << mapped
+              << " probability-map voxels one step apart" << std::endl;
+    EXPECT_GT(runs[1]->GetNumberOfPatches(), 0u) << what;
+    EXPECT_EQ(runs[0]->GetNumberOfPatches(), runs[1]->GetNumberOfPatches()) << what;
+    const auto & report0 = runs[0]->GetOrganReport();
+    const auto & report1 = runs[1]->GetOrganReport();
+    ASSERT_EQ(report0.organs.size(), report1.organs.size()) << what;
+    for (size_t o = 0; o < report0.organs.size(); ++o)
+    {
+      // The score map behind the report: 8-bit scores of each voxel's organ.
+      EXPECT_NEAR(static_cast<double>(report1.organs[o].voxels),
+                  static_cast<double>(report0.organs[o].voxels),
+                  std::max(1.0, voxels / 10000.0))
+        << what << ", " << report0.organs[o].name;
+      if (report0.organs[o].voxels > 0)
+        EXPECT_NEAR(report1.organs[o].meanProbability, report0.organs[o].meanProbability, 1.0 / 255)
+          << what << ", " << report0.organs[o].name;
+    }
   }
 }
 
