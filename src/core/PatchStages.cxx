@@ -82,6 +82,14 @@ CheckOrgans(const char * what, const std::vector<PatchFrame> & frames, int64_t o
   }
 }
 
+// Pixels per chunk of patches: the temporaries are a few dozen values per pixel (doubles and
+// indices), ~70 MB at 2^18 pixels; a GPU gets larger chunks (fewer kernel launches).
+int64_t
+ChunkPixels(const c10::Device & device)
+{
+  return device.is_cpu() ? int64_t{ 1 } << 18 : int64_t{ 1 } << 21;
+}
+
 // floor(c + 0.5): the nearest index, halves rounded up (ITK's TransformPhysicalPointToIndex).
 torch::Tensor
 Nearest(const torch::Tensor & c)
@@ -132,19 +140,24 @@ SampleQueryPatches(const at::Tensor &              volume,
   const torch::Tensor          q = torch::arange(P, doubles);
   const torch::Tensor          columns = q.view({ 1, 1, P }), rows = q.view({ 1, P, 1 });
   const double                 width = windowHigh - windowLow;
-  // About 2^20 pixels per chunk: ~150 MB of temporaries at most, whatever N is.
-  const int64_t chunk = std::max<int64_t>(1, (int64_t{ 1 } << 20) / (P * P));
+  const int64_t                chunk = std::max<int64_t>(1, ChunkPixels(device) / (P * P));
   for (int64_t a = 0; a < N; a += chunk)
   {
     const int64_t       b = std::min(N, a + chunk);
     const torch::Tensor g = t.geometry.slice(0, a, b);
     const torch::Tensor planar = t.planar.slice(0, a, b).view({ -1, 1, 1 });
+    const bool          allPlanar = planar.all().item<bool>();
     torch::Tensor       inside, b0[3], b1[3], f[3], nearest[3];
     for (int i = 0; i < 3; ++i)
     {
-      // (first + q column) + r row: the order of the ITK loops' arithmetic.
-      torch::Tensor c = g.select(1, i).view({ -1, 1, 1 }) + columns * g.select(1, 3 + i).view({ -1, 1, 1 });
-      c = c + rows * g.select(1, 6 + i).view({ -1, 1, 1 });
+      // (first + q column) + r row: the order of the ITK loops' arithmetic. A term that is zero
+      // for every patch of the chunk adds nothing (x + 0 = x) and is left out, so that an axis
+      // along the patches' columns is [n, 1, P], along their rows [n, P, 1], across [n, 1, 1].
+      torch::Tensor c = g.select(1, i).view({ -1, 1, 1 });
+      if (g.select(1, 3 + i).ne(0.0).any().item<bool>())
+        c = c + columns * g.select(1, 3 + i).view({ -1, 1, 1 });
+      if (g.select(1, 6 + i).ne(0.0).any().item<bool>())
+        c = c + rows * g.select(1, 6 + i).view({ -1, 1, 1 });
       nearest[i] = Nearest(c);
       if (i == 2) // a planar patch: on the nearest slice, weight 0
         c = torch::where(planar, nearest[i], c);
@@ -167,26 +180,31 @@ SampleQueryPatches(const at::Tensor &              volume,
     }
     const int64_t sy = n[0], sz = n[0] * n[1];
     auto          v = [&](const torch::Tensor & z, const torch::Tensor & y, const torch::Tensor & x) {
-      return values.index_select(0, (z * sz + y * sy + x).reshape({ -1 })).to(torch::kDouble).view(x.sizes());
+      const torch::Tensor at = z * sz + y * sy + x; // broadcast to [n, P, P]
+      return values.index_select(0, at.reshape({ -1 })).to(torch::kDouble).view(at.sizes());
     };
     auto lerp = [](const torch::Tensor & lo, const torch::Tensor & hi, const torch::Tensor & w) {
       return lo + w * (hi - lo);
     };
     const torch::Tensor x00 = lerp(v(b0[2], b0[1], b0[0]), v(b0[2], b0[1], b1[0]), f[0]);
     const torch::Tensor x10 = lerp(v(b0[2], b1[1], b0[0]), v(b0[2], b1[1], b1[0]), f[0]);
-    const torch::Tensor x01 = lerp(v(b1[2], b0[1], b0[0]), v(b1[2], b0[1], b1[0]), f[0]);
-    const torch::Tensor x11 = lerp(v(b1[2], b1[1], b0[0]), v(b1[2], b1[1], b1[0]), f[0]);
     const torch::Tensor y0 = lerp(x00, x10, f[1]);
     // A planar patch (weight 0 in z) is the bilinear value on its slice, without the z term:
     // y0 + 0 (y1 - y0) would be y0 too, except where y1 is not finite.
-    const torch::Tensor value = torch::where(planar, y0, lerp(y0, lerp(x01, x11, f[1]), f[2]));
+    torch::Tensor value = y0;
+    if (!allPlanar)
+    {
+      const torch::Tensor x01 = lerp(v(b1[2], b0[1], b0[0]), v(b1[2], b0[1], b1[0]), f[0]);
+      const torch::Tensor x11 = lerp(v(b1[2], b1[1], b0[0]), v(b1[2], b1[1], b1[0]), f[0]);
+      value = torch::where(planar, y0, lerp(y0, lerp(x01, x11, f[1]), f[2]));
+    }
     const torch::Tensor windowed =
       torch::where(inside, torch::clamp((value - windowLow) / width, 0.0, 1.0), torch::zeros({}, doubles));
     out.select(1, 0).slice(0, a, b).copy_(windowed);
     const torch::Tensor organ = t.organ.slice(0, a, b).view({ -1, 1, 1 });
-    const torch::Tensor at = organ * voxels + nearest[2] * sz + nearest[1] * sy + nearest[0];
+    const torch::Tensor at = (organ * voxels + nearest[2] * sz + nearest[1] * sy + nearest[0]).expand({ b - a, P, P });
     const torch::Tensor set = masks.index_select(0, at.reshape({ -1 })).view(at.sizes()) != 0;
-    out.select(1, 1).slice(0, a, b).copy_(set & inside);
+    out.select(1, 1).slice(0, a, b).copy_(set & inside.expand({ b - a, P, P }));
   }
   return out;
 }
@@ -300,22 +318,31 @@ FusePatchScores(const at::Tensor &              probabilities,
     auto                weight = torch::zeros({ box.Count() }, floats);
     const torch::Tensor mine = torch::nonzero(organOf == static_cast<int64_t>(o)).view({ -1 }).to(device);
     const int64_t       count = mine.size(0);
-    const int64_t       chunk = std::max<int64_t>(1, (int64_t{ 1 } << 20) / (P * P * kq * kr));
+    const int64_t       chunk = std::max<int64_t>(1, ChunkPixels(device) / (P * P * kq * kr));
     for (int64_t a = 0; a < count; a += chunk)
     {
       const torch::Tensor which = mine.slice(0, a, std::min(count, a + chunk));
+      const int64_t       m = which.size(0);
       const torch::Tensor g = t.geometry.index_select(0, which);
       torch::Tensor       inside, offset;
       for (int i = 2; i >= 0; --i)
       {
-        torch::Tensor c = g.select(1, i).view({ -1, 1, 1 }) + u * g.select(1, 3 + i).view({ -1, 1, 1 });
-        c = c + v * g.select(1, 6 + i).view({ -1, 1, 1 });
+        // As in the sampling: terms that are zero for the whole chunk are left out (x + 0 = x).
+        torch::Tensor c = g.select(1, i).view({ -1, 1, 1 });
+        if (g.select(1, 3 + i).ne(0.0).any().item<bool>())
+          c = c + u * g.select(1, 3 + i).view({ -1, 1, 1 });
+        if (g.select(1, 6 + i).ne(0.0).any().item<bool>())
+          c = c + v * g.select(1, 6 + i).view({ -1, 1, 1 });
         const torch::Tensor index = Nearest(c) - static_cast<double>(box.start[i]);
         const torch::Tensor in = (index >= 0) & (index < static_cast<double>(box.size[i]));
         inside = i == 2 ? in : inside & in;
         const torch::Tensor at = index.clamp(0.0, static_cast<double>(box.size[i] - 1)).to(torch::kLong);
         offset = i == 2 ? at : offset * box.size[i] + at;
       }
+      const std::vector<int64_t> full{ m, P * kr, P * kq };
+      inside = inside.expand(full);
+      if (!inside.any().item<bool>())
+        continue;
       // Each sub-pixel carries its pixel's probability and weight.
       torch::Tensor p = probabilities.index_select(0, which).select(1, 0).to(torch::kFloat);
       torch::Tensor w = pixelWeight.expand_as(p);
@@ -324,7 +351,7 @@ FusePatchScores(const at::Tensor &              probabilities,
         p = p.repeat_interleave(kr, 1).repeat_interleave(kq, 2);
         w = w.repeat_interleave(kr, 1).repeat_interleave(kq, 2);
       }
-      const torch::Tensor at = offset.masked_select(inside);
+      const torch::Tensor at = offset.expand(full).masked_select(inside);
       const torch::Tensor pw = w.masked_select(inside);
       sum.index_add_(0, at, pw * p.masked_select(inside));
       weight.index_add_(0, at, pw);
@@ -379,15 +406,23 @@ DecideLabels(const std::vector<at::Tensor> & scores,
   const auto   Z = attention.size(1), Y = attention.size(2), X = attention.size(3);
   SlabDecision decision;
   decision.labels = torch::zeros({ Z, Y, X }, torch::TensorOptions().dtype(torch::kInt).device(device));
-  // The winning margin (double) and score (float) so far; -inf where no organ took the voxel.
-  auto best = torch::full(
-    { Z, Y, X }, -std::numeric_limits<double>::infinity(), torch::TensorOptions().dtype(torch::kDouble).device(device));
-  auto winner = torch::zeros({ Z, Y, X }, torch::TensorOptions().dtype(torch::kFloat).device(device));
+  // The winning margin so far (double, as the ITK loop); -inf where no organ took the voxel.
+  // In-place work on the boxes: on the CPU fresh slab-sized temporaries cost more in page
+  // faults than the arithmetic.
+  const double infinity = std::numeric_limits<double>::infinity();
+  auto         best = torch::full({ Z, Y, X }, -infinity, torch::TensorOptions().dtype(torch::kDouble).device(device));
+  decision.score = torch::zeros({ Z, Y, X }, torch::TensorOptions().dtype(torch::kByte).device(device));
+  std::vector<VoxelBox> inSlab(boxes.size());
+  auto                  view = [](const torch::Tensor & t, const VoxelBox & b) {
+    return t.slice(-3, b.start[2], b.start[2] + b.size[2])
+      .slice(-2, b.start[1], b.start[1] + b.size[1])
+      .slice(-1, b.start[0], b.start[0] + b.size[0]);
+  };
   for (size_t o = 0; o < boxes.size(); ++o)
   {
     if (boxes[o].Count() == 0 || !scores[o].defined())
       continue;
-    VoxelBox b = boxes[o]; // in the slab's indices
+    VoxelBox & b = inSlab[o] = boxes[o]; // in the slab's indices
     for (int i = 0; i < 3; ++i)
       b.start[i] -= start[i];
     Require(b.start[0] >= 0 && b.start[1] >= 0 && b.start[2] >= 0 && b.start[0] + b.size[0] <= X &&
@@ -396,23 +431,30 @@ DecideLabels(const std::vector<at::Tensor> & scores,
     Require(scores[o].numel() == b.Count(),
             std::string(what) + ": organ " + std::to_string(o) + "'s score has " + std::to_string(scores[o].numel()) +
               " values for a box of " + std::to_string(b.Count()));
-    auto view = [&](const torch::Tensor & t) {
-      return t.slice(0, b.start[2], b.start[2] + b.size[2])
-        .slice(1, b.start[1], b.start[1] + b.size[1])
-        .slice(2, b.start[0], b.start[0] + b.size[0]);
-    };
-    const torch::Tensor score = scores[o].view({ b.size[2], b.size[1], b.size[0] });
-    const torch::Tensor margin = score.to(torch::kDouble) - thresholds[o];
-    torch::Tensor       bestBox = view(best), labelBox = view(decision.labels), winnerBox = view(winner);
+    torch::Tensor bestBox = view(best, b), labelBox = view(decision.labels, b);
+    torch::Tensor margin = scores[o].view({ b.size[2], b.size[1], b.size[0] }).to(torch::kDouble, false, true);
+    margin.sub_(thresholds[o]);
     // At or above the threshold, inside the attention, and strictly above the organs before.
-    const torch::Tensor take = (margin >= 0.0) & (view(attention[o]) != 0) & (margin > bestBox);
-    bestBox.copy_(torch::where(take, margin, bestBox));
+    torch::Tensor take = margin.ge(0.0);
+    take.logical_and_(view(attention[o], b).ne(0));
+    take.logical_and_(margin.gt(bestBox));
+    margin.masked_fill_(take.logical_not(), -infinity);
+    at::maximum_out(bestBox, bestBox, margin); // the margin where taken (it is larger there)
     labelBox.masked_fill_(take, static_cast<int>(o + 1));
-    winnerBox.copy_(torch::where(take, score, winnerBox));
   }
-  // 255 x score rounded half away from zero (std::lround), clamped to 1..255, where labelled.
-  const torch::Tensor scaled = torch::floor(255.0 * winner.to(torch::kDouble) + 0.5).clamp(1.0, 255.0);
-  decision.score = torch::where(decision.labels > 0, scaled, torch::zeros({}, scaled.options())).to(torch::kByte);
+  // 255 x the winning organ's score rounded half away from zero (std::lround), clamped to 1..255.
+  for (size_t o = 0; o < boxes.size(); ++o)
+  {
+    if (inSlab[o].Count() == 0)
+      continue;
+    const VoxelBox &    b = inSlab[o];
+    const torch::Tensor mine = view(decision.labels, b).eq(static_cast<int>(o + 1));
+    torch::Tensor       scoreBox = view(decision.score, b);
+    const torch::Tensor scaled =
+      scores[o].view({ b.size[2], b.size[1], b.size[0] }).to(torch::kDouble, false, true).mul_(255.0);
+    const torch::Tensor quantised = scaled.add_(0.5).floor_().clamp_(1.0, 255.0).to(torch::kByte);
+    scoreBox.copy_(torch::where(mine, quantised, scoreBox));
+  }
   return decision;
 }
 

@@ -134,6 +134,19 @@ TEST(PatchStages, SampledPatchesEqualAPerPixelReference)
     const auto again =
       agcl::SampleQueryPatches(volume.to(device), attention.to(device), shifted, P, low, high, { 5, -3, 2 }).cpu();
     EXPECT_TRUE(torch::allclose(again, out, 0.0, 1e-6));
+    // The axis-aligned patches alone (their chunk then works on rows and columns: [n, P, 1] and
+    // [n, 1, P] coordinates) give the same pixels as among the oblique ones.
+    Frames               aligned;
+    std::vector<int64_t> where;
+    for (size_t k = 0; k < frames.size(); ++k)
+      if (frames[k].column[1] == 0.0 && frames[k].row[0] == 0.0 && frames[k].row[2] == 0.0)
+      {
+        aligned.push_back(frames[k]);
+        where.push_back(static_cast<int64_t>(k));
+      }
+    ASSERT_GT(aligned.size(), 10u);
+    const auto alone = agcl::SampleQueryPatches(volume.to(device), attention.to(device), aligned, P, low, high).cpu();
+    EXPECT_TRUE(torch::equal(alone, out.index_select(0, torch::tensor(where))));
     // The frames reach both inside and outside the buffer, and the masks are used.
     EXPECT_GT(insideCount, 500);
     EXPECT_GT(outsideCount, 1000);
