@@ -12,6 +12,7 @@
 #include "agcl/Device.h"
 #include "agcl/GridResample.h"
 #include "agcl/PairedAugmentation.h"
+#include "agcl/PatchStages.h"
 #include "agcl/ProjectionHead.h"
 #include "agcl/ResNetEncoder.h"
 #include "agcl/Threading.h"
@@ -300,6 +301,122 @@ BENCHMARK(BM_EncoderForwardBackward)
   ->Unit(benchmark::kMillisecond)
   ->MinTime(2.0);
 BENCHMARK(BM_PairedAugmentation)->Arg(64)->Arg(128)->Unit(benchmark::kMillisecond);
+// The patch stages between the networks (agcl/PatchStages.h) on a whole CT, slab by slab, as
+// AGCLSegmentationFilter runs them with TensorPatchStages (always on CUDA): a 512 x 512 x
+// `slices` volume at 0.7 x 0.7 x 2.5 mm with 12 ellipsoidal organs (attention masks), slabs of
+// 16 slices; per slab the query patches (64 x 64 at the voxel spacing, overlap 0.25, tiles over
+// each organ's box on each slice) are sampled, a stand-in for the networks gives probabilities
+// (attention x sigmoid of the CT channel: two element-wise operations), and the fusion and the
+// label decision run; the labels come back to the host. Timed: the tensor functions and the
+// transfers; the tile plan (host arithmetic, as PlanPatches) is made before the loop.
+// Args: slices, 1 = the coarse vote in the fusion (a 4 mm grid).
+void
+BM_PatchStagesVolume(benchmark::State & state)
+{
+  const torch::Device device = BenchDevice();
+  const int64_t       X = 512, Y = 512, Z = state.range(0), P = 64, slab = 16, O = 12;
+  torch::manual_seed(0);
+  const torch::Tensor        ct = (torch::rand({ Z, Y, X }) * 400.0 - 150.0).to(device);
+  const torch::Tensor        z = torch::arange(Z, torch::kFloat).view({ -1, 1, 1 });
+  const torch::Tensor        y = torch::arange(Y, torch::kFloat).view({ 1, -1, 1 });
+  const torch::Tensor        x = torch::arange(X, torch::kFloat).view({ 1, 1, -1 });
+  std::vector<torch::Tensor> organs;
+  for (int64_t o = 0; o < O; ++o)
+  {
+    // Centres on a 4 x 3 grid across the body, radii 25-70 voxels in-plane, 8-30 slices.
+    const double cx = 110 + 95 * (o % 4), cy = 150 + 105 * (o / 4), cz = Z * (0.3 + 0.04 * o);
+    const double rx = 25 + 4 * o, ry = 30 + 3 * o, rz = std::max<double>(4, Z * (0.07 + 0.015 * o));
+    organs.push_back(((x - cx) / rx).square() + ((y - cy) / ry).square() + ((z - cz) / rz).square() <= 1.0);
+  }
+  const torch::Tensor attention = torch::stack(organs); // [O, Z, Y, X] bool, host
+  struct Slab
+  {
+    int64_t                       k0, k1;
+    std::vector<agcl::PatchFrame> frames;
+    std::vector<agcl::VoxelBox>   boxes;
+    torch::Tensor                 masks; // on the device
+  };
+  std::vector<Slab> slabs;
+  int64_t           patches = 0;
+  for (int64_t k0 = 0; k0 < Z; k0 += slab)
+  {
+    Slab s;
+    s.k0 = k0;
+    s.k1 = std::min(Z, k0 + slab);
+    const torch::Tensor part = attention.slice(1, s.k0, s.k1);
+    s.boxes.resize(O);
+    for (int64_t o = 0; o < O; ++o)
+    {
+      const torch::Tensor where = part[o].nonzero(); // [n, 3] (z, y, x)
+      if (where.size(0) == 0)
+        continue;
+      const auto lo = std::get<0>(where.min(0)), hi = std::get<0>(where.max(0));
+      for (int i = 0; i < 3; ++i)
+      {
+        s.boxes[o].start[i] = lo[2 - i].item<int64_t>() + (i == 2 ? s.k0 : 0);
+        s.boxes[o].size[i] = hi[2 - i].item<int64_t>() - lo[2 - i].item<int64_t>() + 1;
+      }
+      // Tiles on each slice of the box (the box's extent; the filter uses each slice's own).
+      const int64_t step = static_cast<int64_t>(P * 0.75);
+      for (int64_t k = s.boxes[o].start[2]; k < s.boxes[o].start[2] + s.boxes[o].size[2]; ++k)
+        for (int64_t ty = s.boxes[o].start[1];; ty += step)
+        {
+          for (int64_t tx = s.boxes[o].start[0];; tx += step)
+          {
+            agcl::PatchFrame f;
+            f.first = { static_cast<double>(tx), static_cast<double>(ty), static_cast<double>(k) };
+            f.column = { 1.0, 0.0, 0.0 };
+            f.row = { 0.0, 1.0, 0.0 };
+            f.organ = o;
+            f.planar = true;
+            s.frames.push_back(f);
+            if (tx + P >= s.boxes[o].start[0] + s.boxes[o].size[0])
+              break;
+          }
+          if (ty + P >= s.boxes[o].start[1] + s.boxes[o].size[1])
+            break;
+        }
+    }
+    s.masks = part.to(device);
+    patches += static_cast<int64_t>(s.frames.size());
+    slabs.push_back(std::move(s));
+  }
+  std::vector<agcl::CoarseVote> votes;
+  if (state.range(1) != 0)
+  {
+    // A 4 mm coarse grid: 90 x 90 x (Z x 2.5 / 4) voxels of random probabilities per organ.
+    const int64_t Zc = std::max<int64_t>(1, Z * 5 / 8);
+    for (int64_t o = 0; o < O; ++o)
+    {
+      agcl::CoarseVote v;
+      v.probability = torch::rand({ Zc, 90, 90 }).to(device);
+      v.toCoarse = {
+        { { 0.7 / 4, 0, 0, 0.7 / 8 - 0.5 }, { 0, 0.7 / 4, 0, 0.7 / 8 - 0.5 }, { 0, 0, 2.5 / 4, 2.5 / 8 - 0.5 } }
+      };
+      votes.push_back(v);
+    }
+  }
+  agcl::FusionOptions options;
+  options.coarseWeight = votes.empty() ? 0.0 : 0.6;
+  const std::vector<double> thresholds(O, 0.5);
+  for (auto _ : state)
+  {
+    for (const Slab & s : slabs)
+    {
+      const torch::Tensor images =
+        agcl::SampleQueryPatches(ct.slice(0, s.k0, s.k1), s.masks, s.frames, P, -160.0, 240.0, { 0, 0, s.k0 });
+      const torch::Tensor probability =
+        (images.select(1, 1) * torch::sigmoid(images.select(1, 0) * 8.0 - 4.0)).unsqueeze(1);
+      const auto scores = agcl::FusePatchScores(probability, s.frames, s.boxes, options, votes);
+      const auto decision = agcl::DecideLabels(scores, s.boxes, s.masks, thresholds, { 0, 0, s.k0 });
+      benchmark::DoNotOptimize(decision.labels.cpu().data_ptr());
+    }
+    Sync(device);
+  }
+  state.counters["patches"] = static_cast<double>(patches);
+  state.counters["slabs"] = static_cast<double>(slabs.size());
+}
+
 BENCHMARK(BM_PatchInference)
   ->Args({ 18, 16, 64, 64, 4 })    // the CPU-sized model
   ->Args({ 18, 16, 64, 32, 4 })    // models/phantom-demo.json with DeepLabv3+'s stride-4 logits
@@ -315,6 +432,13 @@ BENCHMARK(BM_GrowByMargin)
   ->Args({ 5, 1 })
   ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_ResampleToCoarseGrid)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_PatchStagesVolume)
+  ->Args({ 120, 0 })
+  ->Args({ 120, 1 })
+  ->Args({ 64, 0 })
+  ->Args({ 256, 0 })
+  ->Unit(benchmark::kMillisecond)
+  ->UseRealTime();
 BENCHMARK(BM_Stage1TrainingStep)
   ->Args({ 1, 1 })
   ->Args({ 0, 1 })
