@@ -4,10 +4,14 @@
 #include "agcl/PatchStages.h"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include <array>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <limits>
 #include <random>
 #include <stdexcept>
@@ -389,6 +393,76 @@ TEST(PatchStages, BadArgumentsAreRejected)
   EXPECT_THROW(agcl::DecideLabels(scores, boxes, attention, { 0.5, 0.5 }), std::invalid_argument);
   std::vector<agcl::VoxelBox> outside{ { { 1, 0, 0 }, { 4, 3, 2 } } };
   EXPECT_THROW(agcl::DecideLabels(scores, outside, attention, { 0.5 }), std::invalid_argument);
+}
+
+// The committed phantom (test/data/phantom-tensors/, made and checked by the ITK test
+// PhantomTensors.TheCommittedFilesAreWhatTheITKPathGives): the tensor functions on it give the
+// ITK loops' label map (QueryPatchSamplerFilter, a stand-in network, LabelFusionFilter), on every
+// device present; the test a GPU machine without ITK runs. Float32 sums in another order may
+// move a voxel across a threshold: fewer than 0.01 % of the voxels may differ (none so far).
+std::string
+ReadBytes(const std::filesystem::path & path)
+{
+  std::ifstream in(path, std::ios::binary);
+  EXPECT_TRUE(in.good()) << path;
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+Frames
+FramesFrom(const nlohmann::json & list)
+{
+  Frames frames;
+  for (const auto & f : list)
+  {
+    agcl::PatchFrame frame;
+    frame.first = f.at("first").get<std::array<double, 3>>();
+    frame.column = f.at("column").get<std::array<double, 3>>();
+    frame.row = f.at("row").get<std::array<double, 3>>();
+    frame.organ = f.at("organ").get<int64_t>();
+    frame.planar = f.at("planar").get<bool>();
+    frames.push_back(frame);
+  }
+  return frames;
+}
+
+TEST(PatchStages, TheCommittedPhantomGivesTheITKLoopsLabels)
+{
+  const std::filesystem::path folder = std::filesystem::path(AGCL_TEST_DATA_DIR) / "phantom-tensors";
+  const nlohmann::json        meta = nlohmann::json::parse(ReadBytes(folder / "meta.json"));
+  const auto                  zyx = meta.at("size_zyx").get<std::vector<int64_t>>();
+  const int64_t               voxels = zyx[0] * zyx[1] * zyx[2];
+  const int64_t               O = static_cast<int64_t>(meta.at("organs").size());
+  std::string                 ct = ReadBytes(folder / "ct.i16"), attention = ReadBytes(folder / "attention.u8"),
+              labels = ReadBytes(folder / "labels.u8");
+  ASSERT_EQ(ct.size(), static_cast<size_t>(voxels) * 2);
+  ASSERT_EQ(attention.size(), static_cast<size_t>(voxels * O));
+  ASSERT_EQ(labels.size(), static_cast<size_t>(voxels));
+  const auto   volume = torch::from_blob(ct.data(), { zyx[0], zyx[1], zyx[2] }, torch::kShort).to(torch::kFloat);
+  const auto   masks = torch::from_blob(attention.data(), { O, zyx[0], zyx[1], zyx[2] }, torch::kByte).clone();
+  const auto   reference = torch::from_blob(labels.data(), { zyx[0], zyx[1], zyx[2] }, torch::kByte).to(torch::kInt);
+  const Frames sampling = FramesFrom(meta.at("sampling_frames")), fusion = FramesFrom(meta.at("fusion_frames"));
+  std::vector<agcl::VoxelBox> boxes;
+  for (const auto & b : meta.at("boxes"))
+    boxes.push_back({ b.at("start").get<std::array<int64_t, 3>>(), b.at("size").get<std::array<int64_t, 3>>() });
+  agcl::FusionOptions options;
+  options.gaussianWeighting = meta.at("gaussian_weighting").get<bool>();
+  options.subdivisions = meta.at("subdivisions").get<std::array<int64_t, 2>>();
+  const std::vector<double> thresholds(O, meta.at("threshold").get<double>());
+  const auto                window = meta.at("window").get<std::array<double, 2>>();
+  ASSERT_GT(sampling.size(), 20u);
+  EXPECT_GT(reference.gt(0).sum().item<int64_t>(), 500);
+  for (const auto & device : Devices())
+  {
+    SCOPED_TRACE(device.str());
+    const auto images = agcl::SampleQueryPatches(
+      volume.to(device), masks.to(device), sampling, meta.at("patch_size").get<int64_t>(), window[0], window[1]);
+    // The stand-in network of the ITK test: attention x sigmoid(8 CT - 4).
+    const auto    probability = (images.select(1, 1) * torch::sigmoid(images.select(1, 0) * 8.0 - 4.0)).unsqueeze(1);
+    const auto    scores = agcl::FusePatchScores(probability, fusion, boxes, options);
+    const auto    decision = agcl::DecideLabels(scores, boxes, masks.to(device), thresholds);
+    const int64_t differing = decision.labels.cpu().ne(reference).sum().item<int64_t>();
+    EXPECT_LT(differing, std::max<int64_t>(1, voxels / 10000)) << differing << " voxels differ";
+  }
 }
 
 } // namespace
