@@ -11,7 +11,12 @@
 //   network   the untrained coarse network gives the attention (it labels organs everywhere:
 //             the worst case for the slab loop), post-processing off;
 //   labels    the phantom's label map is the coarse map (attention where the organs are, as a
-//             trained coarse network would give), post-processing on.
+//             trained coarse network would give), post-processing on;
+//   tensors   as labels, with TensorPatchStages (sampling, fusion and the label decision as the
+//             core's tensor functions, the path a CUDA device runs, here on the CPU): the CT is
+//             copied once as float for them (4 bytes per voxel, the "one device copy of the
+//             input" the issue allows), which is subtracted from both measures (input_MiB
+//             includes it).
 // Post-processing (largest component, hole filling) needs memory in proportion to each organ's
 // bounding box; in the "network" scenario organs are speckle everywhere, so its connected-
 // component run lists grow with the volume (medians 1.12-1.14 from 64 to 128 slices with it on,
@@ -95,21 +100,29 @@ Phantom(unsigned long slices)
   return volume;
 }
 
+enum class Scenario
+{
+  Network,
+  Labels,
+  Tensors
+};
+
 itk::AGCLSegmentationFilter<CT, Labels>::Pointer
-Segmenter(const Volume & volume, itk::AGCLModelObject * model, bool labels)
+Segmenter(const Volume & volume, itk::AGCLModelObject * model, Scenario scenario)
 {
   auto segment = itk::AGCLSegmentationFilter<CT, Labels>::New();
   segment->SetInput(volume.ct);
   segment->SetModel(model);
-  if (labels)
+  if (scenario != Scenario::Network)
     segment->SetCoarseLabelMap(volume.labels);
-  segment->SetPostProcessing(labels);
+  segment->SetPostProcessing(scenario != Scenario::Network);
+  segment->SetTensorPatchStages(scenario == Scenario::Tensors);
   return segment;
 }
 
 // Child: measures one size and writes "input output before peak patches" (bytes) to `fd`.
 int
-Measure(unsigned long slices, bool labels, int fd)
+Measure(unsigned long slices, Scenario labels, int fd)
 {
   // The same on every machine: two threads (as on the 2-core CI machine), and glibc's malloc
   // with a fixed mmap threshold, so that every large buffer is mapped on allocation and unmapped
@@ -137,10 +150,12 @@ Measure(unsigned long slices, bool labels, int fd)
   }
   const long before = StatusKiB("VmRSS");
   segment->Update();
-  const long         peak = StatusKiB("VmHWM");
-  const long         voxels = static_cast<long>(ct->GetLargestPossibleRegion().GetNumberOfPixels());
+  const long peak = StatusKiB("VmHWM");
+  const long voxels = static_cast<long>(ct->GetLargestPossibleRegion().GetNumberOfPixels());
+  // With the tensor patch stages, the input's one float copy for them.
+  const long         copy = labels == Scenario::Tensors ? voxels * 4 : 0;
   std::ostringstream os;
-  os << voxels * static_cast<long>(sizeof(CT::PixelType)) << " "
+  os << voxels * static_cast<long>(sizeof(CT::PixelType)) + copy << " "
      << voxels * static_cast<long>(sizeof(Labels::PixelType)) << " " << before * 1024 << " " << peak * 1024 << " "
      << segment->GetNumberOfPatches() << "\n";
   const std::string text = os.str();
@@ -156,14 +171,15 @@ main()
     return values[values.size() / 2];
   };
   int failures = 0;
-  for (const bool labels : { false, true })
+  for (const Scenario labels : { Scenario::Network, Scenario::Labels, Scenario::Tensors })
   {
-    const char * scenario = labels ? "labels" : "network";
-    double       measures[2][2] = {};
-    int          row = 0;
+    const char * scenario =
+      labels == Scenario::Network ? "network" : (labels == Scenario::Labels ? "labels" : "tensors");
+    double measures[2][2] = {};
+    int    row = 0;
     for (const unsigned long slices : { 64ul, 128ul })
     {
-      long                input = 0, output = 0, before = 0, peak = 0, patches = 0;
+      long                input = 0, output = 0, before = 0, peak = 0, patches = 0, copy = 0;
       std::vector<double> peaks, growths;
       for (int repeat = 0; repeat < 3; ++repeat)
       {
@@ -183,13 +199,13 @@ main()
         waitpid(child, &status, 0);
         close(pipeFd[0]);
         if (n <= 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0 ||
-            std::sscanf(buffer, "%ld %ld %ld %ld %ld", &input, &output, &before, &peak, &patches) != 5)
+            std::sscanf(buffer, "%ld %ld %ld %ld %ld %ld", &input, &output, &before, &peak, &patches, &copy) != 6)
         {
           std::cerr << "the measurement at " << slices << " slices (" << scenario << ") failed\n";
           return 2;
         }
         peaks.push_back(static_cast<double>(peak - input - output));
-        growths.push_back(static_cast<double>(peak - before - output));
+        growths.push_back(static_cast<double>(peak - before - output - copy));
         std::printf("{\"scenario\": \"%s\", \"slices\": %lu, \"run\": %d, \"patches\": %ld, \"input_MiB\": %.1f, "
                     "\"output_MiB\": %.1f, \"rss_before_MiB\": %.1f, \"peak_MiB\": %.1f, "
                     "\"peak_minus_volumes_MiB\": %.1f, \"growth_MiB\": %.1f}\n",
@@ -202,7 +218,7 @@ main()
                     before / 1048576.0,
                     peak / 1048576.0,
                     (peak - input - output) / 1048576.0,
-                    (peak - before - output) / 1048576.0);
+                    (peak - before - output - copy) / 1048576.0);
       }
       measures[row][0] = median(peaks);
       measures[row][1] = median(growths);
