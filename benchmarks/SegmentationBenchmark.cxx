@@ -61,7 +61,8 @@ CpuSizedModel()
 
 // Arguments: in-plane size, slices, TensorStages (1: the core's tensor attention, the default;
 // 0: the ITK path), TensorPatchStages (1: sampling, fusion and decision as the core's tensor
-// functions, what a CUDA device runs, here on LibTorch's CPU kernels; 0: the ITK loops, the CPU default).
+// functions, what a CUDA device runs, here on LibTorch's CPU kernels; 0: the ITK loops, the CPU
+// default), precision (0: float32, 1: bfloat16 autocast for the networks).
 void
 BM_Segment(benchmark::State & state)
 {
@@ -95,6 +96,7 @@ BM_Segment(benchmark::State & state)
     segment->SetModel(model);
     segment->SetTensorStages(state.range(2) != 0);
     segment->SetTensorPatchStages(state.range(3) != 0);
+    segment->SetPrecision(state.range(4) != 0 ? "bfloat16" : "float32");
     segment->Update();
     total = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     seconds = segment->GetStageSeconds();
@@ -115,10 +117,11 @@ BM_Segment(benchmark::State & state)
   state.counters["output_MiB"] = voxels * sizeof(Labels::PixelType) / 1048576.0;
 }
 BENCHMARK(BM_Segment)
-  ->Args({ 256, 64, 1, 0 })
-  ->Args({ 512, 120, 1, 0 })
-  ->Args({ 512, 120, 0, 0 })
-  ->Args({ 512, 120, 1, 1 })
+  ->Args({ 256, 64, 1, 0, 0 })
+  ->Args({ 512, 120, 1, 0, 0 })
+  ->Args({ 512, 120, 0, 0, 0 })
+  ->Args({ 512, 120, 1, 1, 0 })
+  ->Args({ 512, 120, 1, 0, 1 })
   ->Iterations(1)
   ->Unit(benchmark::kSecond)
   ->UseRealTime();

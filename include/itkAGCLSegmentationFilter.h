@@ -97,6 +97,11 @@ public:
   itkSetMacro(BatchSize, unsigned int);
   itkGetConstMacro(BatchSize, unsigned int);
   /** Axial slices per slab (memory vs. per-slab overhead). */
+  /** The networks' precision: "float32" (default), "bfloat16" (autocast on the CPU or CUDA) or
+   *  "float16" (autocast, CUDA only). The fusion accumulates in float32 either way. Off by
+   *  default: Documentation/performance.md has what it changes. */
+  itkSetStringMacro(Precision);
+  itkGetStringMacro(Precision);
   itkSetMacro(SlabThickness, unsigned int);
   itkGetConstMacro(SlabThickness, unsigned int);
   itkSetMacro(GaussianWeighting, bool);
@@ -203,6 +208,7 @@ private:
   bool                                                        m_KeepCoarseOutputs{ false };
   bool                                                        m_TensorStages{ true };
   bool                                                        m_TensorPatchStages{ false };
+  std::string                                                 m_Precision{ "float32" };
   typename LabelImageType::Pointer                            m_CoarseOutput;
   std::map<LabelType, typename LabelImageType::Pointer>       m_AttentionOutputs;
   std::map<std::string, double>                               m_StageSeconds;

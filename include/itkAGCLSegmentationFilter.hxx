@@ -29,6 +29,7 @@
 #include <ATen/ops/stack.h>
 #include "agcl/PatchStages.h"
 #include "agcl/Device.h"
+#include "agcl/TorchCompat.h"
 
 #if defined(__GLIBC__)
 #  include <malloc.h>
@@ -193,6 +194,7 @@ AGCLSegmentationFilter<TInputImage, TLabelImage>::VerifyPreconditions() ITKv5_CO
     itkExceptionMacro(<< "SlabThickness 0: expected at least 1 slice per slab");
   }
   ConvertTorchErrors("Device", [this] { agcl::ParseDevice(m_Device); });
+  ConvertTorchErrors("Precision", [this] { agcl::ParsePrecision(m_Precision, agcl::ParseDevice(m_Device).type()); });
 }
 
 template <typename TInputImage, typename TLabelImage>
@@ -579,6 +581,7 @@ AGCLSegmentationFilter<TInputImage, TLabelImage>::GenerateData()
           encoder->SetStemFeatures(m_Model->GetModel().Decoder()->UsesStem());
           encoder->SetDevice(m_Device);
           encoder->SetBatchSize(m_BatchSize);
+          encoder->SetPrecision(m_Precision);
           timed("encoder", [&] { encoder->Update(); });
           checkAbort();
           auto decoder = ASPPDecoderFilter::New();
@@ -586,6 +589,7 @@ AGCLSegmentationFilter<TInputImage, TLabelImage>::GenerateData()
           decoder->SetDecoder(m_Model->GetModel().Decoder());
           decoder->SetDevice(m_Device);
           decoder->SetBatchSize(m_BatchSize);
+          decoder->SetPrecision(m_Precision);
           timed("decoder", [&] {
             decoder->Update();
             agclTorchTryMacro("AGCLSegmentationFilter",
@@ -674,6 +678,7 @@ AGCLSegmentationFilter<TInputImage, TLabelImage>::GenerateData()
           encoder->SetStemFeatures(m_Model->GetModel().Decoder()->UsesStem());
           encoder->SetDevice(m_Device);
           encoder->SetBatchSize(m_BatchSize);
+          encoder->SetPrecision(m_Precision);
           timed("encoder", [&] { encoder->Update(); });
           checkAbort();
           auto decoder = ASPPDecoderFilter::New();
@@ -681,6 +686,7 @@ AGCLSegmentationFilter<TInputImage, TLabelImage>::GenerateData()
           decoder->SetDecoder(m_Model->GetModel().Decoder());
           decoder->SetDevice(m_Device);
           decoder->SetBatchSize(m_BatchSize);
+          decoder->SetPrecision(m_Precision);
           timed("decoder", [&] {
             decoder->Update();
             agclTorchTryMacro("AGCLSegmentationFilter",
@@ -769,6 +775,8 @@ AGCLSegmentationFilter<TInputImage, TLabelImage>::PrintSelf(std::ostream & os, I
   os << indent << "ProbabilityMaps: " << m_ProbabilityMaps << std::endl;
   os << indent << "KeepCoarseOutputs: " << m_KeepCoarseOutputs << std::endl;
   os << indent << "TensorStages: " << m_TensorStages << std::endl;
+  os << indent << "TensorPatchStages: " << m_TensorPatchStages << std::endl;
+  os << indent << "Precision: " << m_Precision << std::endl;
   os << indent << "LoadedFileName: " << m_LoadedFileName << std::endl;
   os << indent << "NumberOfPatches: " << m_NumberOfPatches << std::endl;
 }

@@ -38,6 +38,11 @@ public:
   itkGetStringMacro(Device);
   itkSetMacro(BatchSize, unsigned int);
   itkGetConstMacro(BatchSize, unsigned int);
+  /** The network's precision: "float32" (default), "bfloat16" (autocast on the CPU or CUDA) or
+   *  "float16" (autocast, CUDA only); outputs are float32 either way. Checked before the filter
+   *  runs (agcl::ParsePrecision). */
+  itkSetStringMacro(Precision);
+  itkGetStringMacro(Precision);
 
 protected:
   TensorDataObjectFilter();
@@ -53,6 +58,7 @@ protected:
 private:
   std::string  m_Device{ "cpu" };
   unsigned int m_BatchSize{ 32 };
+  std::string  m_Precision{ "float32" };
 };
 
 } // namespace itk

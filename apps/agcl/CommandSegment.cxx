@@ -17,6 +17,7 @@
 #include "agcl/AGCLModel.h"
 #include "agcl/BuildInfo.h"
 #include "agcl/Device.h"
+#include "agcl/TorchCompat.h"
 #include "agcl/JsonInput.h"
 
 #include <nlohmann/json.hpp>
@@ -44,6 +45,7 @@ struct SegmentOptions
   std::string              split = "all";
   std::string              out;
   std::string              device = "cpu";
+  std::string              precision = "float32";
   unsigned                 batchSize = 32;
   unsigned                 slab = 16;
   std::string              shard = "0/1";
@@ -124,6 +126,14 @@ RunSegment(const SegmentOptions & options)
   {
     throw InputError(std::string("--device: ") + e.what());
   }
+  try
+  {
+    agcl::ParsePrecision(options.precision, agcl::ParseDevice(options.device).type());
+  }
+  catch (const std::exception & e)
+  {
+    throw InputError(std::string("--precision: ") + e.what());
+  }
   if (options.batchSize == 0 || options.slab == 0)
   {
     throw InputError("--batch-size and --slab: expected at least 1");
@@ -199,6 +209,8 @@ RunSegment(const SegmentOptions & options)
                               { "attention", options.oracleAttention ? "reference labels (oracle)" : "coarse network" },
                               { "shard", options.shard },
                               { "inputs", inputs } };
+  if (options.precision != "float32") // recorded only when set: older settings files stay comparable
+    settings["precision"] = options.precision;
   // Shards writing into one folder each keep their own settings file (the same input list and
   // model, another shard): settings.json for one machine, settings.shard-I-of-N.json otherwise.
   const fs::path settingsFile = out / (shardCount > 1 ? "settings.shard-" + std::to_string(shardIndex) + "-of-" +
@@ -272,6 +284,7 @@ RunSegment(const SegmentOptions & options)
       segment->SetModel(model);
       segment->SetDevice(options.device);
       segment->SetBatchSize(options.batchSize);
+      segment->SetPrecision(options.precision);
       segment->SetSlabThickness(options.slab);
       segment->SetPostProcessing(!options.noPostProcessing);
       segment->SetKeepCoarseOutputs(options.saveCoarse || options.saveAttention);
@@ -358,6 +371,9 @@ RegisterSegment(CLI::App & app, Runner & runner)
   sub->add_option("--out", options->out, "output folder")->required();
   sub->add_option("--device", options->device, "cpu, cuda or cuda:N");
   sub->add_option("--batch-size", options->batchSize, "patches per network batch");
+  sub->add_option("--precision",
+                  options->precision,
+                  "the networks' precision: float32, bfloat16 (autocast, CPU or CUDA) or float16 (autocast, CUDA)");
   sub->add_option("--slab", options->slab, "axial slices per slab (memory vs. overhead)");
   sub->add_option(
     "--shard", options->shard, "i/n: segment only every n-th input from the i-th (n machines split a cohort)");

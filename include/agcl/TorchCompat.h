@@ -58,6 +58,13 @@ private:
   c10::ScalarType m_PreviousDtype;
 };
 
+/** The networks' inference precision: "float32" (autocast off; the default), "bfloat16" (CPU
+ *  or CUDA autocast) or "float16" (CUDA autocast only). Returns the autocast dtype, or
+ *  c10::kFloat for "float32". std::invalid_argument naming the value and what was expected for
+ *  another text, or for "float16" on a device that is not CUDA. */
+c10::ScalarType
+ParsePrecision(const std::string & text, c10::DeviceType deviceType);
+
 } // namespace agcl
 
 #endif

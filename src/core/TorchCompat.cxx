@@ -106,4 +106,21 @@ AutocastGuard::~AutocastGuard()
   SetDtype(m_DeviceType, m_PreviousDtype);
 }
 
+c10::ScalarType
+ParsePrecision(const std::string & text, c10::DeviceType deviceType)
+{
+  if (text == "float32")
+    return c10::kFloat;
+  if (text == "bfloat16")
+    return c10::kBFloat16;
+  if (text == "float16")
+  {
+    if (deviceType != c10::DeviceType::CUDA)
+      throw std::invalid_argument("precision float16: autocast to float16 needs a CUDA device; on the CPU use "
+                                  "bfloat16 or float32");
+    return c10::kHalf;
+  }
+  throw std::invalid_argument("precision '" + text + "': expected float32, bfloat16 or float16");
+}
+
 } // namespace agcl

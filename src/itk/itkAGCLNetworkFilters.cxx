@@ -10,6 +10,9 @@
 
 #include "agcl/Device.h"
 #include "agcl/ModuleOnDevice.h"
+#include "agcl/TorchCompat.h"
+
+#include <optional>
 
 #include <torch/torch.h>
 
@@ -41,12 +44,16 @@ AGCLEncoderFilter::GenerateData()
   const TensorDataObject * input = this->GetInput();
   TensorDataObject *       output = this->GetOutput();
   ConvertTorchErrors("AGCLEncoderFilter", [&] {
-    const torch::Device        device = agcl::ParseDevice(this->GetDevice());
-    const at::Tensor &         image = input->GetTensor("image");
-    const agcl::ModuleOnDevice use(*m_Encoder, device); // shared by concurrent runs on one device
-    torch::NoGradGuard         noGrad;
-    std::vector<at::Tensor>    low, high, stem;
-    const int64_t              n = image.size(0);
+    const torch::Device                device = agcl::ParseDevice(this->GetDevice());
+    const at::Tensor &                 image = input->GetTensor("image");
+    const agcl::ModuleOnDevice         use(*m_Encoder, device); // shared by concurrent runs on one device
+    torch::NoGradGuard                 noGrad;
+    const c10::ScalarType              precision = agcl::ParsePrecision(this->GetPrecision(), device.type());
+    std::optional<agcl::AutocastGuard> autocast; // float32: autocast left as it is
+    if (precision != c10::kFloat)
+      autocast.emplace(device.type(), precision);
+    std::vector<at::Tensor> low, high, stem;
+    const int64_t           n = image.size(0);
     for (int64_t start = 0; start < n; start += this->GetBatchSize())
     {
       const at::Tensor batch =
@@ -125,19 +132,24 @@ ASPPDecoderFilter::GenerateData()
       }
       stem = input->GetTensor("stem");
     }
-    const agcl::ModuleOnDevice use(*m_Decoder, device);
-    torch::NoGradGuard         noGrad;
+    const agcl::ModuleOnDevice         use(*m_Decoder, device);
+    torch::NoGradGuard                 noGrad;
+    const c10::ScalarType              precision = agcl::ParsePrecision(this->GetPrecision(), device.type());
+    std::optional<agcl::AutocastGuard> autocast; // float32: autocast left as it is
+    if (precision != c10::kFloat)
+      autocast.emplace(device.type(), precision);
     std::vector<at::Tensor>    probability;
     const std::vector<int64_t> size{ image.size(2), image.size(3) };
     for (int64_t start = 0; start < n; start += this->GetBatchSize())
     {
       const int64_t    end = std::min<int64_t>(n, start + this->GetBatchSize());
       const at::Tensor logits =
-        m_Decoder->forward(low.slice(0, start, end).to(device),
-                           high.slice(0, start, end).to(device),
+        // Features in float32 (an encoder under autocast gives them in its lower precision).
+        m_Decoder->forward(low.slice(0, start, end).to(device, at::kFloat),
+                           high.slice(0, start, end).to(device, at::kFloat),
                            size,
-                           stem.defined() ? stem.slice(0, start, end).to(device) : at::Tensor());
-      probability.push_back(agcl::ASPPDecoderImpl::OrganProbability(logits));
+                           stem.defined() ? stem.slice(0, start, end).to(device, at::kFloat) : at::Tensor());
+      probability.push_back(agcl::ASPPDecoderImpl::OrganProbability(logits).to(at::kFloat));
     }
     output->SetTensor("probability", torch::cat(probability));
   });

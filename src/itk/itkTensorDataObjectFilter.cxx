@@ -6,6 +6,7 @@
 #include "itkConvertTorchErrors.h"
 
 #include "agcl/Device.h"
+#include "agcl/TorchCompat.h"
 
 #include <stdexcept>
 
@@ -51,6 +52,7 @@ TensorDataObjectFilter::VerifyPreconditions() ITKv5_CONST
     itkExceptionMacro(<< "BatchSize must be at least 1");
   }
   ConvertTorchErrors("Device", [this] { agcl::ParseDevice(m_Device); });
+  ConvertTorchErrors("Precision", [this] { agcl::ParsePrecision(m_Precision, agcl::ParseDevice(m_Device).type()); });
 }
 
 void
@@ -58,6 +60,7 @@ TensorDataObjectFilter::PrintSelf(std::ostream & os, Indent indent) const
 {
   Superclass::PrintSelf(os, indent);
   os << indent << "Device: " << m_Device << std::endl;
+  os << indent << "Precision: " << m_Precision << std::endl;
   os << indent << "BatchSize: " << m_BatchSize << std::endl;
 }
 
