@@ -157,7 +157,7 @@ Measure(unsigned long slices, Scenario labels, int fd)
   std::ostringstream os;
   os << voxels * static_cast<long>(sizeof(CT::PixelType)) + copy << " "
      << voxels * static_cast<long>(sizeof(Labels::PixelType)) << " " << before * 1024 << " " << peak * 1024 << " "
-     << segment->GetNumberOfPatches() << "\n";
+     << segment->GetNumberOfPatches() << " " << copy << "\n";
   const std::string text = os.str();
   return write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) ? 0 : 1;
 }

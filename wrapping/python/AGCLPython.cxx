@@ -385,6 +385,8 @@ AGCL_PYTHON_DEVICE(SegmentationFilter)
 AGCL_PYTHON_PROPERTY(SegmentationFilter, BatchSize, unsigned int)
 AGCL_PYTHON_PROPERTY(SegmentationFilter, SlabThickness, unsigned int)
 AGCL_PYTHON_PROPERTY(SegmentationFilter, PostProcessing, bool)
+AGCL_PYTHON_PROPERTY(SegmentationFilter, TensorPatchStages, bool)
+AGCL_PYTHON_PROPERTY_AS(SegmentationFilter, Precision, const std::string &, std::string)
 
 void
 SegmentationFilter::SetProgressCallback(PyObject * callable)

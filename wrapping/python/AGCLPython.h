@@ -398,6 +398,18 @@ public:
   SetPostProcessing(bool on);
   bool
   GetPostProcessing() const;
+  /** The networks' precision: "float32" (default), "bfloat16" (autocast, CPU or CUDA) or
+   *  "float16" (autocast, CUDA only). */
+  void
+  SetPrecision(const std::string & precision);
+  std::string
+  GetPrecision() const;
+  /** Sampling, fusion and the label decision as the core's tensor functions on the device
+   *  (always on CUDA; off by default on the CPU, where the ITK loops are faster). */
+  void
+  SetTensorPatchStages(bool on);
+  bool
+  GetTensorPatchStages() const;
   /** A Python callable called with the progress (0..1) at every ProgressEvent; None clears it.
    *  An exception raised by it aborts the filter and reaches the caller of Update. */
   void

@@ -414,12 +414,13 @@ def _as_tensor_data(value, name):
 
 
 @_properties(ModelFileName="str", Device="str", BatchSize="positive", SlabThickness="positive",
-             PostProcessing="bool")
+             PostProcessing="bool", Precision="str", TensorPatchStages="bool")
 class AGCLSegmentationFilter(_Filter):
     """itk::AGCLSegmentationFilter: CT (int16, or uint8/float32 converted) -> organ label map (uint8).
 
     Setters and getters as in C++ (SetModelFileName or SetModel, SetDevice, SetBatchSize,
-    SetSlabThickness, SetPostProcessing); SetProgressCallback(f) calls f(progress in 0..1); an
+    SetSlabThickness, SetPostProcessing, SetPrecision: "float32", "bfloat16" or "float16" (CUDA),
+    SetTensorPatchStages); SetProgressCallback(f) calls f(progress in 0..1); an
     exception raised by it aborts the filter and reaches the caller of Update. Update releases
     the GIL (the callback takes it back for each call). GetOutput() is the label map of the last
     Update (no copy); a later Update makes a new one and leaves it, and numpy views of it, alone.
