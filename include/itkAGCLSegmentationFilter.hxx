@@ -387,6 +387,43 @@ AGCLSegmentationFilter<TInputImage, TLabelImage>::GenerateData()
     attentionBuffers.assign(organs.size(), std::vector<LabelType>(thickest.GetNumberOfPixels(), LabelType{}));
   }
 
+  // Encoder and decoder on chunks of patches, so that only one chunk's features exist at a time
+  // (they are the largest per-patch data); the probabilities gathered on `where`.
+  auto runNetworks =
+    [&](const at::Tensor & images, const TensorDataObject::MetadataType & metadata, const c10::Device & where) {
+      const int64_t           patches = images.size(0), chunk = 4 * static_cast<int64_t>(m_BatchSize);
+      std::vector<at::Tensor> probabilities;
+      for (int64_t a = 0; a < patches; a += chunk)
+      {
+        const int64_t b = std::min(patches, a + chunk);
+        auto          part = TensorDataObject::New();
+        part->SetTensor("image", images.slice(0, a, b));
+        part->SetMetadata(TensorDataObject::MetadataType(metadata.begin() + a, metadata.begin() + b));
+        auto encoder = AGCLEncoderFilter::New();
+        encoder->SetInput(part);
+        encoder->SetEncoder(m_Model->GetModel().Encoder());
+        encoder->SetStemFeatures(m_Model->GetModel().Decoder()->UsesStem());
+        encoder->SetDevice(m_Device);
+        encoder->SetBatchSize(m_BatchSize);
+        encoder->SetPrecision(m_Precision);
+        timed("encoder", [&] { encoder->Update(); });
+        checkAbort();
+        auto decoder = ASPPDecoderFilter::New();
+        decoder->SetInput(encoder->GetOutput());
+        decoder->SetDecoder(m_Model->GetModel().Decoder());
+        decoder->SetDevice(m_Device);
+        decoder->SetBatchSize(m_BatchSize);
+        decoder->SetPrecision(m_Precision);
+        timed("decoder", [&] {
+          decoder->Update();
+          agclTorchTryMacro("AGCLSegmentationFilter",
+                            probabilities.push_back(decoder->GetOutput()->GetTensor("probability").to(where)));
+        });
+        checkAbort();
+      }
+      return probabilities;
+    };
+
   // The patch stages on the device (TensorPatchStages, or a CUDA device): the CT there once;
   // organs in label order (the fusion's order for ties); the coarse votes there once.
   const c10::Device   device = ConvertTorchErrors("Device", [this] { return agcl::ParseDevice(m_Device); });
@@ -567,36 +604,7 @@ AGCLSegmentationFilter<TInputImage, TLabelImage>::GenerateData()
       checkAbort();
       if (patches > 0)
       {
-        const int64_t           chunk = 4 * static_cast<int64_t>(m_BatchSize);
-        std::vector<at::Tensor> probabilities; // on the device
-        for (int64_t a = 0; a < patches; a += chunk)
-        {
-          const int64_t b = std::min(patches, a + chunk);
-          auto          part = TensorDataObject::New();
-          part->SetTensor("image", images.slice(0, a, b));
-          part->SetMetadata(TensorDataObject::MetadataType(plan.metadata.begin() + a, plan.metadata.begin() + b));
-          auto encoder = AGCLEncoderFilter::New();
-          encoder->SetInput(part);
-          encoder->SetEncoder(m_Model->GetModel().Encoder());
-          encoder->SetStemFeatures(m_Model->GetModel().Decoder()->UsesStem());
-          encoder->SetDevice(m_Device);
-          encoder->SetBatchSize(m_BatchSize);
-          encoder->SetPrecision(m_Precision);
-          timed("encoder", [&] { encoder->Update(); });
-          checkAbort();
-          auto decoder = ASPPDecoderFilter::New();
-          decoder->SetInput(encoder->GetOutput());
-          decoder->SetDecoder(m_Model->GetModel().Decoder());
-          decoder->SetDevice(m_Device);
-          decoder->SetBatchSize(m_BatchSize);
-          decoder->SetPrecision(m_Precision);
-          timed("decoder", [&] {
-            decoder->Update();
-            agclTorchTryMacro("AGCLSegmentationFilter",
-                              probabilities.push_back(decoder->GetOutput()->GetTensor("probability").to(device)));
-          });
-          checkAbort();
-        }
+        std::vector<at::Tensor> probabilities = runNetworks(images, plan.metadata, device); // on the device
         timed("fusion", [&] {
           std::vector<agcl::PatchFrame> frames = LabelFusionFilter<LabelImageType>::PatchFrames(*ct, plan.metadata);
           for (size_t n = 0; n < frames.size(); ++n)
@@ -659,42 +667,10 @@ AGCLSegmentationFilter<TInputImage, TLabelImage>::GenerateData()
 
       if (patches > 0)
       {
-        // Encoder and decoder on chunks of patches, so that only one chunk's features exist at
-        // a time (they are the largest per-patch data); the probabilities are gathered on the CPU.
         const TensorDataObject * sampled = sampler->GetOutput();
-        const at::Tensor &       images = sampled->GetTensor("image");
         const auto &             metadata = sampled->GetMetadata();
-        const int64_t            chunk = 4 * static_cast<int64_t>(m_BatchSize);
-        std::vector<at::Tensor>  probabilities;
-        for (int64_t a = 0; a < static_cast<int64_t>(patches); a += chunk)
-        {
-          const int64_t b = std::min<int64_t>(static_cast<int64_t>(patches), a + chunk);
-          auto          part = TensorDataObject::New();
-          part->SetTensor("image", images.slice(0, a, b));
-          part->SetMetadata(TensorDataObject::MetadataType(metadata.begin() + a, metadata.begin() + b));
-          auto encoder = AGCLEncoderFilter::New();
-          encoder->SetInput(part);
-          encoder->SetEncoder(m_Model->GetModel().Encoder());
-          encoder->SetStemFeatures(m_Model->GetModel().Decoder()->UsesStem());
-          encoder->SetDevice(m_Device);
-          encoder->SetBatchSize(m_BatchSize);
-          encoder->SetPrecision(m_Precision);
-          timed("encoder", [&] { encoder->Update(); });
-          checkAbort();
-          auto decoder = ASPPDecoderFilter::New();
-          decoder->SetInput(encoder->GetOutput());
-          decoder->SetDecoder(m_Model->GetModel().Decoder());
-          decoder->SetDevice(m_Device);
-          decoder->SetBatchSize(m_BatchSize);
-          decoder->SetPrecision(m_Precision);
-          timed("decoder", [&] {
-            decoder->Update();
-            agclTorchTryMacro("AGCLSegmentationFilter",
-                              probabilities.push_back(decoder->GetOutput()->GetTensor("probability").to(at::kCPU)));
-          });
-          checkAbort();
-        }
-        auto fused = TensorDataObject::New();
+        std::vector<at::Tensor>  probabilities = runNetworks(sampled->GetTensor("image"), metadata, at::kCPU);
+        auto                     fused = TensorDataObject::New();
         fused->SetMetadata(metadata);
         agclTorchTryMacro("AGCLSegmentationFilter", fused->SetTensor("probability", at::cat(probabilities)));
         probabilities.clear();
