@@ -61,10 +61,10 @@ TEST(PhantomTensors, TheCommittedFilesAreWhatTheITKPathGives)
   source->SetSize({ { 48, 48, 20 } });
   source->SetSeed(8);
   source->Update();
-  const CT *                 ct = source->GetOutput();
-  const Labels *             labels = source->GetLabelOutput();
-  const auto                 region = ct->GetLargestPossibleRegion();
-  const auto                 boxesOfLabels = itk::LabelBoundingBoxes(labels, region);
+  const CT *     ct = source->GetOutput();
+  const Labels * labels = source->GetLabelOutput();
+  const auto     region = ct->GetLargestPossibleRegion();
+  const auto     boxesOfLabels = itk::LabelBoundingBoxes(labels, region);
   // The four organs with the largest boxes (liver, stomach, ... at this size), in label order.
   std::vector<unsigned char> organs;
   for (const auto & entry : boxesOfLabels)
@@ -181,6 +181,17 @@ TEST(PhantomTensors, TheCommittedFilesAreWhatTheITKPathGives)
   for (const auto & [name, bytes] : files)
   {
     const std::string text = ReadFile(committed / name);
+    if (name == "labels.u8")
+    {
+      // The stand-in network's sigmoid may round differently with another CPU's vector kernels:
+      // a voxel whose score is that close to the threshold may flip (< 0.01 % allowed).
+      ASSERT_EQ(text.size(), bytes.size()) << committed / name;
+      size_t differing = 0;
+      for (size_t v = 0; v < bytes.size(); ++v)
+        differing += text[v] != bytes[v];
+      EXPECT_LT(differing, std::max<size_t>(1, voxels / 10000)) << committed / name << ": " << differing << " voxels";
+      continue;
+    }
     if (name != "meta.json")
     {
       EXPECT_TRUE(text == bytes) << committed / name
