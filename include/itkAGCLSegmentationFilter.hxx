@@ -471,6 +471,22 @@ AGCLSegmentationFilter<TInputImage, TLabelImage>::GenerateData()
     }
   }
 
+  // The query-patch sampler of a slab (its CT and the organs' attention maps over it), as the
+  // model's configuration asks; both patch-stage paths plan their tiles with it.
+  auto SlabSampler = [&](const typename InputImageType::Pointer & ct) {
+    auto sampler = Sampler::New();
+    sampler->SetInput(ct);
+    for (size_t o = 0; o < organs.size(); ++o)
+      sampler->SetAttentionMap(organs[o], attention[o]);
+    sampler->SetMode(Sampler::ModeEnum::Inference);
+    sampler->SetPatchSize(static_cast<unsigned int>(config.patch_size));
+    sampler->SetPatchSpacingMM(config.patch_spacing_mm);
+    sampler->SetOverlap(config.overlap);
+    sampler->SetWindowLow(config.window_low);
+    sampler->SetWindowHigh(config.window_high);
+    return sampler;
+  };
+
   for (IndexValueType k0 = 0; k0 < slices; k0 += thickness)
   {
     const IndexValueType k1 = std::min(slices, k0 + thickness);
@@ -559,19 +575,10 @@ AGCLSegmentationFilter<TInputImage, TLabelImage>::GenerateData()
                                         static_cast<int64_t>(slab.GetSize(1)),
                                         static_cast<int64_t>(slab.GetSize(0)) };
       const std::array<int64_t, 3>           slabStart{ slab.GetIndex(0), slab.GetIndex(1), slab.GetIndex(2) };
-      auto                                   sampler = Sampler::New();
-      sampler->SetInput(ct);
-      for (size_t o = 0; o < organs.size(); ++o)
-        sampler->SetAttentionMap(organs[o], attention[o]);
-      sampler->SetMode(Sampler::ModeEnum::Inference);
-      sampler->SetPatchSize(static_cast<unsigned int>(config.patch_size));
-      sampler->SetPatchSpacingMM(config.patch_spacing_mm);
-      sampler->SetOverlap(config.overlap);
-      sampler->SetWindowLow(config.window_low);
-      sampler->SetWindowHigh(config.window_high);
-      typename Sampler::PatchPlan plan;
-      at::Tensor                  masks, images;
-      std::vector<agcl::VoxelBox> boxes(organs.size());
+      const auto                             sampler = SlabSampler(ct);
+      typename Sampler::PatchPlan            plan;
+      at::Tensor                             masks, images;
+      std::vector<agcl::VoxelBox>            boxes(organs.size());
       timed("sampling", [&] {
         plan = sampler->PlanPatches(); // organ = the position in label order, as byLabel
         std::vector<at::Tensor> parts;
@@ -648,18 +655,7 @@ AGCLSegmentationFilter<TInputImage, TLabelImage>::GenerateData()
     else if (anyAttention)
     {
       const typename InputImageType::Pointer ct = ExtractRegion<InputImageType>(input, slab);
-      auto                                   sampler = Sampler::New();
-      sampler->SetInput(ct);
-      for (size_t o = 0; o < organs.size(); ++o)
-      {
-        sampler->SetAttentionMap(organs[o], attention[o]);
-      }
-      sampler->SetMode(Sampler::ModeEnum::Inference);
-      sampler->SetPatchSize(static_cast<unsigned int>(config.patch_size));
-      sampler->SetPatchSpacingMM(config.patch_spacing_mm);
-      sampler->SetOverlap(config.overlap);
-      sampler->SetWindowLow(config.window_low);
-      sampler->SetWindowHigh(config.window_high);
+      const auto                             sampler = SlabSampler(ct);
       timed("sampling", [&] { sampler->Update(); });
       const SizeValueType patches = static_cast<SizeValueType>(sampler->GetOutput()->GetNumberOfItems());
       m_NumberOfPatches += patches;
