@@ -22,7 +22,11 @@
 #include <torch/cuda.h>
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
+#include <numeric>
+#include <vector>
 
 namespace {
 torch::Device
@@ -160,15 +164,29 @@ BM_Stage1TrainingStep(benchmark::State & state)
   at::Generator                    generator = at::make_generator<at::CPUGeneratorImpl>(1);
   const torch::Tensor              patches = torch::rand({ 32, 2, 64, 64 }, device);
   const torch::Tensor labels = (torch::arange(64, torch::TensorOptions().dtype(torch::kLong)) % 8).to(device);
-  for (auto _ : state)
-  {
+  auto                step = [&] {
     const torch::Tensor views = augmentation.Forward(patches, generator);
     optimizer.ZeroGrad();
     loss(head(encoder->Represent(views)), labels).backward();
     optimizer.Step(1e-3);
     Sync(device);
+  };
+  // As the Python script: 3 warm-up steps, then each step timed on its own; the median (the
+  // script's figure) and the mean are reported as counters.
+  for (int warm = 0; warm < 3; ++warm)
+    step();
+  std::vector<double> milliseconds;
+  for (auto _ : state)
+  {
+    const auto start = std::chrono::steady_clock::now();
+    step();
+    milliseconds.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
   }
   state.SetItemsProcessed(state.iterations() * 32);
+  std::sort(milliseconds.begin(), milliseconds.end());
+  const size_t n = milliseconds.size();
+  state.counters["median_ms"] = n % 2 ? milliseconds[n / 2] : 0.5 * (milliseconds[n / 2 - 1] + milliseconds[n / 2]);
+  state.counters["mean_ms"] = std::accumulate(milliseconds.begin(), milliseconds.end(), 0.0) / static_cast<double>(n);
 }
 
 // The optimizer alone: one Adam step over BM_Stage1TrainingStep's parameters (their gradients

@@ -12,6 +12,7 @@
 #include <limits>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -102,26 +103,61 @@ MakeOrganReport(const TLabelImage *                                       labels
     voxelML *= labels->GetSpacing()[d];
   const auto * label = labels->GetBufferPointer();
   const auto * score = scores != nullptr ? scores->GetBufferPointer() : nullptr;
+  using LabelType = typename TLabelImage::PixelType;
+  // Per label value: voxels, voxels with a score, the scores' sum.
+  struct Counts
+  {
+    uint64_t voxels = 0, scored = 0, sum = 0;
+  };
+  // 8- and 16-bit integer labels: one pass over the volume for all organs, counted per label
+  // value in a table (a pass per organ took 0.35 s of CPU at 512 x 512 x 120 with 12 organs).
+  constexpr bool smallIntegers = std::is_integral_v<LabelType> && sizeof(LabelType) <= 2;
+  std::vector<Counts> table;
+  if constexpr (smallIntegers)
+  {
+    constexpr int64_t lowest = std::numeric_limits<LabelType>::lowest();
+    table.resize(static_cast<size_t>(int64_t{ std::numeric_limits<LabelType>::max() } - lowest + 1));
+    for (size_t i = 0; i < n; ++i)
+    {
+      Counts & c = table[static_cast<size_t>(static_cast<int64_t>(label[i]) - lowest)];
+      ++c.voxels;
+      if (score != nullptr && score[i] != 0)
+      {
+        ++c.scored;
+        c.sum += score[i];
+      }
+    }
+  }
   for (const auto & [value, name] : organs)
   {
     AGCLOrganVolume organ;
     organ.label = value;
     organ.name = name;
-    uint64_t scored = 0, sum = 0;
-    for (size_t i = 0; i < n; ++i)
+    Counts c;
+    if constexpr (smallIntegers)
     {
-      if (static_cast<int64_t>(label[i]) != value)
-        continue;
-      ++organ.voxels;
-      if (score != nullptr && score[i] != 0)
+      constexpr int64_t lowest = std::numeric_limits<LabelType>::lowest();
+      if (value >= lowest && value <= int64_t{ std::numeric_limits<LabelType>::max() })
+        c = table[static_cast<size_t>(value - lowest)];
+    }
+    else
+    {
+      for (size_t i = 0; i < n; ++i) // other label types: a pass per organ
       {
-        ++scored;
-        sum += score[i];
+        if (static_cast<int64_t>(label[i]) != value)
+          continue;
+        ++c.voxels;
+        if (score != nullptr && score[i] != 0)
+        {
+          ++c.scored;
+          c.sum += score[i];
+        }
       }
     }
+    organ.voxels = c.voxels;
     organ.volumeML = static_cast<double>(organ.voxels) * voxelML;
-    if (scored > 0)
-      organ.meanProbability = static_cast<double>(sum) / (255.0 * static_cast<double>(scored));
+    if (c.scored > 0)
+      organ.meanProbability = static_cast<double>(c.sum) / (255.0 * static_cast<double>(c.scored));
     if (organ.voxels == 0)
       organ.warning = "missing";
     report.organs.push_back(organ);

@@ -27,6 +27,9 @@ QueryPatchSamplerFilter<TInputImage, TLabelImage>::QueryPatchSamplerFilter()
   this->AddOptionalInputName("LabelMap");
   this->SetNumberOfRequiredOutputs(1);
   this->SetNthOutput(0, this->MakeOutput(0));
+  // The output keeps its patches until GenerateData, which reuses their buffer when nothing else
+  // holds it (and otherwise drops them before sampling anew).
+  this->ReleaseDataBeforeUpdateFlagOff();
 }
 
 template <typename TInputImage, typename TLabelImage>
@@ -330,7 +333,20 @@ QueryPatchSamplerFilter<TInputImage, TLabelImage>::GenerateData()
   const PatchPlan        plan = PlanPatches(); // checks the image (finite, geometry)
   const int64_t          P = m_PatchSize;
   const int64_t          N = static_cast<int64_t>(plan.frames.size());
-  at::Tensor             patches = at::empty({ N, 2, P, P }, at::TensorOptions().dtype(at::kFloat));
+  // The previous output's patch buffer is reused when nothing else holds it (no tensor, no view
+  // of its storage): AGCLSegmentationFilter samples slab after slab with one sampler, and fresh
+  // pages cost more than the sampling written on them.
+  at::Tensor patches;
+  if (TensorDataObject * previous = this->GetOutput(); previous->HasTensor("image"))
+  {
+    at::Tensor buffer = previous->GetTensor("image");
+    previous->RemoveTensor("image");
+    if (buffer.use_count() == 1 && buffer.storage().use_count() == 1 && buffer.is_cpu() &&
+        buffer.scalar_type() == at::kFloat && !buffer.requires_grad())
+      patches = buffer.resize_({ N, 2, P, P });
+  }
+  if (!patches.defined())
+    patches = at::empty({ N, 2, P, P }, at::TensorOptions().dtype(at::kFloat));
   at::Tensor             labelPatches;
   if (labels)
   {

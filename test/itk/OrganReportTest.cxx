@@ -74,6 +74,62 @@ TEST(AGCLOrganReport, CountsVolumesAveragesScoresAndFlagsMissingOrgans)
 }
 
 namespace {
+// The report of a random label map of pixel type TLabel against a brute-force count per organ.
+template <typename TLabel>
+void
+CheckReportAgainstBruteForce(const std::vector<int64_t> & values, const std::vector<int64_t> & asked)
+{
+  using LabelImage = itk::Image<TLabel, 3>;
+  auto labels = LabelImage::New();
+  auto scores = Scores::New();
+  labels->SetRegions(typename LabelImage::SizeType{ { 9, 6, 5 } });
+  scores->SetRegions(Scores::SizeType{ { 9, 6, 5 } });
+  labels->Allocate();
+  scores->Allocate();
+  std::mt19937 random(11);
+  const size_t n = labels->GetBufferedRegion().GetNumberOfPixels();
+  for (size_t i = 0; i < n; ++i)
+  {
+    labels->GetBufferPointer()[i] = static_cast<TLabel>(values[random() % values.size()]);
+    scores->GetBufferPointer()[i] = static_cast<unsigned char>(random() % 5 == 0 ? 0 : random() % 256);
+  }
+  std::vector<std::pair<int64_t, std::string>> organs;
+  for (const int64_t value : asked)
+    organs.emplace_back(value, "organ " + std::to_string(value));
+  const auto report = itk::MakeOrganReport<LabelImage>(labels, scores, organs);
+  ASSERT_EQ(report.organs.size(), asked.size());
+  for (size_t o = 0; o < asked.size(); ++o)
+  {
+    uint64_t voxels = 0, scored = 0, sum = 0;
+    for (size_t i = 0; i < n; ++i)
+      if (static_cast<int64_t>(labels->GetBufferPointer()[i]) == asked[o])
+      {
+        ++voxels;
+        scored += scores->GetBufferPointer()[i] != 0;
+        sum += scores->GetBufferPointer()[i];
+      }
+    EXPECT_EQ(report.organs[o].label, asked[o]);
+    EXPECT_EQ(report.organs[o].voxels, voxels) << "organ " << asked[o];
+    if (scored > 0)
+      EXPECT_NEAR(report.organs[o].meanProbability, sum / (255.0 * scored), 1e-12);
+    EXPECT_EQ(report.organs[o].warning, voxels == 0 ? "missing" : "");
+  }
+}
+} // namespace
+
+// The one-pass table (8- and 16-bit labels, signed ones with negative values) and the per-organ
+// passes (other types) against a brute-force count; organs asked for that the pixel type cannot
+// hold are missing.
+TEST(AGCLOrganReport, EveryLabelTypeCountsAsABruteForcePass)
+{
+  CheckReportAgainstBruteForce<unsigned char>({ 0, 1, 6, 255 }, { 255, 1, 7, 6, 300, -1 });
+  CheckReportAgainstBruteForce<short>({ 0, -3, 2, 1000, -32768 }, { -3, 1000, -32768, 2, 40000, 5 });
+  CheckReportAgainstBruteForce<unsigned short>({ 0, 65535, 2 }, { 65535, 2, 3, -2 });
+  CheckReportAgainstBruteForce<int>({ 0, -70000, 70000, 1 }, { 70000, -70000, 1, 9 });
+  CheckReportAgainstBruteForce<float>({ 0, 2, 5 }, { 5, 2, 4 });
+}
+
+namespace {
 // W1 through the quantile functions (an independent route): the distributions put mass a[k]
 // and b[k] at bin k's centre; W1 = integral over u in (0, 1) of |F^-1(u) - G^-1(u)| du.
 double

@@ -142,6 +142,50 @@ TEST(QueryPatchSamplerFilter, InferenceTilesCoverEveryAttentionVoxel)
   }
 }
 
+// A sampler run again reuses its output's patch buffer only when nothing else holds it: the
+// patches equal a fresh sampler's whether the buffer shrinks or grows, and a tensor a caller kept
+// from the previous run is not overwritten.
+TEST(QueryPatchSamplerFilter, ReusedPatchBufferNeverOverwritesAHeldOutput)
+{
+  auto &         d = Data();
+  const CT *     image = d.source->GetOutput();
+  const Labels * liver = d.attention->GetAttentionMap(8);
+  const Labels * kidney = d.attention->GetAttentionMap(4);
+  auto           fresh = [&](const Labels * map) {
+    auto sampler = MakeSampler(image, { 8 }, { map });
+    sampler->SetMode(Sampler::ModeEnum::Inference);
+    sampler->Update();
+    return sampler->GetOutput()->GetTensor("image").clone();
+  };
+  const at::Tensor liverPatches = fresh(liver), kidneyPatches = fresh(kidney);
+  ASSERT_NE(liverPatches.size(0), kidneyPatches.size(0));
+
+  auto sampler = MakeSampler(image, { 8 }, { liver });
+  sampler->SetMode(Sampler::ModeEnum::Inference);
+  sampler->Update();
+  const void * first = sampler->GetOutput()->GetTensor("image").data_ptr();
+  // Nothing held: the next run (another map, another number of patches) writes into the buffer
+  // when it is large enough.
+  sampler->SetAttentionMap(8, kidney);
+  sampler->Update();
+  EXPECT_TRUE(sampler->GetOutput()->GetTensor("image").equal(kidneyPatches));
+  if (kidneyPatches.size(0) <= liverPatches.size(0))
+    EXPECT_EQ(sampler->GetOutput()->GetTensor("image").data_ptr(), first);
+  // A caller holds a view of the output's storage: the next run leaves it as it was.
+  const at::Tensor view = sampler->GetOutput()->GetTensor("image").slice(0, 1, 2);
+  sampler->SetAttentionMap(8, liver);
+  sampler->Update();
+  EXPECT_TRUE(sampler->GetOutput()->GetTensor("image").equal(liverPatches));
+  EXPECT_TRUE(view.equal(kidneyPatches.slice(0, 1, 2)));
+  // A caller holds the output tensor itself: the same.
+  const at::Tensor held = sampler->GetOutput()->GetTensor("image");
+  sampler->SetAttentionMap(8, kidney);
+  sampler->Update();
+  EXPECT_TRUE(sampler->GetOutput()->GetTensor("image").equal(kidneyPatches));
+  EXPECT_TRUE(held.equal(liverPatches));
+  EXPECT_NE(sampler->GetOutput()->GetTensor("image").data_ptr(), held.data_ptr());
+}
+
 TEST(QueryPatchSamplerFilter, FlippedOrientationGivesTheSamePatches)
 {
   auto &     d = Data();
