@@ -111,7 +111,7 @@ MakeOrganReport(const TLabelImage *                                       labels
   };
   // 8- and 16-bit integer labels: one pass over the volume for all organs, counted per label
   // value in a table (a pass per organ took 0.35 s of CPU at 512 x 512 x 120 with 12 organs).
-  constexpr bool smallIntegers = std::is_integral_v<LabelType> && sizeof(LabelType) <= 2;
+  constexpr bool      smallIntegers = std::is_integral_v<LabelType> && sizeof(LabelType) <= 2;
   std::vector<Counts> table;
   if constexpr (smallIntegers)
   {

@@ -485,15 +485,12 @@ LabelFusionFilter<TLabelImage>::GenerateData()
       organOrder.push_back(organ);
     patchesOf[organ].push_back(n);
   }
-  auto fuseOrgan = [&](SizeValueType which) {
-    const LabelType organ = organOrder[which];
-    Accumulator &   a = accumulators.at(organ);
+  // One organ's patches summed into its box (weights and weighted probabilities).
+  auto AccumulatePatches = [&](Accumulator & a, LabelType organ) {
     for (const size_t n : patchesOf.at(organ))
     {
       const auto & m = metadata[n];
-      if (a.sum.empty())
-        return; // empty attention: nothing can be labelled
-      double c0[ImageDimension], dq[ImageDimension], dr[ImageDimension];
+      double       c0[ImageDimension], dq[ImageDimension], dr[ImageDimension];
       for (unsigned int i = 0; i < ImageDimension; ++i)
       {
         c0[i] = dq[i] = dr[i] = 0.0;
@@ -579,14 +576,18 @@ LabelFusionFilter<TLabelImage>::GenerateData()
             }
     }
   };
-  this->GetMultiThreader()->ParallelizeArray(0, static_cast<SizeValueType>(organOrder.size()), fuseOrgan, nullptr);
-  for (auto & entry : accumulators)
-  {
-    Accumulator & a = entry.second;
+  auto fuseOrgan = [&](SizeValueType which) {
+    const LabelType organ = organOrder[which];
+    Accumulator &   a = accumulators.at(organ);
+    if (a.sum.empty())
+      return; // empty attention: nothing can be labelled
+    AccumulatePatches(a, organ);
+    // The weighted mean, on this organ's thread.
     for (size_t v = 0; v < a.sum.size(); ++v)
       a.sum[v] = a.weight[v] > 0 ? a.sum[v] / a.weight[v] : 0.0f;
     std::vector<float>().swap(a.weight);
-  }
+  };
+  this->GetMultiThreader()->ParallelizeArray(0, static_cast<SizeValueType>(organOrder.size()), fuseOrgan, nullptr);
   if (m_CoarseWeight > 0.0)
   {
     // The coarse vote, blended in voxel by voxel: each voxel's value depends on its index alone

@@ -347,7 +347,7 @@ QueryPatchSamplerFilter<TInputImage, TLabelImage>::GenerateData()
   }
   if (!patches.defined())
     patches = at::empty({ N, 2, P, P }, at::TensorOptions().dtype(at::kFloat));
-  at::Tensor             labelPatches;
+  at::Tensor labelPatches;
   if (labels)
   {
     labelPatches = at::empty({ N, 1, P, P }, at::TensorOptions().dtype(at::kByte));
