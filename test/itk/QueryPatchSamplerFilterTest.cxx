@@ -344,4 +344,18 @@ TEST(QueryPatchSamplerFilter, BadParametersAndGeometryAreRefused)
   other->Update();
   auto mismatched = MakeSampler(image, { 1 }, { other->GetLabelOutput() });
   EXPECT_THROW(mismatched->Update(), itk::ExceptionObject);
+
+  // A tile grid too dense to hold: an itk::ExceptionObject naming the limit.
+  auto dense = MakeSampler(image, { 4, 8 }, { d.attention->GetAttentionMap(4), d.attention->GetAttentionMap(8) });
+  dense->SetMode(Sampler::ModeEnum::Inference);
+  dense->SetPatchSpacingMM(1e-4);
+  try
+  {
+    dense->Update();
+    ADD_FAILURE() << "a 1e-4 mm tile grid was accepted";
+  }
+  catch (const itk::ExceptionObject & e)
+  {
+    EXPECT_NE(std::string(e.GetDescription()).find("at most 10000 per axis"), std::string::npos) << e.GetDescription();
+  }
 }
