@@ -724,6 +724,8 @@ AGCLSegmentationFilter<TInputImage, TLabelImage>::GenerateData()
     checkAbort();
   }
 
+  slabSampler = nullptr; // the last slab's CT, maps and patches, before the final trim
+
   // 3. Post-processing on the whole label map (each organ on its own bounding box).
   if (m_PostProcessing)
   {
