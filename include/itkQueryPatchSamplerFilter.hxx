@@ -330,21 +330,23 @@ QueryPatchSamplerFilter<TInputImage, TLabelImage>::GenerateData()
   const InputImageType * image = this->GetInput();
   const auto *           labels = dynamic_cast<const LabelImageType *>(this->ProcessObject::GetInput("LabelMap"));
   const auto             region = image->GetLargestPossibleRegion();
-  const PatchPlan        plan = PlanPatches(); // checks the image (finite, geometry)
-  const int64_t          P = m_PatchSize;
-  const int64_t          N = static_cast<int64_t>(plan.frames.size());
   // The previous output's patch buffer is reused when nothing else holds it (no tensor, no view
   // of its storage): AGCLSegmentationFilter samples slab after slab with one sampler, and fresh
-  // pages cost more than the sampling written on them.
-  at::Tensor patches;
-  if (TensorDataObject * previous = this->GetOutput(); previous->HasTensor("image"))
+  // pages cost more than the sampling written on them. The output is emptied first, so a run
+  // that fails below leaves no stale patches behind.
+  at::Tensor reusable;
   {
-    at::Tensor buffer = previous->GetTensor("image");
-    previous->RemoveTensor("image");
-    if (buffer.use_count() == 1 && buffer.storage().use_count() == 1 && buffer.is_cpu() &&
+    TensorDataObject * previous = this->GetOutput();
+    at::Tensor         buffer = previous->HasTensor("image") ? previous->GetTensor("image") : at::Tensor();
+    previous->Initialize();
+    if (buffer.defined() && buffer.use_count() == 1 && buffer.storage().use_count() == 1 && buffer.is_cpu() &&
         buffer.scalar_type() == at::kFloat && !buffer.requires_grad())
-      patches = buffer.resize_({ N, 2, P, P });
+      reusable = buffer;
   }
+  const PatchPlan plan = PlanPatches(); // checks the image (finite, geometry)
+  const int64_t   P = m_PatchSize;
+  const int64_t   N = static_cast<int64_t>(plan.frames.size());
+  at::Tensor      patches = reusable.defined() ? reusable.resize_({ N, 2, P, P }) : at::Tensor();
   if (!patches.defined())
     patches = at::empty({ N, 2, P, P }, at::TensorOptions().dtype(at::kFloat));
   at::Tensor labelPatches;
