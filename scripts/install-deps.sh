@@ -11,6 +11,8 @@ PACKAGES=(
   libinsighttoolkit5-dev libgdcm-tools
   # LibTorch 1.13 (CPU) and a BLAS for it
   libtorch-dev libopenblas0-pthread
+  # Gloo's headers for c10d's ProcessGroupGloo (distributed training; the library itself is in LibTorch)
+  libgloo-dev
   # tests, benchmarks, CLI, JSON, wrapping (no Eigen: no file of ours uses it; ITK's -dev package
   # pulls libeigen3-dev in for ITK itself)
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev swig

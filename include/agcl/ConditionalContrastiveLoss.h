@@ -8,6 +8,9 @@
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
 
+#include <cstdint>
+#include <utility>
+
 namespace agcl {
 
 struct ConditionalContrastiveLossOptions
@@ -50,6 +53,15 @@ public:
   /** [2N, d], [2N] -> scalar (float32, or float64 for float64 input). */
   torch::Tensor
   forward(const torch::Tensor & embeddings, const torch::Tensor & labels);
+
+  /** The loss's two parts for the anchors at rows [first, first + count) of `embeddings`
+   *  against all its rows (the same J(k) and L(k) as above): {the sum of loss_k over those
+   *  anchors that have a positive (a scalar with gradient), the number of such anchors (int64
+   *  scalar)}. forward() is sum / max(number, 1) over all rows; a distributed run gives each
+   *  rank its own anchors against every rank's rows (agcl::DistributedContrastiveLoss). Memory:
+   *  count x 2N. The same checks as forward(), and first/count must lie within the rows. */
+  std::pair<torch::Tensor, torch::Tensor>
+  anchorSum(const torch::Tensor & embeddings, const torch::Tensor & labels, int64_t first, int64_t count);
 
   const ConditionalContrastiveLossOptions &
   options() const

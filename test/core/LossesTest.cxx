@@ -119,6 +119,28 @@ TEST(ConditionalContrastiveLoss, MatchesNaiveEq3IncludingAnchorsWithoutPositive)
   EXPECT_LT(Relative(loss(z.to(torch::kFloat), LabelTensor(labels)).item<double>(), reference), 1e-5);
 }
 
+TEST(ConditionalContrastiveLoss, AnchorSumsOverDisjointRowRangesAddUpToTheNaiveEq3)
+{
+  // The distributed loss gives each rank a range of anchors against every row: the ranges' sums
+  // over their anchors with a positive, divided by the total count, must give Eq. 3 (naive,
+  // double). Ranges of 0, 5 and 7 rows; labels 3 and 5 have no positive.
+  const std::vector<int64_t>       labels{ 0, 0, 1, 1, 2, 3, 0, 1, 4, 4, 5, 2 };
+  const torch::Tensor              z = RandomUnitVectors(12, 8, 11);
+  agcl::ConditionalContrastiveLoss loss;
+  double                           total = 0;
+  int64_t                          anchors = 0;
+  for (const auto & [first, count] : std::vector<std::pair<int64_t, int64_t>>{ { 0, 0 }, { 0, 5 }, { 5, 7 } })
+  {
+    const auto [sum, number] = loss->anchorSum(z, LabelTensor(labels), first, count);
+    total += sum.item<double>();
+    anchors += number.item<int64_t>();
+  }
+  EXPECT_EQ(anchors, 10);
+  EXPECT_LT(Relative(total / anchors, NaiveEq3(z, labels, 0.1)), 1e-12);
+  EXPECT_THROW(loss->anchorSum(z, LabelTensor(labels), 5, 8), std::invalid_argument);
+  EXPECT_THROW(loss->anchorSum(z, LabelTensor(labels), -1, 2), std::invalid_argument);
+}
+
 TEST(ConditionalContrastiveLoss, PatchIndexLabelsGiveNaiveEq2)
 {
   const int64_t                    n = 7;
