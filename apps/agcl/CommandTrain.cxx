@@ -12,17 +12,30 @@
 
 #include "agcl/JsonInput.h"
 #include "agcl/AGCLTrainer.h"
+#include "agcl/Distributed.h"
 #include "agcl/ModelBundle.h"
 #include "itkManifestTrainingData.h"
 
+#include <chrono>
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <memory>
+#include <optional>
+#include <thread>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+extern char ** environ;
 
 namespace agcl::cli {
 
@@ -35,6 +48,10 @@ struct TrainOptions
   std::vector<std::string> pretrainingModalities;
   agcl::AGCLTrainerOptions trainer;
   bool                     noPrefetch = false, quiet = false;
+  // Distributed training (Documentation/distributed.md).
+  int         nproc = 1;
+  std::string distBackend = "gloo";
+  double      distTimeout = 300;
 };
 
 agcl::ModelConfig
@@ -106,9 +123,171 @@ InstallFaultInjection(agcl::AGCLTrainer & trainer)
   });
 }
 
+// --nproc N: this machine's N ranks, started here as copies of this command (without --nproc)
+// with the environment torchrun would set, on the loopback interface. The first rank that fails
+// ends the others (SIGTERM, then SIGKILL after 10 s); its exit code is this command's.
+volatile std::sig_atomic_t g_Interrupted = 0;
+
+int
+LaunchLocalRanks(int nproc)
+{
+  if (std::getenv("RANK") || std::getenv("WORLD_SIZE"))
+    throw InputError("--nproc " + std::to_string(nproc) +
+                     ": RANK/WORLD_SIZE are set already (a launcher such as torchrun started this process); use one or "
+                     "the other");
+  // This command's arguments, without --nproc.
+  std::ifstream            cmdline("/proc/self/cmdline", std::ios::binary);
+  std::vector<std::string> arguments;
+  for (std::string a; std::getline(cmdline, a, '\0');)
+    arguments.push_back(a);
+  std::vector<std::string> kept;
+  for (size_t i = 0; i < arguments.size(); ++i)
+  {
+    if (arguments[i] == "--nproc")
+    {
+      ++i;
+      continue;
+    }
+    if (arguments[i].rfind("--nproc=", 0) == 0)
+      continue;
+    kept.push_back(arguments[i]);
+  }
+  // A port on 127.0.0.1 that is free now (rank 0's store takes it a moment later).
+  int port = 0;
+  {
+    const int   s = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof(address);
+    if (s < 0 || ::bind(s, reinterpret_cast<sockaddr *>(&address), sizeof(address)) != 0 ||
+        ::getsockname(s, reinterpret_cast<sockaddr *>(&address), &length) != 0)
+      throw std::runtime_error("--nproc: no free TCP port on 127.0.0.1");
+    port = ntohs(address.sin_port);
+    ::close(s);
+  }
+  const std::string  self = std::filesystem::read_symlink("/proc/self/exe").string();
+  std::vector<pid_t> children;
+  for (int rank = 0; rank < nproc; ++rank)
+  {
+    const std::map<std::string, std::string> set{
+      { "RANK", std::to_string(rank) },       { "WORLD_SIZE", std::to_string(nproc) },
+      { "LOCAL_RANK", std::to_string(rank) }, { "LOCAL_WORLD_SIZE", std::to_string(nproc) },
+      { "MASTER_ADDR", "127.0.0.1" },         { "MASTER_PORT", std::to_string(port) }
+    };
+    std::vector<std::string> environment;
+    for (char ** e = environ; *e != nullptr; ++e)
+    {
+      const std::string entry = *e;
+      if (set.count(entry.substr(0, entry.find('='))) == 0 && entry.rfind("TORCHELASTIC_", 0) != 0)
+        environment.push_back(entry);
+    }
+    for (const auto & [name, value] : set)
+      environment.push_back(name + "=" + value);
+    std::vector<char *> envp, argv;
+    for (auto & e : environment)
+      envp.push_back(e.data());
+    envp.push_back(nullptr);
+    for (auto & a : kept)
+      argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_t     pid = 0;
+    const int error = ::posix_spawn(&pid, self.c_str(), nullptr, nullptr, argv.data(), envp.data());
+    if (error != 0)
+    {
+      for (const pid_t c : children)
+        ::kill(c, SIGKILL);
+      throw std::runtime_error("--nproc: cannot start rank " + std::to_string(rank) + ": " + std::strerror(error));
+    }
+    children.push_back(pid);
+  }
+  // Ctrl-C / SIGTERM reach the ranks (they share the terminal's process group on Ctrl-C).
+  std::signal(SIGTERM, [](int) { g_Interrupted = 1; });
+  std::signal(SIGINT, [](int) { g_Interrupted = 1; });
+  std::vector<int> codes(children.size(), -1);
+  int              result = kSuccess;
+  bool             stopping = false;
+  auto             stopAt = std::chrono::steady_clock::time_point::max();
+  for (size_t left = children.size(); left > 0;)
+  {
+    for (size_t r = 0; r < children.size(); ++r)
+    {
+      int status = 0;
+      if (codes[r] != -1 || ::waitpid(children[r], &status, WNOHANG) != children[r])
+        continue;
+      codes[r] = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      --left;
+      if (codes[r] != 0 && !stopping)
+      {
+        std::cerr << "agcl: rank " << r << " of " << nproc << " failed (exit code " << codes[r]
+                  << "): stopping the others" << std::endl;
+        result = codes[r] == kBadInput ? kBadInput : kRuntimeFailure;
+        stopping = true;
+      }
+    }
+    if (g_Interrupted && !stopping)
+    {
+      std::cerr << "agcl: interrupted: stopping the ranks" << std::endl;
+      result = kRuntimeFailure;
+      stopping = true;
+    }
+    if (stopping && stopAt == std::chrono::steady_clock::time_point::max())
+    {
+      for (size_t r = 0; r < children.size(); ++r)
+        if (codes[r] == -1)
+          ::kill(children[r], SIGTERM);
+      stopAt = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    }
+    if (std::chrono::steady_clock::now() > stopAt)
+      for (size_t r = 0; r < children.size(); ++r)
+        if (codes[r] == -1)
+          ::kill(children[r], SIGKILL);
+    if (left > 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return result;
+}
+
 int
 Run(TrainOptions & options)
 {
+  if (options.nproc < 1)
+    throw InputError("--nproc " + std::to_string(options.nproc) + ": expected a number of processes >= 1");
+  if (!(options.distTimeout > 0 && options.distTimeout <= 86400))
+    throw InputError("--dist-timeout " + std::to_string(options.distTimeout) + ": expected seconds in (0, 86400]");
+  if (options.distBackend != "gloo" && options.distBackend != "nccl")
+    throw InputError("--dist-backend '" + options.distBackend + "': expected gloo or nccl");
+  if (options.nproc > 1)
+    return LaunchLocalRanks(options.nproc);
+  // One rank of a distributed job when the launcher's variables are there.
+  std::shared_ptr<agcl::DistributedGroup>     group;
+  std::optional<agcl::DistributedEnvironment> environment;
+  try
+  {
+    environment = agcl::ReadDistributedEnvironment();
+  }
+  catch (const std::invalid_argument & e)
+  {
+    throw InputError(e.what());
+  }
+  if (environment && environment->Distributed())
+  {
+    if (options.distBackend == "nccl" && !agcl::DistributedNcclAvailable())
+      throw InputError("--dist-backend nccl: this build's LibTorch has no NCCL (use gloo)");
+    if (options.distBackend == "nccl" && options.device == "cpu")
+      throw InputError("--dist-backend nccl needs --device cuda (NCCL reduces GPU tensors); use gloo on the CPU");
+    if (!agcl::DistributedAvailable())
+      throw InputError("WORLD_SIZE=" + std::to_string(environment->worldSize) +
+                       ": this build of agcl has no distributed support (its LibTorch lacked c10d/Gloo)");
+    agcl::DistributedOptions distributed;
+    distributed.backend = options.distBackend;
+    distributed.timeout = std::chrono::milliseconds(static_cast<int64_t>(options.distTimeout * 1000));
+    // Each rank on its own GPU of the machine (cuda -> cuda:LOCAL_RANK).
+    if (options.device == "cuda")
+      options.device = "cuda:" + std::to_string(environment->localRank);
+    group = agcl::DistributedGroup::Connect(*environment, distributed);
+  }
+  const bool                 leader = group == nullptr || group->Rank() == 0;
   agcl::AGCLTrainerOptions & t = options.trainer;
   t.output_directory(options.out);
   if (options.stage == "all")
@@ -132,7 +311,7 @@ Run(TrainOptions & options)
   t.pretraining_modalities(options.pretrainingModalities);
   t.device(options.device);
   t.prefetch(!options.noPrefetch);
-  t.show_progress(!options.quiet);
+  t.show_progress(!options.quiet && leader);
   if (!options.initFrom.empty())
   {
     if (!std::filesystem::exists(options.initFrom))
@@ -165,6 +344,8 @@ Run(TrainOptions & options)
   }
   agcl::AGCLTrainer trainer(t);
   InstallFaultInjection(trainer);
+  if (group)
+    trainer.SetDistributedGroup(group);
   std::string model;
   try
   {
@@ -174,6 +355,10 @@ Run(TrainOptions & options)
   {
     throw InputError(e.what());
   }
+  if (!leader)
+    return kSuccess; // rank 0 reports and calibrates the model
+  if (group)
+    std::cout << "processes: " << group->Size() << " (global batch split between them)\n";
   std::cout << "labelled subjects (stages 0 and 2): " << trainer.LabelledSubjects().size() << "\n";
   const auto & steps = trainer.EffectiveSteps();
   std::cout << "steps per stage (0, 1, 2): " << steps[0] << ", " << steps[1] << ", " << steps[2] << "\n";
@@ -286,6 +471,20 @@ RegisterTrain(CLI::App & app, Runner & runner)
   sub->add_option("--log-every", t.log_every(), "steps between log lines")->capture_default_str();
   sub->add_flag("--no-prefetch", options->noPrefetch, "prepare batches on the main thread");
   sub->add_flag("--quiet", options->quiet, "no progress output");
+  sub
+    ->add_option("--nproc",
+                 options->nproc,
+                 "start this many local processes that train together (distributed data parallel on c10d/Gloo over "
+                 "127.0.0.1); under torchrun, SLURM or a PyTorchJob leave it out: RANK, WORLD_SIZE, MASTER_ADDR and "
+                 "MASTER_PORT from the environment are used")
+    ->capture_default_str();
+  sub->add_option("--dist-backend", options->distBackend, "distributed backend: gloo (CPU) or nccl (CUDA builds)")
+    ->capture_default_str();
+  sub
+    ->add_option("--dist-timeout",
+                 options->distTimeout,
+                 "seconds a rank waits for the others (rendezvous, each collective) before it stops with an error")
+    ->capture_default_str();
   sub->callback([options, &runner] { runner = [options] { return Run(*options); }; });
 }
 

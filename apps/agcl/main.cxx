@@ -6,13 +6,16 @@
 #include "Subcommands.h"
 
 #include "agcl/BuildInfo.h"
+#include "agcl/Distributed.h"
 #include "agcl/Threading.h"
 
 #include "itkMacro.h"
 
 #include <c10/util/Exception.h>
 
+#include <cstdlib>
 #include <iostream>
+#include <thread>
 
 int
 main(int argc, char ** argv)
@@ -63,6 +66,19 @@ main(int argc, char ** argv)
     return code == 0 ? kSuccess : kBadInput;
   }
 
+  // One rank of a distributed job (torchrun, --nproc): its errors name the rank, and its
+  // intra-op threads default to the machine's cores divided by the ranks on it.
+  std::string who = "agcl";
+  if (const char * rank = std::getenv("RANK"); rank && std::getenv("WORLD_SIZE"))
+    who = std::string("agcl[rank ") + rank + "]";
+  if (threads == 0 && std::getenv("AGCL_NUM_THREADS") == nullptr)
+    if (const char * local = std::getenv("LOCAL_WORLD_SIZE"))
+    {
+      const int ranks = std::atoi(local);
+      if (ranks > 1)
+        threads = agcl::ThreadsPerRank(static_cast<int>(std::thread::hardware_concurrency()), ranks);
+    }
+
   try
   {
     agcl::ConfigureThreads(threads);
@@ -70,27 +86,27 @@ main(int argc, char ** argv)
   }
   catch (const InputError & e)
   {
-    std::cerr << "agcl: error: " << e.what() << std::endl;
+    std::cerr << who << ": error: " << e.what() << std::endl;
     return kBadInput;
   }
   catch (const std::invalid_argument & e)
   {
-    std::cerr << "agcl: error: " << e.what() << std::endl;
+    std::cerr << who << ": error: " << e.what() << std::endl;
     return kBadInput;
   }
   catch (const itk::ExceptionObject & e)
   {
-    std::cerr << "agcl: failed: " << e.GetDescription() << std::endl;
+    std::cerr << who << ": failed: " << e.GetDescription() << std::endl;
     return kRuntimeFailure;
   }
   catch (const c10::Error & e)
   {
-    std::cerr << "agcl: failed (LibTorch): " << e.what_without_backtrace() << std::endl;
+    std::cerr << who << ": failed (LibTorch): " << e.what_without_backtrace() << std::endl;
     return kRuntimeFailure;
   }
   catch (const std::exception & e)
   {
-    std::cerr << "agcl: failed: " << e.what() << std::endl;
+    std::cerr << who << ": failed: " << e.what() << std::endl;
     return kRuntimeFailure;
   }
 }

@@ -20,6 +20,7 @@
 namespace agcl {
 
 class AGCLModel;
+class DistributedGroup;
 
 struct AGCLTrainerOptions
 {
@@ -190,6 +191,17 @@ public:
   void
   SetCheckpointHook(WritePointHook hook);
 
+  /** Runs as one rank of a distributed job (agcl/Distributed.h): each rank trains on its share
+   *  of every step's global batch (same seed: the same global batch as one process), the
+   *  gradients are combined before every optimizer step, stage 1 draws its negatives from every
+   *  rank, BatchNorm running statistics are averaged after every step (the batch statistics of
+   *  a forward pass are the rank's own). Rank 0 holds the output directory's lock and writes
+   *  the log, settings, checkpoints and the model; every rank reads the checkpoint on resume
+   *  (the directory must be shared), and a checkpoint of another world size is refused. Without
+   *  a group (or a group of one): one process, as before. */
+  void
+  SetDistributedGroup(std::shared_ptr<DistributedGroup> group);
+
   /** The trained (or training) model. */
   AGCLModel &
   Model();
@@ -244,6 +256,7 @@ private:
   std::shared_ptr<AGCLModel>                    m_Model;
   std::function<void(const TrainingProgress &)> m_Progress;
   WritePointHook                                m_CheckpointHook;
+  std::shared_ptr<DistributedGroup>             m_Group;
   std::vector<std::string>                      m_Labelled;
   double                                        m_BestDice = -1.0;
   double                                        m_CoarseDice = -1.0;

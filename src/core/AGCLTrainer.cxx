@@ -21,6 +21,7 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <optional>
 #include <random>
 #include <set>
 
@@ -342,83 +343,145 @@ AGCLTrainer::CheckpointPath(const std::string & directory)
   return (fs::path(directory) / "checkpoint.agcl").string();
 }
 
+void
+AGCLTrainer::SetDistributedGroup(std::shared_ptr<DistributedGroup> group)
+{
+  m_Group = std::move(group);
+}
+
 std::string
 AGCLTrainer::Run(TrainingData & data)
 {
-  const AGCLTrainerOptions & o = m_Options;
-  CheckOptions(o);
-  const c10::Device device = ParseDevice(o.device());
-  const fs::path    directory = o.output_directory();
-  fs::create_directories(directory);
-  const RunLock lock(directory); // before anything in the folder is read or written
-  // What killed runs left half-written (their temporary files); no other run can be writing.
-  for (const char * name : { "checkpoint.agcl", "model.agcl", "settings.json", "log.jsonl" })
-    RemoveStaleTemporaries(directory / name);
-  const std::string checkpointPath = CheckpointPath(directory.string());
-  m_Labelled.clear();
-  m_Unconverged.clear();
+  const AGCLTrainerOptions &              o = m_Options;
+  const std::shared_ptr<DistributedGroup> group =
+    m_Group ? m_Group : DistributedGroup::Connect(DistributedEnvironment{}); // one process
+  const bool leader = group->Rank() == 0;
+  // Distributed: the set-up below may fail on one rank only (a lock, a file, an option); the
+  // ranks compare notes before the first collective of the stages, so that all stop together.
+  std::exception_ptr         setupError;
+  std::optional<RunLock>     lock;
+  std::optional<TrainingRun> runStorage;
+  CheckpointState            saved;
+  bool                       continuing = false;
+  const fs::path             directory = o.output_directory();
+  try
+  {
+    CheckOptions(o);
+    const c10::Device device = ParseDevice(o.device());
+    fs::create_directories(directory);
+    if (leader)
+    {
+      lock.emplace(directory); // before anything in the folder is read or written
+      // What killed runs left half-written (their temporary files); no other run can be writing.
+      for (const char * name : { "checkpoint.agcl", "model.agcl", "settings.json", "log.jsonl" })
+        RemoveStaleTemporaries(directory / name);
+    }
+    const std::string checkpointPath = CheckpointPath(directory.string());
+    m_Labelled.clear();
+    m_Unconverged.clear();
 
-  // The model: from the checkpoint (resume), from init_from, or new.
-  const bool      continuing = o.resume() && fs::exists(checkpointPath);
-  ModelBundle     checkpoint;
-  CheckpointState saved;
-  if (continuing)
-  {
-    checkpoint = ModelBundle::Load(checkpointPath);
-    saved = CheckResumable(o, checkpoint, checkpointPath);
-    m_Model = std::make_shared<AGCLModel>(AGCLModel::FromBundle(checkpoint));
-  }
-  else
-  {
-    TrainingRun::Require(o.resume() || !fs::exists(checkpointPath),
-                         "'" + checkpointPath +
-                           "' exists: pass resume to continue it, or choose another output directory");
-    torch::manual_seed(o.seed()); // the new networks' initial weights
-    m_Model =
-      std::make_shared<AGCLModel>(o.init_from().empty() ? AGCLModel(o.model()) : AGCLModel::Load(o.init_from()));
-  }
-  TrainingRun run(o, *m_Model, data, directory, m_CheckpointHook, m_Progress);
-  run.device = device;
-  if (continuing)
-  {
-    run.checkpoint = std::move(checkpoint);
-    run.haveCheckpoint = true;
-    run.stage = saved.stage;
-    run.step = saved.step;
-    run.bestDice = saved.best_dice;
-  }
-  else
-    run.stage = o.stage() < 0 ? 0 : o.stage();
-  if (o.stage() >= 0 && run.stage != o.stage())
-  {
-    // A single stage on top of a checkpoint that ended elsewhere: start that stage afresh.
-    run.stage = o.stage();
-    run.step = 0;
-    run.haveCheckpoint = false;
-  }
-  m_Model->Coarse()->to(device);
-  m_Model->Encoder()->to(device);
-  m_Model->Decoder()->to(device);
+    // The model: from the checkpoint (resume), from init_from, or new.
+    continuing = o.resume() && fs::exists(checkpointPath);
+    ModelBundle checkpoint;
+    if (continuing)
+    {
+      checkpoint = ModelBundle::Load(checkpointPath);
+      saved = CheckResumable(o, checkpoint, checkpointPath);
+      const int savedRanks = checkpoint.config.at("trainer").value("world_size", 1);
+      TrainingRun::Require(
+        savedRanks == group->Size(),
+        "cannot resume '" + checkpointPath + "': it was written by a job of " + std::to_string(savedRanks) +
+          " process(es), this job has " + std::to_string(group->Size()) +
+          " (each rank's share of the global batch is part of the run): resume with " + std::to_string(savedRanks));
+      m_Model = std::make_shared<AGCLModel>(AGCLModel::FromBundle(checkpoint));
+    }
+    else
+    {
+      TrainingRun::Require(o.resume() || !fs::exists(checkpointPath),
+                           "'" + checkpointPath +
+                             "' exists: pass resume to continue it, or choose another output directory");
+      torch::manual_seed(o.seed()); // the new networks' initial weights
+      m_Model =
+        std::make_shared<AGCLModel>(o.init_from().empty() ? AGCLModel(o.model()) : AGCLModel::Load(o.init_from()));
+    }
+    runStorage.emplace(o, *m_Model, data, directory, m_CheckpointHook, m_Progress);
+    TrainingRun & run = *runStorage;
+    run.group = group;
+    run.device = device;
+    if (continuing)
+    {
+      run.checkpoint = std::move(checkpoint);
+      run.haveCheckpoint = true;
+      run.stage = saved.stage;
+      run.step = saved.step;
+      run.bestDice = saved.best_dice;
+    }
+    else
+      run.stage = o.stage() < 0 ? 0 : o.stage();
+    if (o.stage() >= 0 && run.stage != o.stage())
+    {
+      // A single stage on top of a checkpoint that ended elsewhere: start that stage afresh.
+      run.stage = o.stage();
+      run.step = 0;
+      run.haveCheckpoint = false;
+    }
+    m_Model->Coarse()->to(device);
+    m_Model->Encoder()->to(device);
+    m_Model->Decoder()->to(device);
 
-  run.subjects = data.Subjects();
-  run.dataFingerprint = DataFingerprint(run.subjects, m_Model->Config());
-  if (continuing)
-    CheckSameData(run.dataFingerprint, saved.subjects, checkpointPath);
-  ChooseSubjects(run);
-  m_Labelled = run.labelledNames;
-  m_Steps = run.steps;
+    run.subjects = data.Subjects();
+    run.dataFingerprint = DataFingerprint(run.subjects, m_Model->Config());
+    if (continuing)
+      CheckSameData(run.dataFingerprint, saved.subjects, checkpointPath);
+    ChooseSubjects(run);
+    m_Labelled = run.labelledNames;
+    m_Steps = run.steps;
 
-  // Output files: the log (a resumed run keeps its lines up to the checkpoint) and the settings.
-  run.OpenLog(continuing);
-  {
-    nlohmann::json settings = OptionsToJson(o);
-    settings["tool_version"] = Version();
-    settings["output_directory"] = o.output_directory();
-    settings["model"] = m_Model->Config().ToJson();
-    settings["labelled_subjects"] = m_Labelled;
-    settings["effective_steps"] = m_Steps;
-    WriteTextAtomically(directory / "settings.json", settings.dump(2) + "\n"); // checked, fsync'ed, renamed
+    // Output files (rank 0): the log (a resumed run keeps its lines up to the checkpoint) and the
+    // settings.
+    if (leader)
+    {
+      run.OpenLog(continuing);
+      nlohmann::json settings = OptionsToJson(o);
+      settings["tool_version"] = Version();
+      settings["output_directory"] = o.output_directory();
+      settings["model"] = m_Model->Config().ToJson();
+      settings["labelled_subjects"] = m_Labelled;
+      settings["effective_steps"] = m_Steps;
+      settings["world_size"] = group->Size();
+      WriteTextAtomically(directory / "settings.json", settings.dump(2) + "\n"); // checked, fsync'ed, renamed
+    }
   }
+  catch (...)
+  {
+    setupError = std::current_exception();
+  }
+  if (group->Size() > 1)
+  {
+    // Every rank's outcome and where it stands (continuing, stage, step), compared with rank 0's.
+    const int64_t state[4] = {
+      setupError ? 1 : 0, continuing ? 1 : 0, runStorage ? runStorage->stage : -1, runStorage ? runStorage->step : -1
+    };
+    const at::Tensor all = group->AllGather(torch::tensor(std::vector<int64_t>(state, state + 4)).reshape({ 1, 4 }));
+    if (setupError)
+      std::rethrow_exception(setupError);
+    for (int r = 0; r < group->Size(); ++r)
+    {
+      if (all[r][0].item<int64_t>() != 0)
+        throw std::runtime_error("AGCLTrainer: rank " + std::to_string(r) + " of " + std::to_string(group->Size()) +
+                                 " could not set the run up (its message names the cause); rank " +
+                                 std::to_string(group->Rank()) + " stops too");
+      if (!torch::equal(all[r].narrow(0, 1, 3), all[0].narrow(0, 1, 3)))
+        throw std::runtime_error("AGCLTrainer: rank " + std::to_string(r) + " finds another checkpoint state in '" +
+                                 directory.string() +
+                                 "' than rank 0 (resumes: " + std::to_string(all[r][1].item<int64_t>()) + " vs " +
+                                 std::to_string(all[0][1].item<int64_t>()) +
+                                 "): every rank must see the same output directory (a shared file system)");
+    }
+  }
+  else if (setupError)
+    std::rethrow_exception(setupError);
+  TrainingRun & run = *runStorage;
 
   // The stages, in order from where the run stands; each ends by moving on and writing a
   // checkpoint. What they found is kept here even when one throws.
@@ -443,7 +506,9 @@ AGCLTrainer::Run(TrainingData & data)
   m_Unconverged = run.unconverged;
 
   const std::string modelPath = (directory / "model.agcl").string();
-  FinalBundle(run).Save(modelPath);
+  if (leader)
+    FinalBundle(run).Save(modelPath);
+  group->Barrier(); // the model is written when any rank returns
   return modelPath;
 }
 

@@ -84,6 +84,17 @@ RunCoarseStage(TrainingRun & run)
   }
   weights = weights.to(torch::kFloat).to(run.device);
   const int64_t window = config.coarse_window_slices;
+  // Distributed: the ranks split each step's windows (every rank draws them all, in the same
+  // order, and computes its share); each window's loss is divided by the global batch, so the
+  // gradients' sum over the ranks is one process's.
+  const int64_t ranks = run.group->Size(), rank = run.group->Rank(), batch = o.coarse_batch_size();
+  TrainingRun::Require(batch >= ranks,
+                       "stage 0: --coarse-batch " + std::to_string(batch) + " is smaller than the " +
+                         std::to_string(ranks) + " processes (each needs at least one window per step)");
+  const int64_t mine = rank * batch / ranks, next = (rank + 1) * batch / ranks;
+  run.synchronised = Trainable({ net.get() });
+  run.gradientReduction = Reduction::Sum;
+  run.BroadcastModel();
   net->train();
   run.RunSteps(
     0,
@@ -106,6 +117,8 @@ RunCoarseStage(TrainingRun & run)
           first = static_cast<int64_t>(rng() % static_cast<uint64_t>(depth - window + 1));
           count = window;
         }
+        if (b < mine || b >= next)
+          continue; // another rank's window
         at::Tensor           image = s.image.narrow(0, first, count);
         at::Tensor           truth = s.classes.narrow(0, first, count);
         std::vector<int64_t> padding;
@@ -124,7 +137,7 @@ RunCoarseStage(TrainingRun & run)
         loss.backward();
         lossSum += loss.item<double>();
       }
-      return { lossSum, o.coarse_batch_size() };
+      return { lossSum, next - mine };
     },
     nullptr,
     [&] { run.WriteCheckpoint(&optimizer, nullptr, nullptr); });

@@ -99,6 +99,9 @@ RunDecoderStage(TrainingRun & run)
     optimizer.SetLearningRateScales(std::move(scales));
   }
   run.ResumeInto(optimizer, nullptr);
+  run.BroadcastModel();
+  run.synchronised = parameters;
+  run.gradientReduction = Reduction::Mean; // each rank's Dice loss on its share, averaged
   // The best weights so far (encoder and decoder), carried through checkpoints.
   ModelBundle best;
   if (run.haveCheckpoint && run.step > 0 && !run.checkpoint.WithPrefix("best").empty())

@@ -51,6 +51,12 @@ RunPretrainingStage(TrainingRun & run)
   AdamOptimizer optimizer(Trainable({ encoder.get(), auxiliary.get() }),
                           AdamOptions{ 0.9, 0.999, 1e-8, o.weight_decay() });
   run.ResumeInto(optimizer, auxiliary.get());
+  run.BroadcastModel(auxiliary.get());
+  run.synchronised = Trainable({ encoder.get(), auxiliary.get() });
+  // Contrastive modes: each rank's loss is its share of the global batch's loss (its anchors
+  // against every rank's embeddings), so the gradients are summed; CE: the ranks' means averaged.
+  const bool distributedContrastive = run.group->Size() > 1 && o.mode() != PretrainingMode::CE;
+  run.gradientReduction = distributedContrastive ? Reduction::Sum : Reduction::Mean;
   ConditionalContrastiveLoss contrastive(
     ConditionalContrastiveLossOptions().temperature(o.temperature()).check_finite(false));
   PairedAugmentation augmentation;
@@ -72,10 +78,19 @@ RunPretrainingStage(TrainingRun & run)
       if (o.mode() == PretrainingMode::CE)
         loss = classifier->Loss(classifier->forward(representation), modality.repeat({ 2 }), organ.repeat({ 2 }));
       else
-        loss = contrastive(head->forward(representation),
-                           ContrastiveLabels(o.mode(), modality, organ, static_cast<int64_t>(config.organs.size())));
+      {
+        at::Tensor labels = ContrastiveLabels(o.mode(), modality, organ, static_cast<int64_t>(config.organs.size()));
+        if (o.mode() == PretrainingMode::SSCL)
+          labels = labels + batch.first; // patch ids of the global batch
+        if (distributedContrastive)
+          loss = DistributedContrastiveLoss(contrastive, head->forward(representation), labels, *run.group).first;
+        else
+          loss = contrastive(head->forward(representation), labels);
+      }
       const double value = loss.item<double>();
-      if (std::isfinite(value))
+      // (Distributed contrastive: backward runs collectives, so every rank runs it; a
+      // non-finite global loss then stops every rank before the optimizer step.)
+      if (std::isfinite(value) || distributedContrastive)
         loss.backward();
       return { value, views.size(0) };
     },

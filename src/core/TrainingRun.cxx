@@ -192,7 +192,8 @@ TrainingRun::OpenLog(bool continuing)
 void
 TrainingRun::Log(const nlohmann::json & line)
 {
-  m_Log << line.dump() << '\n' << std::flush;
+  if (m_Log.is_open()) // rank 0 only
+    m_Log << line.dump() << '\n' << std::flush;
 }
 
 void
@@ -205,7 +206,7 @@ TrainingRun::Emit(const TrainingProgress & p)
         { "lr", p.learning_rate },
         { "patches_per_s", p.patches_per_second },
         { "eta_s", p.eta_seconds } });
-  if (options.show_progress())
+  if (options.show_progress() && Leader())
   {
     std::ostringstream text;
     text << "stage " << p.stage << "  " << p.step << "/" << p.steps << "  loss " << std::fixed << std::setprecision(4)
@@ -221,7 +222,7 @@ TrainingRun::Emit(const TrainingProgress & p)
     else
       std::cerr << text.str() << std::endl;
   }
-  if (m_Progress)
+  if (m_Progress && Leader())
     m_Progress(p);
 }
 
@@ -248,13 +249,16 @@ TrainingRun::Report(int64_t stageSteps, double loss, double learningRate)
 void
 TrainingRun::WriteCheckpoint(const AdamOptimizer * optimizer, torch::nn::Module * auxiliary, const ModelBundle * best)
 {
+  if (!Leader()) // every rank holds the same weights and optimizer state; rank 0 writes them
+    return;
   ModelBundle bundle = model.ToBundle();
   bundle.config["trainer"] = { { "stage", stage },
                                { "step", step },
                                { "best_dice", bestDice },
                                { "options", Fingerprint(options) },
                                { "labelled_subjects", labelledNames },
-                               { "subjects", dataFingerprint } };
+                               { "subjects", dataFingerprint },
+                               { "world_size", group->Size() } };
   if (optimizer)
     optimizer->Save(bundle, "adam");
   if (auxiliary)
@@ -302,11 +306,24 @@ TrainingRun::RunSteps(int                                                 stageN
   {
     const double lr = LearningRate(baseLearningRate, step, stageSteps, options.warmup_fraction());
     optimizer.ZeroGrad();
-    const auto [loss, inputs] = computeLoss();
+    auto [loss, inputs] = computeLoss();
+    if (group->Size() > 1)
+    {
+      // Every rank sees the same loss (and stops together on a non-finite one), then the
+      // gradients are combined before the (identical) optimizer steps.
+      std::vector<at::Tensor> values{ torch::tensor({ loss, static_cast<double>(inputs) }, torch::kDouble) };
+      group->AllReduce(values, Reduction::Sum);
+      loss = values[0][0].item<double>() / (gradientReduction == Reduction::Mean ? group->Size() : 1);
+      inputs = static_cast<int64_t>(values[0][1].item<double>());
+      if (std::isfinite(loss))
+        AllReduceGradients(synchronised, *group, gradientReduction);
+    }
     Require(std::isfinite(loss),
             "stage " + std::to_string(stageNumber) + ": the loss became " + std::to_string(loss) + " at step " +
               std::to_string(step) + " (learning rate too high?)");
     optimizer.Step(lr);
+    if (group->Size() > 1)
+      AverageBuffers();
     losses.push_back(loss);
     ++step;
     m_IntervalInputs += inputs;
@@ -329,10 +346,11 @@ TrainingRun::RunSteps(int                                                 stageN
         { "loss_last_tenth", c.last } });
   if (!c.converged)
   {
-    std::cerr << "agcl: warning: stage " << stageNumber << " stopped before its loss levelled off (mean loss of the "
-              << "first, middle and last tenth of its " << stageSteps << " steps: " << c.first << ", " << c.middle
-              << ", " << c.last << ": the second half still brought more than 20% of the fall); more steps ("
-              << StepsOptionOf(stageNumber) << ") would likely help" << std::endl;
+    if (Leader())
+      std::cerr << "agcl: warning: stage " << stageNumber << " stopped before its loss levelled off (mean loss of the "
+                << "first, middle and last tenth of its " << stageSteps << " steps: " << c.first << ", " << c.middle
+                << ", " << c.last << ": the second half still brought more than 20% of the fall); more steps ("
+                << StepsOptionOf(stageNumber) << ") would likely help" << std::endl;
     unconverged.push_back(stageNumber);
   }
 }
@@ -377,12 +395,78 @@ TrainingRun::Batches(const PatchSet &           patches,
     return std::async(policy, MakeBatch, std::cref(*pool), count, StepSeed(seed, stageNumber, at, 1), augmentation);
   };
   auto pending = std::make_shared<std::future<Batch>>(start(step));
-  return [this, start, pending, stageSteps]() {
+  // Distributed: every rank draws the same global batch and keeps its contiguous share of the
+  // patches (both views of each in stage 1): ranks 0..W-1 take [r n / W, (r + 1) n / W).
+  const int64_t rank = group->Rank(), ranks = group->Size();
+  Require(count >= ranks,
+          "stage " + std::to_string(stageNumber) + ": " + std::to_string(count) + " patches per step (batch size " +
+            std::to_string(batchSize) + ", pool " + std::to_string(patches.Size()) + ") for " + std::to_string(ranks) +
+            " processes: each needs at least one");
+  const int64_t first = rank * count / ranks, last = (rank + 1) * count / ranks;
+  return [this, start, pending, stageSteps, count, first, last, ranks]() {
     Batch batch = pending->get();
     if (step + 1 < stageSteps)
       *pending = start(step + 1);
+    if (ranks > 1)
+    {
+      const int64_t n = last - first;
+      batch.image = batch.image.size(0) == 2 * count
+                      ? torch::cat({ batch.image.narrow(0, first, n), batch.image.narrow(0, count + first, n) })
+                      : batch.image.narrow(0, first, n);
+      batch.mask = batch.mask.narrow(0, first, n);
+      batch.organ = batch.organ.narrow(0, first, n);
+      batch.modality = batch.modality.narrow(0, first, n);
+      batch.first = first;
+    }
     return batch;
   };
+}
+
+void
+TrainingRun::BroadcastModel(torch::nn::Module * extra)
+{
+  if (group->Size() == 1)
+    return;
+  std::vector<at::Tensor> tensors;
+  for (torch::nn::Module * m : { static_cast<torch::nn::Module *>(model.Coarse().get()),
+                                 static_cast<torch::nn::Module *>(model.Encoder().get()),
+                                 static_cast<torch::nn::Module *>(model.Decoder().get()),
+                                 extra })
+    if (m)
+    {
+      for (const auto & p : m->parameters())
+        tensors.push_back(p);
+      for (const auto & b : m->buffers())
+        tensors.push_back(b);
+    }
+  BroadcastTensors(tensors, *group);
+}
+
+void
+TrainingRun::AverageBuffers()
+{
+  std::vector<at::Tensor> buffers;
+  for (torch::nn::Module * m : { static_cast<torch::nn::Module *>(model.Coarse().get()),
+                                 static_cast<torch::nn::Module *>(model.Encoder().get()),
+                                 static_cast<torch::nn::Module *>(model.Decoder().get()) })
+    for (const auto & b : m->buffers())
+      if (at::isFloatingType(b.scalar_type()))
+        buffers.push_back(b);
+  if (buffers.empty())
+    return;
+  // One flat all-reduce (the buffers are small next to the gradients).
+  torch::NoGradGuard      noGrad;
+  std::vector<at::Tensor> flat;
+  for (const auto & b : buffers)
+    flat.push_back(b.reshape({ -1 }).to(torch::kDouble));
+  std::vector<at::Tensor> all{ torch::cat(flat) };
+  group->AllReduce(all, Reduction::Mean);
+  int64_t at = 0;
+  for (auto & b : buffers)
+  {
+    b.copy_(all[0].narrow(0, at, b.numel()).view(b.sizes()));
+    at += b.numel();
+  }
 }
 
 } // namespace agcl::detail

@@ -14,6 +14,7 @@
 #include "agcl/AGCLTrainer.h"
 #include "agcl/AdamOptimizer.h"
 #include "agcl/AGCLModel.h"
+#include "agcl/Distributed.h"
 #include "agcl/ModelBundle.h"
 #include "agcl/PairedAugmentation.h"
 
@@ -53,6 +54,9 @@ Fingerprint(const AGCLTrainerOptions & options);
 struct Batch
 {
   at::Tensor image, mask, organ, modality;
+  /** The global batch's index of this rank's first patch (distributed: each rank takes a
+   *  contiguous share of every step's global batch; 0 in one process). */
+  int64_t first = 0;
 };
 
 class TrainingRun
@@ -87,6 +91,15 @@ public:
   ModelBundle                  checkpoint;             // loaded when resuming
   bool                         haveCheckpoint = false; // `checkpoint` holds state.stage's optimizer state
   nlohmann::json               dataFingerprint;        // kept in every checkpoint
+  /** The job's processes (a group of one without distribution: no communication). Rank 0
+   *  writes the log, the checkpoints and the model; every rank trains on its share. */
+  std::shared_ptr<DistributedGroup> group;
+
+  bool
+  Leader() const
+  {
+    return group->Rank() == 0;
+  }
 
   // -- results
   double           bestDice = -1.0;   // best stage-2 validation Dice
@@ -125,6 +138,17 @@ public:
            const std::function<void()> &                       afterStep,
            const std::function<void()> &                       checkpoint);
 
+  /** Distributed runs, after each step's backward pass: the trained parameters' gradients
+   *  combined over the ranks (Mean: each rank's loss is the mean over its share; Sum: each
+   *  rank's loss is its share of the global loss, as DistributedContrastiveLoss gives), and the
+   *  loss reported as the ranks' mean (Mean) or sum (Sum). Set by each stage before RunSteps. */
+  Reduction gradientReduction = Reduction::Mean;
+  /** The parameters whose gradients RunSteps combines (the optimizer's). */
+  std::vector<at::Tensor> synchronised;
+  /** Rank 0's values of the model's parameters and buffers (and `extra`'s) on every rank. */
+  void
+  BroadcastModel(torch::nn::Module * extra = nullptr);
+
   /** The query patches of `subjects` (organ, modality and mask as int64), with the same seed
    *  per subject in every stage, so that a resumed run draws the same ones. The last pool made
    *  is kept and given again for the same subjects and source (stage 2's BatchNorm pass reuses
@@ -149,6 +173,10 @@ private:
 
   void
   Report(int64_t steps, double loss, double learningRate);
+  /** The floating-point buffers (BatchNorm running statistics) of the model, averaged over the
+   *  ranks after every step so that every rank holds the same model. */
+  void
+  AverageBuffers();
   void
   Emit(const TrainingProgress & progress);
 
