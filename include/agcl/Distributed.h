@@ -20,7 +20,8 @@
 
 namespace agcl {
 
-/** Distributed training on PyTorch's c10d (DESIGN.md, "Distributed training").
+/** Distributed training on PyTorch's c10d (DESIGN.md, "Layers and data flow";
+ *  Documentation/distributed.md).
  *
  *  N cooperating processes ("ranks") find each other through a c10d::TCPStore at
  *  MASTER_ADDR:MASTER_PORT and talk through a c10d process group (Gloo on the CPU, NCCL on

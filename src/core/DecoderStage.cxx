@@ -161,6 +161,8 @@ RunDecoderStage(TrainingRun & run)
       at::Tensor       loss = dice(logits, mask);
       if (o.decoder_cross_entropy())
         loss = loss + torch::nn::functional::cross_entropy(logits, mask.to(torch::kLong));
+      if (run.group->Size() > 1)
+        loss = loss * batch.ShareWeight(run.group->Size()); // the ranks' average = the global mean
       const double value = loss.item<double>();
       if (std::isfinite(value))
         loss.backward();

@@ -76,7 +76,11 @@ RunPretrainingStage(TrainingRun & run)
       const at::Tensor modality = batch.modality.to(run.device), organ = batch.organ.to(run.device);
       at::Tensor       loss;
       if (o.mode() == PretrainingMode::CE)
+      {
         loss = classifier->Loss(classifier->forward(representation), modality.repeat({ 2 }), organ.repeat({ 2 }));
+        if (run.group->Size() > 1)
+          loss = loss * batch.ShareWeight(run.group->Size()); // the ranks' average = the global mean
+      }
       else
       {
         at::Tensor labels = ContrastiveLabels(o.mode(), modality, organ, static_cast<int64_t>(config.organs.size()));

@@ -197,15 +197,14 @@ TrainingRun::Log(const nlohmann::json & line)
 }
 
 void
-TrainingRun::Emit(const TrainingProgress & p)
+TrainingRun::Emit(const TrainingProgress & p, const nlohmann::json & extra)
 {
-  Log({ { "stage", p.stage },
-        { "step", p.step },
-        { "steps", p.steps },
-        { "loss", p.loss },
-        { "lr", p.learning_rate },
-        { "patches_per_s", p.patches_per_second },
-        { "eta_s", p.eta_seconds } });
+  nlohmann::json line = { { "stage", p.stage },      { "step", p.step },
+                          { "steps", p.steps },      { "loss", p.loss },
+                          { "lr", p.learning_rate }, { "patches_per_s", p.patches_per_second },
+                          { "eta_s", p.eta_seconds } };
+  line.update(extra);
+  Log(line);
   if (options.show_progress() && Leader())
   {
     std::ostringstream text;
@@ -241,7 +240,20 @@ TrainingRun::Report(int64_t stageSteps, double loss, double learningRate)
   p.patches_per_second = interval > 0 ? m_IntervalInputs / interval : 0.0;
   const int64_t done = step - m_StageStartStep;
   p.eta_seconds = done > 0 ? elapsed / done * (stageSteps - step) : 0.0;
-  Emit(p);
+  nlohmann::json traffic = nlohmann::json::object();
+  if (group->Size() > 1)
+  {
+    // Rank 0's collectives per step over the interval (bytes it sent into each, wall time in it).
+    const auto   t = group->TrafficSinceReset();
+    const double n = static_cast<double>(std::max<int64_t>(1, step - m_IntervalStartStep));
+    traffic = { { "allreduce_bytes_per_step", t.allReduceBytes / n },
+                { "allreduce_s_per_step", t.allReduceSeconds / n },
+                { "allgather_bytes_per_step", t.allGatherBytes / n },
+                { "allgather_s_per_step", t.allGatherSeconds / n } };
+    group->ResetTraffic();
+  }
+  m_IntervalStartStep = step;
+  Emit(p, traffic);
   m_IntervalStart = now;
   m_IntervalInputs = 0;
 }
@@ -299,8 +311,9 @@ TrainingRun::RunSteps(int                                                 stageN
                       const std::function<void()> &                       writeCheckpoint)
 {
   m_StageStart = m_IntervalStart = Clock::now();
-  m_StageStartStep = step;
+  m_StageStartStep = m_IntervalStartStep = step;
   m_IntervalInputs = 0;
+  group->ResetTraffic();
   std::vector<double> losses; // this run's losses of the stage (a resumed run: since the resume)
   while (step < stageSteps)
   {
@@ -407,6 +420,7 @@ TrainingRun::Batches(const PatchSet &           patches,
     Batch batch = pending->get();
     if (step + 1 < stageSteps)
       *pending = start(step + 1);
+    batch.total = count;
     if (ranks > 1)
     {
       const int64_t n = last - first;

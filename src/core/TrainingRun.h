@@ -57,6 +57,16 @@ struct Batch
   /** The global batch's index of this rank's first patch (distributed: each rank takes a
    *  contiguous share of every step's global batch; 0 in one process). */
   int64_t first = 0;
+  /** The global batch's number of patches (this rank holds mask.size(0) of them). */
+  int64_t total = 0;
+
+  /** The factor that turns the mean loss over this rank's share into its part of the ranks'
+   *  average that equals the global batch's mean (shares may differ by one patch). */
+  double
+  ShareWeight(int64_t ranks) const
+  {
+    return total > 0 ? static_cast<double>(mask.size(0) * ranks) / static_cast<double>(total) : 1.0;
+  }
 };
 
 class TrainingRun
@@ -178,7 +188,7 @@ private:
   void
   AverageBuffers();
   void
-  Emit(const TrainingProgress & progress);
+  Emit(const TrainingProgress & progress, const nlohmann::json & extra);
 
   WritePointHook                                m_CheckpointHook;
   std::function<void(const TrainingProgress &)> m_Progress;
@@ -188,6 +198,7 @@ private:
   int64_t                                       m_IntervalInputs = 0;
   Clock::time_point                             m_StageStart;
   int64_t                                       m_StageStartStep = 0;
+  int64_t                                       m_IntervalStartStep = 0;
   // Pool's last pool and what it was drawn from.
   std::vector<size_t> m_LastPoolSubjects;
   AttentionSource     m_LastPoolSource{};
