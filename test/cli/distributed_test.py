@@ -4,7 +4,9 @@
 1. `--nproc 2` (the tool starts its ranks) completes the three stages: one model, one log.
 2. The torchrun-style environment (RANK, WORLD_SIZE, LOCAL_*, MASTER_*: set here, one process
    per rank started by this script) gives the same model bit for bit; while it runs, every
-   established TCP connection of the ranks is between loopback addresses.
+   established TCP connection of the ranks is between loopback addresses. The same with the
+   store hosted by the launcher (here: this script, with PyTorch's TCPStore) and
+   TORCHELASTIC_USE_AGENT_STORE=True.
 3. Rank 0 killed (SIGKILL) right after a checkpoint is renamed into place: the launcher stops the
    other rank and fails; `--resume` continues from the checkpoint to the same model bit for bit.
 4. Both ranks killed (SIGKILL) mid-run, then resumed the torchrun way: the same model.
@@ -161,6 +163,22 @@ log(f"ok: torchrun-style ranks: {len(set(c[:2] for c in connections))} connectio
 if "processes: 2" not in outputs[0][0] or outputs[1][0].strip():
     fail(f"rank 0 reports, rank 1 stays silent on stdout: {outputs[0][0]!r} / {outputs[1][0]!r}")
 same_model(os.path.join(env_run, "model.agcl"), model, "torchrun-style environment")
+
+# 2b. the launcher hosts the store (TORCHELASTIC_USE_AGENT_STORE=True, as recent torchrun does):
+# every rank is a client of a store this script holds (PyTorch's own TCPStore).
+import torch.distributed as dist  # noqa: E402  (Debian's python3-torch)
+port = free_port()
+store = dist.TCPStore("127.0.0.1", port, 2, True, wait_for_workers=False)
+agent = os.path.join(WORK, "agent")
+shutil.rmtree(agent, ignore_errors=True)
+procs = start_ranks(agent, env_extra={"TORCHELASTIC_USE_AGENT_STORE": "True", "TORCHELASTIC_RESTART_COUNT": "0",
+                                      "MASTER_PORT": str(port)})
+outputs = [p.communicate() for p in procs]
+if [p.returncode for p in procs] != [0, 0]:
+    fail(f"ranks on the launcher's store: exit codes {[p.returncode for p in procs]}\n{outputs}")
+del store
+log("ok: ranks on the launcher's store (TORCHELASTIC_USE_AGENT_STORE=True)")
+same_model(os.path.join(agent, "model.agcl"), model, "the launcher's store")
 
 # 3. rank 0 killed after its 3rd checkpoint is in place; the launcher stops rank 1; resume
 killed = os.path.join(WORK, "killed")
