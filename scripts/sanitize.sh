@@ -24,7 +24,7 @@ extra=(-DAGCL_SANITIZE=address,undefined -DAGCL_BUILD_BENCHMARKS=OFF)
 targets=""
 if [[ "$MODE" == --ci ]]; then
   extra+=(-DAGCL_WRAP_PYTHON=OFF -DAGCL_BUILD_EXAMPLES=OFF -DAGCL_SANITIZE_DEBUG=-g1)
-  targets="agclCoreTests agclITKTests agcl agclMakeCliTestImages agclCliTestData"
+  targets="agclCoreTests agclDistributedTests agclITKTests agcl agclMakeCliTestImages agclCliTestData"
   for name in model_bundle model_config manifest checkpoint evaluation; do
     targets+=" agclFuzzReplay_$name"
   done
@@ -44,8 +44,10 @@ export UBSAN_OPTIONS="$common:print_stacktrace=1:halt_on_error=1:suppressions=$S
 # Native tests: GoogleTest suites, fuzz replays, CLI tests (and, by hand, the kill tests). Not the
 # memory check: it measures resident memory, which under ASan is the sanitizer's (shadow memory and
 # a quarantine of freed blocks), not the filter's.
+# CI leaves out the 2-process training test (cli.train_distributed: ~370 s under the sanitizers on
+# 2 cores, within CI's budget only without it); its primitives (agclDistributedTests) stay.
 if [[ "$MODE" == --ci ]]; then
-  ctest --test-dir "$BUILD" --output-on-failure -E '^(python|downstream|kill)\.|^itk\.segmentation_memory$'
+  ctest --test-dir "$BUILD" --output-on-failure -E '^(python|downstream|kill)\.|^itk\.segmentation_memory$|^cli\.train_distributed$'
 else
   ctest --test-dir "$BUILD" --output-on-failure -E '^(python|downstream)\.|^itk\.segmentation_memory$'
   # Python: the interpreter is not instrumented, so the runtime is preloaded; CPython keeps much of

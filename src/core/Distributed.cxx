@@ -174,6 +174,20 @@ struct DistributedGroup::Impl
   c10::intrusive_ptr<c10d::ProcessGroup> group;
 #endif
 
+  /** NCCL reduces device tensors only: a host tensor is staged through the rank's GPU. */
+  bool
+  NeedsDevice(const torch::Tensor & t) const
+  {
+    return options.backend == "nccl" && !t.is_cuda();
+  }
+  /** NCCL: the rank's GPU, cuda:LOCAL_RANK (one GPU per rank of a machine). */
+  torch::Device
+  CollectiveDevice() const
+  {
+    return options.backend == "nccl" ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(environment.localRank))
+                                     : torch::Device(torch::kCPU);
+  }
+
   /** Runs one collective; c10d's and Gloo's errors become std::runtime_error naming the rank. */
   template <typename F>
   void
@@ -351,11 +365,13 @@ DistributedGroup::AllReduce(std::vector<torch::Tensor> & tensors, Reduction redu
 #if defined(AGCL_WITH_C10D)
     m_Impl->Run("all-reduce", Bytes(t), &Traffic::allReduceBytes, &Traffic::allReduceSeconds, [&]() {
       // One tensor per call: c10d reduces a list's tensors into each other (one per device).
-      std::vector<torch::Tensor> one{ t };
+      std::vector<torch::Tensor> one{ m_Impl->NeedsDevice(t) ? t.to(m_Impl->CollectiveDevice()) : t };
       c10d::AllreduceOptions     o;
       o.reduceOp = c10d::ReduceOp::SUM;
       o.timeout = m_Impl->options.timeout;
       m_Impl->group->allreduce(one, o)->wait();
+      if (!one[0].is_same(t))
+        t.copy_(one[0]);
     });
 #endif
     if (reduction == Reduction::Mean)
@@ -377,7 +393,7 @@ DistributedGroup::AllGatherCounts(int64_t count)
   std::vector<int64_t> counts(static_cast<size_t>(Size()));
 #if defined(AGCL_WITH_C10D)
   // NCCL gathers device tensors only.
-  const auto device = m_Impl->options.backend == "nccl" ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+  const torch::Device        device = m_Impl->CollectiveDevice();
   std::vector<torch::Tensor> in{ torch::full({ 1 }, count, torch::TensorOptions().dtype(torch::kLong).device(device)) };
   std::vector<std::vector<torch::Tensor>> out(1);
   for (int r = 0; r < Size(); ++r)
@@ -407,7 +423,8 @@ DistributedGroup::AllGather(const torch::Tensor & local)
   const int64_t              largest = *std::max_element(counts.begin(), counts.end());
   std::vector<int64_t>       shape = local.sizes().vec();
   shape[0] = largest;
-  torch::Tensor padded = torch::zeros(shape, local.options());
+  torch::Tensor padded = torch::zeros(
+    shape, local.options().device(m_Impl->NeedsDevice(local) ? m_Impl->CollectiveDevice() : local.device()));
   padded.narrow(0, 0, local.size(0)).copy_(local);
   std::vector<torch::Tensor>              in{ padded };
   std::vector<std::vector<torch::Tensor>> out(1);
@@ -419,7 +436,7 @@ DistributedGroup::AllGather(const torch::Tensor & local)
   std::vector<torch::Tensor> parts;
   for (int r = 0; r < Size(); ++r)
     parts.push_back(out[0][static_cast<size_t>(r)].narrow(0, 0, counts[static_cast<size_t>(r)]));
-  return torch::cat(parts);
+  return torch::cat(parts).to(local.device());
 #endif
 }
 
@@ -437,11 +454,13 @@ DistributedGroup::Broadcast(std::vector<torch::Tensor> & tensors, int root)
       continue;
 #if defined(AGCL_WITH_C10D)
     m_Impl->Run("broadcast", Bytes(t), &Traffic::broadcastBytes, &Traffic::broadcastSeconds, [&]() {
-      std::vector<torch::Tensor> one{ t };
+      std::vector<torch::Tensor> one{ m_Impl->NeedsDevice(t) ? t.to(m_Impl->CollectiveDevice()) : t };
       c10d::BroadcastOptions     o;
       o.rootRank = root;
       o.timeout = m_Impl->options.timeout;
       m_Impl->group->broadcast(one, o)->wait();
+      if (!one[0].is_same(t))
+        t.copy_(one[0]);
     });
 #endif
   }
@@ -454,8 +473,7 @@ DistributedGroup::Barrier()
     return;
 #if defined(AGCL_WITH_C10D)
   // A barrier as a one-element all-reduce: Gloo's barrier has no per-call timeout.
-  std::vector<torch::Tensor> one{ torch::zeros(
-    { 1 }, torch::TensorOptions().device(m_Impl->options.backend == "nccl" ? torch::kCUDA : torch::kCPU)) };
+  std::vector<torch::Tensor> one{ torch::zeros({ 1 }) }; // (staged through the GPU under NCCL)
   AllReduce(one);
 #endif
 }
