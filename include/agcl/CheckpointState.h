@@ -21,6 +21,7 @@ struct CheckpointState
   double         best_dice = -1.0; ///< best validation Dice so far (-1: none yet)
   nlohmann::json options;          ///< the options that decide the result (an object)
   nlohmann::json subjects;         ///< the training data's fingerprint (an array; null if absent)
+  int            world_size = 1;   ///< the processes of the job that wrote it (1 if absent)
 };
 
 /** Reads the "trainer" object of a checkpoint's config. Refused with std::invalid_argument naming

@@ -387,7 +387,7 @@ AGCLTrainer::Run(TrainingData & data)
     {
       checkpoint = ModelBundle::Load(checkpointPath);
       saved = CheckResumable(o, checkpoint, checkpointPath);
-      const int savedRanks = checkpoint.config.at("trainer").value("world_size", 1);
+      const int savedRanks = saved.world_size;
       TrainingRun::Require(
         savedRanks == group->Size(),
         "cannot resume '" + checkpointPath + "': it was written by a job of " + std::to_string(savedRanks) +

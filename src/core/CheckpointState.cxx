@@ -38,6 +38,8 @@ ReadCheckpointState(const nlohmann::json & config, const std::string & path)
   if (!trainer.contains("options") || !trainer.at("options").is_object())
     fail("'trainer.options' is missing or not an object");
   state.options = trainer.at("options");
+  // The job's number of processes (distributed training); absent: one (older checkpoints).
+  state.world_size = trainer.contains("world_size") ? static_cast<int>(integer("world_size", 1, 1 << 20)) : 1;
   state.subjects = trainer.value("subjects", nlohmann::json());
   if (!state.subjects.is_null() && !state.subjects.is_array())
     fail("'trainer.subjects' is not an array");

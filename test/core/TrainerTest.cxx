@@ -887,6 +887,12 @@ TEST(CheckpointState, DamagedOrForeignTrainerFieldsAreRefusedNamingTheField)
   EXPECT_EQ(state.best_dice, 0.25);
   EXPECT_EQ(state.options, nlohmann::json({ { "seed", 1 } }));
   EXPECT_EQ(state.subjects, nlohmann::json::array({ "s1" }));
+  EXPECT_EQ(state.world_size, 1); // absent: one process (checkpoints before distributed training)
+  {
+    nlohmann::json two = good;
+    two["trainer"]["world_size"] = 2;
+    EXPECT_EQ(agcl::ReadCheckpointState(two, "c.agcl").world_size, 2);
+  }
   auto refused = [&](const char * key, const nlohmann::json & value, const std::string & text) {
     nlohmann::json config = good;
     if (value.is_discarded())
@@ -916,6 +922,8 @@ TEST(CheckpointState, DamagedOrForeignTrainerFieldsAreRefusedNamingTheField)
   refused("best_dice", nullptr, "'trainer.best_dice' is missing or not a number");
   refused("options", nlohmann::json::array(), "'trainer.options' is missing or not an object");
   refused("subjects", "s1", "'trainer.subjects' is not an array");
+  refused("world_size", 0, "'trainer.world_size' = 0: expected 1..1048576");
+  refused("world_size", "2", "'trainer.world_size' is missing or not an integer");
   for (const nlohmann::json & config :
        { nlohmann::json::object(), nlohmann::json({ { "trainer", 3 } }), nlohmann::json::array() })
   {
