@@ -78,6 +78,13 @@ def last_step(out):
     return (-1, -1)
 
 
+def wait_for_step(out, procs, position, limit=300):
+    """Waits until the log of `out` reaches (stage, step) `position`, a rank ends, or `limit` s."""
+    deadline = time.time() + limit
+    while last_step(out) < position and time.time() < deadline and all(p.poll() is None for p in procs):
+        time.sleep(0.05)
+
+
 def socket_inodes(pid):
     inodes = set()
     try:
@@ -201,9 +208,7 @@ same_model(os.path.join(killed, "model.agcl"), model, "killed at a checkpoint an
 both = os.path.join(WORK, "both")
 shutil.rmtree(both, ignore_errors=True)
 procs = start_ranks(both)
-deadline = time.time() + 300
-while last_step(both) < (1, 3) and time.time() < deadline and all(p.poll() is None for p in procs):
-    time.sleep(0.05)
+wait_for_step(both, procs, (1, 3))
 for p in procs:
     p.send_signal(signal.SIGKILL)
 for p in procs:
@@ -227,9 +232,7 @@ same_model(os.path.join(both, "model.agcl"), model, "both ranks killed and resum
 dies = os.path.join(WORK, "dies")
 shutil.rmtree(dies, ignore_errors=True)
 procs = start_ranks(dies)
-deadline = time.time() + 300
-while last_step(dies) < (0, 2) and time.time() < deadline and all(p.poll() is None for p in procs):
-    time.sleep(0.05)
+wait_for_step(dies, procs, (0, 2))
 procs[1].send_signal(signal.SIGKILL)
 killed_at = time.time()
 try:
