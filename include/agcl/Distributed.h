@@ -124,9 +124,10 @@ public:
 
   /** Every rank's `local` ([n_r, ...], n_r may differ between ranks, trailing shape and dtype
    *  must agree) concatenated in rank order along dimension 0. No gradient (see
-   *  AllGatherWithGradient). */
+   *  AllGatherWithGradient). `counts`: every rank's n_r when the caller has them already
+   *  (AllGatherCounts); empty: gathered here first. */
   torch::Tensor
-  AllGather(const torch::Tensor & local);
+  AllGather(const torch::Tensor & local, const std::vector<int64_t> & counts = {});
 
   /** The row count of every rank's tensor (one all-gather of a scalar). */
   std::vector<int64_t>
@@ -163,9 +164,18 @@ private:
  *  DistributedGroup::AllGather). Backward: the gradient of the whole gathered tensor is summed
  *  over the ranks (each rank's loss may use every row) and each rank keeps its own rows, so that
  *  with the ranks' losses summed, every row gets the gradient of the sum (as
- *  torch.distributed.nn.all_gather). Every rank must call backward through it (collectives). */
+ *  torch.distributed.nn.all_gather). Every rank must call backward through it (collectives).
+ *  `counts` as for DistributedGroup::AllGather. */
 torch::Tensor
-AllGatherWithGradient(const torch::Tensor & local, DistributedGroup & group);
+AllGatherWithGradient(const torch::Tensor & local, DistributedGroup & group, const std::vector<int64_t> & counts = {});
+
+/** Sums (or averages) `tensors` over the ranks, in place, in flat buckets of at most
+ *  group.Options().bucketBytes (runs of one dtype and device, in the given order, which must be
+ *  the same on every rank). */
+void
+AllReduceTensors(const std::vector<torch::Tensor> & tensors,
+                 DistributedGroup &                 group,
+                 Reduction                          reduction = Reduction::Sum);
 
 /** Sums (or averages) the gradients of `parameters` over the ranks in buckets of
  *  group.Options().bucketBytes (per dtype and device), in place. Parameters without a gradient

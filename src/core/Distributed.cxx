@@ -348,7 +348,17 @@ namespace {
 double
 Bytes(const torch::Tensor & t)
 {
-  return static_cast<double>(t.numel()) * static_cast<double>(t.element_size());
+  return static_cast<double>(t.nbytes());
+}
+
+/** The global index of `rank`'s first row, from every rank's row count. */
+int64_t
+FirstRow(const std::vector<int64_t> & counts, int rank)
+{
+  int64_t first = 0;
+  for (int r = 0; r < rank; ++r)
+    first += counts[static_cast<size_t>(r)];
+  return first;
 }
 
 } // namespace
@@ -408,10 +418,15 @@ DistributedGroup::AllGatherCounts(int64_t count)
 }
 
 torch::Tensor
-DistributedGroup::AllGather(const torch::Tensor & local)
+DistributedGroup::AllGather(const torch::Tensor & local, const std::vector<int64_t> & knownCounts)
 {
   if (!local.defined() || local.dim() < 1)
     throw std::invalid_argument("DistributedGroup::AllGather: expected a defined tensor with at least one dimension");
+  if (!knownCounts.empty() &&
+      (knownCounts.size() != static_cast<size_t>(Size()) || knownCounts[static_cast<size_t>(Rank())] != local.size(0)))
+    throw std::invalid_argument("DistributedGroup::AllGather: " + std::to_string(knownCounts.size()) +
+                                " row counts given for " + std::to_string(Size()) +
+                                " ranks, or not this rank's row count " + std::to_string(local.size(0)));
   torch::NoGradGuard noGrad;
   if (Size() == 1)
     return local.detach().clone();
@@ -419,7 +434,7 @@ DistributedGroup::AllGather(const torch::Tensor & local)
   throw std::logic_error("unreachable: a distributed group without c10d");
 #else
   // Row counts first (they may differ), then every rank's rows padded to the largest count.
-  const std::vector<int64_t> counts = AllGatherCounts(local.size(0));
+  const std::vector<int64_t> counts = knownCounts.empty() ? AllGatherCounts(local.size(0)) : knownCounts;
   const int64_t              largest = *std::max_element(counts.begin(), counts.end());
   std::vector<int64_t>       shape = local.sizes().vec();
   shape[0] = largest;
@@ -485,16 +500,18 @@ namespace {
 struct AllGatherFunction : public torch::autograd::Function<AllGatherFunction>
 {
   static torch::Tensor
-  forward(torch::autograd::AutogradContext * ctx, const torch::Tensor & local, DistributedGroup * group)
+  forward(torch::autograd::AutogradContext * ctx,
+          const torch::Tensor &              local,
+          DistributedGroup *                 group,
+          std::vector<int64_t>               counts)
   {
-    const std::vector<int64_t> counts = group->AllGatherCounts(local.size(0));
-    int64_t                    offset = 0;
-    for (int r = 0; r < group->Rank(); ++r)
-      offset += counts[static_cast<size_t>(r)];
+    if (counts.empty())
+      counts = group->AllGatherCounts(local.size(0));
+    const torch::Tensor all = group->AllGather(local.contiguous(), counts); // (checks the counts)
     ctx->saved_data["group"] = reinterpret_cast<int64_t>(group);
-    ctx->saved_data["offset"] = offset;
+    ctx->saved_data["offset"] = FirstRow(counts, group->Rank());
     ctx->saved_data["rows"] = local.size(0);
-    return group->AllGather(local.contiguous());
+    return all;
   }
 
   static torch::autograd::variable_list
@@ -503,20 +520,58 @@ struct AllGatherFunction : public torch::autograd::Function<AllGatherFunction>
     auto *                     group = reinterpret_cast<DistributedGroup *>(ctx->saved_data["group"].toInt());
     std::vector<torch::Tensor> whole{ gradients[0].contiguous().clone() };
     group->AllReduce(whole, Reduction::Sum);
-    return { whole[0].narrow(0, ctx->saved_data["offset"].toInt(), ctx->saved_data["rows"].toInt()), torch::Tensor() };
+    return { whole[0].narrow(0, ctx->saved_data["offset"].toInt(), ctx->saved_data["rows"].toInt()),
+             torch::Tensor(),
+             torch::Tensor() };
   }
 };
 
 } // namespace
 
 torch::Tensor
-AllGatherWithGradient(const torch::Tensor & local, DistributedGroup & group)
+AllGatherWithGradient(const torch::Tensor & local, DistributedGroup & group, const std::vector<int64_t> & counts)
 {
   if (!local.defined() || local.dim() < 1)
     throw std::invalid_argument("AllGatherWithGradient: expected a defined tensor with at least one dimension");
   if (group.Size() == 1)
     return local;
-  return AllGatherFunction::apply(local, &group);
+  return AllGatherFunction::apply(local, &group, counts);
+}
+
+void
+AllReduceTensors(const std::vector<torch::Tensor> & tensors, DistributedGroup & group, Reduction reduction)
+{
+  if (group.Size() == 1)
+    return;
+  torch::NoGradGuard noGrad;
+  // Buckets of one dtype and device, in the given order (the same on every rank).
+  const size_t limit = group.Options().bucketBytes;
+  size_t       i = 0;
+  while (i < tensors.size())
+  {
+    const auto options = tensors[i].options();
+    size_t     end = i, bytes = 0;
+    while (end < tensors.size() && tensors[end].scalar_type() == options.dtype().toScalarType() &&
+           tensors[end].device() == options.device() &&
+           (end == i || bytes + static_cast<size_t>(Bytes(tensors[end])) <= limit))
+    {
+      bytes += static_cast<size_t>(Bytes(tensors[end]));
+      ++end;
+    }
+    std::vector<torch::Tensor> flat;
+    for (size_t k = i; k < end; ++k)
+      flat.push_back(tensors[k].reshape({ -1 }));
+    std::vector<torch::Tensor> bucket{ torch::cat(flat) };
+    group.AllReduce(bucket, reduction);
+    int64_t at = 0;
+    for (size_t k = i; k < end; ++k)
+    {
+      torch::Tensor t = tensors[k];
+      t.copy_(bucket[0].narrow(0, at, t.numel()).view(t.sizes()));
+      at += t.numel();
+    }
+    i = end;
+  }
 }
 
 void
@@ -524,43 +579,14 @@ AllReduceGradients(const std::vector<torch::Tensor> & parameters, DistributedGro
 {
   if (group.Size() == 1)
     return;
-  torch::NoGradGuard noGrad;
-  // Buckets of one dtype and device, in parameter order (the same on every rank).
-  const size_t limit = group.Options().bucketBytes;
-  size_t       i = 0;
-  while (i < parameters.size())
+  std::vector<torch::Tensor> gradients;
+  for (const torch::Tensor & p : parameters)
   {
-    const auto options = parameters[i].options();
-    size_t     end = i, bytes = 0;
-    while (end < parameters.size() && parameters[end].scalar_type() == options.dtype().toScalarType() &&
-           parameters[end].device() == options.device() &&
-           (end == i || bytes + static_cast<size_t>(Bytes(parameters[end])) <= limit))
-    {
-      bytes += static_cast<size_t>(Bytes(parameters[end]));
-      ++end;
-    }
-    std::vector<torch::Tensor> flat;
-    for (size_t k = i; k < end; ++k)
-    {
-      const torch::Tensor & g = parameters[k].grad();
-      flat.push_back(g.defined() ? g.reshape({ -1 }) : torch::zeros({ parameters[k].numel() }, options));
-    }
-    std::vector<torch::Tensor> bucket{ torch::cat(flat) };
-    group.AllReduce(bucket, reduction);
-    int64_t at = 0;
-    for (size_t k = i; k < end; ++k)
-    {
-      torch::Tensor p = parameters[k];
-      const int64_t n = p.numel();
-      torch::Tensor value = bucket[0].narrow(0, at, n).view(p.sizes());
-      if (p.grad().defined())
-        p.mutable_grad().copy_(value);
-      else
-        p.mutable_grad() = value.clone();
-      at += n;
-    }
-    i = end;
+    if (!p.grad().defined())
+      torch::Tensor(p).mutable_grad() = torch::zeros_like(p); // takes part with zeros
+    gradients.push_back(p.grad());
   }
+  AllReduceTensors(gradients, group, reduction);
 }
 
 void
@@ -589,13 +615,11 @@ DistributedContrastiveLoss(ConditionalContrastiveLoss & loss,
     throw std::invalid_argument("DistributedContrastiveLoss: expected embeddings [n, d] and labels [n], got " +
                                 std::string(embeddings.defined() ? c10::str(embeddings.sizes()) : "undefined") +
                                 " and " + std::string(labels.defined() ? c10::str(labels.sizes()) : "undefined"));
+  // The row counts once, for the embeddings, their labels and this rank's first anchor.
   const std::vector<int64_t> counts = group.AllGatherCounts(embeddings.size(0));
-  int64_t                    first = 0;
-  for (int r = 0; r < group.Rank(); ++r)
-    first += counts[static_cast<size_t>(r)];
-  const torch::Tensor all = AllGatherWithGradient(embeddings, group);
-  const torch::Tensor allLabels = group.AllGather(labels);
-  auto [total, anchors] = loss->anchorSum(all, allLabels, first, embeddings.size(0));
+  const torch::Tensor        all = AllGatherWithGradient(embeddings, group, counts);
+  const torch::Tensor        allLabels = group.AllGather(labels, counts);
+  auto [total, anchors] = loss->anchorSum(all, allLabels, FirstRow(counts, group.Rank()), embeddings.size(0));
   // The global number of anchors with a positive, and the global loss for the log.
   std::vector<torch::Tensor> sums{ torch::stack({ total.detach().to(torch::kDouble), anchors.to(torch::kDouble) }) };
   group.AllReduce(sums, Reduction::Sum);

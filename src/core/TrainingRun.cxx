@@ -436,23 +436,30 @@ TrainingRun::Batches(const PatchSet &           patches,
   };
 }
 
+std::array<torch::nn::Module *, 3>
+TrainingRun::ModelModules() const
+{
+  return { model.Coarse().get(), model.Encoder().get(), model.Decoder().get() };
+}
+
 void
 TrainingRun::BroadcastModel(torch::nn::Module * extra)
 {
   if (group->Size() == 1)
     return;
-  std::vector<at::Tensor> tensors;
-  for (torch::nn::Module * m : { static_cast<torch::nn::Module *>(model.Coarse().get()),
-                                 static_cast<torch::nn::Module *>(model.Encoder().get()),
-                                 static_cast<torch::nn::Module *>(model.Decoder().get()),
-                                 extra })
-    if (m)
-    {
-      for (const auto & p : m->parameters())
-        tensors.push_back(p);
-      for (const auto & b : m->buffers())
-        tensors.push_back(b);
-    }
+  std::vector<at::Tensor>          tensors;
+  std::vector<torch::nn::Module *> modules;
+  for (torch::nn::Module * m : ModelModules())
+    modules.push_back(m);
+  if (extra)
+    modules.push_back(extra);
+  for (torch::nn::Module * m : modules)
+  {
+    for (const auto & p : m->parameters())
+      tensors.push_back(p);
+    for (const auto & b : m->buffers())
+      tensors.push_back(b);
+  }
   BroadcastTensors(tensors, *group);
 }
 
@@ -460,27 +467,20 @@ void
 TrainingRun::AverageBuffers()
 {
   std::vector<at::Tensor> buffers;
-  for (torch::nn::Module * m : { static_cast<torch::nn::Module *>(model.Coarse().get()),
-                                 static_cast<torch::nn::Module *>(model.Encoder().get()),
-                                 static_cast<torch::nn::Module *>(model.Decoder().get()) })
+  for (torch::nn::Module * m : ModelModules())
     for (const auto & b : m->buffers())
       if (at::isFloatingType(b.scalar_type()))
         buffers.push_back(b);
   if (buffers.empty())
     return;
-  // One flat all-reduce (the buffers are small next to the gradients).
+  // Averaged in double precision (the buffers are small next to the gradients).
   torch::NoGradGuard      noGrad;
-  std::vector<at::Tensor> flat;
+  std::vector<at::Tensor> doubles;
   for (const auto & b : buffers)
-    flat.push_back(b.reshape({ -1 }).to(torch::kDouble));
-  std::vector<at::Tensor> all{ torch::cat(flat) };
-  group->AllReduce(all, Reduction::Mean);
-  int64_t at = 0;
-  for (auto & b : buffers)
-  {
-    b.copy_(all[0].narrow(0, at, b.numel()).view(b.sizes()));
-    at += b.numel();
-  }
+    doubles.push_back(b.to(torch::kDouble));
+  AllReduceTensors(doubles, *group, Reduction::Mean);
+  for (size_t k = 0; k < buffers.size(); ++k)
+    buffers[k].copy_(doubles[k]);
 }
 
 } // namespace agcl::detail

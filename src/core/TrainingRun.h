@@ -187,6 +187,9 @@ private:
    *  ranks after every step so that every rank holds the same model. */
   void
   AverageBuffers();
+  /** The model's networks: coarse, encoder, decoder. */
+  std::array<torch::nn::Module *, 3>
+  ModelModules() const;
   void
   Emit(const TrainingProgress & progress, const nlohmann::json & extra);
 
