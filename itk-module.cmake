@@ -29,6 +29,7 @@ itk_module(AGCLSegmentation
     ITKIONRRD
     ITKIOMeta
     ITKIOPNG
+    ITKIOJPEG
     ITKIOGDCM
   DESCRIPTION
     "${DOCUMENTATION}"

@@ -33,8 +33,9 @@ macro(agcl_standalone_itk_module _module_file)
   if(BUILD_TESTING)
     list(APPEND _agcl_itk_components ${AGCL_ITK_MODULE_TEST_DEPENDS})
   endif()
-  # The CLI reads and writes any image format ITK knows, and DICOM series (GDCM).
-  list(APPEND _agcl_itk_components ITKIONIFTI ITKIONRRD ITKIOMeta ITKIOPNG ITKIOGDCM)
+  # The CLI reads and writes any image format ITK knows, DICOM series (GDCM), and the JPEG
+  # photographs and PNG label maps of PASCAL VOC.
+  list(APPEND _agcl_itk_components ITKIONIFTI ITKIONRRD ITKIOMeta ITKIOPNG ITKIOJPEG ITKIOGDCM)
   list(REMOVE_DUPLICATES _agcl_itk_components)
   find_package(ITK 5.2 REQUIRED COMPONENTS ${_agcl_itk_components})
   # Without ITK_USE_FILE the image IO factories are not registered.

@@ -20,10 +20,11 @@ namespace itk {
  *  two processes or calls share the name), which is fsync'ed, renamed over the target, and the
  *  folder fsync'ed. On any failure the temporary file is removed, the target is left as it was,
  *  and itk::ExceptionObject names `path`. Compressed where the format allows (.nii.gz, .nrrd).
+ *  `io`, when given, is the writer to use (e.g. a PNGImageIO with a palette, a JPEGImageIO with its quality).
  *  \ingroup AGCLSegmentation */
 template <typename TImage>
 void
-WriteImageAtomically(const TImage * image, const std::filesystem::path & path)
+WriteImageAtomically(const TImage * image, const std::filesystem::path & path, ImageIOBase * io = nullptr)
 {
   namespace fs = std::filesystem;
   const std::string name = path.filename().string();
@@ -38,6 +39,8 @@ WriteImageAtomically(const TImage * image, const std::filesystem::path & path)
   {
     auto writer = ImageFileWriter<TImage>::New();
     writer->SetInput(image);
+    if (io) // a chosen writer and its settings (a PNG palette, a JPEG quality)
+      writer->SetImageIO(io);
     writer->SetFileName(temporary.string());
     writer->SetUseCompression(true);
     writer->Update();

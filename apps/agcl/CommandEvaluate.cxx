@@ -12,6 +12,7 @@
 
 #include "itkCoarseAttentionFilter.h"
 #include "itkLabelBoundingBoxes.h"
+#include "itkSegmentationConfusionMatrix.h"
 #include "itkSegmentationMetrics.h"
 
 #include "agcl/JsonInput.h"
@@ -131,6 +132,9 @@ struct EvaluateOptions
   std::string manifest;
   std::string split = "test";
   std::string out;
+  std::string metric = "dice";
+  unsigned    numClasses = 0; // 0: from the model's settings, else 21 (VOC)
+  unsigned    ignoreLabel = 255;
 };
 
 std::string
@@ -141,6 +145,97 @@ Number(const std::optional<double> & value)
   std::ostringstream os;
   os << std::setprecision(6) << *value;
   return os.str();
+}
+
+/** The prediction of a manifest row: PRED/<name>.png (2D, as agcl segment writes 2D images), else
+ *  PRED/<name>.nii.gz. */
+fs::path
+PredictionFile(const std::string & pred, const std::string & image)
+{
+  const fs::path png = fs::path(pred) / (VolumeName(image) + ".png");
+  return fs::exists(png) ? png : fs::path(pred) / (VolumeName(image) + ".nii.gz");
+}
+
+/** agcl evaluate --metric miou: one confusion matrix over every image of the split, IoU per
+ *  class and their mean over the classes present, as PASCAL VOC computes it. */
+int
+RunMeanIoU(const EvaluateOptions & options, const std::vector<ManifestRow> & rows, const agcl::ModelConfig * config)
+{
+  // The classes: background 0 and the model's labels when its settings are there, else VOC's 21.
+  unsigned                 classes = options.numClasses;
+  std::vector<std::string> names;
+  if (classes == 0 && config)
+  {
+    for (const auto & organ : config->organs)
+      classes = std::max(classes, static_cast<unsigned>(organ.label) + 1);
+  }
+  if (classes == 0)
+    classes = 21;
+  if (classes > 256)
+    throw InputError("--num-classes " + std::to_string(classes) + ": at most 256 classes (8-bit labels)");
+  if (options.ignoreLabel < classes)
+  {
+    throw InputError("--ignore-label " + std::to_string(options.ignoreLabel) + ": it is one of the " +
+                     std::to_string(classes) + " classes 0.." + std::to_string(classes - 1));
+  }
+  names.assign(classes, "");
+  names[0] = "background";
+  if (config)
+    for (const auto & organ : config->organs)
+      if (organ.label < static_cast<int>(classes))
+        names[organ.label] = organ.name;
+  itk::SegmentationConfusionMatrix<LabelImage> matrix(classes, static_cast<unsigned char>(options.ignoreLabel));
+  int                                          problems = 0;
+  for (const auto & row : rows)
+  {
+    const fs::path prediction = PredictionFile(options.pred, row.image);
+    try
+    {
+      const auto reference = ReadImage<LabelImage>(row.label, "label map");
+      const auto predicted = ReadImage<LabelImage>(prediction.string(), "prediction");
+      matrix.Accumulate(reference, predicted, row.subject);
+    }
+    catch (const InputError & e)
+    {
+      ++problems;
+      std::cerr << "agcl evaluate: subject " << row.subject << " skipped: " << e.what() << std::endl;
+    }
+    catch (const itk::ExceptionObject & e)
+    {
+      ++problems;
+      std::cerr << "agcl evaluate: subject " << row.subject << " skipped: " << e.GetDescription() << std::endl;
+    }
+  }
+  if (matrix.GetNumberOfImages() == 0)
+    throw InputError("--pred '" + options.pred + "': no image of split '" + options.split + "' could be evaluated");
+
+  std::ostringstream csv, table;
+  csv << "class,name,iou,true_positives,false_positives,false_negatives,reference_pixels,predicted_pixels\n";
+  table << "Mean IoU over " << matrix.GetNumberOfImages() << " image(s) of split '" << options.split
+        << "' (one confusion matrix over the set; label " << options.ignoreLabel << " ignored, "
+        << matrix.GetIgnoredPixels() << " pixels)\n\n| class | name | IoU |\n| --- | --- | --- |\n";
+  for (unsigned c = 0; c < classes; ++c)
+  {
+    const auto iou = matrix.IoU(c);
+    csv << c << "," << names[c] << "," << Number(iou) << "," << matrix.TruePositives(c) << ","
+        << matrix.PredictedPixels(c) - matrix.TruePositives(c) << ","
+        << matrix.ReferencePixels(c) - matrix.TruePositives(c) << "," << matrix.ReferencePixels(c) << ","
+        << matrix.PredictedPixels(c) << "\n";
+    if (iou)
+      table << "| " << c << " | " << names[c] << " | " << std::fixed << std::setprecision(4) << *iou << " |\n";
+  }
+  const auto mean = matrix.MeanIoU();
+  const auto accuracy = matrix.PixelAccuracy();
+  csv << "mean,," << Number(mean) << ",,,,,\n";
+  table << "\nmean IoU " << (mean ? Number(mean) : std::string("n/a")) << " over the classes present in the "
+        << "reference or the prediction; pixel accuracy " << (accuracy ? Number(accuracy) : std::string("n/a")) << "\n";
+  const fs::path out = options.out.empty() ? fs::path(options.pred) / "evaluation-miou.csv" : fs::path(options.out);
+  WriteTextAtomically(out, csv.str());
+  fs::path markdown = out;
+  markdown.replace_extension(".md");
+  WriteTextAtomically(markdown, table.str());
+  std::cout << table.str() << "\nwrote " << out.string() << " and " << markdown.string() << std::endl;
+  return problems > 0 ? kBadInput : kSuccess;
 }
 
 int
@@ -170,6 +265,11 @@ RunEvaluate(const EvaluateOptions & options)
       throw InputError("'" + settingsFile.string() + "': " + e.what());
     }
   }
+  if (options.metric == "miou")
+    return RunMeanIoU(options, rows, fs::exists(settingsFile) ? &config : nullptr);
+  if (options.numClasses != 0 || options.ignoreLabel != 255)
+    throw InputError("--num-classes and --ignore-label belong to --metric miou");
+
   std::vector<unsigned char> organs;
   for (const auto & organ : config.organs)
     organs.push_back(static_cast<unsigned char>(organ.label));
@@ -185,7 +285,7 @@ RunEvaluate(const EvaluateOptions & options)
   int                                               problems = 0, evaluated = 0;
   for (const auto & row : rows)
   {
-    const fs::path prediction = fs::path(options.pred) / (VolumeName(row.image) + ".nii.gz");
+    const fs::path prediction = PredictionFile(options.pred, row.image);
     try
     {
       const auto reference = ReadImage<LabelImage>(row.label, "label map");
@@ -350,14 +450,32 @@ RegisterEvaluate(CLI::App & app, Runner & runner)
   CLI::App * sub = app.add_subcommand(
     "evaluate",
     "Dice, IoU and surface distances (MSD, HD, HD95 in mm) of segmentations (as agcl segment names them: "
-    "PRED/<image name>.nii.gz) against a manifest's label maps, per subject and organ; writes a CSV and a Markdown "
-    "summary. Definitions: Documentation/evaluation.md");
+    "PRED/<image name>.nii.gz, or .png for 2D) against a manifest's label maps, per subject and organ, or with "
+    "--metric miou PASCAL VOC's mean IoU over the set; writes a CSV and a Markdown summary. Definitions: "
+    "Documentation/evaluation.md");
   sub->add_option("--pred", options->pred, "folder of predicted label maps")->required();
   sub->add_option("--manifest", options->manifest, "manifest CSV (subject,image,label,modality,split)")->required();
   sub->add_option("--split", options->split, "which split to evaluate (train, val, test, all)")
     ->check(CLI::IsMember({ "all", "train", "val", "test" }));
-  sub->add_option(
-    "--out", options->out, "CSV file to write (default PRED/evaluation.csv; the summary goes next to it as .md)");
+  sub->add_option("--out",
+                  options->out,
+                  "CSV file to write (default PRED/evaluation.csv, or PRED/evaluation-miou.csv for --metric miou; the "
+                  "summary goes next to it as .md)");
+  sub
+    ->add_option("--metric",
+                 options->metric,
+                 "dice: per subject and organ (Dice, IoU, surface distances; the default, for 3D); miou: PASCAL VOC's "
+                 "mean IoU, one confusion matrix over all images of the split, IoU per class (background included), "
+                 "mean over the classes present in the reference or the prediction")
+    ->check(CLI::IsMember({ "dice", "miou" }));
+  sub
+    ->add_option("--num-classes",
+                 options->numClasses,
+                 "miou: the classes are 0..N-1 (default: background and the model's labels from PRED/settings.json, "
+                 "else 21 as PASCAL VOC)")
+    ->check(CLI::Range(1, 256));
+  sub->add_option("--ignore-label", options->ignoreLabel, "miou: reference label left out of the counts (VOC's void)")
+    ->check(CLI::Range(0, 255));
   sub->callback([options, &runner] { runner = [options] { return RunEvaluate(*options); }; });
 }
 

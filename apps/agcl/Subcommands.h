@@ -54,6 +54,10 @@ void
 RegisterEmbed(CLI::App & app, Runner & runner);
 void
 RegisterCalibrate(CLI::App & app, Runner & runner);
+void
+RegisterScenes(CLI::App & app, Runner & runner);
+void
+RegisterVocManifest(CLI::App & app, Runner & runner);
 
 } // namespace agcl::cli
 

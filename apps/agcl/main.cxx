@@ -42,6 +42,8 @@ main(int argc, char ** argv)
   RegisterTrain(app, runner);
   RegisterEmbed(app, runner);
   RegisterCalibrate(app, runner);
+  RegisterScenes(app, runner);
+  RegisterVocManifest(app, runner);
 
   try
   {
