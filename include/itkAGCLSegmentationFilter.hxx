@@ -297,7 +297,12 @@ AGCLSegmentationFilter<TInputImage, TLabelImage>::GenerateData()
   this->UpdateProgress(0.0f);
   LoadModelIfNeeded();
   const agcl::ModelConfig & config = m_Model->GetConfig();
-  std::vector<LabelType>    organs;
+  if (config.image_dimensions != static_cast<int64_t>(ImageDimension))
+  {
+    itkExceptionMacro(<< "the model (" << (m_ModelFileName.empty() ? "set in memory" : m_ModelFileName) << ") is for "
+                      << config.image_dimensions << "D images; the input is " << ImageDimension << "D");
+  }
+  std::vector<LabelType> organs;
   for (const auto & organ : config.organs)
   {
     organs.push_back(static_cast<LabelType>(organ.label));

@@ -581,6 +581,12 @@ CoarseAttentionFilter<TInputImage, TLabelImage>::VerifyPreconditions() ITKv5_CON
     }
     ConvertTorchErrors("Device", [this] { agcl::ParseDevice(m_Device); });
     const agcl::ModelConfig & config = m_Model->GetConfig();
+    if (config.image_dimensions != static_cast<int64_t>(ImageDimension))
+    {
+      itkExceptionMacro(<< "the model (" << (m_Model->GetFileName().empty() ? "set in memory" : m_Model->GetFileName())
+                        << ") is for " << config.image_dimensions << "D images; the input is " << ImageDimension
+                        << "D");
+    }
     for (const LabelType label : m_OrganLabels)
     {
       if (config.OrganIndex(static_cast<int64_t>(label)) < 0)

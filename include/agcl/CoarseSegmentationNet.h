@@ -25,6 +25,10 @@ struct CoarseSegmentationNetOptions
    *  y as (2 i + 1) / size - 1 over the (padded) input, so that organs that look alike (left and
    *  right kidney, spleen and liver) can be told apart by where they are, not only by context. */
   TORCH_ARG(bool, coordinates) = false;
+  /** A 2D network in the same 3D frame (for 2D images, issue 19): kernels 1 x 3 x 3, pooling
+   *  1 x 2 x 2, and each slice of the input is segmented on its own (its own instance-norm
+   *  statistics), so D may be any size (a 2D image is one slice). The weights have the shapes of that 2D network with a depth of 1. */
+  TORCH_ARG(bool, planar) = false;
 };
 
 /** Coarse 3D multi-organ segmentation (the role of RAP-Net in paper §III-A): a small 3D
@@ -33,7 +37,8 @@ struct CoarseSegmentationNetOptions
  *  upsamples trilinearly and concatenates the skip. Trained with Dice + cross-entropy.
  *
  *  forward: [N, in_channels, D, H, W] -> logits [N, classes, D, H, W]; D, H and W must be
- *  multiples of 2^(levels - 1). With coordinates, the first convolution sees in_channels + 2. */
+ *  multiples of 2^(levels - 1) (H and W only when planar). With coordinates, the first
+ *  convolution sees in_channels + 2. */
 class CoarseSegmentationNetImpl : public torch::nn::Module
 {
 public:

@@ -35,6 +35,17 @@ struct ModelConfig
   std::vector<OrganInfo>   organs = BTCVOrgans();
   std::vector<std::string> modalities{ "contrast", "noncontrast" };
 
+  /** The images the model reads (issue 19): 3 = CT volumes (the default), 2 = 2D pictures, for
+   *  which the coarse network is planar (CoarseSegmentationNetOptions::planar). */
+  int64_t image_dimensions = 3;
+  /** Components per pixel: 1 for CT, 3 for RGB photographs. The coarse network sees these, the
+   *  encoder these and one attention channel. */
+  int64_t image_channels = 1;
+  /** Per-channel normalisation (x - mean[c]) / std[c] of photographs (e.g. ImageNet's statistics
+   *  in 0..255 units); empty: `window` (and `coarse.window`) map every channel to 0..1, a CT
+   *  window in HU or [0, 255] for 8-bit photographs. */
+  std::vector<double> channel_mean, channel_std;
+
   // Query patches (paper §III-A): size P (multiple of 16), pixel spacing in mm (0 = the
   // image's finest in-plane spacing), CT window in HU mapped to 0..1.
   int64_t patch_size = 64;
@@ -124,6 +135,10 @@ struct ModelConfig
   /** The fusion threshold of organ `index`: its own, or `threshold`. */
   double
   OrganThreshold(size_t index) const;
+
+  /** The "image" object of the JSON form (dimensions, channels, and mean/std when set). */
+  nlohmann::json
+  ImageJson() const;
 
   /** The organ labels in order; -1 if `label` is not an organ, else its index. */
   std::vector<int64_t>

@@ -19,14 +19,15 @@ AGCLModel::AGCLModel(ModelConfig config)
 {
   m_Config.Validate();
   m_Coarse = CoarseSegmentationNet(CoarseSegmentationNetOptions()
-                                     .in_channels(1)
+                                     .in_channels(m_Config.image_channels)
+                                     .planar(m_Config.image_dimensions == 2)
                                      .classes(static_cast<int64_t>(m_Config.organs.size()) + 1)
                                      .base_channels(m_Config.coarse_base_channels)
                                      .levels(m_Config.coarse_levels)
                                      .coordinates(m_Config.coarse_coordinates));
   m_Encoder = ResNetEncoder(ResNetEncoderOptions()
                               .depth(m_Config.encoder_depth)
-                              .in_channels(2)
+                              .in_channels(m_Config.image_channels + 1)
                               .base_width(m_Config.encoder_width)
                               .output_stride(m_Config.output_stride));
   m_Decoder = ASPPDecoder(ASPPDecoderOptions(m_Encoder->HighLevelChannels(), m_Encoder->LowLevelChannels())

@@ -96,6 +96,7 @@ ModelConfig::ToJson() const
   nlohmann::json json = {
     { "organs", organList },
     { "modalities", modalities },
+    { "image", ImageJson() },
     { "patch_size", patch_size },
     { "patch_spacing_mm", patch_spacing_mm },
     { "window", { window_low, window_high } },
@@ -158,6 +159,15 @@ ModelConfig::FromJson(const nlohmann::json & json)
     }
   }
   Read(json, "modalities", config.modalities, "an array of names");
+  if (const auto it = json.find("image"); it != json.end())
+  {
+    if (!it->is_object())
+      Fail("image", "an object", *it);
+    Read(*it, "dimensions", config.image_dimensions, "2 or 3");
+    Read(*it, "channels", config.image_channels, "an integer");
+    Read(*it, "mean", config.channel_mean, "an array of numbers, one per channel");
+    Read(*it, "std", config.channel_std, "an array of numbers, one per channel");
+  }
   Read(json, "patch_size", config.patch_size, "an integer");
   Read(json, "patch_spacing_mm", config.patch_spacing_mm, "a number");
   std::array<double, 2> window{ config.window_low, config.window_high };
@@ -235,6 +245,21 @@ ModelConfig::Validate() const
   if (modalities.empty() || std::set<std::string>(modalities.begin(), modalities.end()).size() != modalities.size())
   {
     Fail("modalities", "one or more distinct names", modalities);
+  }
+  if (image_dimensions != 2 && image_dimensions != 3)
+  {
+    Fail("image.dimensions", "2 (pictures) or 3 (volumes)", image_dimensions);
+  }
+  if (image_channels < 1 || image_channels > 16 || (image_dimensions == 3 && image_channels != 1))
+  {
+    Fail("image.channels", "1..16 for 2D images, 1 for volumes (CT)", image_channels);
+  }
+  if (channel_mean.size() != channel_std.size() ||
+      (!channel_mean.empty() && channel_mean.size() != static_cast<size_t>(image_channels)) ||
+      std::any_of(channel_mean.begin(), channel_mean.end(), [](double m) { return !std::isfinite(m); }) ||
+      std::any_of(channel_std.begin(), channel_std.end(), [](double s) { return !(s > 0.0 && std::isfinite(s)); }))
+  {
+    Fail("image", "mean and std both absent, or one finite mean and one positive std per channel", ImageJson());
   }
   if (patch_size < 16 || patch_size > 1024 || patch_size % 16 != 0 || patch_size % output_stride != 0)
   {
@@ -346,11 +371,23 @@ ModelConfig::MinimumParameterCount() const
   const uint64_t c = static_cast<uint64_t>(std::max<int64_t>(decoder_channels, 1));
   const uint64_t p = static_cast<uint64_t>(std::max<int64_t>(decoder_low_level_projection, 1));
   count += 9 * c * (c + p);
-  // Coarse network: the deepest level's second 3x3x3 convolution.
+  // Coarse network: the deepest level's second 3x3x3 convolution (1x3x3 when planar).
   const uint64_t deepest = static_cast<uint64_t>(std::max<int64_t>(coarse_base_channels, 1))
                            << std::clamp<int64_t>(coarse_levels - 1, 0, 5);
-  count += 27 * deepest * deepest;
+  count += (image_dimensions == 2 ? 9 : 27) * deepest * deepest;
   return count;
+}
+
+nlohmann::json
+ModelConfig::ImageJson() const
+{
+  nlohmann::json image = { { "dimensions", image_dimensions }, { "channels", image_channels } };
+  if (!channel_mean.empty() || !channel_std.empty())
+  {
+    image["mean"] = channel_mean;
+    image["std"] = channel_std;
+  }
+  return image;
 }
 
 std::vector<int64_t>

@@ -71,6 +71,64 @@ TEST(ModelConfig, JsonRoundTripKeepsEverySetting)
   EXPECT_EQ(back.provenance["data"], "phantom");
 }
 
+TEST(ModelConfig, TwoDimensionalColourModelRoundTripsAndBuildsItsNetworks)
+{
+  // A 2D RGB model (PASCAL VOC, issue 19): planar coarse network on 3 channels, encoder on 3 + 1
+  // attention channel, ImageNet-like per-channel statistics.
+  agcl::ModelConfig config = Tiny();
+  config.image_dimensions = 2;
+  config.image_channels = 3;
+  config.channel_mean = { 123.7, 116.3, 103.5 };
+  config.channel_std = { 58.4, 57.1, 57.4 };
+  const nlohmann::json json = config.ToJson();
+  EXPECT_EQ(json["image"]["dimensions"], 2);
+  EXPECT_EQ(json["image"]["channels"], 3);
+  const agcl::ModelConfig back = agcl::ModelConfig::FromJson(nlohmann::json::parse(json.dump()));
+  EXPECT_EQ(back.ToJson(), json);
+  EXPECT_EQ(back.channel_std, config.channel_std);
+  agcl::AGCLModel model(back);
+  EXPECT_TRUE(model.Coarse()->options().planar());
+  EXPECT_EQ(model.Coarse()->options().in_channels(), 3);
+  EXPECT_EQ(model.Encoder()->named_parameters()["conv1.weight"].size(1), 4);
+  // The CT default: 3D, one channel, no "mean"/"std" keys written.
+  EXPECT_EQ(Tiny().ToJson()["image"], (nlohmann::json{ { "dimensions", 3 }, { "channels", 1 } }));
+  EXPECT_EQ(agcl::AGCLModel(Tiny()).Encoder()->named_parameters()["conv1.weight"].size(1), 2);
+  EXPECT_FALSE(agcl::AGCLModel(Tiny()).Coarse()->options().planar());
+  // Bad values name the key.
+  auto with = [&](nlohmann::json image) {
+    nlohmann::json j = json;
+    j["image"] = std::move(image);
+    return j;
+  };
+  ExpectConfigError(
+    [&] {
+      agcl::ModelConfig::FromJson(with({ { "dimensions", 4 } }));
+    },
+    "'image.dimensions' = 4: expected 2 (pictures) or 3 (volumes)");
+  ExpectConfigError(
+    [&] {
+      agcl::ModelConfig::FromJson(with({ { "dimensions", 3 }, { "channels", 3 } }));
+    },
+    "'image.channels' = 3: expected 1..16 for 2D images, 1 for volumes (CT)");
+  ExpectConfigError(
+    [&] {
+      agcl::ModelConfig::FromJson(
+        with({ { "dimensions", 2 }, { "channels", 3 }, { "mean", { 1, 2 } }, { "std", { 1, 1 } } }));
+    },
+    "one finite mean and one positive std per channel");
+  ExpectConfigError(
+    [&] {
+      agcl::ModelConfig::FromJson(
+        with({ { "dimensions", 2 }, { "channels", 3 }, { "mean", { 1, 2, 3 } }, { "std", { 1, 0, 1 } } }));
+    },
+    "one finite mean and one positive std per channel");
+  ExpectConfigError(
+    [&] {
+      agcl::ModelConfig::FromJson(with({ { "channels", "rgb" } }));
+    },
+    "'channels' = \"rgb\": expected an integer");
+}
+
 TEST(ModelConfig, MissingKeysKeepDefaults)
 {
   const agcl::ModelConfig config = agcl::ModelConfig::FromJson(nlohmann::json::object());
@@ -276,23 +334,28 @@ TEST(ModelConfig, MinimumParameterCountBoundsTheBuiltNetworksFromBelow)
   for (const int64_t depth : { 18, 34, 50, 101 })
     for (const int64_t width : { 4, 8 })
       for (const int64_t levels : { 2, 4 })
-      {
-        agcl::ModelConfig config = Tiny();
-        config.encoder_depth = depth;
-        config.encoder_width = width;
-        config.coarse_levels = levels;
-        config.decoder_channels = 8 * width;
-        agcl::AGCLModel model(config);
-        uint64_t        built = 0;
-        for (const auto * module : { static_cast<const torch::nn::Module *>(model.Coarse().get()),
-                                     static_cast<const torch::nn::Module *>(model.Encoder().get()),
-                                     static_cast<const torch::nn::Module *>(model.Decoder().get()) })
-          for (const auto & p : module->parameters())
-            built += static_cast<uint64_t>(p.numel());
-        const uint64_t bound = config.MinimumParameterCount();
-        EXPECT_LE(bound, built) << "depth " << depth << " width " << width << " levels " << levels;
-        EXPECT_GE(4 * bound, built) << "depth " << depth << " width " << width << " levels " << levels;
-      }
+        for (const int64_t dimensions : { 3, 2 })
+        {
+          agcl::ModelConfig config = Tiny();
+          config.image_dimensions = dimensions;
+          config.image_channels = dimensions == 2 ? 3 : 1;
+          config.encoder_depth = depth;
+          config.encoder_width = width;
+          config.coarse_levels = levels;
+          config.decoder_channels = 8 * width;
+          agcl::AGCLModel model(config);
+          uint64_t        built = 0;
+          for (const auto * module : { static_cast<const torch::nn::Module *>(model.Coarse().get()),
+                                       static_cast<const torch::nn::Module *>(model.Encoder().get()),
+                                       static_cast<const torch::nn::Module *>(model.Decoder().get()) })
+            for (const auto & p : module->parameters())
+              built += static_cast<uint64_t>(p.numel());
+          const uint64_t bound = config.MinimumParameterCount();
+          EXPECT_LE(bound, built) << "depth " << depth << " width " << width << " levels " << levels << " "
+                                  << dimensions << "D";
+          EXPECT_GE(4 * bound, built) << "depth " << depth << " width " << width << " levels " << levels << " "
+                                      << dimensions << "D";
+        }
 }
 
 TEST(AGCLModel, CoarseClassesAreTheArgmaxOfTheZeroPaddedVolume)

@@ -416,3 +416,62 @@ TEST(CoarseSegmentationNet, CoordinateChannelsAreTheInPlanePositionsFedAsInputs)
   EXPECT_FALSE(
     torch::allclose(withCoordinates->forward(volume.flip(4)).flip(4), withCoordinates->forward(volume), 1e-3, 1e-4));
 }
+
+TEST(CoarseSegmentationNet, PlanarNetworkIsTheTwoDimensionalUNetOnEachSlice)
+{
+  // The planar network against the same U-Net written with 2D operations (conv2d,
+  // instance_norm, max_pool2d, bilinear upsampling) on each slice alone, with its weights
+  // (depth-1 kernels squeezed), in double precision; D needs no size multiple.
+  torch::manual_seed(11);
+  const auto options =
+    agcl::CoarseSegmentationNetOptions().in_channels(3).classes(4).base_channels(4).levels(3).planar(true);
+  agcl::CoarseSegmentationNet net(options);
+  net->to(torch::kFloat64);
+  net->eval();
+  auto params = net->named_parameters();
+  EXPECT_EQ(params["down.0.0.weight"].sizes().vec(), (Shape{ 4, 3, 1, 3, 3 }));
+  auto block = [&](const std::string & name, torch::Tensor x) {
+    for (int conv : { 0, 3 })
+    {
+      const std::string c = name + "." + std::to_string(conv), norm = name + "." + std::to_string(conv + 1);
+      x = torch::conv2d(x, params[c + ".weight"].squeeze(2), {}, 1, 1);
+      x = torch::instance_norm(x, params[norm + ".weight"], params[norm + ".bias"], {}, {}, true, 0.1, 1e-5, false);
+      x = torch::relu(x);
+    }
+    return x;
+  };
+  auto twoD = [&](const torch::Tensor & slice) {
+    std::vector<torch::Tensor> skips;
+    torch::Tensor              x = slice;
+    for (int level = 0; level < 3; ++level)
+    {
+      if (level > 0)
+        x = torch::max_pool2d(x, { 2, 2 });
+      x = block("down." + std::to_string(level), x);
+      skips.push_back(x);
+    }
+    for (int i = 0; i < 2; ++i)
+    {
+      const auto & skip = skips[skips.size() - 2 - i];
+      x = torch::nn::functional::interpolate(x,
+                                             torch::nn::functional::InterpolateFuncOptions()
+                                               .size(std::vector<int64_t>{ skip.size(2), skip.size(3) })
+                                               .mode(torch::kBilinear)
+                                               .align_corners(false));
+      x = block("up." + std::to_string(i), torch::cat({ x, skip }, 1));
+    }
+    return torch::conv2d(x, params["classifier.weight"].squeeze(2), params["classifier.bias"]);
+  };
+  torch::NoGradGuard  noGrad;
+  const auto          volume = torch::rand({ 2, 3, 3, 8, 12 }, torch::kFloat64); // D = 3: not a multiple of 4
+  const torch::Tensor logits = net(volume);
+  ASSERT_EQ(logits.sizes().vec(), (Shape{ 2, 4, 3, 8, 12 }));
+  for (int64_t z = 0; z < 3; ++z)
+  {
+    const torch::Tensor expected = twoD(volume.select(2, z));
+    EXPECT_LT((logits.select(2, z) - expected).abs().max().item<double>(), 1e-12) << "slice " << z;
+  }
+  // A 2D image is one slice.
+  EXPECT_EQ(net(volume.slice(2, 0, 1)).sizes().vec(), (Shape{ 2, 4, 1, 8, 12 }));
+  ExpectInvalidArgument([&] { net(volume.slice(4, 0, 10)); }, "with H and W multiples of 4");
+}

@@ -632,6 +632,15 @@ TEST(AGCLSegmentationFilter, BadInputIsAClearExceptionAndNothingIsWritten)
   }
   segment->SetModelFileName(otherPatch);
   expectError(segment, "patch_size");
+  // A model for 2D pictures (a working one, with its own weights) given this 3D volume.
+  const std::string planar = Scratch("planar.agcl").string();
+  {
+    agcl::ModelConfig config = agcl::ModelConfig::FromJson(agcl::ModelBundle::Load(ModelFile()).config);
+    config.image_dimensions = 2;
+    agcl::AGCLModel(config).Save(planar);
+  }
+  segment->SetModelFileName(planar);
+  expectError(segment, "planar.agcl) is for 2D images; the input is 3D");
 
   // A device that does not exist here, a malformed one.
   segment->SetModelFileName(ModelFile());
