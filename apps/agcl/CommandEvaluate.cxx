@@ -147,7 +147,7 @@ Number(const std::optional<double> & value)
   return os.str();
 }
 
-/** The prediction of a manifest row: PRED/<name>.png (2D, as agcl segment writes 2D images), else
+/** The prediction of a manifest row: PRED/<name>.png (a 2D label map, e.g. VOC-style), else
  *  PRED/<name>.nii.gz. */
 fs::path
 PredictionFile(const std::string & pred, const std::string & image)

@@ -261,6 +261,22 @@ TEST(PretrainingMode, LabelVectorsForEachMode)
   EXPECT_THROW(agcl::ParsePretrainingMode("simclr"), std::invalid_argument);
 }
 
+TEST(PretrainingMode, WithOneModalityEq3ConditionsOnTheClassAloneAsSupCon)
+{
+  // A cohort of one source (PASCAL VOC's photographs: one "modality" value): Eq. 3's positives
+  // are the patches of the same class, SupCon's rule; the loss is the naive Eq. 3 on the classes.
+  const torch::Tensor        modality = LabelTensor({ 0, 0, 0, 0, 0, 0 });
+  const std::vector<int64_t> classes{ 3, 7, 3, 0, 7, 19 };
+  const torch::Tensor        organ = LabelTensor(classes);
+  const torch::Tensor        eq3 = agcl::ContrastiveLabels(agcl::PretrainingMode::AGCL, modality, organ, 20);
+  EXPECT_TRUE(torch::equal(eq3, agcl::ContrastiveLabels(agcl::PretrainingMode::SupCon, modality, organ, 20)));
+  const torch::Tensor  z = RandomUnitVectors(12, 8, 4);
+  std::vector<int64_t> twoViews = classes;
+  twoViews.insert(twoViews.end(), classes.begin(), classes.end());
+  agcl::ConditionalContrastiveLoss loss;
+  EXPECT_LT(Relative(loss(z, eq3).item<double>(), NaiveEq3(z, twoViews, 0.1)), 1e-12);
+}
+
 namespace {
 // Eq. 1 as read in DiceLoss.h: mean over samples and channels of the smoothed soft Dice.
 double
