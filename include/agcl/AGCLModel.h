@@ -61,8 +61,9 @@ public:
   Load(const std::string & path);
 
   /** Runs the coarse network on a volume already resampled to the coarse spacing and
-   *  window-normalised to 0..1: [D, H, W] (any size; padded internally to the network's size
-   *  multiple with 0) -> the class of each voxel [D, H, W] uint8 on the CPU (0 background,
+   *  window-normalised to 0..1: [D, H, W], or [C, D, H, W] with C = the config's image_channels
+   *  (any size; padded internally to the network's size multiple with 0, D only when the network
+   *  is not planar) -> the class of each voxel [D, H, W] uint8 on the CPU (0 background,
    *  i = organ i-1 of the config). Eval mode, no gradients, on `device`.
    *
    *  When D exceeds the config's coarse_window_slices W, the network runs on windows of W

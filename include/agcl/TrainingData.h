@@ -32,7 +32,9 @@ struct TrainingSubject
 /** A subject's CT on the coarse network's grid (stage 0). */
 struct CoarseSample
 {
-  /** [D, H, W] float32, window-normalised to 0..1 (D = the slowest, z index axis). */
+  /** [D, H, W] float32, window-normalised to 0..1 (D = the slowest, z index axis); or
+   *  [C, D, H, W] with C = ModelConfig::image_channels (2D pictures: D = 1, normalised per
+   *  channel as the configuration says). */
   at::Tensor image;
   /** [D, H, W] int64: 0 background, i = organ i-1 of the config. */
   at::Tensor classes;
@@ -41,7 +43,8 @@ struct CoarseSample
 /** Query patches of a subject (stages 1 and 2), on the CPU. */
 struct PatchSet
 {
-  /** [n, 2, P, P] float32: window-normalised CT, attention 0/1. */
+  /** [n, C + 1, P, P] float32: the normalised image's C channels (C = ModelConfig::
+   *  image_channels; 1 for CT: window-normalised), then the attention 0/1. */
   at::Tensor image;
   /** [n, P, P] int64: 1 where the patch's organ is (all 0 for an unlabelled subject). */
   at::Tensor mask;

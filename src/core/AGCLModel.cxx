@@ -90,23 +90,24 @@ AGCLModel::Load(const std::string & path)
 }
 
 namespace {
-// The network on one [d, H, W] window, zero-padded to its size multiple: classes [d, H, W] and
-// seeds and probabilities [O, d, H, W] (uint8, on the CPU; see AGCLModel::CoarsePrediction).
+// The network on one [C, d, H, W] window, zero-padded to its size multiple (D only when it is
+// not planar): classes [d, H, W] and seeds and probabilities [O, d, H, W] (uint8, on the CPU;
+// see AGCLModel::CoarsePrediction).
 AGCLModel::CoarsePrediction
 PredictionOf(CoarseSegmentationNet & net, const torch::Tensor & volume, const torch::Device & device, double floor)
 {
   const int64_t        multiple = net->SizeMultiple();
   std::vector<int64_t> padding; // constant_pad_nd order: last dimension first
-  for (int64_t d = 2; d >= 0; --d)
+  for (int64_t d = 3; d >= 1; --d)
   {
     const int64_t size = volume.size(d);
+    const int64_t m = d == 1 && net->options().planar() ? 1 : multiple;
     padding.push_back(0);
-    padding.push_back((size + multiple - 1) / multiple * multiple - size);
+    padding.push_back((size + m - 1) / m * m - size);
   }
-  const torch::Tensor input =
-    torch::constant_pad_nd(volume.to(device, torch::kFloat), padding, 0.0).unsqueeze(0).unsqueeze(0);
+  const torch::Tensor input = torch::constant_pad_nd(volume.to(device, torch::kFloat), padding, 0.0).unsqueeze(0);
   const torch::Tensor logits =
-    net->forward(input)[0].slice(1, 0, volume.size(0)).slice(2, 0, volume.size(1)).slice(3, 0, volume.size(2));
+    net->forward(input)[0].slice(1, 0, volume.size(1)).slice(2, 0, volume.size(2)).slice(3, 0, volume.size(3));
   const torch::Tensor classes = logits.argmax(0);
   const int64_t       organs = logits.size(0) - 1;
   const torch::Tensor organProbability = torch::softmax(logits, 0).slice(0, 1);
@@ -132,14 +133,24 @@ AGCLModel::PredictCoarseClasses(const at::Tensor & volume, const c10::Device & d
 }
 
 AGCLModel::CoarsePrediction
-AGCLModel::PredictCoarse(const at::Tensor & volume, const c10::Device & device)
+AGCLModel::PredictCoarse(const at::Tensor & input, const c10::Device & device)
 {
-  detail::RequireFloating(volume, 3, "AGCLModel::PredictCoarseClasses", "volume", "[D, H, W] volume");
-  detail::Require(volume.numel() > 0, "AGCLModel::PredictCoarseClasses", "the volume is empty");
+  const std::string where = "AGCLModel::PredictCoarseClasses";
+  const int64_t     channels = m_Config.image_channels;
+  const std::string expected = channels == 1 ? std::string("[D, H, W] or [1, D, H, W]")
+                                             : "[" + std::to_string(channels) + ", D, H, W] (the model's channels)";
+  detail::Require(input.defined() && (input.dim() == 4 || (input.dim() == 3 && channels == 1)) &&
+                    input.is_floating_point(),
+                  where,
+                  "volume: expected a floating-point " + expected + ", got " + detail::ShapeText(input));
+  const at::Tensor volume = input.dim() == 3 ? input.unsqueeze(0) : input; // [C, D, H, W]
+  detail::Require(
+    volume.size(0) == channels, where, "volume has shape " + detail::ShapeText(input) + "; expected " + expected);
+  detail::Require(volume.numel() > 0, where, "the volume is empty");
   torch::NoGradGuard   noGrad;
   const ModuleOnDevice use(*m_Coarse, device); // shared by concurrent runs on one device
   const double         floor = m_Config.coarse_attention_probability;
-  const int64_t        depth = volume.size(0), window = m_Config.coarse_window_slices;
+  const int64_t        depth = volume.size(1), window = m_Config.coarse_window_slices;
   if (window == 0 || depth <= window)
   {
     CoarsePrediction whole = PredictionOf(m_Coarse, volume, device, floor);
@@ -148,16 +159,16 @@ AGCLModel::PredictCoarse(const at::Tensor & volume, const c10::Device & device)
   const int64_t    halo = window / 4;
   const int64_t    organs = static_cast<int64_t>(m_Config.organs.size());
   const auto       bytes = torch::TensorOptions().dtype(torch::kByte);
-  CoarsePrediction result{ torch::empty(volume.sizes(), bytes),
-                           torch::empty({ organs, volume.size(0), volume.size(1), volume.size(2) }, bytes),
-                           torch::empty({ organs, volume.size(0), volume.size(1), volume.size(2) }, bytes) };
+  CoarsePrediction result{ torch::empty({ volume.size(1), volume.size(2), volume.size(3) }, bytes),
+                           torch::empty({ organs, volume.size(1), volume.size(2), volume.size(3) }, bytes),
+                           torch::empty({ organs, volume.size(1), volume.size(2), volume.size(3) }, bytes) };
   int64_t          done = 0; // slices [0, done) are final
   for (int64_t start = 0;;)
   {
     const int64_t end = std::min(depth, start + window);
     start = end - window; // every window is `window` slices long
     const int64_t          keepEnd = end == depth ? depth : end - halo;
-    const CoarsePrediction part = PredictionOf(m_Coarse, volume.slice(0, start, end), device, floor);
+    const CoarsePrediction part = PredictionOf(m_Coarse, volume.slice(1, start, end), device, floor);
     result.classes.slice(0, done, keepEnd).copy_(part.classes.slice(0, done - start, keepEnd - start));
     result.seeds.slice(1, done, keepEnd).copy_(part.seeds.slice(1, done - start, keepEnd - start));
     result.probabilities.slice(1, done, keepEnd).copy_(part.probabilities.slice(1, done - start, keepEnd - start));

@@ -404,9 +404,6 @@ AGCLTrainer::Run(TrainingData & data)
       m_Model =
         std::make_shared<AGCLModel>(o.init_from().empty() ? AGCLModel(o.model()) : AGCLModel::Load(o.init_from()));
     }
-    TrainingRun::Require(m_Model->Config().image_dimensions == 3,
-                         "the model configuration is for 2D images ('image.dimensions' 2): training on 2D "
-                         "pictures is not built yet; this trainer reads volumes");
     runStorage.emplace(o, *m_Model, data, directory, m_CheckpointHook, m_Progress);
     TrainingRun & run = *runStorage;
     run.group = group;

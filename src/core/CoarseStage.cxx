@@ -62,9 +62,14 @@ RunCoarseStage(TrainingRun & run)
   for (size_t i : run.labelled)
   {
     CoarseSample s = run.data.Coarse(i, config);
-    TrainingRun::Require(s.image.dim() == 3 && s.classes.sizes() == s.image.sizes(),
-                         "subject '" + run.subjects[i].name +
-                           "': coarse image and classes must be [D, H, W] of one shape");
+    // [D, H, W] (one channel) or [C, D, H, W] with the config's C; the classes [D, H, W].
+    const bool channelsFirst = s.image.dim() == 4 && s.image.size(0) == config.image_channels;
+    TrainingRun::Require(
+      (channelsFirst || (s.image.dim() == 3 && config.image_channels == 1)) && s.classes.dim() == 3 &&
+        s.classes.sizes() == (channelsFirst ? s.image.sizes().slice(1) : s.image.sizes()),
+      "subject '" + run.subjects[i].name + "': coarse image and classes must be [" +
+        (config.image_channels == 1 ? std::string("") : std::to_string(config.image_channels) + ", ") +
+        "D, H, W] and [D, H, W] of one grid");
     samples.push_back(std::move(s));
   }
   auto &        net = run.model.Coarse();
@@ -110,7 +115,8 @@ RunCoarseStage(TrainingRun & run)
       {
         // A random window of slices of a random labelled volume, padded to the network's multiple.
         const CoarseSample & s = samples[rng() % samples.size()];
-        const int64_t        depth = s.image.size(0);
+        const at::Tensor     sampleImage = s.image.dim() == 3 ? s.image.unsqueeze(0) : s.image; // [C, D, H, W]
+        const int64_t        depth = sampleImage.size(1);
         int64_t              first = 0, count = depth;
         if (window > 0 && depth > window)
         {
@@ -119,15 +125,16 @@ RunCoarseStage(TrainingRun & run)
         }
         if (b < mine || b >= next)
           continue; // another rank's window
-        at::Tensor           image = s.image.narrow(0, first, count);
+        at::Tensor           image = sampleImage.narrow(1, first, count);
         at::Tensor           truth = s.classes.narrow(0, first, count);
-        std::vector<int64_t> padding;
+        std::vector<int64_t> padding; // D not padded for a planar (2D) network
         for (int d = 2; d >= 0; --d)
         {
+          const int64_t m = d == 0 && net->options().planar() ? 1 : multiple;
           padding.push_back(0);
-          padding.push_back((image.size(d) + multiple - 1) / multiple * multiple - image.size(d));
+          padding.push_back((truth.size(d) + m - 1) / m * m - truth.size(d));
         }
-        image = torch::constant_pad_nd(image, padding, 0.0).unsqueeze(0).unsqueeze(0).to(run.device);
+        image = torch::constant_pad_nd(image, padding, 0.0).unsqueeze(0).to(run.device);
         truth = torch::constant_pad_nd(truth, padding, 0).unsqueeze(0).to(run.device);
         const at::Tensor logits = net->forward(image);
         const at::Tensor loss =

@@ -59,7 +59,7 @@ RunPretrainingStage(TrainingRun & run)
   run.gradientReduction = distributedContrastive ? Reduction::Sum : Reduction::Mean;
   ConditionalContrastiveLoss contrastive(
     ConditionalContrastiveLossOptions().temperature(o.temperature()).check_finite(false));
-  PairedAugmentation augmentation;
+  PairedAugmentation augmentation(PairedAugmentationOptions().image_channels(config.image_channels));
   encoder->train();
   auxiliary->train();
   auto nextBatch = run.Batches(patches, 1, o.pretraining_batch_size(), run.steps[1], &augmentation);

@@ -18,6 +18,19 @@
 namespace itk {
 namespace {
 
+// This data source reads CT volumes: a model configuration for 2D pictures is refused.
+void
+RequireVolumeModel(const agcl::ModelConfig & config)
+{
+  if (config.image_dimensions != 3)
+  {
+    throw std::invalid_argument("the model configuration is for 2D images ('image.dimensions' " +
+                                std::to_string(config.image_dimensions) +
+                                "): this manifest's subjects are read as CT volumes (2D pictures through the "
+                                "manifest are not built yet)");
+  }
+}
+
 // itk::ReadVolume, its failures as std::invalid_argument (the trainer's "bad input" exception).
 template <typename TImage>
 typename TImage::Pointer
@@ -122,6 +135,7 @@ ManifestTrainingData::GetLabels(size_t index)
 agcl::CoarseSample
 ManifestTrainingData::Coarse(size_t index, const agcl::ModelConfig & config)
 {
+  RequireVolumeModel(config);
   using Attention = CoarseAttentionFilter<CTImageType, LabelImageType>;
   const auto coarse = Attention::ResampleToCoarseGrid(GetImage(index), config);
   const auto labels = Attention::ResampleLabels(GetLabels(index), coarse, coarse->GetLargestPossibleRegion());
@@ -147,9 +161,10 @@ ManifestTrainingData::Patches(size_t                index,
   using Attention = CoarseAttentionFilter<CTImageType, LabelImageType>;
   using Sampler = QueryPatchSamplerFilter<CTImageType, LabelImageType>;
   const agcl::ModelConfig & config = model.Config();
-  const CTImageType *       image = GetImage(index);
-  const bool                labelled = m_Subjects[index].labelled;
-  const LabelImageType *    labels = labelled ? GetLabels(index) : nullptr;
+  RequireVolumeModel(config);
+  const CTImageType *    image = GetImage(index);
+  const bool             labelled = m_Subjects[index].labelled;
+  const LabelImageType * labels = labelled ? GetLabels(index) : nullptr;
 
   std::vector<unsigned char> organLabels;
   for (const auto & organ : config.organs)
