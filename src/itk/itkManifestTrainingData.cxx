@@ -51,6 +51,14 @@ Read(const std::string & file, const std::string & what)
 ManifestTrainingData::ManifestTrainingData(const std::string & manifest, const agcl::ModelConfig & config)
   : m_Config(config)
 {
+  try
+  {
+    RequireVolumeModel(config); // before anything is read or written
+  }
+  catch (const std::invalid_argument & e)
+  {
+    throw agcl::ManifestError("manifest '" + manifest + "': " + e.what());
+  }
   m_Rows = agcl::ReadManifest(manifest, { "subject", "image", "modality", "split" }, "all", { "label" });
   for (size_t i = 0; i < m_Rows.size(); ++i)
   {
