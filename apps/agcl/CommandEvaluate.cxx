@@ -156,6 +156,28 @@ PredictionFile(const std::string & pred, const std::string & image)
   return fs::exists(png) ? png : fs::path(pred) / (VolumeName(image) + ".nii.gz");
 }
 
+/** Runs `work` for one manifest row; bad input (an unreadable or mismatched file) skips the
+ *  subject with a message and counts it in `problems` instead of ending the evaluation. */
+template <typename Work>
+void
+EvaluateOrSkip(const ManifestRow & row, int & problems, Work && work)
+{
+  try
+  {
+    work();
+  }
+  catch (const InputError & e)
+  {
+    ++problems;
+    std::cerr << "agcl evaluate: subject " << row.subject << " skipped: " << e.what() << std::endl;
+  }
+  catch (const itk::ExceptionObject & e)
+  {
+    ++problems;
+    std::cerr << "agcl evaluate: subject " << row.subject << " skipped: " << e.GetDescription() << std::endl;
+  }
+}
+
 /** agcl evaluate --metric miou: one confusion matrix over every image of the split, IoU per
  *  class and their mean over the classes present, as PASCAL VOC computes it. */
 int
@@ -189,22 +211,11 @@ RunMeanIoU(const EvaluateOptions & options, const std::vector<ManifestRow> & row
   for (const auto & row : rows)
   {
     const fs::path prediction = PredictionFile(options.pred, row.image);
-    try
-    {
+    EvaluateOrSkip(row, problems, [&] {
       const auto reference = ReadImage<LabelImage>(row.label, "label map");
       const auto predicted = ReadImage<LabelImage>(prediction.string(), "prediction");
       matrix.Accumulate(reference, predicted, row.subject);
-    }
-    catch (const InputError & e)
-    {
-      ++problems;
-      std::cerr << "agcl evaluate: subject " << row.subject << " skipped: " << e.what() << std::endl;
-    }
-    catch (const itk::ExceptionObject & e)
-    {
-      ++problems;
-      std::cerr << "agcl evaluate: subject " << row.subject << " skipped: " << e.GetDescription() << std::endl;
-    }
+    });
   }
   if (matrix.GetNumberOfImages() == 0)
     throw InputError("--pred '" + options.pred + "': no image of split '" + options.split + "' could be evaluated");
@@ -286,8 +297,7 @@ RunEvaluate(const EvaluateOptions & options)
   for (const auto & row : rows)
   {
     const fs::path prediction = PredictionFile(options.pred, row.image);
-    try
-    {
+    EvaluateOrSkip(row, problems, [&] {
       const auto reference = ReadImage<LabelImage>(row.label, "label map");
       const auto predicted = ReadImage<LabelImage>(prediction.string(), "prediction");
       const auto metrics = Metrics::Compute(reference, predicted, organs);
@@ -325,17 +335,7 @@ RunEvaluate(const EvaluateOptions & options)
           grownRatio[name].push_back(*c.grownRatio);
       }
       ++evaluated;
-    }
-    catch (const InputError & e)
-    {
-      ++problems;
-      std::cerr << "agcl evaluate: subject " << row.subject << " skipped: " << e.what() << std::endl;
-    }
-    catch (const itk::ExceptionObject & e)
-    {
-      ++problems;
-      std::cerr << "agcl evaluate: subject " << row.subject << " skipped: " << e.GetDescription() << std::endl;
-    }
+    });
   }
 
   // Summary: mean Dice per organ over the subjects where it is defined (not both empty), and

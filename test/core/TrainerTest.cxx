@@ -41,12 +41,11 @@ SmallConfig()
   return c;
 }
 
-// Subjects with two organs: organ 0 a bright disk, organ 1 a striped disk; modality 1 adds a
-// brightness offset. Each call is recorded (what the label-fraction test checks).
-class SyntheticData : public agcl::TrainingData
+// A synthetic cohort's subjects; the subclasses make its images.
+class SyntheticCohort : public agcl::TrainingData
 {
 public:
-  explicit SyntheticData(std::vector<agcl::TrainingSubject> subjects)
+  explicit SyntheticCohort(std::vector<agcl::TrainingSubject> subjects)
     : m_Subjects(std::move(subjects))
   {}
   std::vector<agcl::TrainingSubject>
@@ -54,6 +53,17 @@ public:
   {
     return m_Subjects;
   }
+
+protected:
+  std::vector<agcl::TrainingSubject> m_Subjects;
+};
+
+// Subjects with two organs: organ 0 a bright disk, organ 1 a striped disk; modality 1 adds a
+// brightness offset. Each call is recorded (what the label-fraction test checks).
+class SyntheticData : public SyntheticCohort
+{
+public:
+  using SyntheticCohort::SyntheticCohort;
   agcl::CoarseSample
   Coarse(size_t index, const agcl::ModelConfig &) override
   {
@@ -95,9 +105,6 @@ public:
 
   std::vector<size_t>                                   coarseCalls;
   std::vector<std::pair<size_t, agcl::AttentionSource>> patchCalls;
-
-private:
-  std::vector<agcl::TrainingSubject> m_Subjects;
 };
 
 std::vector<agcl::TrainingSubject>
@@ -367,17 +374,10 @@ namespace {
 // textured background, one per picture; coarse samples [3, 1, 16, 16], patches [n, 3 + 1, 32, 32]
 // with the attention as the fourth channel. The colour alone tells the classes apart, so what is
 // tested is that the three stages train a 2D model end to end, not how well.
-class SyntheticPictures : public agcl::TrainingData
+class SyntheticPictures : public SyntheticCohort
 {
 public:
-  explicit SyntheticPictures(std::vector<agcl::TrainingSubject> subjects)
-    : m_Subjects(std::move(subjects))
-  {}
-  std::vector<agcl::TrainingSubject>
-  Subjects() const override
-  {
-    return m_Subjects;
-  }
+  using SyntheticCohort::SyntheticCohort;
   static torch::Tensor
   Picture(const torch::Tensor & classes, torch::Generator & g)
   {
@@ -422,9 +422,6 @@ public:
     }
     return { image, mask, organ, torch::full({ total }, m_Subjects[index].modality, torch::kLong) };
   }
-
-private:
-  std::vector<agcl::TrainingSubject> m_Subjects;
 };
 } // namespace
 
