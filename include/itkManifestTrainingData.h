@@ -5,6 +5,7 @@
 #define itkManifestTrainingData_h
 
 #include "agcl/Manifest.h"
+#include "agcl/PictureStages.h"
 #include "agcl/TrainingData.h"
 #include "itkImage.h"
 
@@ -28,6 +29,13 @@ namespace itk {
  * functions inference uses, so training sees what inference sees. Label values that are not
  * organs of the config (e.g. BTCV's 13th label, the left adrenal gland) count as background;
  * each such value is reported once on std::cerr with the file it was first seen in.
+ *
+ * A 2D model (image.dimensions 2) reads its subjects as 2D pictures (itk::ReadPicture: JPEG, PNG,
+ * ...; the model's image.channels components) with 8-bit label maps of the same size (palette
+ * PNGs as their indices), and samples through the core's picture stages (agcl/PictureStages.h),
+ * which inference (agcl::SegmentPicture) uses too. The label value 255 is void (PASCAL VOC's
+ * object outlines and difficult regions): ignored by the training losses (class -1), attended by
+ * no organ.
  *
  * Errors: agcl::ManifestError for the manifest, std::invalid_argument naming the subject and file
  * for unreadable images or a label map whose grid differs from its image.
@@ -74,6 +82,20 @@ private:
   GetImage(size_t index);
   const LabelImageType *
   GetLabels(size_t index);
+  const agcl::Picture &
+  GetPicture(size_t index);
+  /** The picture's class map [H, W] int64: 0 background, i = organ i-1, -1 void (label 255). */
+  const at::Tensor &
+  GetPictureClasses(size_t index);
+  agcl::PatchSet
+  PicturePatches(size_t                index,
+                 agcl::AttentionSource source,
+                 agcl::AGCLModel &     model,
+                 const c10::Device &   device,
+                 int64_t               patchesPerOrgan,
+                 uint64_t              seed);
+  void
+  ReportUnknownLabels(const std::set<int> & unknown, const std::string & file);
 
   agcl::ModelConfig                         m_Config;
   std::vector<agcl::ManifestRow>            m_Rows;
@@ -81,6 +103,9 @@ private:
   std::map<size_t, CTImageType::Pointer>    m_Images;
   std::map<size_t, LabelImageType::Pointer> m_Labels;
   std::set<int>                             m_Ignored;
+  std::map<size_t, agcl::Picture>           m_Pictures;
+  std::map<size_t, at::Tensor>              m_PictureLabels;  // [H, W] uint8 label values
+  std::map<size_t, at::Tensor>              m_PictureClasses; // [H, W] int64 classes
 };
 
 } // namespace itk

@@ -103,27 +103,6 @@ SceneClasses()
   return classes;
 }
 
-/** PASCAL VOC's colour map: the bits of the index spread over the three channels, high bit first. */
-itk::PNGImageIO::PaletteType
-VocPalette()
-{
-  itk::PNGImageIO::PaletteType palette(256);
-  for (unsigned i = 0; i < 256; ++i)
-  {
-    unsigned rgb[3] = { 0, 0, 0 };
-    unsigned value = i;
-    for (int bit = 7; bit >= 0; --bit)
-    {
-      for (int c = 0; c < 3; ++c)
-        rgb[c] |= ((value >> c) & 1u) << bit;
-      value >>= 3;
-    }
-    palette[i].Set(
-      static_cast<unsigned char>(rgb[0]), static_cast<unsigned char>(rgb[1]), static_cast<unsigned char>(rgb[2]));
-  }
-  return palette;
-}
-
 struct Scene
 {
   RGBImage::Pointer   image;

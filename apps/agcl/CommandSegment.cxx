@@ -10,6 +10,7 @@
 #include "Subcommands.h"
 
 #include "itkAGCLSegmentationFilter.h"
+#include "itkReadPicture.h"
 #include "itkAbdominalPhantomImageSource.h"
 #include "itkVerifyFiniteImage.h"
 #include "itkVerifyImageGeometry.h"
@@ -19,6 +20,7 @@
 #include "agcl/Device.h"
 #include "agcl/TorchCompat.h"
 #include "agcl/JsonInput.h"
+#include "agcl/PictureStages.h"
 
 #include <nlohmann/json.hpp>
 
@@ -114,6 +116,76 @@ Descriptions(const agcl::ModelConfig & config)
   return descriptions;
 }
 
+/** A 2D model's picture (issue 19): the core's picture stages (agcl::SegmentPicture); the label
+ *  map as a palette PNG in PASCAL VOC's colours, with the picture's grid; the organ report as
+ *  areas in pixels and, from the file's spacing, mm^2. No post-processing (a class may have
+ *  several objects). Returns the number of query patches. */
+int64_t
+SegmentPictureFile(const std::string &    input,
+                   itk::AGCLModelObject & model,
+                   const SegmentOptions & options,
+                   const fs::path &       target,
+                   const fs::path &       organsFile,
+                   const fs::path &       coarseFile)
+{
+  itk::PictureFile file;
+  try
+  {
+    file = itk::ReadPicture(input, "picture");
+  }
+  catch (const itk::ExceptionObject & e)
+  {
+    throw InputError(e.GetDescription());
+  }
+  const agcl::ModelConfig & config = model.GetConfig();
+  if (file.picture.pixels.size(0) != config.image_channels)
+    throw InputError("'" + input + "' has " + std::to_string(file.picture.pixels.size(0)) +
+                     " channel(s) per pixel; the model reads " + std::to_string(config.image_channels) +
+                     " (its image.channels)");
+  agcl::PictureSegmentation result;
+  try
+  {
+    result = agcl::SegmentPicture(
+      model.GetModel(), file.picture, agcl::ParseDevice(options.device), 0.25, static_cast<int64_t>(options.batchSize));
+  }
+  catch (const std::exception & e)
+  {
+    throw itk::ExceptionObject(__FILE__, __LINE__, e.what(), ITK_LOCATION);
+  }
+  using PictureLabels = itk::Image<unsigned char, 2>;
+  auto toImage = [&](const at::Tensor & labels) {
+    auto image = PictureLabels::New();
+    image->CopyInformation(file.geometry);
+    image->SetRegions(file.geometry->GetLargestPossibleRegion());
+    image->Allocate();
+    std::copy_n(labels.contiguous().data_ptr<uint8_t>(), labels.numel(), image->GetBufferPointer());
+    return image;
+  };
+  auto writePalette = [&](const PictureLabels * image, const fs::path & path) {
+    auto png = itk::PNGImageIO::New();
+    png->SetWritePalette(true);
+    png->SetColorPalette(VocPalette());
+    itk::WriteImageAtomically(image, path, png);
+  };
+  writePalette(toImage(result.labels), target);
+  const auto   spacing = file.geometry->GetSpacing();
+  const double pixelArea = spacing[0] * spacing[1];
+  std::string  csv = "organ,label,pixels,area_mm2\n";
+  for (const auto & organ : config.organs)
+  {
+    const int64_t pixels = result.labels.eq(organ.label).sum().item<int64_t>();
+    csv += organ.name + "," + std::to_string(organ.label) + "," + std::to_string(pixels) + "," +
+           Fixed(static_cast<double>(pixels) * pixelArea, 3) + "\n";
+  }
+  WriteTextAtomically(organsFile, csv);
+  std::error_code ignored;
+  if (options.saveCoarse)
+    writePalette(toImage(result.coarse), coarseFile);
+  else
+    fs::remove(coarseFile, ignored);
+  return result.patches;
+}
+
 int
 RunSegment(const SegmentOptions & options)
 {
@@ -193,6 +265,10 @@ RunSegment(const SegmentOptions & options)
     throw InputError("--out '" + options.out + "': cannot create the folder");
   }
   const agcl::ModelConfig & config = model->GetConfig();
+  const bool                pictures = config.image_dimensions == 2;
+  if (pictures && (options.saveAttention || options.oracleAttention))
+    throw InputError(std::string(options.saveAttention ? "--save-attention" : "--oracle-attention") +
+                     ": not available for a 2D model (pictures)");
   if (options.saveAttention && config.organs.size() > 32)
   {
     throw InputError("--save-attention: the model has " + std::to_string(config.organs.size()) +
@@ -249,10 +325,11 @@ RunSegment(const SegmentOptions & options)
     if (i % shardCount != shardIndex)
       continue;
     const std::string & input = inputs[i];
-    const fs::path      target = out / (VolumeName(input) + ".nii.gz");
+    const std::string   extension = pictures ? ".png" : ".nii.gz";
+    const fs::path      target = out / (VolumeName(input) + extension);
     const auto          start = std::chrono::steady_clock::now();
     if (options.skipExisting && fs::exists(target) &&
-        (!options.saveCoarse || fs::exists(out / (VolumeName(input) + ".coarse.nii.gz"))) &&
+        (!options.saveCoarse || fs::exists(out / (VolumeName(input) + ".coarse" + extension))) &&
         (!options.saveAttention || fs::exists(out / (VolumeName(input) + ".attention.nii.gz"))) &&
         fs::exists(out / (VolumeName(input) + ".organs.csv")))
     {
@@ -262,6 +339,20 @@ RunSegment(const SegmentOptions & options)
     }
     try
     {
+      if (pictures)
+      {
+        const int64_t patches = SegmentPictureFile(input,
+                                                   *model,
+                                                   options,
+                                                   target,
+                                                   out / (VolumeName(input) + ".organs.csv"),
+                                                   out / (VolumeName(input) + ".coarse.png"));
+        ++done;
+        std::cout << "segmented " << input << " -> " << target.string() << " (" << patches << " patches, "
+                  << std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() << " s)"
+                  << std::endl;
+        continue;
+      }
       const CTImage::Pointer ct = ReadImage<CTImage>(input, "image"); // a file or a DICOM folder
       const auto             size = ct->GetLargestPossibleRegion().GetSize();
       if (size[0] < 2 || size[1] < 2 || size[2] < 2)

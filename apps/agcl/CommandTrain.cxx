@@ -370,7 +370,9 @@ Run(TrainOptions & options)
     std::cout << "best validation Dice (val patches): " << trainer.BestValidationDice() << "\n";
   // The finished model's own statistics on the validation volumes (plausibility warnings when
   // segmenting; agcl calibrate does the same for any model).
-  if (t.stage() < 0 || t.stage() == 2)
+  if ((t.stage() < 0 || t.stage() == 2) && config.image_dimensions == 2)
+    std::cout << "2D model: no calibration statistics (the organ volume and extent ranges are for volumes)\n";
+  else if (t.stage() < 0 || t.stage() == 2)
   {
     const size_t validation = itk::CalibrateTrainedModel(
       model,

@@ -19,6 +19,7 @@ struct DiceLossOptions
 /** Soft Dice loss, paper Eq. 1: L = sum (1 - 2 s.y / (s + y)).
  *
  *  forward(logits [N, C, *spatial], target [N, *spatial] integer class ids in 0..C-1) -> scalar.
+ *  A target id -1 marks an ignored pixel (PASCAL VOC's void): it counts in neither s nor y.
  *  The paper gives only the formula; our reading: s = softmax over the C channels (computed
  *  in float32), y = one-hot target, and for every sample n and channel c
  *      dice_nc = (2 sum(s_nc * y_nc) + smooth) / (sum(s_nc) + sum(y_nc) + smooth)

@@ -36,7 +36,8 @@ struct CoarseSample
    *  [C, D, H, W] with C = ModelConfig::image_channels (2D pictures: D = 1, normalised per
    *  channel as the configuration says). */
   at::Tensor image;
-  /** [D, H, W] int64: 0 background, i = organ i-1 of the config. */
+  /** [D, H, W] int64: 0 background, i = organ i-1 of the config, -1 ignored by the losses
+   *  (void, e.g. PASCAL VOC's 255). */
   at::Tensor classes;
 };
 
@@ -46,7 +47,8 @@ struct PatchSet
   /** [n, C + 1, P, P] float32: the normalised image's C channels (C = ModelConfig::
    *  image_channels; 1 for CT: window-normalised), then the attention 0/1. */
   at::Tensor image;
-  /** [n, P, P] int64: 1 where the patch's organ is (all 0 for an unlabelled subject). */
+  /** [n, P, P] int64: 1 where the patch's organ is (all 0 for an unlabelled subject); -1
+   *  where the pixel is ignored by the losses and the validation (void, outside a picture). */
   at::Tensor mask;
   /** [n] int64: organ index (0..O-1, the config's order). */
   at::Tensor organ;

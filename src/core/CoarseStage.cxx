@@ -39,8 +39,10 @@ CoarseValidationDice(TrainingRun & run)
   for (size_t i : run.validation)
   {
     const CoarseSample s = run.data.Coarse(i, config);
-    const at::Tensor   predicted = run.model.PredictCoarseClasses(s.image, run.device).to(torch::kLong).flatten();
-    const at::Tensor   truth = s.classes.flatten();
+    const at::Tensor   all = run.model.PredictCoarseClasses(s.image, run.device).to(torch::kLong).flatten();
+    const at::Tensor   valid = s.classes.flatten().ge(0); // -1: ignored (void)
+    const at::Tensor   predicted = all.masked_select(valid);
+    const at::Tensor   truth = s.classes.flatten().masked_select(valid);
     overlap.index_add_(0, truth, predicted.eq(truth).to(torch::kDouble));
     size.index_add_(0, truth, torch::ones_like(truth, torch::kDouble));
     size.index_add_(0, predicted, torch::ones_like(predicted, torch::kDouble));
@@ -84,7 +86,9 @@ RunCoarseStage(TrainingRun & run)
   {
     at::Tensor counts = torch::zeros({ classes }, torch::kDouble);
     for (const CoarseSample & s : samples)
-      counts += torch::bincount(s.classes.flatten(), {}, classes).to(torch::kDouble);
+      counts += torch::bincount(s.classes.flatten().clamp_min(-1) + 1, {}, classes + 1) // -1: ignored
+                  .slice(0, 1)
+                  .to(torch::kDouble);
     weights = CoarseClassWeights(counts);
   }
   weights = weights.to(torch::kFloat).to(run.device);
@@ -138,8 +142,9 @@ RunCoarseStage(TrainingRun & run)
         truth = torch::constant_pad_nd(truth, padding, 0).unsqueeze(0).to(run.device);
         const at::Tensor logits = net->forward(image);
         const at::Tensor loss =
-          (dice(logits, truth) + torch::nn::functional::cross_entropy(
-                                   logits, truth, torch::nn::functional::CrossEntropyFuncOptions().weight(weights))) /
+          (dice(logits, truth) +
+           torch::nn::functional::cross_entropy(
+             logits, truth, torch::nn::functional::CrossEntropyFuncOptions().weight(weights).ignore_index(-1))) /
           static_cast<double>(o.coarse_batch_size());
         loss.backward();
         lossSum += loss.item<double>();

@@ -36,11 +36,14 @@ PatchValidationDice(TrainingRun & run, const PatchSet & validation)
     const int64_t    n = std::min<int64_t>(64, validation.Size() - first);
     const at::Tensor x = validation.image.narrow(0, first, n).to(run.device);
     const auto       features = encoder->forward(x);
-    const at::Tensor predicted = decoder->forward(features.low_level, features.high_level, { P, P }, features.stem)
-                                   .argmax(1)
-                                   .to(torch::kCPU)
-                                   .to(torch::kDouble);
-    const at::Tensor truth = validation.mask.narrow(0, first, n).to(torch::kDouble);
+    at::Tensor       predicted = decoder->forward(features.low_level, features.high_level, { P, P }, features.stem)
+                             .argmax(1)
+                             .to(torch::kCPU)
+                             .to(torch::kDouble);
+    const at::Tensor mask = validation.mask.narrow(0, first, n);
+    const at::Tensor valid = mask.ge(0).to(torch::kDouble); // -1: ignored (void)
+    const at::Tensor truth = mask.clamp_min(0).to(torch::kDouble);
+    predicted = predicted * valid;
     const at::Tensor organ = validation.organ.narrow(0, first, n);
     overlap.index_add_(0, organ, (predicted * truth).sum({ 1, 2 }));
     size.index_add_(0, organ, (predicted + truth).sum({ 1, 2 }));
@@ -160,7 +163,9 @@ RunDecoderStage(TrainingRun & run)
       const at::Tensor mask = batch.mask.to(run.device);
       at::Tensor       loss = dice(logits, mask);
       if (o.decoder_cross_entropy())
-        loss = loss + torch::nn::functional::cross_entropy(logits, mask.to(torch::kLong));
+        loss =
+          loss + torch::nn::functional::cross_entropy(
+                   logits, mask.to(torch::kLong), torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-1));
       if (run.group->Size() > 1)
         loss = loss * batch.ShareWeight(run.group->Size()); // the ranks' average = the global mean
       const double value = loss.item<double>();

@@ -36,17 +36,23 @@ DiceLossImpl::forward(const torch::Tensor & logits, const torch::Tensor & target
   detail::RequireFinite(logits, where, "logits");
   const auto targetMin = target.min().item<int64_t>();
   const auto targetMax = target.max().item<int64_t>();
-  detail::Require(targetMin >= 0 && targetMax < channels,
+  detail::Require(targetMin >= -1 && targetMax < channels,
                   where,
-                  "target ids must lie in 0.." + std::to_string(channels - 1) + ", got " + std::to_string(targetMin) +
-                    ".." + std::to_string(targetMax));
+                  "target ids must lie in 0.." + std::to_string(channels - 1) + " (-1: ignored), got " +
+                    std::to_string(targetMin) + ".." + std::to_string(targetMax));
 
   torch::Tensor       scores = logits.scalar_type() == torch::kDouble ? logits : logits.to(torch::kFloat);
   const int64_t       n = logits.size(0);
-  const torch::Tensor probability = torch::softmax(scores, 1).reshape({ n, channels, -1 });
+  torch::Tensor       probability = torch::softmax(scores, 1).reshape({ n, channels, -1 });
+  const torch::Tensor ids = target.to(torch::kLong).reshape({ n, -1 });
   // one_hot gives [N, *spatial, C]: move C next to N.
-  const torch::Tensor oneHot =
-    torch::one_hot(target.to(torch::kLong).reshape({ n, -1 }), channels).permute({ 0, 2, 1 }).to(probability.dtype());
+  torch::Tensor oneHot = torch::one_hot(ids.clamp_min(0), channels).permute({ 0, 2, 1 }).to(probability.dtype());
+  if (targetMin < 0) // ignored pixels (-1) count in neither the prediction nor the target
+  {
+    const torch::Tensor valid = ids.ge(0).unsqueeze(1).to(probability.dtype());
+    probability = probability * valid;
+    oneHot = oneHot * valid;
+  }
   const torch::Tensor intersection = (probability * oneHot).sum(2);
   const torch::Tensor denominator = probability.sum(2) + oneHot.sum(2);
   const double        smooth = m_Options.smooth();

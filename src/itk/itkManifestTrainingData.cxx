@@ -6,30 +6,22 @@
 #include "agcl/AGCLModel.h"
 #include "itkAGCLModelObject.h"
 #include "itkCoarseAttentionFilter.h"
+#include "itkReadPicture.h"
 #include "itkReadVolume.h"
 #include "itkImageToTensor.h"
 #include "itkQueryPatchSamplerFilter.h"
 
 #include <ATen/ATen.h>
 
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 
 namespace itk {
 namespace {
 
-// This data source reads CT volumes: a model configuration for 2D pictures is refused.
-void
-RequireVolumeModel(const agcl::ModelConfig & config)
-{
-  if (config.image_dimensions != 3)
-  {
-    throw std::invalid_argument("the model configuration is for 2D images ('image.dimensions' " +
-                                std::to_string(config.image_dimensions) +
-                                "): this manifest's subjects are read as CT volumes (2D pictures through the "
-                                "manifest are not built yet)");
-  }
-}
+// PASCAL VOC's void label: ignored by the losses, attended by no organ.
+constexpr int kVoidLabel = 255;
 
 // itk::ReadVolume, its failures as std::invalid_argument (the trainer's "bad input" exception).
 template <typename TImage>
@@ -51,14 +43,6 @@ Read(const std::string & file, const std::string & what)
 ManifestTrainingData::ManifestTrainingData(const std::string & manifest, const agcl::ModelConfig & config)
   : m_Config(config)
 {
-  try
-  {
-    RequireVolumeModel(config); // before anything is read or written
-  }
-  catch (const std::invalid_argument & e)
-  {
-    throw agcl::ManifestError("manifest '" + manifest + "': " + e.what());
-  }
   m_Rows = agcl::ReadManifest(manifest, { "subject", "image", "modality", "split" }, "all", { "label" });
   for (size_t i = 0; i < m_Rows.size(); ++i)
   {
@@ -130,20 +114,145 @@ ManifestTrainingData::GetLabels(size_t index)
   for (SizeValueType i = 0, n = labels->GetBufferedRegion().GetNumberOfPixels(); i < n; ++i)
     if (buffer[i] != 0 && organs.count(buffer[i]) == 0)
       unknown.insert(buffer[i]);
+  ReportUnknownLabels(unknown, row.label);
+  return labels;
+}
+
+void
+ManifestTrainingData::ReportUnknownLabels(const std::set<int> & unknown, const std::string & file)
+{
   std::string fresh;
   for (int value : unknown)
     if (m_Ignored.insert(value).second)
       fresh += (fresh.empty() ? "" : ", ") + std::to_string(value);
   if (!fresh.empty())
-    std::cerr << "agcl: warning: label value(s) " << fresh << " in '" << row.label
+    std::cerr << "agcl: warning: label value(s) " << fresh << " in '" << file
               << "' are not organs of the model's config: treated as background" << std::endl;
-  return labels;
+}
+
+const agcl::Picture &
+ManifestTrainingData::GetPicture(size_t index)
+{
+  auto it = m_Pictures.find(index);
+  if (it != m_Pictures.end())
+    return it->second;
+  const agcl::ManifestRow & row = m_Rows.at(index);
+  agcl::Picture             picture;
+  try
+  {
+    picture = ReadPicture(row.image, "picture of subject '" + row.subject + "'").picture;
+  }
+  catch (const ExceptionObject & e)
+  {
+    throw std::invalid_argument(e.GetDescription());
+  }
+  if (picture.pixels.size(0) != m_Config.image_channels)
+    throw std::invalid_argument("subject '" + row.subject + "': picture '" + row.image + "' has " +
+                                std::to_string(picture.pixels.size(0)) + " channel(s); the model reads " +
+                                std::to_string(m_Config.image_channels) + " ('image.channels')");
+  return m_Pictures.emplace(index, std::move(picture)).first->second;
+}
+
+const at::Tensor &
+ManifestTrainingData::GetPictureClasses(size_t index)
+{
+  auto it = m_PictureClasses.find(index);
+  if (it != m_PictureClasses.end())
+    return it->second;
+  const agcl::ManifestRow & row = m_Rows.at(index);
+  if (row.label.empty())
+    throw std::invalid_argument("subject '" + row.subject + "' has no label map");
+  const auto            labels = Read<Image<unsigned char, 2>>(row.label, "label map of subject '" + row.subject + "'");
+  const auto            size = labels->GetLargestPossibleRegion().GetSize();
+  const agcl::Picture & picture = GetPicture(index);
+  if (static_cast<int64_t>(size[0]) != picture.pixels.size(2) ||
+      static_cast<int64_t>(size[1]) != picture.pixels.size(1))
+    throw std::invalid_argument("subject '" + row.subject + "': label map '" + row.label + "' is " +
+                                std::to_string(size[0]) + " x " + std::to_string(size[1]) + " pixels, its picture '" +
+                                row.image + "' " + std::to_string(picture.pixels.size(2)) + " x " +
+                                std::to_string(picture.pixels.size(1)));
+  const int64_t H = size[1], W = size[0];
+  at::Tensor    values = at::empty({ H, W }, at::kByte);
+  std::memcpy(values.data_ptr<uint8_t>(), labels->GetBufferPointer(), static_cast<size_t>(H * W));
+  std::array<int64_t, 256> classOf{}; // label value -> class: 0 background, i organ i-1, -1 void
+  classOf[kVoidLabel] = -1;
+  std::set<int> organs;
+  for (size_t o = 0; o < m_Config.organs.size(); ++o)
+  {
+    classOf[static_cast<size_t>(m_Config.organs[o].label)] = static_cast<int64_t>(o) + 1;
+    organs.insert(static_cast<int>(m_Config.organs[o].label));
+  }
+  const at::Tensor present = std::get<0>(at::_unique(values));
+  std::set<int>    unknown;
+  for (int64_t i = 0; i < present.numel(); ++i)
+  {
+    const int v = present[i].item<int>();
+    if (v != 0 && v != kVoidLabel && organs.count(v) == 0)
+      unknown.insert(v);
+  }
+  ReportUnknownLabels(unknown, row.label);
+  m_PictureLabels[index] = values;
+  const at::Tensor table = at::tensor(std::vector<int64_t>(classOf.begin(), classOf.end()), at::kLong);
+  return m_PictureClasses.emplace(index, table.index_select(0, values.to(at::kLong).flatten()).view({ H, W }))
+    .first->second;
+}
+
+agcl::PatchSet
+ManifestTrainingData::PicturePatches(size_t                index,
+                                     agcl::AttentionSource source,
+                                     agcl::AGCLModel &     model,
+                                     const c10::Device &   device,
+                                     int64_t               patchesPerOrgan,
+                                     uint64_t              seed)
+{
+  const agcl::ModelConfig & config = model.Config();
+  const agcl::Picture &     picture = GetPicture(index);
+  const bool                labelled = m_Subjects[index].labelled;
+  const int64_t             O = static_cast<int64_t>(config.organs.size());
+  at::Tensor                attention;
+  if (source == agcl::AttentionSource::Truth)
+  {
+    if (!labelled)
+      throw std::invalid_argument("subject '" + m_Subjects[index].name +
+                                  "': attention from the truth needs a label map");
+    attention = agcl::AttentionOfClasses(GetPictureClasses(index), O, picture.spacing, config.margin_mm);
+  }
+  else
+    attention = agcl::CoarsePicture(model, picture, device).attention;
+  const auto     frames = agcl::PicturePatchFrames(attention, picture.spacing, config, patchesPerOrgan, seed);
+  agcl::PatchSet patches;
+  if (frames.empty())
+    return patches;
+  patches.image = agcl::SamplePicturePatches(picture, attention, frames, config);
+  const int64_t n = patches.image.size(0), P = config.patch_size;
+  if (labelled)
+  {
+    GetPictureClasses(index);
+    std::vector<int64_t> organLabels;
+    for (const auto & organ : config.organs)
+      organLabels.push_back(organ.label);
+    patches.mask = agcl::SamplePictureMasks(m_PictureLabels.at(index), frames, P, organLabels, kVoidLabel);
+  }
+  else
+    patches.mask = at::zeros({ n, P, P }, at::kLong);
+  std::vector<int64_t> organ;
+  for (const auto & frame : frames)
+    organ.push_back(frame.organ);
+  patches.organ = at::tensor(organ, at::kLong);
+  patches.modality = at::full({ n }, m_Subjects[index].modality, at::kLong);
+  return patches;
 }
 
 agcl::CoarseSample
 ManifestTrainingData::Coarse(size_t index, const agcl::ModelConfig & config)
 {
-  RequireVolumeModel(config);
+  if (config.image_dimensions == 2)
+  {
+    const agcl::Picture & picture = GetPicture(index);
+    // Classes on the coarse grid by nearest neighbour; void stays -1 (ignored by the losses).
+    return { agcl::PictureOnCoarseGrid(picture, config),
+             agcl::LabelsOnCoarseGrid(GetPictureClasses(index), picture.spacing, config) };
+  }
   using Attention = CoarseAttentionFilter<CTImageType, LabelImageType>;
   const auto coarse = Attention::ResampleToCoarseGrid(GetImage(index), config);
   const auto labels = Attention::ResampleLabels(GetLabels(index), coarse, coarse->GetLargestPossibleRegion());
@@ -169,7 +278,8 @@ ManifestTrainingData::Patches(size_t                index,
   using Attention = CoarseAttentionFilter<CTImageType, LabelImageType>;
   using Sampler = QueryPatchSamplerFilter<CTImageType, LabelImageType>;
   const agcl::ModelConfig & config = model.Config();
-  RequireVolumeModel(config);
+  if (config.image_dimensions == 2)
+    return PicturePatches(index, source, model, device, patchesPerOrgan, seed);
   const CTImageType *    image = GetImage(index);
   const bool             labelled = m_Subjects[index].labelled;
   const LabelImageType * labels = labelled ? GetLabels(index) : nullptr;

@@ -328,6 +328,28 @@ TEST(DiceLoss, MatchesNaiveEq1ForMultiClass3D)
   EXPECT_LT(Relative(loss(logits, target).item<double>(), NaiveDice(logits, target, 1e-5)), 1e-12);
 }
 
+TEST(DiceLoss, IgnoredPixelsCountInNeitherPredictionNorTarget)
+{
+  // Target -1 (void): the loss equals the mean over samples of Eq. 1 on each sample's valid
+  // pixels alone (1 - mean over n and c of dice_nc = mean over n of 1 - mean over c).
+  torch::manual_seed(12);
+  const torch::Tensor logits = torch::randn({ 3, 3, 4, 5 }, torch::kDouble);
+  torch::Tensor       target = torch::randint(0, 3, { 3, 4, 5 }, torch::kLong);
+  target.masked_fill_(torch::rand({ 3, 4, 5 }) < 0.3, -1);
+  double reference = 0.0;
+  for (int64_t n = 0; n < 3; ++n)
+  {
+    const torch::Tensor valid = target[n].ge(0).flatten();
+    const torch::Tensor l =
+      logits[n].reshape({ 3, -1 }).index({ torch::indexing::Slice(), valid }).unsqueeze(0).unsqueeze(2);
+    const torch::Tensor t = target[n].flatten().masked_select(valid).view({ 1, 1, -1 });
+    reference += NaiveDice(l, t, 1e-5) / 3.0;
+  }
+  agcl::DiceLoss loss;
+  EXPECT_LT(Relative(loss(logits, target).item<double>(), reference), 1e-12);
+  EXPECT_THROW(loss(logits, torch::full({ 3, 4, 5 }, -2, torch::kLong)), std::invalid_argument);
+}
+
 TEST(DiceLoss, PerfectPredictionScoresZeroAndEmptyOrganIsSmoothed)
 {
   torch::Tensor target = torch::zeros({ 2, 4, 4 }, torch::kLong);
