@@ -461,6 +461,12 @@ RegisterTrain(CLI::App & app, Runner & runner)
                  t.decoder_cross_entropy(),
                  "stage 2 loss: Dice plus pixel-wise cross-entropy (true/false; false: Dice alone)")
     ->capture_default_str();
+  sub
+    ->add_option("--decoder-dice",
+                 t.decoder_dice(),
+                 "stage 2 loss includes the Dice loss (true/false; false with --decoder-ce true: cross-entropy "
+                 "alone, as the paper's PASCAL VOC table)")
+    ->capture_default_str();
   sub->add_option("--warmup", t.warmup_fraction(), "warm-up share of each stage's steps")->capture_default_str();
   sub->add_option("--weight-decay", t.weight_decay(), "decoupled weight decay")->capture_default_str();
   sub->add_option("--patches-per-organ", t.patches_per_organ(), "patch pool: patches per organ and subject")

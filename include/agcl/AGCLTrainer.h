@@ -81,6 +81,10 @@ struct AGCLTrainerOptions
   /** Stage 2's loss: the two-class Dice loss plus, when true, the pixel-wise cross-entropy
    *  (which also weighs the organ's boundary pixels in patches where it is small). */
   TORCH_ARG(bool, decoder_cross_entropy) = false;
+  /** Stage 2's loss includes the Dice loss (the default). False with decoder_cross_entropy: the
+   *  cross-entropy alone (the paper's Table III, DeepLabv3+ on PASCAL VOC). At least one of the
+   *  two must be on. */
+  TORCH_ARG(bool, decoder_dice) = true;
   /** Linear warm-up over this share of a stage's steps, then cosine decay to 0. */
   TORCH_ARG(double, warmup_fraction) = 0.05;
   TORCH_ARG(double, weight_decay) = 1e-4;

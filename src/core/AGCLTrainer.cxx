@@ -154,6 +154,8 @@ CheckOptions(const AGCLTrainerOptions & o)
     require(value > 0.0, std::string(name) + " must be > 0");
   require(o.encoder_learning_rate() > 0.0 || o.encoder_learning_rate() == -1.0,
           "encoder_learning_rate must be > 0, or -1 (the decoder's)");
+  require(o.decoder_dice() || o.decoder_cross_entropy(),
+          "decoder_dice and decoder_cross_entropy are both off: stage 2 would have no loss");
   require(o.warmup_fraction() >= 0.0 && o.warmup_fraction() < 1.0, "warmup_fraction must be in [0, 1)");
   require(o.weight_decay() >= 0.0, "weight_decay must be >= 0");
 }

@@ -161,7 +161,7 @@ RunDecoderStage(TrainingRun & run)
       }
       const at::Tensor logits = decoder->forward(features.low_level, features.high_level, { P, P }, features.stem);
       const at::Tensor mask = batch.mask.to(run.device);
-      at::Tensor       loss = dice(logits, mask);
+      at::Tensor       loss = o.decoder_dice() ? dice(logits, mask) : torch::zeros({}, logits.options());
       if (o.decoder_cross_entropy())
         loss =
           loss + torch::nn::functional::cross_entropy(

@@ -87,6 +87,7 @@ OptionFields()
     AGCL_PLAIN_OPTION(decoder_learning_rate),
     AGCL_PLAIN_OPTION(encoder_learning_rate),
     AGCL_PLAIN_OPTION(decoder_cross_entropy),
+    AGCL_PLAIN_OPTION(decoder_dice),
     AGCL_PLAIN_OPTION(warmup_fraction),
     AGCL_PLAIN_OPTION(weight_decay),
     AGCL_PLAIN_OPTION(patches_per_organ),

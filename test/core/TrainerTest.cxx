@@ -629,11 +629,12 @@ TEST(AGCLTrainer, DecoderCrossEntropyAddsThePixelCrossEntropyToTheDiceLoss)
   const std::string baseModel = base.Run(data);
   // Stage 2 alone from the same weights and seed: the first step sees the same batch and the
   // same logits, so the two runs' first losses differ by the cross-entropy alone.
-  auto firstLoss = [&](bool crossEntropy) {
-    auto options = Options(Scratch(crossEntropy ? "ce_on" : "ce_off"), 2).init_from(baseModel).stage(2).log_every(1);
-    options.decoder_cross_entropy(crossEntropy);
+  auto firstLoss = [&](bool crossEntropy, bool withDice = true) {
+    const std::string folder = std::string(crossEntropy ? "ce_on" : "ce_off") + (withDice ? "" : "_alone");
+    auto              options = Options(Scratch(folder), 2).init_from(baseModel).stage(2).log_every(1);
+    options.decoder_cross_entropy(crossEntropy).decoder_dice(withDice);
     agcl::AGCLTrainer(options).Run(data);
-    for (const auto & record : LogRecords(Scratch(crossEntropy ? "ce_on" : "ce_off") / "log.jsonl"))
+    for (const auto & record : LogRecords(Scratch(folder) / "log.jsonl"))
       if (record.contains("loss") && record.at("step") == 1)
         return record.at("loss").get<double>();
     ADD_FAILURE() << "no step-1 loss in the log";
@@ -646,6 +647,8 @@ TEST(AGCLTrainer, DecoderCrossEntropyAddsThePixelCrossEntropyToTheDiceLoss)
   // an undecided one), far below the tens a broken sum would give.
   EXPECT_GT(withCrossEntropy - dice, 0.05);
   EXPECT_LT(withCrossEntropy - dice, 3.0);
+  // --decoder-dice false: the cross-entropy alone (the paper's Table III loss).
+  EXPECT_NEAR(firstLoss(true, false), withCrossEntropy - dice, 1e-5);
 }
 
 TEST(AGCLTrainer, ValidateEveryMinusOneValidatesStage2TwentyTimes)
@@ -858,7 +861,8 @@ TEST(AGCLTrainer, RefusesBadOptions)
                         Options(Scratch("bad"), 2).decoder_batch_size(0),
                         Options(Scratch("bad"), 2).validate_every(0),
                         Options(Scratch("bad"), 2).validate_every(-2),
-                        Options(Scratch("bad"), 2).temperature(0) })
+                        Options(Scratch("bad"), 2).temperature(0),
+                        Options(Scratch("bad"), 2).decoder_dice(false) })
     EXPECT_THROW(agcl::AGCLTrainer(options).Run(data), std::invalid_argument);
   SyntheticData unlabelled({ { "u", 0, "train", false } });
   EXPECT_THROW(agcl::AGCLTrainer(Options(Scratch("bad"), 2)).Run(unlabelled), std::invalid_argument);
@@ -889,7 +893,7 @@ TEST(AGCLTrainerOptions, JsonRoundTripAndNamedErrors)
   EXPECT_EQ(json.at("coarse_steps"), -1); // a default: auto
   EXPECT_FALSE(json.contains("output_directory"));
   EXPECT_FALSE(json.contains("model"));
-  EXPECT_EQ(json.size(), 32u);                        // every AGCLTrainerOptions field but output_directory and model
+  EXPECT_EQ(json.size(), 33u);                        // every AGCLTrainerOptions field but output_directory and model
   EXPECT_EQ(json.at("coarse_class_weights"), true);   // a default
   EXPECT_EQ(json.at("decoder_cross_entropy"), false); // a default: Dice loss alone
 
