@@ -114,7 +114,7 @@ SamplePictureMasks(const at::Tensor &              labels,
 /** The whole pipeline on a picture: coarse stage, query patches (inference tiling), encoder and
  *  decoder (organ probability per patch pixel), the fusion (FusePatchScores: Gaussian pixel
  *  weights when `gaussianWeighting`, off by default as in AGCLSegmentationFilter; the config's
- *  coarse_weight vote) and the decision (config thresholds, inside each organ's attention).
+ *  coarse_weight vote, scaled to each organ's peak with coarse_vote_scaled_to_peak) and the decision (config thresholds, inside each organ's attention).
  *  labels [H, W] uint8 (the organs' label values, 0 background), coarse [H, W] uint8 (the coarse
  *  network's label values), on the CPU. */
 struct PictureSegmentation

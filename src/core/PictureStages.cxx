@@ -404,6 +404,11 @@ SegmentPicture(AGCLModel &         model,
     {
       CoarseVote vote;
       vote.probability = coarse.probabilities[o];
+      if (config.coarse_vote_scaled_to_peak) // the organ's peak over the picture, as the 3D fusion
+      {
+        const double peak = vote.probability.max().item<double>();
+        vote.scale = peak > 0.0 ? 1.0 / peak : 1.0;
+      }
       vote.toCoarse = { { { grid.toPicture[2].scale, 0.0, 0.0, grid.toPicture[2].offset },
                           { 0.0, grid.toPicture[1].scale, 0.0, grid.toPicture[1].offset },
                           { 0.0, 0.0, 1.0, 0.0 } } };
