@@ -32,16 +32,14 @@ struct PictureFile
   Image<unsigned char, 2>::Pointer geometry;
 };
 
-/** Reads a 2D picture (JPEG, PNG, BMP, TIFF, MetaImage, NRRD, ... : whatever ITK reads) with 1 to
- *  16 components per pixel (grey, RGB, RGBA, multi-channel). itk::ExceptionObject names `what`
- *  and the file: no such file, unreadable, not 2D (a volume with more than one slice), too many
- *  components, a value that is not finite.
+/** The ImageIO of a 2D picture file with its header read, checked as ReadPicture checks it (from the
+ *  header alone: a cohort's files can be checked before anything is read or written). With
+ *  `channels` > 0 the file must have that many components per pixel (the model's image.channels).
  *  \ingroup AGCLSegmentation */
-inline PictureFile
-ReadPicture(const std::string & file, const std::string & what = "picture")
+inline ImageIOBase::Pointer
+ReadPictureHeader(const std::string & file, const std::string & what = "picture", unsigned int channels = 0)
 {
   using namespace agcl_read_volume_detail;
-  using VectorType = VectorImage<float, 2>;
   if (!std::filesystem::exists(file))
     throw ExceptionObject(__FILE__, __LINE__, what + " '" + file + "': no such file", ITK_LOCATION);
   ImageIOBase::Pointer io = ImageIOFactory::CreateImageIO(file.c_str(), ImageIOFactory::IOFileModeEnum::ReadMode);
@@ -59,7 +57,7 @@ ReadPicture(const std::string & file, const std::string & what = "picture")
       throw ExceptionObject(__FILE__,
                             __LINE__,
                             what + " '" + file + "': a " + std::to_string(dims) +
-                              "D image with more than one slice; a 2D model reads 2D pictures",
+                              "D image with more than one slice; the model is for 2D pictures ('image.dimensions' 2)",
                             ITK_LOCATION);
   const unsigned int components = io->GetNumberOfComponents();
   if (components < 1 || components > 16)
@@ -68,15 +66,36 @@ ReadPicture(const std::string & file, const std::string & what = "picture")
                           what + " '" + file + "': " + std::to_string(components) +
                             " components per pixel; expected 1 to 16 (grey, RGB, RGBA, ...)",
                           ITK_LOCATION);
-  const VectorType::Pointer image = Phrased(what, file, [&] {
+  if (channels > 0 && components != channels)
+    throw ExceptionObject(__FILE__,
+                          __LINE__,
+                          what + " '" + file + "': " + std::to_string(components) +
+                            " channel(s) per pixel; the model reads " + std::to_string(channels) +
+                            " (its image.channels)",
+                          ITK_LOCATION);
+  return io;
+}
+
+/** Reads a 2D picture (JPEG, PNG, BMP, TIFF, MetaImage, NRRD, ... : whatever ITK reads) with 1 to
+ *  16 components per pixel (grey, RGB, RGBA, multi-channel). itk::ExceptionObject names `what`
+ *  and the file: no such file, unreadable, not 2D (a volume with more than one slice), too many
+ *  components (or not `channels` when > 0), a value that is not finite.
+ *  \ingroup AGCLSegmentation */
+inline PictureFile
+ReadPicture(const std::string & file, const std::string & what = "picture", unsigned int channels = 0)
+{
+  using namespace agcl_read_volume_detail;
+  using VectorType = VectorImage<float, 2>;
+  const ImageIOBase::Pointer io = ReadPictureHeader(file, what, channels);
+  const VectorType::Pointer  image = Phrased(what, file, [&] {
     auto reader = ImageFileReader<VectorType>::New();
     reader->SetImageIO(io);
     reader->SetFileName(file);
     return Output(reader.GetPointer());
   });
-  const auto                size = image->GetLargestPossibleRegion().GetSize();
-  const int64_t             C = image->GetNumberOfComponentsPerPixel(), H = size[1], W = size[0];
-  at::Tensor                pixels = at::empty({ H, W, C }, at::kFloat);
+  const auto                 size = image->GetLargestPossibleRegion().GetSize();
+  const int64_t              C = image->GetNumberOfComponentsPerPixel(), H = size[1], W = size[0];
+  at::Tensor                 pixels = at::empty({ H, W, C }, at::kFloat);
   std::memcpy(pixels.data_ptr<float>(), image->GetBufferPointer(), sizeof(float) * H * W * C);
   if (!at::isfinite(pixels).all().item<bool>())
     throw ExceptionObject(

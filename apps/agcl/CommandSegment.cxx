@@ -131,17 +131,13 @@ SegmentPictureFile(const std::string &    input,
   itk::PictureFile file;
   try
   {
-    file = itk::ReadPicture(input, "picture");
+    file = itk::ReadPicture(input, "picture", static_cast<unsigned int>(model.GetConfig().image_channels));
   }
   catch (const itk::ExceptionObject & e)
   {
     throw InputError(e.GetDescription());
   }
   const agcl::ModelConfig & config = model.GetConfig();
-  if (file.picture.pixels.size(0) != config.image_channels)
-    throw InputError("'" + input + "' has " + std::to_string(file.picture.pixels.size(0)) +
-                     " channel(s) per pixel; the model reads " + std::to_string(config.image_channels) +
-                     " (its image.channels)");
   agcl::PictureSegmentation result;
   try
   {

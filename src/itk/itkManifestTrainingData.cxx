@@ -64,6 +64,17 @@ ManifestTrainingData::ManifestTrainingData(const std::string & manifest, const a
       throw agcl::ManifestError(where + "a validation subject needs a label map");
     if (!row.label.empty() && !std::filesystem::exists(row.label))
       throw agcl::ManifestError(where + "label '" + row.label + "': no such file");
+    if (config.image_dimensions == 2) // a 2D model: every image a picture with its channels (headers only)
+    {
+      try
+      {
+        ReadPictureHeader(row.image, "image", static_cast<unsigned int>(config.image_channels));
+      }
+      catch (const ExceptionObject & e)
+      {
+        throw agcl::ManifestError(where + e.GetDescription());
+      }
+    }
     m_Subjects.push_back({ row.subject, modality - config.modalities.begin(), row.split, !row.label.empty() });
   }
   if (m_Rows.empty())
@@ -140,16 +151,15 @@ ManifestTrainingData::GetPicture(size_t index)
   agcl::Picture             picture;
   try
   {
-    picture = ReadPicture(row.image, "picture of subject '" + row.subject + "'").picture;
+    picture = ReadPicture(row.image,
+                          "picture of subject '" + row.subject + "'",
+                          static_cast<unsigned int>(m_Config.image_channels))
+                .picture;
   }
   catch (const ExceptionObject & e)
   {
     throw std::invalid_argument(e.GetDescription());
   }
-  if (picture.pixels.size(0) != m_Config.image_channels)
-    throw std::invalid_argument("subject '" + row.subject + "': picture '" + row.image + "' has " +
-                                std::to_string(picture.pixels.size(0)) + " channel(s); the model reads " +
-                                std::to_string(m_Config.image_channels) + " ('image.channels')");
   return m_Pictures.emplace(index, std::move(picture)).first->second;
 }
 

@@ -11,6 +11,10 @@ filters), independent of ITK, and the mean IoU is recounted with numpy.
 3. agcl evaluate --metric miou equals a numpy recount of VOC's mean IoU (one confusion matrix over
    the set, void ignored, mean over the classes present); palette predictions are read as indices;
    a prediction outside the classes and an ignore label inside them are refused.
+4. A 2D model end to end: agcl train on the VOC manifest (a tiny RGB model, few steps), agcl
+   segment writes palette PNG label maps of each picture's size and an area report that a recount
+   of the PNG confirms; bad input (a grey picture for an RGB model, a cohort holding one) is refused
+   with exit code 1 and nothing written.
 
 Usage: voc_test.py AGCL WORKDIR
 """
@@ -270,4 +274,57 @@ bad[0, 0] = 30
 write_png(f"{pred_dir}/{val[-1]}.png", bad)
 run("evaluate", "--metric", "miou", "--pred", pred_dir, "--manifest", manifest, "--split", "val", rc=1,
     output="the prediction has the value 30 at pixel [0, 0, 0]; expected a class 0..20")
+
+# 4. A 2D model end to end (few steps: the mechanics, not the accuracy; scripts/scenes-study.sh
+# measures that).
+write_png(f"{pred_dir}/{val[-1]}.png", prediction)  # section 3's bad prediction repaired
+config = f"{WORK}/config-2d.json"
+with open(config, "w") as f:
+    f.write('{"organs": [{"name": "disc", "label": 1}, {"name": "box", "label": 2}, {"name": "triangle", "label": 3},'
+            ' {"name": "ring", "label": 4}, {"name": "cross", "label": 5}], "modalities": ["voc"],'
+            ' "image": {"dimensions": 2, "channels": 3, "mean": [124, 116, 104], "std": [58, 57, 57]},'
+            ' "patch_size": 16, "margin_mm": 4, "encoder": {"depth": 18, "width": 8},'
+            ' "decoder": {"channels": 16, "low_level_projection": 8},'
+            ' "coarse": {"spacing_mm": [4, 4, 4], "base_channels": 4, "levels": 3}}')
+steps = ["--coarse-steps", 10, "--pretrain-steps", 4, "--decoder-steps", 10, "--patches-per-organ", 4,
+         "--decoder-ce", "true", "--decoder-dice", "false", "--quiet"]
+run("train", "--manifest", manifest, "--config", config, "--out", f"{WORK}/run2d", *steps,
+    output="2D model: no calibration statistics")
+model = f"{WORK}/run2d/model.agcl"
+seg = f"{WORK}/seg2d"
+run("segment", "--model", model, "--manifest", manifest, "--split", "val", "--out", seg, "--save-coarse",
+    output="segmented 4 of 4 volume(s)")
+for name in val:
+    labels, colour, palette = read_png(f"{seg}/{name}.png")
+    if colour != 3 or palette is None or labels.shape != (48, 64):
+        fail(f"{seg}/{name}.png: colour type {colour}, shape {labels.shape}; expected a 64 x 48 palette PNG")
+    if tuple(palette[1]) != voc_colours[1] or not set(np.unique(labels).tolist()) <= set(range(6)):
+        fail(f"{seg}/{name}.png: palette or values {np.unique(labels)}")
+    coarse, _, _ = read_png(f"{seg}/{name}.coarse.png")
+    if coarse.shape != (48, 64) or not set(np.unique(coarse).tolist()) <= set(range(6)):
+        fail(f"{seg}/{name}.coarse.png")
+    areas = {r["label"]: r for r in manifest_rows(f"{seg}/{name}.organs.csv")}
+    for label in range(1, 6):
+        pixels = int((labels == label).sum())
+        if int(areas[str(label)]["pixels"]) != pixels or abs(float(areas[str(label)]["area_mm2"]) - pixels) > 1e-3:
+            fail(f"{name}.organs.csv: label {label}: {areas[str(label)]}, PNG recount {pixels} pixels of 1 mm^2")
+print("ok: 2D label maps (palette PNG, picture size) and areas match a recount", flush=True)
+run("evaluate", "--metric", "miou", "--pred", seg, "--manifest", manifest, "--split", "val",
+    output="Mean IoU over 4 image(s) of split 'val'")
+grey = f"{WORK}/grey.png"
+write_png(grey, np.zeros((48, 64), np.uint8))
+run("segment", "--model", model, grey, "--out", f"{WORK}/seg_grey", rc=1,
+    output="1 channel(s) per pixel; the model reads 3 (its image.channels)")
+if os.path.exists(f"{WORK}/seg_grey/grey.png"):
+    fail("a refused picture left an output")
+run("segment", "--model", model, "--manifest", manifest, "--out", f"{WORK}/seg_x", "--save-attention", rc=1,
+    output="--save-attention: not available for a 2D model")
+with open(manifest) as f:
+    text = f.read()
+with open(f"{WORK}/grey-manifest.csv", "w") as f:
+    f.write(text.replace(rows[1]["image"], "grey.png"))  # paths are relative to the manifest's folder
+run("train", "--manifest", f"{WORK}/grey-manifest.csv", "--config", config, "--out", f"{WORK}/run_grey", *steps, rc=1,
+    output=f"subject '{train[1]}': image '{WORK}/grey.png': 1 channel(s) per pixel; the model reads 3")
+if os.path.exists(f"{WORK}/run_grey"):
+    fail("a refused cohort left a run folder")
 print("PASS", flush=True)
