@@ -11,6 +11,9 @@ import pytest
 
 import itk_agcl
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from pngio import read_png, write_png  # noqa: E402  (our own PNG decoder and writer)
+
 AGCL = os.environ["AGCL_TOOL"]
 MODEL = os.environ["AGCL_TEST_MODEL"]
 
@@ -18,6 +21,36 @@ MODEL = os.environ["AGCL_TEST_MODEL"]
 @pytest.fixture(scope="module")
 def phantom():
     return itk_agcl.phantom((48, 48, 20), seed=4, modality="contrast")
+
+
+def test_segment_picture_equals_the_command_line(tmp_path):
+    """A 2D RGB model (issue 19) on a numpy picture: the Python path and agcl segment on the same
+    picture saved as a lossless PNG give the same label map; with every organ's threshold at 0
+    something is labelled, and bad input raises named errors."""
+    config = {"organs": [{"name": "disc", "label": 1}, {"name": "box", "label": 2}], "modalities": ["voc"],
+              "image": {"dimensions": 2, "channels": 3, "mean": [124, 116, 104], "std": [58, 57, 57]},
+              "patch_size": 16, "margin_mm": 4, "threshold": 0.0, "encoder": {"depth": 18, "width": 8},
+              "decoder": {"channels": 16, "low_level_projection": 8},
+              "coarse": {"spacing_mm": [4, 4, 4], "base_channels": 4, "levels": 3}}
+    model = itk_agcl.AGCLModelObject.FromConfig(config, seed=3)
+    model.Save(str(tmp_path / "picture.agcl"))
+    rng = np.random.default_rng(1)
+    picture = rng.integers(0, 256, (40, 52, 3), dtype=np.uint8)
+    labels = itk_agcl.segment_picture(model, picture)
+    assert labels.shape == (40, 52) and labels.dtype == np.uint8
+    assert set(np.unique(labels).tolist()) <= {0, 1, 2} and (labels != 0).any()
+    write_png(str(tmp_path / "picture.png"), picture)
+    subprocess.run([AGCL, "segment", "--model", str(tmp_path / "picture.agcl"), str(tmp_path / "picture.png"),
+                    "--out", str(tmp_path / "seg")], check=True, stdout=subprocess.DEVNULL)
+    written, colour, _ = read_png(str(tmp_path / "seg" / "picture.png"))
+    assert colour == 3  # a palette PNG
+    np.testing.assert_array_equal(written, labels)
+    with pytest.raises(ValueError, match="1 channel\\(s\\) per pixel; the model reads 3"):
+        itk_agcl.segment_picture(model, picture[:, :, 0])
+    with pytest.raises(ValueError, match="a model for 3D volumes"):
+        itk_agcl.segment_picture(itk_agcl.load_model(MODEL), picture)
+    with pytest.raises(TypeError, match="picture: expected a numpy.ndarray"):
+        itk_agcl.segment_picture(model, picture.tolist())
 
 
 def test_array_round_trip_and_geometry(tmp_path):

@@ -511,6 +511,17 @@ CalibrateModel(const std::string & modelFile,
                const std::string & split,
                const std::string & device);
 
+/** A 2D model on one picture (issue 19; agcl::SegmentPicture, the core's picture stages):
+ *  `data` holds the pixels as float32, C-contiguous, `shape` (H, W, C) with C the model's
+ *  image.channels (numpy's order of an RGB array); pixel units (the model's lengths are pixels).
+ *  Returns the label map [H, W] uint8 (the organs' label values, 0 background). */
+TensorView
+SegmentPicture(const Model &                model,
+               const std::vector<int64_t> & shape,
+               uintptr_t                    data,
+               uint64_t                     nbytes,
+               const std::string &          device);
+
 /** The module's version. */
 std::string
 Version();

@@ -9,6 +9,8 @@
 #include "agcl/JsonInput.h"
 #include "agcl/AGCLModel.h"
 #include "agcl/ModelBundle.h"
+#include "agcl/PictureStages.h"
+#include "agcl/Device.h"
 #include "agcl/Threading.h"
 #include "itkAGCLEncoderFilter.h"
 #include "itkAGCLModelObject.h"
@@ -593,6 +595,34 @@ LabelFusionFilter::GetProbabilityMap(int organ) const
   {
     throw std::invalid_argument(e.GetDescription());
   }
+}
+
+TensorView
+SegmentPicture(const Model &                model,
+               const std::vector<int64_t> & shape,
+               uintptr_t                    data,
+               uint64_t                     nbytes,
+               const std::string &          device)
+{
+  if (shape.size() != 3 || shape[0] < 1 || shape[1] < 1 || shape[2] < 1)
+    throw std::invalid_argument("segment_picture: expected a picture of shape (H, W, C)");
+  const uint64_t expected = static_cast<uint64_t>(shape[0] * shape[1] * shape[2]) * sizeof(float);
+  if (nbytes != expected)
+    throw std::invalid_argument("segment_picture: " + std::to_string(nbytes) + " bytes for a float32 picture of " +
+                                std::to_string(expected) + " bytes");
+  auto &        networks = static_cast<itk::AGCLModelObject *>(model.GetITKModel())->GetModel();
+  agcl::Picture picture;
+  picture.pixels = at::from_blob(reinterpret_cast<void *>(data), { shape[0], shape[1], shape[2] }, at::kFloat)
+                     .permute({ 2, 0, 1 })
+                     .contiguous(); // a copy: the numpy array may go
+  if (!at::isfinite(picture.pixels).all().item<bool>())
+    throw std::invalid_argument("segment_picture: the picture has values that are not finite (NaN or infinite)");
+  at::Tensor labels;
+  {
+    const ReleasedGIL unlocked;
+    labels = agcl::SegmentPicture(networks, picture, agcl::ParseDevice(device)).labels;
+  }
+  return TensorView::FromTensor(&labels);
 }
 
 } // namespace agcl::python

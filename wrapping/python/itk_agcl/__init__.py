@@ -312,6 +312,32 @@ class AGCLModelObject(object):
         return self._native
 
 
+def segment_picture(model, picture, device="cpu"):
+    """A 2D model (image.dimensions 2) on one picture: `picture` a numpy array [H, W, C] (C the
+    model's image.channels: an RGB array as numpy, PIL or imageio give it) or [H, W] for a
+    one-channel model, any real dtype (0..255 for 8-bit photographs). Returns the label map, a
+    numpy uint8 array [H, W] of the organs' label values (0 background). Lengths of the model
+    (coarse spacing, patch spacing, margin) are in pixels."""
+    if not isinstance(model, AGCLModelObject):
+        raise TypeError("model: expected an itk_agcl.AGCLModelObject, got %s" % type(model).__name__)
+    if not isinstance(picture, _np.ndarray):
+        raise TypeError("picture: expected a numpy.ndarray, got %s" % type(picture).__name__)
+    if picture.ndim == 2:
+        picture = picture[:, :, None]
+    if picture.ndim != 3 or 0 in picture.shape:
+        raise ValueError("picture: expected [H, W, C] or [H, W], got shape %s" % (picture.shape,))
+    channels = model.GetConfig().get("image", {}).get("channels", 1)
+    if model.GetConfig().get("image", {}).get("dimensions", 3) != 2:
+        raise ValueError("model: a model for 3D volumes; segment_picture needs a 2D model (image.dimensions 2)")
+    if picture.shape[2] != channels:
+        raise ValueError("picture: %d channel(s) per pixel; the model reads %d (its image.channels)"
+                         % (picture.shape[2], channels))
+    array = _np.ascontiguousarray(picture, dtype=_np.float32)
+    view = _native.SegmentPicture(model._model(), [int(n) for n in array.shape], array.ctypes.data, array.nbytes,
+                                  _string("device", device))
+    return _np.array(_TensorOwner(view))  # a copy that owns its memory
+
+
 def load_model(file_name):
     """The model bundle in `file_name` (an AGCLModelObject)."""
     model = AGCLModelObject()
