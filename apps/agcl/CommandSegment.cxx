@@ -262,6 +262,8 @@ RunSegment(const SegmentOptions & options)
   }
   const agcl::ModelConfig & config = model->GetConfig();
   const bool                pictures = config.image_dimensions == 2;
+  if (pictures && options.precision != "float32")
+    throw InputError("--precision " + options.precision + ": a 2D model (pictures) runs in float32 only");
   if (pictures && (options.saveAttention || options.oracleAttention))
     throw InputError(std::string(options.saveAttention ? "--save-attention" : "--oracle-attention") +
                      ": not available for a 2D model (pictures)");

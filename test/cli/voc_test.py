@@ -257,6 +257,8 @@ if os.path.exists(f"{WORK}/seg_grey/grey.png"):
     fail("a refused picture left an output")
 run("segment", "--model", model, "--manifest", manifest, "--out", f"{WORK}/seg_x", "--save-attention", rc=1,
     output="--save-attention: not available for a 2D model")
+run("segment", "--model", model, "--manifest", manifest, "--out", f"{WORK}/seg_x", "--precision", "bfloat16", rc=1,
+    output="--precision bfloat16: a 2D model (pictures) runs in float32 only")
 with open(manifest) as f:
     text = f.read()
 with open(f"{WORK}/grey-manifest.csv", "w") as f:
