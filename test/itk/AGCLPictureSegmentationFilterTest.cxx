@@ -1,0 +1,199 @@
+/*=========================================================================
+ *  AGCL for ITK — Apache License 2.0, see LICENSE.
+ *=========================================================================*/
+#include "itkAGCLPictureSegmentationFilter.h"
+
+#include "../common/TinyModelConfig.h"
+#include "agcl/AGCLModel.h"
+#include "itkRGBPixel.h"
+#include "itkVector.h"
+#include "itkVectorImage.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <random>
+
+// The filter is the one-call pipeline of 2D pictures over agcl::SegmentPicture; what it adds is
+// the reading of ITK pixels (RGB, vector, variable-length vector; the component order, columns
+// along x and rows along y) and the outputs' geometry. The reference is the core called on the
+// pixels laid out by hand, [c][y][x] from pixel (x, y)'s component c.
+namespace {
+
+using Labels = itk::Image<unsigned char, 2>;
+constexpr int64_t H = 37, W = 50; // not square: a transposition would show
+constexpr double  kSpacing[2] = { 0.3, 0.7 }, kOrigin[2] = { 5.0, -2.0 };
+
+itk::AGCLModelObject::Pointer
+PictureModel(uint64_t seed, double threshold = 0.0)
+{
+  agcl::ModelConfig config = agcl::test::TinyModelConfig();
+  config.organs = { { "disc", 1 }, { "box", 2 } };
+  config.modalities = { "voc" };
+  config.image_dimensions = 2;
+  config.image_channels = 3;
+  config.channel_mean = { 124, 116, 104 };
+  config.channel_std = { 58, 57, 57 };
+  config.patch_size = 16;
+  config.margin_mm = 3;
+  config.threshold = threshold;
+  config.coarse_spacing_mm = { 4, 4, 4 };
+  torch::manual_seed(seed);
+  auto model = itk::AGCLModelObject::New();
+  model->SetModel(std::make_shared<agcl::AGCLModel>(config));
+  return model;
+}
+
+std::vector<std::array<unsigned char, 3>>
+RandomPixels()
+{
+  std::mt19937                              rng(4);
+  std::vector<std::array<unsigned char, 3>> pixels(H * W);
+  for (auto & p : pixels)
+    for (auto & c : p)
+      c = static_cast<unsigned char>(rng() % 256);
+  // A bright square and a dark disc, so that the networks see structure.
+  for (int64_t y = 0; y < H; ++y)
+    for (int64_t x = 0; x < W; ++x)
+    {
+      if (x > 5 && x < 20 && y > 8 && y < 24)
+        pixels[y * W + x] = { 240, 230, 40 };
+      if (std::hypot(x - 36, y - 20) < 8)
+        pixels[y * W + x] = { 20, 30, 200 };
+    }
+  return pixels;
+}
+
+template <typename TImage>
+typename TImage::Pointer
+MakeImage(const std::vector<std::array<unsigned char, 3>> & pixels)
+{
+  auto                        image = TImage::New();
+  typename TImage::RegionType region;
+  region.SetSize({ { static_cast<itk::SizeValueType>(W), static_cast<itk::SizeValueType>(H) } });
+  image->SetRegions(region);
+  if constexpr (std::is_same_v<TImage, itk::VectorImage<float, 2>>)
+    image->SetNumberOfComponentsPerPixel(3);
+  image->Allocate();
+  image->SetSpacing(kSpacing);
+  image->SetOrigin(kOrigin);
+  for (int64_t y = 0; y < H; ++y)
+    for (int64_t x = 0; x < W; ++x)
+    {
+      typename TImage::PixelType p = image->GetPixel({ { x, y } });
+      for (int c = 0; c < 3; ++c)
+        p[c] = pixels[y * W + x][c];
+      image->SetPixel({ { x, y } }, p);
+    }
+  return image;
+}
+
+template <typename TImage>
+Labels::Pointer
+Segment(const TImage * image, itk::AGCLModelObject * model, Labels::Pointer * coarse = nullptr)
+{
+  auto filter = itk::AGCLPictureSegmentationFilter<TImage>::New();
+  filter->SetInput(image);
+  filter->SetModel(model);
+  filter->Update();
+  EXPECT_GT(filter->GetNumberOfPatches(), 0);
+  if (coarse)
+    *coarse = filter->GetCoarseLabelMapOutput();
+  return filter->GetOutput();
+}
+
+} // namespace
+
+TEST(AGCLPictureSegmentationFilter, EveryPixelTypeGivesTheCoreResultWithTheInputGeometry)
+{
+  const auto pixels = RandomPixels();
+  const auto model = PictureModel(2);
+  // The reference: the core on the pixels laid out by hand.
+  at::Tensor tensor = at::empty({ 3, H, W }, at::kFloat);
+  auto       t = tensor.accessor<float, 3>();
+  for (int64_t y = 0; y < H; ++y)
+    for (int64_t x = 0; x < W; ++x)
+      for (int c = 0; c < 3; ++c)
+        t[c][y][x] = pixels[y * W + x][c];
+  agcl::Picture picture;
+  picture.pixels = tensor;
+  const auto expected = agcl::SegmentPicture(model->GetModel(), picture, torch::kCPU);
+  ASSERT_GT(expected.labels.count_nonzero().item<int64_t>(), 0) << "threshold 0: attended pixels are labelled";
+
+  auto check = [&](const Labels * labels, const Labels * coarse, const char * what) {
+    ASSERT_EQ(labels->GetLargestPossibleRegion().GetSize(), (Labels::SizeType{ { W, H } })) << what;
+    for (int d = 0; d < 2; ++d)
+    {
+      EXPECT_EQ(labels->GetSpacing()[d], kSpacing[d]) << what;
+      EXPECT_EQ(labels->GetOrigin()[d], kOrigin[d]) << what;
+      EXPECT_EQ(coarse->GetSpacing()[d], kSpacing[d]) << what;
+    }
+    const auto l = expected.labels.accessor<uint8_t, 2>();
+    const auto k = expected.coarse.accessor<uint8_t, 2>();
+    int        differences = 0;
+    for (int64_t y = 0; y < H; ++y)
+      for (int64_t x = 0; x < W; ++x)
+        differences += labels->GetPixel({ { x, y } }) != l[y][x] || coarse->GetPixel({ { x, y } }) != k[y][x];
+    EXPECT_EQ(differences, 0) << what;
+  };
+  Labels::Pointer coarse, labels;
+  const auto      rgb = MakeImage<itk::Image<itk::RGBPixel<unsigned char>, 2>>(pixels);
+  labels = Segment(rgb.GetPointer(), model, &coarse);
+  check(labels, coarse, "RGBPixel");
+  const auto vectors = MakeImage<itk::Image<itk::Vector<float, 3>, 2>>(pixels);
+  labels = Segment(vectors.GetPointer(), model, &coarse);
+  check(labels, coarse, "Vector<float, 3>");
+  const auto variable = MakeImage<itk::VectorImage<float, 2>>(pixels);
+  labels = Segment(variable.GetPointer(), model, &coarse);
+  check(labels, coarse, "VectorImage");
+}
+
+TEST(AGCLPictureSegmentationFilter, BadInputRaisesNamedErrors)
+{
+  const auto pixels = RandomPixels();
+  const auto rgb = MakeImage<itk::Image<itk::RGBPixel<unsigned char>, 2>>(pixels);
+  auto       expectError = [](auto & filter, const std::string & text) {
+    try
+    {
+      filter->Update();
+      ADD_FAILURE() << "no exception; expected one containing '" << text << "'";
+    }
+    catch (const itk::ExceptionObject & e)
+    {
+      EXPECT_NE(std::string(e.GetDescription()).find(text), std::string::npos) << e.GetDescription();
+    }
+  };
+  auto filter = itk::AGCLPictureSegmentationFilter<itk::Image<itk::RGBPixel<unsigned char>, 2>>::New();
+  filter->SetInput(rgb);
+  expectError(filter, "no model");
+  auto volumeModel = itk::AGCLModelObject::New();
+  volumeModel->SetModel(std::make_shared<agcl::AGCLModel>(agcl::test::TinyModelConfig()));
+  filter->SetModel(volumeModel);
+  expectError(filter, "is for 3D volumes ('image.dimensions' 3)");
+  filter->SetModel(PictureModel(2));
+  filter->SetDevice("tpu");
+  expectError(filter, "Device");
+  filter->SetDevice("cpu");
+  filter->SetOverlap(1.0);
+  expectError(filter, "Overlap 1: expected 0 <= overlap < 1");
+
+  auto grey = itk::Image<float, 2>::New();
+  grey->SetRegions(rgb->GetLargestPossibleRegion());
+  grey->Allocate();
+  grey->FillBuffer(0.0f);
+  auto greyFilter = itk::AGCLPictureSegmentationFilter<itk::Image<float, 2>>::New();
+  greyFilter->SetInput(grey);
+  greyFilter->SetModel(PictureModel(2));
+  expectError(greyFilter, "the input has 1 component(s) per pixel; the model reads 3");
+  auto nan = itk::VectorImage<float, 2>::New();
+  nan->SetRegions(rgb->GetLargestPossibleRegion());
+  nan->SetNumberOfComponentsPerPixel(3);
+  nan->Allocate();
+  itk::VariableLengthVector<float> value(3);
+  value.Fill(std::nanf(""));
+  nan->FillBuffer(value);
+  auto nanFilter = itk::AGCLPictureSegmentationFilter<itk::VectorImage<float, 2>>::New();
+  nanFilter->SetInput(nan);
+  nanFilter->SetModel(PictureModel(2));
+  expectError(nanFilter, "not finite");
+}
