@@ -7,6 +7,7 @@
 #include "agcl/Device.h"
 #include "agcl/PictureStages.h"
 #include "itkAGCLModelObject.h"
+#include "itkAGCLPictureFilters.h"
 #include "itkConvertTorchErrors.h"
 #include "itkDefaultConvertPixelTraits.h"
 #include "itkImage.h"
@@ -39,8 +40,9 @@ namespace itk {
  * Errors (itk::ExceptionObject): no model; a model for 3D volumes; a pixel with another component
  * count than the model's channels; a value that is not finite; a bad device.
  *
- * The single filters (CoarseAttentionFilter, QueryPatchSamplerFilter, LabelFusionFilter) take 3D
- * volumes only; their 2D forms are not built yet (the picture stages are their plan).
+ * The single filters of pictures (itkAGCLPictureFilters.h: PictureCoarseAttentionFilter,
+ * PictureQueryPatchSamplerFilter, PictureLabelFusionFilter, with the volumes' network filters)
+ * give the same labels step by step (tested).
  * \ingroup AGCLSegmentation
  */
 template <typename TInputImage, typename TLabelImage = Image<unsigned char, 2>>
@@ -111,20 +113,7 @@ public:
   static at::Tensor
   PictureTensor(const InputImageType * image)
   {
-    using PixelType = typename InputImageType::PixelType;
-    using Traits = DefaultConvertPixelTraits<PixelType>;
-    const auto    region = image->GetBufferedRegion();
-    const int64_t H = region.GetSize(1), W = region.GetSize(0);
-    const int64_t C = image->GetNumberOfComponentsPerPixel();
-    at::Tensor    pixels = at::empty({ H, W, C }, at::kFloat);
-    float *       out = pixels.data_ptr<float>();
-    for (ImageRegionConstIterator<InputImageType> it(image, region); !it.IsAtEnd(); ++it)
-    {
-      const PixelType value = it.Get();
-      for (int64_t c = 0; c < C; ++c)
-        *out++ = static_cast<float>(Traits::GetNthComponent(static_cast<int>(c), value));
-    }
-    return pixels.permute({ 2, 0, 1 }).contiguous();
+    return agcl_picture_detail::PictureTensor(image);
   }
 
 protected:
@@ -190,15 +179,8 @@ protected:
                                   static_cast<int64_t>(m_BatchSize),
                                   m_GaussianWeighting);
     });
-    auto                            write = [&](LabelImageType * output, const at::Tensor & labels) {
-      output->SetBufferedRegion(output->GetRequestedRegion());
-      output->Allocate();
-      const uint8_t * value = labels.contiguous().data_ptr<uint8_t>();
-      for (ImageRegionIterator<LabelImageType> it(output, output->GetBufferedRegion()); !it.IsAtEnd(); ++it)
-        it.Set(static_cast<typename LabelImageType::PixelType>(*value++));
-    };
-    write(this->GetOutput(), result.labels);
-    write(this->GetCoarseLabelMapOutput(), result.coarse);
+    agcl_picture_detail::WriteLabels(this->GetOutput(), result.labels);
+    agcl_picture_detail::WriteLabels(this->GetCoarseLabelMapOutput(), result.coarse);
     m_NumberOfPatches = result.patches;
   }
 

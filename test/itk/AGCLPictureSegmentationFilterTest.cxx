@@ -3,6 +3,10 @@
  *=========================================================================*/
 #include "itkAGCLPictureSegmentationFilter.h"
 
+#include "itkAGCLEncoderFilter.h"
+#include "itkAGCLPictureFilters.h"
+#include "itkASPPDecoderFilter.h"
+
 #include "../common/TinyModelConfig.h"
 #include "agcl/AGCLModel.h"
 #include "itkRGBPixel.h"
@@ -25,7 +29,7 @@ constexpr int64_t H = 37, W = 50; // not square: a transposition would show
 constexpr double  kSpacing[2] = { 0.3, 0.7 }, kOrigin[2] = { 5.0, -2.0 };
 
 itk::AGCLModelObject::Pointer
-PictureModel(uint64_t seed, double threshold = 0.0)
+PictureModel(uint64_t seed, double threshold = 0.0, double coarseWeight = 0.0)
 {
   agcl::ModelConfig config = agcl::test::TinyModelConfig();
   config.organs = { { "disc", 1 }, { "box", 2 } };
@@ -37,6 +41,8 @@ PictureModel(uint64_t seed, double threshold = 0.0)
   config.patch_size = 16;
   config.margin_mm = 3;
   config.threshold = threshold;
+  config.coarse_weight = coarseWeight;
+  config.coarse_vote_scaled_to_peak = coarseWeight > 0;
   config.coarse_spacing_mm = { 4, 4, 4 };
   torch::manual_seed(seed);
   auto model = itk::AGCLModelObject::New();
@@ -196,4 +202,134 @@ TEST(AGCLPictureSegmentationFilter, BadInputRaisesNamedErrors)
   nanFilter->SetInput(nan);
   nanFilter->SetModel(PictureModel(2));
   expectError(nanFilter, "not finite");
+}
+
+TEST(AGCLPictureFilters, TheSingleFiltersGiveTheOneCallFiltersLabels)
+{
+  // Pipeline = single filters, with the coarse vote and a threshold that leaves decisions to make.
+  using RGBImage = itk::Image<itk::RGBPixel<unsigned char>, 2>;
+  const auto rgb = MakeImage<RGBImage>(RandomPixels());
+  const auto model = PictureModel(5, 0.45, 0.4);
+  auto       whole = itk::AGCLPictureSegmentationFilter<RGBImage>::New();
+  whole->SetInput(rgb);
+  whole->SetModel(model);
+  whole->Update();
+
+  auto coarse = itk::PictureCoarseAttentionFilter<RGBImage>::New();
+  coarse->SetInput(rgb);
+  coarse->SetModel(model);
+  auto sampler = itk::PictureQueryPatchSamplerFilter<RGBImage>::New();
+  sampler->SetInput(rgb);
+  sampler->SetModel(model);
+  auto fusion = itk::PictureLabelFusionFilter<Labels>::New();
+  fusion->SetModel(model);
+  fusion->SetReferenceImage(coarse->GetOutput());
+  for (int64_t label : { 1, 2 })
+  {
+    sampler->SetAttentionMap(label, coarse->GetAttentionMap(label));
+    fusion->SetAttentionMap(label, coarse->GetAttentionMap(label));
+  }
+  auto encoder = itk::AGCLEncoderFilter::New();
+  encoder->SetInput(sampler->GetOutput());
+  encoder->SetEncoder(model->GetModel().Encoder());
+  encoder->SetStemFeatures(model->GetModel().Decoder()->UsesStem());
+  auto decoder = itk::ASPPDecoderFilter::New();
+  decoder->SetInput(encoder->GetOutput());
+  decoder->SetDecoder(model->GetModel().Decoder());
+  fusion->SetPatches(decoder->GetOutput());
+  coarse->Update(); // the coarse vote's probabilities come from its run
+  fusion->SetCoarseProbabilities(coarse->GetCoarseProbabilities());
+  fusion->Update();
+
+  const auto patches = sampler->GetOutput();
+  ASSERT_EQ(patches->GetTensor("image").size(1), 4); // RGB + attention
+  EXPECT_EQ(static_cast<int64_t>(patches->GetNumberOfItems()), whole->GetNumberOfPatches());
+  int differences = 0, labelled = 0, coarseDifferences = 0;
+  for (int64_t y = 0; y < H; ++y)
+    for (int64_t x = 0; x < W; ++x)
+    {
+      differences += fusion->GetOutput()->GetPixel({ { x, y } }) != whole->GetOutput()->GetPixel({ { x, y } });
+      coarseDifferences +=
+        coarse->GetOutput()->GetPixel({ { x, y } }) != whole->GetCoarseLabelMapOutput()->GetPixel({ { x, y } });
+      labelled += whole->GetOutput()->GetPixel({ { x, y } }) != 0;
+    }
+  EXPECT_EQ(differences, 0);
+  EXPECT_EQ(coarseDifferences, 0);
+  EXPECT_GT(labelled, 0);
+
+  // Training mode: labels of the patches' organ, 255 where void or outside.
+  auto labelMap = Labels::New();
+  labelMap->SetRegions(rgb->GetLargestPossibleRegion());
+  labelMap->Allocate();
+  labelMap->FillBuffer(1);
+  labelMap->SetPixel({ { 10, 10 } }, 255);
+  sampler->SetLabelMap(labelMap);
+  sampler->SetTraining(true);
+  sampler->SetPatchesPerOrgan(3);
+  sampler->Update();
+  const at::Tensor label = sampler->GetOutput()->GetTensor("label");
+  ASSERT_EQ(label.dim(), 4);
+  const at::Tensor values = std::get<0>(at::_unique(label));
+  for (int64_t i = 0; i < values.numel(); ++i)
+    EXPECT_TRUE(values[i].item<int>() == 0 || values[i].item<int>() == 1 || values[i].item<int>() == 255);
+}
+
+TEST(AGCLPictureFilters, FusionIsTheBruteForcePaintingOfThePatches)
+{
+  // Two hand-made patches of constant probability (0.9 and 0.3) at non-integer positions; the
+  // reference paints each patch pixel onto its nearest picture pixel (halves up) and averages in
+  // double; a pixel is labelled where the mean is >= the threshold (0.5) inside the attention.
+  const auto         model = PictureModel(2, 0.5);
+  const int64_t      P = 16;
+  auto               reference = Labels::New();
+  Labels::RegionType region;
+  region.SetSize({ { static_cast<itk::SizeValueType>(W), static_cast<itk::SizeValueType>(H) } });
+  reference->SetRegions(region);
+  reference->Allocate();
+  reference->FillBuffer(0);
+  auto attention = Labels::New();
+  attention->SetRegions(region);
+  attention->Allocate();
+  attention->FillBuffer(0);
+  for (int64_t y = 2; y < 34; ++y)
+    for (int64_t x = 3; x < 45; ++x)
+      attention->SetPixel({ { x, y } }, 1);
+  const double                        firsts[2][2] = { { 4.4, 3.6 }, { 12.5, 9.2 } }, values[2] = { 0.9, 0.3 };
+  itk::TensorDataObject::MetadataType metadata(2);
+  for (int n = 0; n < 2; ++n)
+  {
+    metadata[n].organ = 1;
+    metadata[n].origin = { firsts[n][0], firsts[n][1], 0.0 };
+    metadata[n].spacing = { 1.0, 1.0 };
+  }
+  auto patches = itk::TensorDataObject::New();
+  patches->SetTensor("probability",
+                     at::cat({ at::full({ 1, 1, P, P }, values[0]), at::full({ 1, 1, P, P }, values[1]) }));
+  patches->SetMetadata(metadata);
+  auto fusion = itk::PictureLabelFusionFilter<Labels>::New();
+  fusion->SetModel(model);
+  fusion->SetReferenceImage(reference);
+  fusion->SetAttentionMap(1, attention);
+  fusion->SetPatches(patches);
+  fusion->Update();
+  std::vector<double> sum(H * W, 0.0), count(H * W, 0.0);
+  for (int n = 0; n < 2; ++n)
+    for (int64_t r = 0; r < P; ++r)
+      for (int64_t q = 0; q < P; ++q)
+      {
+        const int64_t x = static_cast<int64_t>(std::floor(firsts[n][0] + q + 0.5));
+        const int64_t y = static_cast<int64_t>(std::floor(firsts[n][1] + r + 0.5));
+        sum[y * W + x] += values[n];
+        count[y * W + x] += 1.0;
+      }
+  int labelled = 0;
+  for (int64_t y = 0; y < H; ++y)
+    for (int64_t x = 0; x < W; ++x)
+    {
+      const bool inside = attention->GetPixel({ { x, y } }) != 0;
+      const bool expected = inside && count[y * W + x] > 0 && sum[y * W + x] / count[y * W + x] >= 0.5;
+      EXPECT_EQ(fusion->GetOutput()->GetPixel({ { x, y } }), expected ? 1 : 0) << "pixel (" << x << ", " << y << ")";
+      labelled += expected;
+    }
+  EXPECT_GT(labelled, 100); // patch A's pixels, and the overlap where (0.9 + 0.3) / 2 = 0.6
 }
