@@ -109,6 +109,32 @@ OrganIndex(const agcl::ModelConfig & config, int64_t label)
   return -1;
 }
 
+/** The attention maps given by label value as one tensor [O, H, W] bool in the model's organ order
+ *  (an organ without a map attends nothing). itk::ExceptionObject for a label that is not an organ
+ *  or a map of another size than `size`. */
+template <typename TLabelImage>
+at::Tensor
+AttentionTensor(const std::map<int64_t, const TLabelImage *> & maps,
+                const agcl::ModelConfig &                      config,
+                const typename TLabelImage::SizeType &         size,
+                const std::string &                            filter)
+{
+  at::Tensor attention = at::zeros(
+    { static_cast<int64_t>(config.organs.size()), static_cast<int64_t>(size[1]), static_cast<int64_t>(size[0]) },
+    at::kBool);
+  for (const auto & [label, map] : maps)
+  {
+    const int64_t o = OrganIndex(config, label);
+    if (o < 0)
+      itkGenericExceptionMacro(<< filter << ": attention map of label " << label << ": not an organ of the model");
+    if (map->GetBufferedRegion().GetSize() != size)
+      itkGenericExceptionMacro(<< filter << ": attention map of label " << label << ": "
+                               << map->GetBufferedRegion().GetSize() << " pixels; the picture has " << size);
+    attention[o] = MaskTensor(map);
+  }
+  return attention;
+}
+
 } // namespace agcl_picture_detail
 
 /** \class PictureCoarseAttentionFilter
@@ -187,13 +213,7 @@ protected:
     const agcl::PictureCoarse coarse = ConvertTorchErrors("PictureCoarseAttentionFilter", [&] {
       return agcl::CoarsePicture(m_Model->GetModel(), picture, agcl::ParseDevice(m_Device));
     });
-    std::vector<int64_t>      table{ 0 };
-    for (const auto & organ : config.organs)
-      table.push_back(organ.label);
-    const at::Tensor values = at::tensor(table, at::kLong);
-    agcl_picture_detail::WriteLabels(
-      this->GetOutput(),
-      values.index_select(0, coarse.classes.to(at::kCPU, at::kLong).flatten()).view(coarse.classes.sizes()));
+    agcl_picture_detail::WriteLabels(this->GetOutput(), agcl::LabelValuesOfClasses(coarse.classes, config));
     for (size_t o = 0; o < config.organs.size(); ++o)
       agcl_picture_detail::WriteLabels(static_cast<LabelImageType *>(this->ProcessObject::GetOutput(1 + o)),
                                        coarse.attention[static_cast<int64_t>(o)]);
@@ -290,19 +310,10 @@ protected:
     const auto *              input = dynamic_cast<const TInputImage *>(this->ProcessObject::GetInput(0));
     const agcl::ModelConfig & config = agcl_picture_detail::PictureConfig(
       m_Model, "PictureQueryPatchSamplerFilter", input->GetNumberOfComponentsPerPixel());
-    const auto    size = input->GetBufferedRegion().GetSize();
-    const int64_t H = size[1], W = size[0], O = static_cast<int64_t>(config.organs.size());
-    at::Tensor    attention = at::zeros({ O, H, W }, at::kBool);
-    for (const auto & [label, map] : m_Attention)
-    {
-      const int64_t o = agcl_picture_detail::OrganIndex(config, label);
-      if (o < 0)
-        itkExceptionMacro(<< "attention map of label " << label << ": not an organ of the model");
-      if (map->GetBufferedRegion().GetSize() != size)
-        itkExceptionMacro(<< "attention map of label " << label << ": " << map->GetBufferedRegion().GetSize()
-                          << " pixels; the picture has " << size);
-      attention[o] = agcl_picture_detail::MaskTensor(map);
-    }
+    const auto       size = input->GetBufferedRegion().GetSize();
+    const int64_t    H = size[1], W = size[0];
+    const at::Tensor attention =
+      agcl_picture_detail::AttentionTensor(m_Attention, config, size, "PictureQueryPatchSamplerFilter");
     const auto * labels = dynamic_cast<const LabelImageType *>(this->ProcessObject::GetInput("LabelMap"));
     if (m_Training && m_PatchesPerOrgan == 0)
       itkExceptionMacro(<< "training mode with PatchesPerOrgan 0");
@@ -430,17 +441,10 @@ protected:
   GenerateData() override
   {
     const agcl::ModelConfig & config = agcl_picture_detail::PictureConfig(m_Model, "PictureLabelFusionFilter");
-    const auto *  patches = dynamic_cast<const TensorDataObject *>(this->ProcessObject::GetInput("Patches"));
-    const auto    size = this->GetInput()->GetLargestPossibleRegion().GetSize();
-    const int64_t H = size[1], W = size[0], O = static_cast<int64_t>(config.organs.size());
-    at::Tensor    attention = at::zeros({ O, H, W }, at::kBool);
-    for (const auto & [label, map] : m_Attention)
-    {
-      const int64_t o = agcl_picture_detail::OrganIndex(config, label);
-      if (o < 0)
-        itkExceptionMacro(<< "attention map of label " << label << ": not an organ of the model");
-      attention[o] = agcl_picture_detail::MaskTensor(map);
-    }
+    const auto *     patches = dynamic_cast<const TensorDataObject *>(this->ProcessObject::GetInput("Patches"));
+    const auto       size = this->GetInput()->GetLargestPossibleRegion().GetSize();
+    const at::Tensor attention =
+      agcl_picture_detail::AttentionTensor(m_Attention, config, size, "PictureLabelFusionFilter");
     std::vector<agcl::PatchFrame> frames;
     for (const TensorItemMetadata & m : patches->GetMetadata())
     {
@@ -455,52 +459,12 @@ protected:
       frames.push_back(f);
     }
     const at::Tensor labels = ConvertTorchErrors("PictureLabelFusionFilter", [&] {
-      std::vector<agcl::VoxelBox> boxes(static_cast<size_t>(O));
-      for (int64_t o = 0; o < O; ++o)
-      {
-        const at::Tensor pixels = at::nonzero(attention[o]);
-        if (pixels.size(0) == 0)
-          continue;
-        const at::Tensor lo = std::get<0>(pixels.min(0)), hi = std::get<0>(pixels.max(0));
-        boxes[o].start = { lo[1].item<int64_t>(), lo[0].item<int64_t>(), 0 };
-        boxes[o].size = { hi[1].item<int64_t>() - boxes[o].start[0] + 1,
-                          hi[0].item<int64_t>() - boxes[o].start[1] + 1,
-                          1 };
-      }
-      agcl::FusionOptions options;
-      options.gaussianWeighting = m_GaussianWeighting;
-      options.coarseWeight = config.coarse_weight;
-      std::vector<agcl::CoarseVote> votes;
-      if (config.coarse_weight > 0 && m_Probabilities.defined())
-      {
-        const auto grid = agcl::CoarseGridOfPicture(H, W, { 1.0, 1.0 }, config);
-        for (int64_t o = 0; o < O; ++o)
-        {
-          agcl::CoarseVote vote;
-          vote.probability = m_Probabilities[o].to(at::kCPU, at::kFloat);
-          if (config.coarse_vote_scaled_to_peak)
-          {
-            const double peak = vote.probability.max().item<double>();
-            vote.scale = peak > 0.0 ? 1.0 / peak : 1.0;
-          }
-          vote.toCoarse = { { { grid.toPicture[2].scale, 0.0, 0.0, grid.toPicture[2].offset },
-                              { 0.0, grid.toPicture[1].scale, 0.0, grid.toPicture[1].offset },
-                              { 0.0, 0.0, 1.0, 0.0 } } };
-          votes.push_back(vote);
-        }
-      }
-      const at::Tensor    probabilities = frames.empty()
-                                            ? at::zeros({ 0, 1, config.patch_size, config.patch_size }, at::kFloat)
-                                            : patches->GetTensor("probability").to(at::kCPU, at::kFloat);
-      const auto          scores = agcl::FusePatchScores(probabilities, frames, boxes, options, votes);
-      std::vector<double> thresholds;
-      for (int64_t o = 0; o < O; ++o)
-        thresholds.push_back(config.OrganThreshold(static_cast<size_t>(o)));
-      const at::Tensor     classes = agcl::DecideLabels(scores, boxes, attention.unsqueeze(1), thresholds).labels;
-      std::vector<int64_t> table{ 0 };
-      for (const auto & organ : config.organs)
-        table.push_back(organ.label);
-      return at::tensor(table, at::kLong).index_select(0, classes.to(at::kLong).flatten()).view({ H, W });
+      const at::Tensor probabilities = frames.empty()
+                                         ? at::zeros({ 0, 1, config.patch_size, config.patch_size }, at::kFloat)
+                                         : patches->GetTensor("probability").to(at::kCPU, at::kFloat);
+      return agcl::LabelValuesOfClasses(
+        agcl::FusePicture(probabilities, frames, attention, m_Probabilities, { 1.0, 1.0 }, config, m_GaussianWeighting),
+        config);
     });
     agcl_picture_detail::WriteLabels(this->GetOutput(), labels);
   }

@@ -111,12 +111,33 @@ SamplePictureMasks(const at::Tensor &              labels,
                    const std::vector<int64_t> &    organLabels,
                    int64_t                         ignoreLabel);
 
+/** The fusion and decision of a picture's patches: `probabilities` [N, 1, P, P] (the organ
+ *  probability of each patch pixel) at `frames`, FusePatchScores over each organ's attention box
+ *  (Gaussian pixel weights when `gaussianWeighting`; with the config's coarse_weight > 0 and
+ *  `coarseProbabilities` [O, 1, h, w] (CoarsePicture's) the coarse vote, scaled to each organ's
+ *  peak with coarse_vote_scaled_to_peak; `spacing` the picture's, for the coarse grid), then DecideLabels (the config's
+ * thresholds, inside each organ's `attention` [O, H, W]). Returns the classes [H, W] int32 (organ index + 1, 0
+ *  background) on the probabilities' device. */
+at::Tensor
+FusePicture(const at::Tensor &              probabilities,
+            const std::vector<PatchFrame> & frames,
+            const at::Tensor &              attention,
+            const at::Tensor &              coarseProbabilities,
+            const std::array<double, 2> &   spacing,
+            const ModelConfig &             config,
+            bool                            gaussianWeighting = false);
+
+/** Classes (0 background, i = organ i-1; any integer tensor) as the organs' label values, uint8
+ *  on the CPU, same shape. */
+at::Tensor
+LabelValuesOfClasses(const at::Tensor & classes, const ModelConfig & config);
+
 /** The whole pipeline on a picture: coarse stage, query patches (inference tiling), encoder and
  *  decoder (organ probability per patch pixel), the fusion (FusePatchScores: Gaussian pixel
  *  weights when `gaussianWeighting`, off by default as in AGCLSegmentationFilter; the config's
- *  coarse_weight vote, scaled to each organ's peak with coarse_vote_scaled_to_peak) and the decision (config thresholds, inside each organ's attention).
- *  labels [H, W] uint8 (the organs' label values, 0 background), coarse [H, W] uint8 (the coarse
- *  network's label values), on the CPU. */
+ *  coarse_weight vote, scaled to each organ's peak with coarse_vote_scaled_to_peak) and the decision (config
+ * thresholds, inside each organ's attention). labels [H, W] uint8 (the organs' label values, 0 background), coarse [H,
+ * W] uint8 (the coarse network's label values), on the CPU. */
 struct PictureSegmentation
 {
   at::Tensor labels;

@@ -351,6 +351,79 @@ SamplePictureMasks(const at::Tensor &              labels,
   return mask.masked_fill(ignored, -1);
 }
 
+at::Tensor
+FusePicture(const at::Tensor &              probabilities,
+            const std::vector<PatchFrame> & frames,
+            const at::Tensor &              attention,
+            const at::Tensor &              coarseProbabilities,
+            const std::array<double, 2> &   spacing,
+            const ModelConfig &             config,
+            bool                            gaussianWeighting)
+{
+  const std::string where = "agcl::FusePicture";
+  const int64_t     O = static_cast<int64_t>(config.organs.size());
+  Require(attention.defined() && attention.dim() == 3 && attention.size(0) == O,
+          where,
+          "attention of shape " + ShapeText(attention) + "; expected [" + std::to_string(O) + ", H, W]");
+  const int64_t H = attention.size(1), W = attention.size(2);
+  // Each organ's box: its attention's bounding box (x, y, z = 0).
+  std::vector<VoxelBox> boxes(static_cast<size_t>(O));
+  for (int64_t o = 0; o < O; ++o)
+  {
+    const at::Tensor pixels = torch::nonzero(attention[o].to(torch::kCPU));
+    if (pixels.size(0) == 0)
+      continue;
+    const at::Tensor lo = std::get<0>(pixels.min(0)), hi = std::get<0>(pixels.max(0));
+    boxes[o].start = { lo[1].item<int64_t>(), lo[0].item<int64_t>(), 0 };
+    boxes[o].size = { hi[1].item<int64_t>() - boxes[o].start[0] + 1, hi[0].item<int64_t>() - boxes[o].start[1] + 1, 1 };
+  }
+  FusionOptions options;
+  options.gaussianWeighting = gaussianWeighting;
+  options.coarseWeight = config.coarse_weight;
+  std::vector<CoarseVote> votes;
+  if (config.coarse_weight > 0 && coarseProbabilities.defined())
+  {
+    Require(coarseProbabilities.dim() == 4 && coarseProbabilities.size(0) == O,
+            where,
+            "coarse probabilities of shape " + ShapeText(coarseProbabilities) + "; expected [" + std::to_string(O) +
+              ", 1, h, w]");
+    const auto grid = CoarseGridOfPicture(H, W, spacing, config);
+    for (int64_t o = 0; o < O; ++o)
+    {
+      CoarseVote vote;
+      vote.probability = coarseProbabilities[o].to(probabilities.device(), torch::kFloat);
+      if (config.coarse_vote_scaled_to_peak) // the organ's peak over the picture, as the 3D fusion
+      {
+        const double peak = vote.probability.max().item<double>();
+        vote.scale = peak > 0.0 ? 1.0 / peak : 1.0;
+      }
+      vote.toCoarse = { { { grid.toPicture[2].scale, 0.0, 0.0, grid.toPicture[2].offset },
+                          { 0.0, grid.toPicture[1].scale, 0.0, grid.toPicture[1].offset },
+                          { 0.0, 0.0, 1.0, 0.0 } } };
+      votes.push_back(vote);
+    }
+  }
+  const std::vector<at::Tensor> scores = FusePatchScores(probabilities, frames, boxes, options, votes);
+  std::vector<double>           thresholds;
+  for (int64_t o = 0; o < O; ++o)
+    thresholds.push_back(config.OrganThreshold(static_cast<size_t>(o)));
+  return DecideLabels(scores, boxes, attention.to(probabilities.device()).unsqueeze(1), thresholds).labels[0];
+}
+
+at::Tensor
+LabelValuesOfClasses(const at::Tensor & classes, const ModelConfig & config)
+{
+  std::vector<int64_t> table{ 0 };
+  for (const auto & organ : config.organs)
+    table.push_back(organ.label);
+  const at::Tensor c = classes.to(torch::kCPU, torch::kLong);
+  Require(c.numel() == 0 ||
+            (c.min().item<int64_t>() >= 0 && c.max().item<int64_t>() < static_cast<int64_t>(table.size())),
+          "agcl::LabelValuesOfClasses",
+          "classes outside 0.." + std::to_string(table.size() - 1));
+  return torch::tensor(table, torch::kLong).index_select(0, c.flatten()).view(c.sizes()).to(torch::kByte);
+}
+
 PictureSegmentation
 SegmentPicture(AGCLModel &         model,
                const Picture &     picture,
@@ -363,9 +436,8 @@ SegmentPicture(AGCLModel &         model,
   const ModelConfig & config = model.Config();
   RequirePicture(picture, config, where);
   Require(batchSize >= 1, where, "batch size " + std::to_string(batchSize) + "; expected >= 1");
-  const Picture       on{ picture.pixels.to(device), picture.spacing };
-  const int64_t       H = on.pixels.size(1), W = on.pixels.size(2), O = static_cast<int64_t>(config.organs.size());
-  const PictureCoarse coarse = CoarsePicture(model, on, device);
+  const Picture                 on{ picture.pixels.to(device), picture.spacing };
+  const PictureCoarse           coarse = CoarsePicture(model, on, device);
   const std::vector<PatchFrame> frames = PicturePatchFrames(coarse.attention, on.spacing, config, 0, 0, overlap);
   const at::Tensor              patches = SamplePicturePatches(on, coarse.attention, frames, config);
 
@@ -383,58 +455,14 @@ SegmentPicture(AGCLModel &         model,
         model.Decoder()->forward(features.low_level, features.high_level, { P, P }, features.stem)));
     }
   }
-  std::vector<VoxelBox> boxes(static_cast<size_t>(O));
-  for (int64_t o = 0; o < O; ++o)
-  {
-    const at::Tensor pixels = torch::nonzero(coarse.attention[o].to(torch::kCPU));
-    if (pixels.size(0) == 0)
-      continue;
-    const at::Tensor lo = std::get<0>(pixels.min(0)), hi = std::get<0>(pixels.max(0));
-    boxes[o].start = { lo[1].item<int64_t>(), lo[0].item<int64_t>(), 0 };
-    boxes[o].size = { hi[1].item<int64_t>() - boxes[o].start[0] + 1, hi[0].item<int64_t>() - boxes[o].start[1] + 1, 1 };
-  }
-  FusionOptions options;
-  options.gaussianWeighting = gaussianWeighting;
-  options.coarseWeight = config.coarse_weight;
-  std::vector<CoarseVote> votes;
-  if (config.coarse_weight > 0)
-  {
-    const auto grid = CoarseGridOfPicture(H, W, on.spacing, config);
-    for (int64_t o = 0; o < O; ++o)
-    {
-      CoarseVote vote;
-      vote.probability = coarse.probabilities[o];
-      if (config.coarse_vote_scaled_to_peak) // the organ's peak over the picture, as the 3D fusion
-      {
-        const double peak = vote.probability.max().item<double>();
-        vote.scale = peak > 0.0 ? 1.0 / peak : 1.0;
-      }
-      vote.toCoarse = { { { grid.toPicture[2].scale, 0.0, 0.0, grid.toPicture[2].offset },
-                          { 0.0, grid.toPicture[1].scale, 0.0, grid.toPicture[1].offset },
-                          { 0.0, 0.0, 1.0, 0.0 } } };
-      votes.push_back(vote);
-    }
-  }
-  const at::Tensor probabilities = probability.empty() ? torch::zeros({ 0, 1, config.patch_size, config.patch_size },
+  const at::Tensor    probabilities = probability.empty() ? torch::zeros({ 0, 1, config.patch_size, config.patch_size },
                                                                       on.pixels.options().dtype(torch::kFloat))
-                                                       : torch::cat(probability);
-  const std::vector<at::Tensor> scores = FusePatchScores(probabilities, frames, boxes, options, votes);
-  std::vector<double>           thresholds;
-  for (int64_t o = 0; o < O; ++o)
-    thresholds.push_back(config.OrganThreshold(static_cast<size_t>(o)));
-  const SlabDecision decision = DecideLabels(scores, boxes, coarse.attention.unsqueeze(1), thresholds);
-
-  std::vector<int64_t> table{ 0 };
-  for (const auto & organ : config.organs)
-    table.push_back(organ.label);
-  const at::Tensor    values = torch::tensor(table, torch::kLong);
+                                                          : torch::cat(probability);
   PictureSegmentation result;
-  auto                toLabels = [&](const at::Tensor & classes) {
-    const at::Tensor c = classes.to(torch::kCPU, torch::kLong).reshape({ H, W });
-    return values.index_select(0, c.reshape({ -1 })).view({ H, W }).to(torch::kByte);
-  };
-  result.labels = toLabels(decision.labels);
-  result.coarse = toLabels(coarse.classes);
+  result.labels = LabelValuesOfClasses(
+    FusePicture(probabilities, frames, coarse.attention, coarse.probabilities, on.spacing, config, gaussianWeighting),
+    config);
+  result.coarse = LabelValuesOfClasses(coarse.classes, config);
   result.patches = static_cast<int64_t>(frames.size());
   return result;
 }
