@@ -328,6 +328,9 @@ protected:
       const int64_t P = config.patch_size;
       if (m_Training && labels != nullptr)
       {
+        if (labels->GetBufferedRegion().GetSize() != size)
+          itkExceptionMacro(<< "label map: " << labels->GetBufferedRegion().GetSize() << " pixels; the picture has "
+                            << size);
         at::Tensor values = at::empty({ H, W }, at::kByte);
         std::copy_n(labels->GetBufferPointer(), H * W, values.data_ptr<uint8_t>());
         std::vector<int64_t> organLabels;

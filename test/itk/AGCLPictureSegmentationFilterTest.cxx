@@ -272,6 +272,15 @@ TEST(AGCLPictureFilters, TheSingleFiltersGiveTheOneCallFiltersLabels)
   const at::Tensor values = std::get<0>(at::_unique(label));
   for (int64_t i = 0; i < values.numel(); ++i)
     EXPECT_TRUE(values[i].item<int>() == 0 || values[i].item<int>() == 1 || values[i].item<int>() == 255);
+  // A label map of another size is refused.
+  auto               small = Labels::New();
+  Labels::RegionType smallRegion;
+  smallRegion.SetSize({ { 8, 8 } });
+  small->SetRegions(smallRegion);
+  small->Allocate();
+  small->FillBuffer(0);
+  sampler->SetLabelMap(small);
+  EXPECT_THROW(sampler->Update(), itk::ExceptionObject);
 }
 
 TEST(AGCLPictureFilters, FusionIsTheBruteForcePaintingOfThePatches)
