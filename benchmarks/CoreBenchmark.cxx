@@ -13,6 +13,7 @@
 #include "agcl/GridResample.h"
 #include "agcl/PairedAugmentation.h"
 #include "agcl/PatchStages.h"
+#include "agcl/PictureStages.h"
 #include "agcl/ProjectionHead.h"
 #include "agcl/ResNetEncoder.h"
 #include "agcl/Threading.h"
@@ -310,6 +311,43 @@ BM_CoarseNetworkWindow(benchmark::State & state)
   state.SetItemsProcessed(state.iterations() * 32 * 88 * 88);
 }
 
+// The whole pipeline on a 2D picture (issue 19, agcl::SegmentPicture): a random RGB picture of
+// width x height pixels (500 x 375: PASCAL VOC's usual size) through a random 2D model with the
+// configuration of models/scenes-demo.json (5 classes, 32-pixel patches, width-16 ResNet-18,
+// coarse grid at 4 pixels) and every threshold at 0. The random coarse network's attention decides
+// how many patches run: the counter "patches" says how many (the networks dominate; see
+// BM_PatchInference for their cost per patch).
+void
+BM_SegmentPicture(benchmark::State & state)
+{
+  const torch::Device device = BenchDevice();
+  torch::manual_seed(0);
+  agcl::ModelConfig config;
+  config.organs = { { "disc", 1 }, { "box", 2 }, { "triangle", 3 }, { "ring", 4 }, { "cross", 5 } };
+  config.modalities = { "voc" };
+  config.image_dimensions = 2;
+  config.image_channels = 3;
+  config.channel_mean = { 124, 116, 104 };
+  config.channel_std = { 58, 57, 57 };
+  config.patch_size = 32;
+  config.margin_mm = 6;
+  config.decoder_channels = 32;
+  config.decoder_low_level_projection = 16;
+  config.coarse_spacing_mm = { 4, 4, 4 };
+  config.threshold = 0.0;
+  agcl::AGCLModel model(config);
+  agcl::Picture   picture;
+  picture.pixels = torch::randint(0, 256, { 3, state.range(1), state.range(0) }, torch::kFloat);
+  int64_t patches = 0;
+  for (auto _ : state)
+  {
+    const auto result = agcl::SegmentPicture(model, picture, device);
+    patches = result.patches;
+    benchmark::DoNotOptimize(result.labels.data_ptr());
+  }
+  state.counters["patches"] = static_cast<double>(patches);
+}
+
 BENCHMARK(BM_ContrastiveLossForwardBackward)->Arg(256)->Arg(512)->Arg(1024)->Arg(4096)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_EncoderForwardBackward)
   ->Args({ 18, 16, 64 })
@@ -465,6 +503,7 @@ BENCHMARK(BM_Stage1TrainingStep)
   ->Unit(benchmark::kMillisecond)
   ->MinTime(3.0);
 BENCHMARK(BM_AdamStep)->Arg(1)->Arg(0)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_SegmentPicture)->Args({ 160, 120 })->Args({ 500, 375 })->Unit(benchmark::kMillisecond);
 
 int
 main(int argc, char ** argv)
