@@ -140,10 +140,18 @@ protected:
       itkExceptionMacro(<< "the model (" << (m_ModelFileName.empty() ? "set in memory" : m_ModelFileName)
                         << ") is for 3D volumes ('image.dimensions' " << config.image_dimensions
                         << "); the input is a 2D picture: use AGCLSegmentationFilter for volumes");
+  }
+
+  // After the input's information is up to date: a VectorImage from a reader knows its component
+  // count only then.
+  void
+  VerifyInputInformation() ITKv5_CONST override
+  {
+    Superclass::VerifyInputInformation();
     const unsigned int components = this->GetInput()->GetNumberOfComponentsPerPixel();
-    if (static_cast<int64_t>(components) != config.image_channels)
+    if (static_cast<int64_t>(components) != m_Model->GetConfig().image_channels)
       itkExceptionMacro(<< "the input has " << components << " component(s) per pixel; the model reads "
-                        << config.image_channels << " (its image.channels)");
+                        << m_Model->GetConfig().image_channels << " (its image.channels)");
   }
 
   void

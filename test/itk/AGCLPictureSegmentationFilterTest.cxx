@@ -7,7 +7,10 @@
 #include "itkAGCLPictureFilters.h"
 #include "itkASPPDecoderFilter.h"
 
+#include "../common/RemoveAtExit.h"
 #include "../common/TinyModelConfig.h"
+#include "itkImageFileReader.h"
+#include "itkImageFileWriter.h"
 #include "agcl/AGCLModel.h"
 #include "itkRGBPixel.h"
 #include "itkVector.h"
@@ -16,7 +19,9 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <filesystem>
 #include <random>
+#include <unistd.h>
 
 // The filter is the one-call pipeline of 2D pictures over agcl::SegmentPicture; what it adds is
 // the reading of ITK pixels (RGB, vector, variable-length vector; the component order, columns
@@ -152,6 +157,26 @@ TEST(AGCLPictureSegmentationFilter, EveryPixelTypeGivesTheCoreResultWithTheInput
   const auto variable = MakeImage<itk::VectorImage<float, 2>>(pixels);
   labels = Segment(variable.GetPointer(), model, &coarse);
   check(labels, coarse, "VectorImage");
+
+  // In a pipeline: a reader's VectorImage knows its component count only when its information is
+  // updated, which the filter's checks must wait for (the PNG is lossless; its spacing is the file's).
+  static const auto folder = std::filesystem::temp_directory_path() / ("agcl_picture_" + std::to_string(::getpid()));
+  static agcl::test::RemoveAtExit removeFolder(folder);
+  std::filesystem::create_directories(folder);
+  const std::string file = (folder / "picture.png").string();
+  itk::WriteImage(rgb, file);
+  auto reader = itk::ImageFileReader<itk::VectorImage<float, 2>>::New();
+  reader->SetFileName(file);
+  auto filter = itk::AGCLPictureSegmentationFilter<itk::VectorImage<float, 2>>::New();
+  filter->SetInput(reader->GetOutput());
+  filter->SetModel(model);
+  filter->Update();
+  const auto l = expected.labels.accessor<uint8_t, 2>();
+  int        differences = 0;
+  for (int64_t y = 0; y < H; ++y)
+    for (int64_t x = 0; x < W; ++x)
+      differences += filter->GetOutput()->GetPixel({ { x, y } }) != l[y][x];
+  EXPECT_EQ(differences, 0) << "read from a PNG";
 }
 
 TEST(AGCLPictureSegmentationFilter, BadInputRaisesNamedErrors)
