@@ -59,12 +59,12 @@ def main():
             if coarse_file.exists():
                 coarse.append(read_miou(coarse_file)[0])
         m = statistics.mean(values)
-        sd = statistics.stdev(values) if len(values) > 1 else float("nan")
+        sd = f"{statistics.stdev(values):.4f}" if len(values) > 1 else "- (one seed)"
         if key == "random-e2e":
             baseline = m
         change = "" if baseline is None or key == "random-e2e" else f"{100 * (m - baseline) / baseline:+.2f} %"
         lines.append(
-            f"| {title} | {len(seeds)} | {', '.join(f'{v:.4f}' for v in values)} | {m:.4f} ± {sd:.4f} | {change} | "
+            f"| {title} | {len(seeds)} | {', '.join(f'{v:.4f}' for v in values)} | {m:.4f} ± {sd} | {change} | "
             + (f"{statistics.mean(coarse):.4f}" if coarse else "")
             + " |"
         )
