@@ -359,3 +359,163 @@ def test_patch_filter_errors(phantom, model):
         e = itk_agcl.AGCLEncoderFilter.New(data, Device="tpu")
         e.SetModel(model)
         e.Update()
+
+
+# --------------------------------------------------------------------- pictures (issue 19)
+@pytest.fixture(scope="module")
+def picture_model():
+    # A small 2D RGB model; every organ's threshold 0, so the fusion labels every attended pixel.
+    config = {"organs": [{"name": "disc", "label": 1}, {"name": "box", "label": 2}], "modalities": ["voc"],
+              "image": {"dimensions": 2, "channels": 3, "mean": [124, 116, 104], "std": [58, 57, 57]},
+              "patch_size": 16, "margin_mm": 4, "threshold": 0.0, "encoder": {"depth": 18, "width": 8},
+              "decoder": {"channels": 16, "low_level_projection": 8},
+              "coarse": {"spacing_mm": [4, 4, 4], "base_channels": 4, "levels": 3}}
+    return itk_agcl.AGCLModelObject.FromConfig(config, seed=3)
+
+
+@pytest.fixture(scope="module")
+def picture():
+    return np.random.default_rng(1).integers(0, 256, (40, 52, 3), dtype=np.uint8)
+
+
+def _picture_stages(model, picture):
+    coarse = itk_agcl.PictureCoarseAttentionFilter.New(picture, Model=model)
+    coarse.Update()
+    organs = [o["label"] for o in model.GetConfig()["organs"]]
+    sampler = itk_agcl.PictureQueryPatchSamplerFilter.New(picture, Model=model)
+    for label in organs:
+        sampler.SetAttentionMap(label, coarse.GetAttentionMap(label))
+    sampler.Update()
+    encoder = itk_agcl.AGCLEncoderFilter.New(sampler.GetOutput(), Model=model)
+    encoder.Update()
+    decoder = itk_agcl.ASPPDecoderFilter.New(encoder.GetOutput(), Model=model)
+    decoder.Update()
+    fusion = itk_agcl.PictureLabelFusionFilter.New(decoder.GetOutput(), Model=model)
+    fusion.SetReferenceImage(picture)
+    for label in organs:
+        fusion.SetAttentionMap(label, coarse.GetAttentionMap(label))
+    fusion.SetCoarseProbabilities(coarse.GetCoarseProbabilities())
+    fusion.Update()
+    return coarse, sampler, fusion
+
+
+def test_picture_filters_compose_to_segment_picture(picture_model, picture):
+    coarse, sampler, fusion = _picture_stages(picture_model, picture)
+    labels = fusion.GetOutput()
+    assert labels.shape == (40, 52) and labels.dtype == np.uint8
+    np.testing.assert_array_equal(labels, itk_agcl.segment_picture(picture_model, picture))
+    # Threshold 0: exactly the attended pixels are labelled (an organ wins where maps overlap).
+    attended = np.zeros((40, 52), bool)
+    for label in (1, 2):
+        attention = coarse.GetAttentionMap(label)
+        assert attention.shape == (40, 52) and set(np.unique(attention).tolist()) <= {0, 1}
+        attended |= attention.astype(bool)
+    assert attended.any()
+    np.testing.assert_array_equal(labels != 0, attended)
+    assert set(np.unique(coarse.GetCoarseLabelOutput()).tolist()) <= {0, 1, 2}
+    probabilities = coarse.GetCoarseProbabilities()
+    assert probabilities.shape[:2] == (2, 1) and probabilities.min() >= 0 and probabilities.max() <= 1
+    # The sampler's patches: the model's normalisation of the 3 channels, then the attention (0/1).
+    patches = sampler.GetOutput()
+    image = patches.GetTensor("image")
+    metadata = patches.GetMetadata()
+    assert image.shape == (len(metadata), 4, 16, 16) and len(metadata) > 0
+    assert set(np.unique(image[:, 3]).tolist()) <= {0.0, 1.0}
+    # Every patch pixel inside the picture: the bilinear interpolation (double precision) of the
+    # normalised picture at the pixel's position in its frame (origin and steps in pixels).
+    normalised = (picture.astype(np.float64) - [124, 116, 104]) / [58, 57, 57]
+    checked = 0
+    for n, m in enumerate(metadata):
+        for i in range(16):
+            for j in range(16):
+                x, y = m["origin"][0] + j * m["spacing"][0], m["origin"][1] + i * m["spacing"][1]
+                if not (0 <= x <= 51 and 0 <= y <= 39):
+                    continue
+                x0, y0 = min(int(np.floor(x)), 50), min(int(np.floor(y)), 38)
+                fx, fy = x - x0, y - y0
+                expected = ((1 - fy) * ((1 - fx) * normalised[y0, x0] + fx * normalised[y0, x0 + 1]) +
+                            fy * ((1 - fx) * normalised[y0 + 1, x0] + fx * normalised[y0 + 1, x0 + 1]))
+                np.testing.assert_allclose(image[n, :3, i, j], expected, atol=1e-4)
+                checked += 1
+    assert checked > 100
+
+
+def test_picture_sampler_training_mode(picture_model, picture):
+    labels = np.zeros((40, 52), np.uint8)
+    labels[5:20, 5:25] = 1
+    labels[25:38, 30:50] = 2
+    labels[4, :] = 255  # void
+    attention = {1: (labels == 1).astype(np.uint8), 2: (labels == 2).astype(np.uint8)}
+
+    def sample(seed):
+        s = itk_agcl.PictureQueryPatchSamplerFilter.New(picture, Model=picture_model, Training=True,
+                                                        PatchesPerOrgan=6, Seed=seed)
+        for label, map_ in attention.items():
+            s.SetAttentionMap(label, map_)
+        s.SetLabelMap(labels)
+        s.Update()
+        return s.GetOutput()
+    first, again, other = sample(5), sample(5), sample(6)
+    assert first.GetNumberOfItems() == 12
+    np.testing.assert_array_equal(first.GetTensor("image"), again.GetTensor("image"))
+    assert not np.array_equal(first.GetTensor("image"), other.GetTensor("image"))
+    masks = first.GetTensor("label")
+    assert masks.shape == (12, 1, 16, 16) and set(np.unique(masks).tolist()) <= {0, 1, 255}
+    # Each patch's mask against the label map at its pixels' nearest pixel (brute force; the
+    # nearest of x is floor(x + 0.5); 255 where that is void or outside the picture).
+    expected = np.empty((12, 16, 16), np.uint8)
+    for n, m in enumerate(first.GetMetadata()):
+        for i in range(16):
+            for j in range(16):
+                x = int(np.floor(m["origin"][0] + j * m["spacing"][0] + 0.5))
+                y = int(np.floor(m["origin"][1] + i * m["spacing"][1] + 0.5))
+                if not (0 <= x < 52 and 0 <= y < 40) or labels[y, x] == 255:
+                    expected[n, i, j] = 255
+                else:
+                    expected[n, i, j] = 1 if labels[y, x] == m["organ"] else 0
+    np.testing.assert_array_equal(masks[:, 0], expected)
+    assert (expected == 1).sum() > 0 and (expected == 0).sum() > 0
+
+
+def test_picture_filter_errors(picture_model, picture, model):
+    with pytest.raises(RuntimeError, match="no output yet"):
+        itk_agcl.PictureCoarseAttentionFilter.New(picture, Model=picture_model).GetAttentionMap(1)
+    with pytest.raises(ValueError, match="1 channel\\(s\\) per pixel; the model reads 3"):
+        itk_agcl.PictureCoarseAttentionFilter.New(Model=picture_model, Input=picture[:, :, 0])
+    with pytest.raises(RuntimeError, match="the input has 1 component\\(s\\) per pixel; the model reads 3"):
+        itk_agcl.PictureCoarseAttentionFilter.New(picture[:, :, 0], Model=picture_model).Update()
+    with pytest.raises(ValueError, match="a model for 3D volumes"):
+        itk_agcl.PictureCoarseAttentionFilter.New(Model=model, Input=picture)
+    with pytest.raises(RuntimeError, match="the model is for 3D volumes"):
+        itk_agcl.PictureCoarseAttentionFilter.New(picture, Model=model).Update()
+    with pytest.raises(RuntimeError, match="no input picture"):
+        itk_agcl.PictureCoarseAttentionFilter.New(Model=picture_model).Update()
+    bad = picture.astype(np.float32)
+    bad[3, 4, 1] = np.nan
+    with pytest.raises(RuntimeError, match="not finite"):
+        itk_agcl.PictureCoarseAttentionFilter.New(bad)
+    sampler = itk_agcl.PictureQueryPatchSamplerFilter.New(picture, Model=picture_model)
+    with pytest.raises(TypeError, match="attention map of label 1: expected integer or bool values"):
+        sampler.SetAttentionMap(1, np.ones((40, 52), np.float32))
+    with pytest.raises(ValueError, match="attention map of label 1: expected a map"):
+        sampler.SetAttentionMap(1, np.ones((40, 52, 1), np.uint8))
+    with pytest.raises(RuntimeError, match="organ label 0"):
+        sampler.SetAttentionMap(0, np.ones((40, 52), np.uint8))
+    sampler.SetAttentionMap(1, np.ones((30, 52), np.uint8))
+    with pytest.raises(RuntimeError, match="attention map of label 1: .*the picture has"):
+        sampler.Update()
+    sampler.SetAttentionMap(1, np.ones((40, 52), np.uint8))
+    sampler.SetAttentionMap(7, np.ones((40, 52), np.uint8))
+    with pytest.raises(RuntimeError, match="label 7: not an organ of the model"):
+        sampler.Update()
+    fusion = itk_agcl.PictureLabelFusionFilter.New(Model=picture_model)
+    with pytest.raises(RuntimeError, match="no picture size"):
+        fusion.Update()
+    with pytest.raises(RuntimeError, match="coarse probabilities: expected a float32 array \\[O, 1, h, w\\]"):
+        fusion.SetCoarseProbabilities(np.zeros((2, 10, 13), np.float32))
+    with pytest.raises(ValueError, match="height"):
+        fusion.SetReferenceSize((0, 5))
+    # The native layer takes buffers, never addresses.
+    from itk_agcl import _native
+    with pytest.raises(RuntimeError, match="C-contiguous buffer"):
+        _native.SegmentPicture(picture_model._model(), [40, 52, 3], 12345678, "cpu")

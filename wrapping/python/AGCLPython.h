@@ -512,15 +512,123 @@ CalibrateModel(const std::string & modelFile,
                const std::string & device);
 
 /** A 2D model on one picture (issue 19; agcl::SegmentPicture, the core's picture stages):
- *  `data` holds the pixels as float32, C-contiguous, `shape` (H, W, C) with C the model's
+ *  `buffer` holds the pixels as float32, C-contiguous, of `shape` (H, W, C) with C the model's
  *  image.channels (numpy's order of an RGB array); pixel units (the model's lengths are pixels).
  *  Returns the label map [H, W] uint8 (the organs' label values, 0 background). */
 TensorView
-SegmentPicture(const Model &                model,
-               const std::vector<int64_t> & shape,
-               uintptr_t                    data,
-               uint64_t                     nbytes,
-               const std::string &          device);
+SegmentPicture(const Model & model, const std::vector<int64_t> & shape, PyObject * buffer, const std::string & device);
+
+// The single filters of pictures (issue 19; itkAGCLPictureFilters.h) over numpy arrays: pictures
+// float32 (H, W, C) and label or attention maps uint8 (H, W), each given as (shape, buffer) with a
+// C-contiguous buffer of exactly that size (copied); results as TensorViews of tensors made by
+// each Update (a later Update leaves them alone). AGCLEncoderFilter and ASPPDecoderFilter
+// (NetworkFilter) are the volumes'.
+
+/** itk::PictureCoarseAttentionFilter: the coarse network's label map, one attention map per organ
+ *  and the coarse probabilities [O, 1, h, w] (for PictureLabelFusionFilter's coarse vote). */
+class PictureCoarseAttentionFilter
+{
+public:
+  PictureCoarseAttentionFilter();
+  ~PictureCoarseAttentionFilter();
+  void
+  SetInput(const std::vector<int64_t> & shape, PyObject * buffer);
+  void
+  SetModel(const Model & model);
+  void
+  SetDevice(const std::string & device);
+  std::string
+  GetDevice() const;
+  void
+  Update();
+  TensorView
+  GetCoarseLabelOutput() const;
+  TensorView
+  GetAttentionMap(int label) const;
+  TensorView
+  GetCoarseProbabilities() const;
+
+private:
+  struct Impl;
+  std::unique_ptr<Impl> m_Impl;
+};
+
+/** itk::PictureQueryPatchSamplerFilter: query patches of a picture -> TensorData "image"
+ *  [N, C + 1, P, P] (and in training mode with a label map "label" [N, 1, P, P]). */
+class PictureQueryPatchSamplerFilter
+{
+public:
+  PictureQueryPatchSamplerFilter();
+  ~PictureQueryPatchSamplerFilter();
+  void
+  SetInput(const std::vector<int64_t> & shape, PyObject * buffer);
+  void
+  SetAttentionMap(int label, const std::vector<int64_t> & shape, PyObject * buffer);
+  void
+  SetLabelMap(const std::vector<int64_t> & shape, PyObject * buffer);
+  void
+  SetModel(const Model & model);
+  void
+  SetTraining(bool training);
+  bool
+  GetTraining() const;
+  void
+  SetPatchesPerOrgan(unsigned int count);
+  unsigned int
+  GetPatchesPerOrgan() const;
+  void
+  SetSeed(uint64_t seed);
+  uint64_t
+  GetSeed() const;
+  void
+  SetOverlap(double overlap);
+  double
+  GetOverlap() const;
+  void
+  SetModality(int modality);
+  int
+  GetModality() const;
+  void
+  Update();
+  TensorData
+  GetOutput() const;
+
+private:
+  struct Impl;
+  std::unique_ptr<Impl> m_Impl;
+};
+
+/** itk::PictureLabelFusionFilter: the patches' "probability" -> label map uint8 [H, W] of a
+ *  picture of `SetReferenceSize(H, W)`. */
+class PictureLabelFusionFilter
+{
+public:
+  PictureLabelFusionFilter();
+  ~PictureLabelFusionFilter();
+  void
+  SetReferenceSize(int64_t height, int64_t width);
+  void
+  SetPatches(const TensorData & patches);
+  void
+  SetAttentionMap(int label, const std::vector<int64_t> & shape, PyObject * buffer);
+  /** float32 [O, 1, h, w], as PictureCoarseAttentionFilter gives them. */
+  void
+  SetCoarseProbabilities(const std::vector<int64_t> & shape, PyObject * buffer);
+  void
+  SetModel(const Model & model);
+  void
+  SetGaussianWeighting(bool on);
+  bool
+  GetGaussianWeighting() const;
+  void
+  Update();
+  TensorView
+  GetOutput() const;
+
+private:
+  struct Impl;
+  std::unique_ptr<Impl> m_Impl;
+};
 
 /** The module's version. */
 std::string

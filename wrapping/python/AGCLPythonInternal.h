@@ -13,6 +13,12 @@
 
 #include <optional>
 #include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace at {
+class Tensor;
+}
 
 namespace agcl::python::detail {
 
@@ -151,6 +157,16 @@ RunWithoutGIL(TWork work, CallbackError & callbackError)
 #define AGCL_PYTHON_PROPERTY(Class, Name, Type) AGCL_PYTHON_PROPERTY_AS(Class, Name, Type, Type)
 /** The Device of a facade class (a string property). */
 #define AGCL_PYTHON_DEVICE(Class) AGCL_PYTHON_PROPERTY_AS(Class, Device, const std::string &, std::string)
+
+/** A new CPU tensor of `dtype` (a bundle dtype name: "float32", "uint8", ...) and `shape`, a copy
+ *  of `buffer`: any Python object with a C-contiguous buffer of exactly the shape's byte count,
+ *  checked before anything is allocated (std::invalid_argument naming `what` otherwise). Called
+ *  with the GIL held. */
+at::Tensor
+TensorFromBuffer(const std::string &          what,
+                 const std::string &          dtype,
+                 const std::vector<int64_t> & shape,
+                 PyObject *                   buffer);
 
 /** Takes a filter's output image for Python after an Update: the image is disconnected from the
  *  filter (ITK's DisconnectPipeline; the filter makes a new output for its next run), so that

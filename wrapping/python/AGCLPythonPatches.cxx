@@ -9,7 +9,6 @@
 #include "agcl/JsonInput.h"
 #include "agcl/AGCLModel.h"
 #include "agcl/ModelBundle.h"
-#include "agcl/PictureStages.h"
 #include "agcl/Device.h"
 #include "agcl/Threading.h"
 #include "itkAGCLEncoderFilter.h"
@@ -251,20 +250,20 @@ TensorData::GetTensor(const std::string & name) const
   }
 }
 
-void
-TensorData::SetTensorFromBuffer(const std::string &          name,
-                                const std::string &          dtype,
-                                const std::vector<int64_t> & shape,
-                                PyObject *                   buffer)
+at::Tensor
+detail::TensorFromBuffer(const std::string &          what,
+                         const std::string &          dtype,
+                         const std::vector<int64_t> & shape,
+                         PyObject *                   buffer)
 {
-  const at::ScalarType type = ParseDType(dtype, "tensor '" + name + "'");
+  const at::ScalarType type = ParseDType(dtype, what);
   uint64_t             expected = c10::elementSize(type);
   for (int64_t extent : shape)
   {
     if (extent < 0)
-      throw std::invalid_argument("tensor '" + name + "': negative extent in its shape");
+      throw std::invalid_argument(what + ": negative extent in its shape");
     if (extent > 0 && expected > std::numeric_limits<uint64_t>::max() / static_cast<uint64_t>(extent))
-      throw std::invalid_argument("tensor '" + name + "': its shape overflows");
+      throw std::invalid_argument(what + ": its shape overflows");
     expected *= static_cast<uint64_t>(extent);
   }
   // The caller's buffer, held while it is copied (the GIL is held: called from Python).
@@ -272,15 +271,25 @@ TensorData::SetTensorFromBuffer(const std::string &          name,
   if (buffer == nullptr || PyObject_GetBuffer(buffer, &view, PyBUF_C_CONTIGUOUS) != 0)
   {
     PyErr_Clear();
-    throw std::invalid_argument("tensor '" + name + "': expected an object with a C-contiguous buffer (a numpy array)");
+    throw std::invalid_argument(what + ": expected an object with a C-contiguous buffer (a numpy array)");
   }
   std::unique_ptr<Py_buffer, void (*)(Py_buffer *)> release(&view, PyBuffer_Release);
   if (view.len < 0 || static_cast<uint64_t>(view.len) != expected)
-    throw std::invalid_argument("tensor '" + name + "': " + std::to_string(view.len) +
-                                " bytes do not match its shape (" + std::to_string(expected) + " expected)");
+    throw std::invalid_argument(what + ": " + std::to_string(view.len) + " bytes do not match its shape (" +
+                                std::to_string(expected) + " expected)");
   at::Tensor tensor = torch::empty(shape, torch::TensorOptions().dtype(type));
   if (expected > 0)
     std::memcpy(tensor.data_ptr(), view.buf, expected);
+  return tensor;
+}
+
+void
+TensorData::SetTensorFromBuffer(const std::string &          name,
+                                const std::string &          dtype,
+                                const std::vector<int64_t> & shape,
+                                PyObject *                   buffer)
+{
+  const at::Tensor tensor = TensorFromBuffer("tensor '" + name + "'", dtype, shape, buffer);
   try
   {
     m_Holder->object->SetTensor(name, tensor);
@@ -595,34 +604,6 @@ LabelFusionFilter::GetProbabilityMap(int organ) const
   {
     throw std::invalid_argument(e.GetDescription());
   }
-}
-
-TensorView
-SegmentPicture(const Model &                model,
-               const std::vector<int64_t> & shape,
-               uintptr_t                    data,
-               uint64_t                     nbytes,
-               const std::string &          device)
-{
-  if (shape.size() != 3 || shape[0] < 1 || shape[1] < 1 || shape[2] < 1)
-    throw std::invalid_argument("segment_picture: expected a picture of shape (H, W, C)");
-  const uint64_t expected = static_cast<uint64_t>(shape[0] * shape[1] * shape[2]) * sizeof(float);
-  if (nbytes != expected)
-    throw std::invalid_argument("segment_picture: " + std::to_string(nbytes) + " bytes for a float32 picture of " +
-                                std::to_string(expected) + " bytes");
-  auto &        networks = static_cast<itk::AGCLModelObject *>(model.GetITKModel())->GetModel();
-  agcl::Picture picture;
-  picture.pixels = at::from_blob(reinterpret_cast<void *>(data), { shape[0], shape[1], shape[2] }, at::kFloat)
-                     .permute({ 2, 0, 1 })
-                     .contiguous(); // a copy: the numpy array may go
-  if (!at::isfinite(picture.pixels).all().item<bool>())
-    throw std::invalid_argument("segment_picture: the picture has values that are not finite (NaN or infinite)");
-  at::Tensor labels;
-  {
-    const ReleasedGIL unlocked;
-    labels = agcl::SegmentPicture(networks, picture, agcl::ParseDevice(device)).labels;
-  }
-  return TensorView::FromTensor(&labels);
 }
 
 } // namespace agcl::python

@@ -312,30 +312,55 @@ class AGCLModelObject(object):
         return self._native
 
 
+def _picture_array(model, picture, what):
+    """`picture` (numpy [H, W, C] or [H, W]) as a C-contiguous float32 [H, W, C] array for the 2D
+    model `model` (an AGCLModelObject; None: no model check)."""
+    if not isinstance(picture, _np.ndarray):
+        raise TypeError("%s: expected a numpy.ndarray, got %s" % (what, type(picture).__name__))
+    if picture.ndim == 2:
+        picture = picture[:, :, None]
+    if picture.ndim != 3 or 0 in picture.shape:
+        raise ValueError("%s: expected [H, W, C] or [H, W], got shape %s" % (what, picture.shape,))
+    if model is not None:
+        image = model.GetConfig().get("image", {})
+        if image.get("dimensions", 3) != 2:
+            raise ValueError("model: a model for 3D volumes; pictures need a 2D model (image.dimensions 2)")
+        if picture.shape[2] != image.get("channels", 1):
+            raise ValueError("%s: %d channel(s) per pixel; the model reads %d (its image.channels)"
+                             % (what, picture.shape[2], image.get("channels", 1)))
+    return _np.ascontiguousarray(picture, dtype=_np.float32)
+
+
+def _map_array(value, what):
+    """A label or attention map (numpy [H, W], integer or bool values 0..255) as C-contiguous uint8."""
+    if not isinstance(value, _np.ndarray):
+        raise TypeError("%s: expected a numpy.ndarray, got %s" % (what, type(value).__name__))
+    if value.ndim != 2 or 0 in value.shape:
+        raise ValueError("%s: expected a map [H, W], got shape %s" % (what, value.shape,))
+    if value.dtype != _np.bool_ and not _np.issubdtype(value.dtype, _np.integer):
+        raise TypeError("%s: expected integer or bool values, got %s" % (what, value.dtype))
+    if value.size and (value.min() < 0 or value.max() > 255):
+        raise ValueError("%s: values outside 0..255" % what)
+    return _np.ascontiguousarray(value, dtype=_np.uint8)
+
+
+def _owned(view):
+    return _np.array(_TensorOwner(view))  # a copy that owns its memory
+
+
 def segment_picture(model, picture, device="cpu"):
     """A 2D model (image.dimensions 2) on one picture: `picture` a numpy array [H, W, C] (C the
     model's image.channels: an RGB array as numpy, PIL or imageio give it) or [H, W] for a
     one-channel model, any real dtype (0..255 for 8-bit photographs). Returns the label map, a
     numpy uint8 array [H, W] of the organs' label values (0 background). Lengths of the model
-    (coarse spacing, patch spacing, margin) are in pixels."""
+    (coarse spacing, patch spacing, margin) are in pixels. The single filters of the same path:
+    PictureCoarseAttentionFilter, PictureQueryPatchSamplerFilter, AGCLEncoderFilter,
+    ASPPDecoderFilter, PictureLabelFusionFilter."""
     if not isinstance(model, AGCLModelObject):
         raise TypeError("model: expected an itk_agcl.AGCLModelObject, got %s" % type(model).__name__)
-    if not isinstance(picture, _np.ndarray):
-        raise TypeError("picture: expected a numpy.ndarray, got %s" % type(picture).__name__)
-    if picture.ndim == 2:
-        picture = picture[:, :, None]
-    if picture.ndim != 3 or 0 in picture.shape:
-        raise ValueError("picture: expected [H, W, C] or [H, W], got shape %s" % (picture.shape,))
-    channels = model.GetConfig().get("image", {}).get("channels", 1)
-    if model.GetConfig().get("image", {}).get("dimensions", 3) != 2:
-        raise ValueError("model: a model for 3D volumes; segment_picture needs a 2D model (image.dimensions 2)")
-    if picture.shape[2] != channels:
-        raise ValueError("picture: %d channel(s) per pixel; the model reads %d (its image.channels)"
-                         % (picture.shape[2], channels))
-    array = _np.ascontiguousarray(picture, dtype=_np.float32)
-    view = _native.SegmentPicture(model._model(), [int(n) for n in array.shape], array.ctypes.data, array.nbytes,
-                                  _string("device", device))
-    return _np.array(_TensorOwner(view))  # a copy that owns its memory
+    array = _picture_array(model, picture, "picture")
+    return _owned(_native.SegmentPicture(model._model(), [int(n) for n in array.shape], array,
+                                         _string("device", device)))
 
 
 def load_model(file_name):
@@ -640,6 +665,122 @@ class LabelFusionFilter(_Filter):
         return self._native.GetOrganThreshold(_integer("label", label))
 
 
+class _PictureFilter(_Filter):
+    """What the picture filters share: the input is a numpy picture [H, W, C] or [H, W] (checked
+    against the model's channels when the model is set first; the C++ filter checks it again)."""
+
+    _example_keyword = "Model"
+    _input = None
+    _model_object = None
+
+    def SetInput(self, picture):
+        self._input = _picture_array(self._model_object, picture, "input")
+        self._original = picture
+        self._native.SetInput([int(n) for n in self._input.shape], self._input)
+
+    def SetModel(self, model):
+        if not isinstance(model, AGCLModelObject):
+            raise TypeError("Model: expected an itk_agcl.AGCLModelObject, got %s" % type(model).__name__)
+        self._model_object = model
+        self._native.SetModel(model._model())
+
+
+@_properties(Device="str")
+class PictureCoarseAttentionFilter(_PictureFilter):
+    """itk::PictureCoarseAttentionFilter: the coarse stage of a 2D model (SetModel) on a numpy
+    picture -> GetCoarseLabelOutput() (uint8 [H, W], the label values), GetAttentionMap(label)
+    (uint8 [H, W], 1 inside the organ's coarse region grown by the model's margin, in pixels) and
+    GetCoarseProbabilities() (float32 [O, 1, h, w] on the coarse grid, for
+    PictureLabelFusionFilter's coarse vote)."""
+
+    def __init__(self):
+        self._native = _native.PictureCoarseAttentionFilter()
+
+    def GetCoarseLabelOutput(self):
+        return _owned(self._native.GetCoarseLabelOutput())
+
+    def GetAttentionMap(self, label):
+        return _owned(self._native.GetAttentionMap(_integer("label", label)))
+
+    def GetCoarseProbabilities(self):
+        return _owned(self._native.GetCoarseProbabilities())
+
+
+@_properties(Training="bool", PatchesPerOrgan="positive", Seed="seed", Overlap="number", Modality="int")
+class PictureQueryPatchSamplerFilter(_PictureFilter):
+    """itk::PictureQueryPatchSamplerFilter: query patches of a numpy picture where the organs'
+    attention maps (SetAttentionMap(label, map [H, W])) are set -> TensorDataObject "image"
+    [N, C + 1, P, P] (the model's normalisation of the C channels, then the attention). Inference
+    (default): tiles covering each organ's attention box (Overlap); Training: PatchesPerOrgan
+    centres per organ drawn among its attention pixels (Seed), and with SetLabelMap(labels [H, W],
+    255 void) "label" [N, 1, P, P] (1 the patch's organ, 0 not, 255 ignored)."""
+
+    def __init__(self):
+        self._native = _native.PictureQueryPatchSamplerFilter()
+
+    def SetAttentionMap(self, label, attention):
+        array = _map_array(attention, "attention map of label %s" % label)
+        self._native.SetAttentionMap(_integer("label", label), [int(n) for n in array.shape], array)
+
+    def SetLabelMap(self, labels):
+        array = _map_array(labels, "label map")
+        self._native.SetLabelMap([int(n) for n in array.shape], array)
+
+    def GetOutput(self):
+        return TensorDataObject(self._native.GetOutput())
+
+
+@_properties(GaussianWeighting="bool")
+class PictureLabelFusionFilter(_Filter):
+    """itk::PictureLabelFusionFilter: the patches' "probability" (SetPatches, from
+    ASPPDecoderFilter) fused within each organ's attention map (SetAttentionMap(label, map)),
+    with the coarse vote of the model's coarse_weight when SetCoarseProbabilities(array) is given
+    (PictureCoarseAttentionFilter.GetCoarseProbabilities()), then the model's thresholds ->
+    GetOutput(), uint8 [H, W] of a picture of SetReferenceSize(H, W) (SetReferenceImage(array)
+    takes the size of an array [H, W] or [H, W, C])."""
+
+    _input_kind = "tensors"
+    _example_keyword = "Model"
+
+    def __init__(self):
+        self._native = _native.PictureLabelFusionFilter()
+
+    def SetInput(self, patches):
+        self.SetPatches(patches)
+
+    def SetPatches(self, patches):
+        self._input = _as_tensor_data(patches, "patches")
+        self._native.SetPatches(self._input._native)
+
+    def SetReferenceSize(self, size):
+        height, width = (_positive("height", size[0]), _positive("width", size[1]))
+        self._native.SetReferenceSize(height, width)
+
+    def SetReferenceImage(self, array):
+        if not isinstance(array, _np.ndarray) or array.ndim not in (2, 3):
+            raise TypeError("reference: expected a numpy array [H, W] or [H, W, C]")
+        self.SetReferenceSize(array.shape[:2])
+
+    def SetAttentionMap(self, label, attention):
+        array = _map_array(attention, "attention map of label %s" % label)
+        self._native.SetAttentionMap(_integer("label", label), [int(n) for n in array.shape], array)
+
+    def SetCoarseProbabilities(self, probabilities):
+        if not isinstance(probabilities, _np.ndarray):
+            raise TypeError("coarse probabilities: expected a numpy.ndarray, got %s" % type(probabilities).__name__)
+        array = _np.ascontiguousarray(probabilities, dtype=_np.float32)
+        self._native.SetCoarseProbabilities([int(n) for n in array.shape], array)
+
+    def SetModel(self, model):
+        if not isinstance(model, AGCLModelObject):
+            raise TypeError("Model: expected an itk_agcl.AGCLModelObject, got %s" % type(model).__name__)
+        self._model_object = model
+        self._native.SetModel(model._model())
+
+    def GetOutput(self):
+        return _owned(self._native.GetOutput())
+
+
 def agcl_segmentation_filter(image, model_file_name, device="cpu", batch_size=None, slab_thickness=None,
                              post_processing=True, progress=None):
     """Functional form: the organ label map of `image` (an Image of the input's geometry; an
@@ -710,7 +851,8 @@ def _register_with_itk():
     except ImportError:
         return
     for name in ("AGCLSegmentationFilter", "CoarseAttentionFilter", "QueryPatchSamplerFilter", "AGCLEncoderFilter",
-                 "ASPPDecoderFilter", "LabelFusionFilter", "AGCLModelObject", "AGCLTrainer"):
+                 "ASPPDecoderFilter", "LabelFusionFilter", "AGCLModelObject", "AGCLTrainer",
+                 "PictureCoarseAttentionFilter", "PictureQueryPatchSamplerFilter", "PictureLabelFusionFilter"):
         setattr(itk, name, globals()[name])
     setattr(itk, "agcl_segmentation_filter", agcl_segmentation_filter)
 
