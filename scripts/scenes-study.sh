@@ -74,6 +74,7 @@ evaluate() {
     --out "$out" > "$out.out" 2>&1 || { tail -20 "$out.out"; exit 2; }
   mkdir -p "$out/coarse"
   for f in "$out"/*.coarse.png; do mv "$f" "$out/coarse/$(basename "$f" .coarse.png).png"; done
+  cp "$out/settings.json" "$out/coarse/" # the class names for the table
   "$AGCL" evaluate --metric miou --pred "$out/coarse" --manifest "$MANIFEST" --split val \
     --out "$STUDY/results/$name.coarse.csv" > /dev/null
   "$AGCL" evaluate --metric miou --pred "$out" --manifest "$MANIFEST" --split val \
