@@ -300,7 +300,8 @@ AGCLSegmentationFilter<TInputImage, TLabelImage>::GenerateData()
   if (config.image_dimensions != static_cast<int64_t>(ImageDimension))
   {
     itkExceptionMacro(<< "the model (" << (m_ModelFileName.empty() ? "set in memory" : m_ModelFileName) << ") is for "
-                      << config.image_dimensions << "D images; the input is " << ImageDimension << "D");
+                      << config.image_dimensions << "D images; the input is " << ImageDimension << "D"
+                      << (config.image_dimensions == 2 ? " (2D pictures: itk::AGCLPictureSegmentationFilter)" : ""));
   }
   std::vector<LabelType> organs;
   for (const auto & organ : config.organs)

@@ -584,8 +584,8 @@ CoarseAttentionFilter<TInputImage, TLabelImage>::VerifyPreconditions() ITKv5_CON
     if (config.image_dimensions != static_cast<int64_t>(ImageDimension))
     {
       itkExceptionMacro(<< "the model (" << (m_Model->GetFileName().empty() ? "set in memory" : m_Model->GetFileName())
-                        << ") is for " << config.image_dimensions << "D images; the input is " << ImageDimension
-                        << "D");
+                        << ") is for " << config.image_dimensions << "D images; the input is " << ImageDimension << "D"
+                        << (config.image_dimensions == 2 ? " (2D pictures: itk::PictureCoarseAttentionFilter)" : ""));
     }
     for (const LabelType label : m_OrganLabels)
     {

@@ -9,6 +9,7 @@
 #include "agcl/TrainingData.h"
 #include "itkImage.h"
 
+#include <list>
 #include <map>
 #include <set>
 #include <string>
@@ -35,7 +36,9 @@ namespace itk {
  * PNGs as their indices), and samples through the core's picture stages (agcl/PictureStages.h),
  * which inference (agcl::SegmentPicture) uses too. The label value 255 is void (PASCAL VOC's
  * object outlines and difficult regions): ignored by the training losses (class -1), attended by
- * no organ.
+ * no organ. Decoded pictures and label maps are kept up to PictureCacheLimit bytes (the least
+ * recently used go first and are read again when needed): a VOC-sized cohort (10 582 pictures of
+ * ~500 x 375, ~25 GB as float) does not fit in memory.
  *
  * Errors: agcl::ManifestError for the manifest, std::invalid_argument naming the subject and file
  * for unreadable images or a label map whose grid differs from its image.
@@ -70,6 +73,27 @@ public:
     return m_Rows;
   }
 
+  /** The most bytes of decoded pictures and label maps kept (2D models; default 2 GiB). At least
+   *  the picture in use is kept, whatever the limit. */
+  void
+  SetPictureCacheLimit(size_t bytes);
+  size_t
+  GetPictureCacheLimit() const
+  {
+    return m_PictureCacheLimit;
+  }
+  /** The bytes of decoded pictures and label maps held now, and how many pictures were read. */
+  size_t
+  PictureCacheBytes() const
+  {
+    return m_PictureBytes;
+  }
+  size_t
+  PicturesRead() const
+  {
+    return m_PicturesRead;
+  }
+
   /** Label values seen that are not organs of the config. */
   const std::set<int> &
   IgnoredLabels() const
@@ -82,10 +106,27 @@ private:
   GetImage(size_t index);
   const LabelImageType *
   GetLabels(size_t index);
-  const agcl::Picture &
+  /** A decoded picture and (once read) its label values [H, W] uint8, with its place in the
+   *  cache's use order (most recent first). */
+  struct CachedPicture
+  {
+    agcl::Picture               picture;
+    at::Tensor                  labels;
+    std::list<size_t>::iterator use;
+  };
+  /** The cache's entry of `index` (the picture read when absent), marked as most recently used. */
+  CachedPicture &
+  PictureEntry(size_t index);
+  /** Drops the least recently used entries other than `keep` while over the limit. */
+  void
+  TrimPictureCache(size_t keep);
+  agcl::Picture
   GetPicture(size_t index);
+  /** The picture's label values [H, W] uint8 (255 void). */
+  at::Tensor
+  GetPictureLabels(size_t index);
   /** The picture's class map [H, W] int64: 0 background, i = organ i-1, -1 void (label 255). */
-  const at::Tensor &
+  at::Tensor
   GetPictureClasses(size_t index);
   agcl::PatchSet
   PicturePatches(size_t                index,
@@ -103,9 +144,11 @@ private:
   std::map<size_t, CTImageType::Pointer>    m_Images;
   std::map<size_t, LabelImageType::Pointer> m_Labels;
   std::set<int>                             m_Ignored;
-  std::map<size_t, agcl::Picture>           m_Pictures;
-  std::map<size_t, at::Tensor>              m_PictureLabels;  // [H, W] uint8 label values
-  std::map<size_t, at::Tensor>              m_PictureClasses; // [H, W] int64 classes
+  std::map<size_t, CachedPicture>           m_Pictures;
+  std::list<size_t>                         m_PictureUse; // most recently used first
+  size_t                                    m_PictureBytes{ 0 };
+  size_t                                    m_PictureCacheLimit{ size_t{ 2 } << 30 };
+  size_t                                    m_PicturesRead{ 0 };
 };
 
 } // namespace itk

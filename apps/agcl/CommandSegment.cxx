@@ -285,6 +285,11 @@ RunSegment(const SegmentOptions & options)
                               { "inputs", inputs } };
   if (options.precision != "float32") // recorded only when set: older settings files stay comparable
     settings["precision"] = options.precision;
+  if (pictures) // a picture is one slab, never post-processed (a class may hold several objects)
+  {
+    settings["slab_slices"] = nullptr;
+    settings["post_processing"] = false;
+  }
   // Shards writing into one folder each keep their own settings file (the same input list and
   // model, another shard): settings.json for one machine, settings.shard-I-of-N.json otherwise.
   const fs::path settingsFile = out / (shardCount > 1 ? "settings.shard-" + std::to_string(shardIndex) + "-of-" +

@@ -13,9 +13,11 @@
 
 #include <ATen/ATen.h>
 
+#include <array>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <limits>
 
 namespace itk {
 namespace {
@@ -141,40 +143,85 @@ ManifestTrainingData::ReportUnknownLabels(const std::set<int> & unknown, const s
               << "' are not organs of the model's config: treated as background" << std::endl;
 }
 
-const agcl::Picture &
-ManifestTrainingData::GetPicture(size_t index)
+void
+ManifestTrainingData::SetPictureCacheLimit(size_t bytes)
+{
+  m_PictureCacheLimit = bytes;
+  TrimPictureCache(std::numeric_limits<size_t>::max());
+}
+
+namespace {
+size_t
+BytesOf(const at::Tensor & tensor)
+{
+  return tensor.defined() ? static_cast<size_t>(tensor.numel()) * tensor.element_size() : 0;
+}
+} // namespace
+
+void
+ManifestTrainingData::TrimPictureCache(size_t keep)
+{
+  for (auto it = m_PictureUse.end(); m_PictureBytes > m_PictureCacheLimit && it != m_PictureUse.begin();)
+  {
+    --it;
+    if (*it == keep)
+      continue;
+    const CachedPicture & entry = m_Pictures.at(*it);
+    m_PictureBytes -= BytesOf(entry.picture.pixels) + BytesOf(entry.labels);
+    m_Pictures.erase(*it);
+    it = m_PictureUse.erase(it);
+  }
+}
+
+ManifestTrainingData::CachedPicture &
+ManifestTrainingData::PictureEntry(size_t index)
 {
   auto it = m_Pictures.find(index);
   if (it != m_Pictures.end())
+  {
+    m_PictureUse.splice(m_PictureUse.begin(), m_PictureUse, it->second.use);
     return it->second;
+  }
   const agcl::ManifestRow & row = m_Rows.at(index);
-  agcl::Picture             picture;
+  CachedPicture             entry;
   try
   {
-    picture = ReadPicture(row.image,
-                          "picture of subject '" + row.subject + "'",
-                          static_cast<unsigned int>(m_Config.image_channels))
-                .picture;
+    entry.picture = ReadPicture(row.image,
+                                "picture of subject '" + row.subject + "'",
+                                static_cast<unsigned int>(m_Config.image_channels))
+                      .picture;
   }
   catch (const ExceptionObject & e)
   {
     throw std::invalid_argument(e.GetDescription());
   }
-  return m_Pictures.emplace(index, std::move(picture)).first->second;
+  ++m_PicturesRead;
+  m_PictureBytes += BytesOf(entry.picture.pixels);
+  m_PictureUse.push_front(index);
+  entry.use = m_PictureUse.begin();
+  CachedPicture & stored = m_Pictures.emplace(index, std::move(entry)).first->second;
+  TrimPictureCache(index);
+  return stored;
 }
 
-const at::Tensor &
-ManifestTrainingData::GetPictureClasses(size_t index)
+agcl::Picture
+ManifestTrainingData::GetPicture(size_t index)
 {
-  auto it = m_PictureClasses.find(index);
-  if (it != m_PictureClasses.end())
-    return it->second;
+  return PictureEntry(index).picture; // shares the pixels: a later eviction leaves the caller's copy alone
+}
+
+at::Tensor
+ManifestTrainingData::GetPictureLabels(size_t index)
+{
+  CachedPicture & entry = PictureEntry(index);
+  if (entry.labels.defined())
+    return entry.labels;
   const agcl::ManifestRow & row = m_Rows.at(index);
   if (row.label.empty())
     throw std::invalid_argument("subject '" + row.subject + "' has no label map");
   const auto            labels = Read<Image<unsigned char, 2>>(row.label, "label map of subject '" + row.subject + "'");
   const auto            size = labels->GetLargestPossibleRegion().GetSize();
-  const agcl::Picture & picture = GetPicture(index);
+  const agcl::Picture & picture = entry.picture;
   if (static_cast<int64_t>(size[0]) != picture.pixels.size(2) ||
       static_cast<int64_t>(size[1]) != picture.pixels.size(1))
     throw std::invalid_argument("subject '" + row.subject + "': label map '" + row.label + "' is " +
@@ -184,14 +231,9 @@ ManifestTrainingData::GetPictureClasses(size_t index)
   const int64_t H = size[1], W = size[0];
   at::Tensor    values = at::empty({ H, W }, at::kByte);
   std::memcpy(values.data_ptr<uint8_t>(), labels->GetBufferPointer(), static_cast<size_t>(H * W));
-  std::array<int64_t, 256> classOf{}; // label value -> class: 0 background, i organ i-1, -1 void
-  classOf[kVoidLabel] = -1;
   std::set<int> organs;
-  for (size_t o = 0; o < m_Config.organs.size(); ++o)
-  {
-    classOf[static_cast<size_t>(m_Config.organs[o].label)] = static_cast<int64_t>(o) + 1;
-    organs.insert(static_cast<int>(m_Config.organs[o].label));
-  }
+  for (const auto & organ : m_Config.organs)
+    organs.insert(static_cast<int>(organ.label));
   const at::Tensor present = std::get<0>(at::_unique(values));
   std::set<int>    unknown;
   for (int64_t i = 0; i < present.numel(); ++i)
@@ -201,10 +243,22 @@ ManifestTrainingData::GetPictureClasses(size_t index)
       unknown.insert(v);
   }
   ReportUnknownLabels(unknown, row.label);
-  m_PictureLabels[index] = values;
+  entry.labels = values;
+  m_PictureBytes += BytesOf(values);
+  TrimPictureCache(index);
+  return values;
+}
+
+at::Tensor
+ManifestTrainingData::GetPictureClasses(size_t index)
+{
+  const at::Tensor         values = GetPictureLabels(index);
+  std::array<int64_t, 256> classOf{}; // label value -> class: 0 background, i organ i-1, -1 void
+  classOf[kVoidLabel] = -1;
+  for (size_t o = 0; o < m_Config.organs.size(); ++o)
+    classOf[static_cast<size_t>(m_Config.organs[o].label)] = static_cast<int64_t>(o) + 1;
   const at::Tensor table = at::tensor(std::vector<int64_t>(classOf.begin(), classOf.end()), at::kLong);
-  return m_PictureClasses.emplace(index, table.index_select(0, values.to(at::kLong).flatten()).view({ H, W }))
-    .first->second;
+  return table.index_select(0, values.to(at::kLong).flatten()).view(values.sizes());
 }
 
 agcl::PatchSet
@@ -216,7 +270,7 @@ ManifestTrainingData::PicturePatches(size_t                index,
                                      uint64_t              seed)
 {
   const agcl::ModelConfig & config = model.Config();
-  const agcl::Picture &     picture = GetPicture(index);
+  const agcl::Picture       picture = GetPicture(index);
   const bool                labelled = m_Subjects[index].labelled;
   const int64_t             O = static_cast<int64_t>(config.organs.size());
   at::Tensor                attention;
@@ -237,11 +291,10 @@ ManifestTrainingData::PicturePatches(size_t                index,
   const int64_t n = patches.image.size(0), P = config.patch_size;
   if (labelled)
   {
-    GetPictureClasses(index);
     std::vector<int64_t> organLabels;
     for (const auto & organ : config.organs)
       organLabels.push_back(organ.label);
-    patches.mask = agcl::SamplePictureMasks(m_PictureLabels.at(index), frames, P, organLabels, kVoidLabel);
+    patches.mask = agcl::SamplePictureMasks(GetPictureLabels(index), frames, P, organLabels, kVoidLabel);
   }
   else
     patches.mask = at::zeros({ n, P, P }, at::kLong);
@@ -258,7 +311,7 @@ ManifestTrainingData::Coarse(size_t index, const agcl::ModelConfig & config)
 {
   if (config.image_dimensions == 2)
   {
-    const agcl::Picture & picture = GetPicture(index);
+    const agcl::Picture picture = GetPicture(index);
     // Classes on the coarse grid by nearest neighbour; void stays -1 (ignored by the losses).
     return { agcl::PictureOnCoarseGrid(picture, config),
              agcl::LabelsOnCoarseGrid(GetPictureClasses(index), picture.spacing, config) };

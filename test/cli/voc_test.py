@@ -19,6 +19,7 @@ filters), independent of ITK, and the mean IoU is recounted with numpy.
 Usage: voc_test.py AGCL WORKDIR
 """
 import csv
+import json
 import os
 import shutil
 import struct
@@ -232,6 +233,11 @@ model = f"{WORK}/run2d/model.agcl"
 seg = f"{WORK}/seg2d"
 run("segment", "--model", model, "--manifest", manifest, "--split", "val", "--out", seg, "--save-coarse",
     output="segmented 4 of 4 volume(s)")
+with open(f"{seg}/settings.json") as f:
+    settings = json.load(f)
+if settings["post_processing"] is not False or settings["slab_slices"] is not None:
+    fail(f"{seg}/settings.json: post_processing {settings['post_processing']}, slab_slices {settings['slab_slices']};"
+         " a picture is neither post-processed nor cut into slabs")
 for name in val:
     labels, colour, palette = read_png(f"{seg}/{name}.png")
     if colour != 3 or palette is None or labels.shape != (48, 64):

@@ -640,7 +640,8 @@ TEST(AGCLSegmentationFilter, BadInputIsAClearExceptionAndNothingIsWritten)
     agcl::AGCLModel(config).Save(planar);
   }
   segment->SetModelFileName(planar);
-  expectError(segment, "planar.agcl) is for 2D images; the input is 3D");
+  expectError(segment,
+              "planar.agcl) is for 2D images; the input is 3D (2D pictures: itk::AGCLPictureSegmentationFilter)");
 
   // A device that does not exist here, a malformed one.
   segment->SetModelFileName(ModelFile());

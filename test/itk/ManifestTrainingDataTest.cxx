@@ -12,6 +12,7 @@
 #include "itkImageFileReader.h"
 #include "itkImageFileWriter.h"
 #include "itkManifestTrainingData.h"
+#include "itkRGBPixel.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
@@ -45,7 +46,7 @@ Cohort()
     const fs::path d = fs::temp_directory_path() / ("agcl_manifest_data_" + std::to_string(::getpid()));
     fs::create_directories(d);
     static const agcl::test::RemoveAtExit cleanup(d);
-    std::ofstream manifest(d / "manifest.csv");
+    std::ofstream                         manifest(d / "manifest.csv");
     manifest << "subject,image,label,modality,split\n";
     for (int i = 0; i < 4; ++i)
     {
@@ -296,4 +297,80 @@ TEST(ManifestTrainingData, ResumedPhantomTrainingEndsWithTheUninterruptedWeights
   ASSERT_EQ(a.Tensors().size(), b.Tensors().size());
   for (size_t i = 0; i < a.Tensors().size(); ++i)
     EXPECT_TRUE(at::equal(a.Tensors()[i].second, b.Tensors()[i].second)) << a.Tensors()[i].first;
+}
+
+TEST(ManifestTrainingData, PictureCacheStaysWithinItsLimit)
+{
+  // A 2D cohort of 5 RGB pictures (40 x 30) with 8-bit label maps (a disc of organ 1, a box of
+  // organ 2, a void band): with room for 2 decoded pictures, the samples are those of the
+  // unbounded cache, the bytes held never exceed the limit, and the pictures are read again.
+  const fs::path d = fs::temp_directory_path() / ("agcl_manifest_pictures_" + std::to_string(::getpid()));
+  fs::create_directories(d);
+  const agcl::test::RemoveAtExit cleanup(d);
+  using RGB = itk::Image<itk::RGBPixel<unsigned char>, 2>;
+  using Map = itk::Image<unsigned char, 2>;
+  constexpr int64_t W = 40, H = 30, N = 5;
+  std::string       rows;
+  for (int64_t i = 0; i < N; ++i)
+  {
+    auto            picture = RGB::New();
+    auto            labels = Map::New();
+    RGB::RegionType region;
+    region.SetSize({ { W, H } });
+    picture->SetRegions(region);
+    picture->Allocate();
+    labels->SetRegions(region);
+    labels->Allocate();
+    for (int64_t y = 0; y < H; ++y)
+      for (int64_t x = 0; x < W; ++x)
+      {
+        const bool                   disc = (x - 10 - i) * (x - 10 - i) + (y - 12) * (y - 12) < 36;
+        const bool                   box = x >= 24 && x < 34 && y >= 8 + i && y < 20 + i;
+        const bool                   voidBand = y == 25;
+        itk::RGBPixel<unsigned char> p;
+        p.Set(static_cast<unsigned char>(disc ? 200 : 40 + 3 * x),
+              static_cast<unsigned char>(box ? 220 : 60 + 2 * y),
+              static_cast<unsigned char>(30 * i + x));
+        picture->SetPixel({ { x, y } }, p);
+        labels->SetPixel({ { x, y } }, voidBand ? 255 : disc ? 1 : box ? 2 : 0);
+      }
+    const std::string name = "p" + std::to_string(i);
+    Write(picture.GetPointer(), d / (name + ".png"));
+    Write(labels.GetPointer(), d / (name + "_label.png"));
+    rows += name + "," + name + ".png," + name + "_label.png,voc," + (i < 4 ? "train" : "val") + "\n";
+  }
+  WriteManifest(d / "manifest.csv", rows);
+  agcl::ModelConfig config = agcl::test::TinyModelConfig();
+  config.organs = { { "disc", 1 }, { "box", 2 } };
+  config.modalities = { "voc" };
+  config.image_dimensions = 2;
+  config.image_channels = 3;
+  config.patch_size = 16;
+  config.margin_mm = 2;
+  config.coarse_spacing_mm = { 4, 4, 4 };
+  agcl::AGCLModel           model(config);
+  itk::ManifestTrainingData all((d / "manifest.csv").string(), config);
+  itk::ManifestTrainingData bounded((d / "manifest.csv").string(), config);
+  const size_t              onePicture = 3 * W * H * sizeof(float) + W * H; // float pixels + uint8 labels
+  EXPECT_EQ(all.GetPictureCacheLimit(), size_t{ 2 } << 30);
+  bounded.SetPictureCacheLimit(2 * onePicture);
+  for (int round = 0; round < 2; ++round)
+    for (size_t i = 0; i < static_cast<size_t>(N); ++i)
+    {
+      const agcl::CoarseSample a = all.Coarse(i, config), b = bounded.Coarse(i, config);
+      EXPECT_TRUE(a.image.equal(b.image) && a.classes.equal(b.classes)) << "picture " << i;
+      const agcl::PatchSet p = all.Patches(i, agcl::AttentionSource::Truth, model, at::kCPU, 3, 11);
+      const agcl::PatchSet q = bounded.Patches(i, agcl::AttentionSource::Truth, model, at::kCPU, 3, 11);
+      ASSERT_GT(p.Size(), 0);
+      EXPECT_TRUE(p.image.equal(q.image) && p.mask.equal(q.mask) && p.organ.equal(q.organ)) << "picture " << i;
+      EXPECT_LE(bounded.PictureCacheBytes(), 2 * onePicture);
+    }
+  EXPECT_EQ(all.PictureCacheBytes(), N * onePicture);
+  EXPECT_EQ(all.PicturesRead(), static_cast<size_t>(N));
+  EXPECT_EQ(bounded.PicturesRead(), static_cast<size_t>(2 * N)); // least recently used first: each read twice
+  // A limit below one picture still keeps the one in use (and samples it alike).
+  bounded.SetPictureCacheLimit(1);
+  EXPECT_EQ(bounded.PictureCacheBytes(), 0u);
+  EXPECT_TRUE(bounded.Coarse(3, config).classes.equal(all.Coarse(3, config).classes));
+  EXPECT_EQ(bounded.PictureCacheBytes(), onePicture);
 }
