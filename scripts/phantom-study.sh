@@ -11,7 +11,8 @@
 # report needs (each evaluation's CSV, each run's wall time, the embeddings) is copied as it is
 # made to STUDY_PUBLISH (default <repo>/Documentation/study, committed) and copied back from there
 # when the study starts, so a row whose results are published is not run again, even on a new
-# checkout without the study folder (its models are not kept there). The parts
+# checkout without the study folder; the stage 0 and 1 models, which later rows share, are kept
+# there too (models/<run>.agcl) and restored, stage 2 models are not. The parts
 # run in the order of their priority (STUDY_PARTS chooses and orders them):
 #   frozen      the main table: every mode x seeds 1, 2, 3 at 100% labels, encoder frozen;
 #   finetune    the fine-tuned table: first the encoder's learning rate, chosen on the validation
@@ -59,6 +60,16 @@ if [ -d "$PUBLISH" ]; then
     mkdir -p "$(dirname "$STUDY/$relative")"
     [ -f "$STUDY/$relative" ] || cp "$path" "$STUDY/$relative"
   done
+  # Stage 0 and 1 models (shared by later rows) come back too: a new machine does not train them again.
+  for path in "$PUBLISH"/models/*.agcl; do
+    [ -f "$path" ] || continue
+    name="$(basename "$path" .agcl)"
+    if [ ! -f "$STUDY/runs/$name/model.agcl" ]; then
+      rm -rf "$STUDY/runs/$name"
+      mkdir -p "$STUDY/runs/$name"
+      cp "$path" "$STUDY/runs/$name/model.agcl"
+    fi
+  done
 fi
 
 if [ ! -f "$STUDY/phantom/manifest.csv" ]; then
@@ -86,6 +97,11 @@ train() {
     >> "$STUDY/runs/$name.out" 2>&1 || { tail -20 "$STUDY/runs/$name.out"; exit 2; }
   echo $((SECONDS - start)) >> "$STUDY/runs/$name.seconds"
   publish "runs/$name.seconds"
+  case "$name" in # stage 0 and 1 models are shared by later rows: kept with the results (~3.8 MB each)
+    coarse-* | pre-*)
+      mkdir -p "$PUBLISH/models"
+      cp "$dir/model.agcl" "$PUBLISH/models/$name.agcl.partial" && mv "$PUBLISH/models/$name.agcl.partial" "$PUBLISH/models/$name.agcl" ;;
+  esac
 }
 # evaluate NAME SPLIT: segment SPLIT with runs/NAME/model.agcl -> results/NAME.SPLIT.csv.
 evaluate() {
