@@ -15,7 +15,7 @@
 #   scripts/scenes-study.sh [DIR]     (default <repo>/out/scenes-study; build first)
 #
 # Resumable (finished runs skipped, interrupted ones resumed). Results (evaluation Markdown and
-# CSV, run times) are copied to SCENES_PUBLISH (default <repo>/Documentation/scenes-study) as
+# CSV, run times, and the stage 0 and 1 models as models/<run>.agcl) are copied to SCENES_PUBLISH (default <repo>/Documentation/scenes-study) as
 # they come, and the table is written there as table.md.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -37,6 +37,15 @@ for path in "$PUBLISH"/results/* "$PUBLISH"/runs/*.seconds; do # earlier session
   [ -f "$path" ] || continue
   relative="${path#"$PUBLISH"/}"
   [ -f "$STUDY/$relative" ] || cp "$path" "$STUDY/$relative"
+done
+for path in "$PUBLISH"/models/*.agcl; do # stage 0 and 1 models, shared by the rows of their seed
+  [ -f "$path" ] || continue
+  name="$(basename "$path" .agcl)"
+  if [ ! -f "$STUDY/runs/$name/model.agcl" ]; then
+    rm -rf "$STUDY/runs/$name"
+    mkdir -p "$STUDY/runs/$name"
+    cp "$path" "$STUDY/runs/$name/model.agcl"
+  fi
 done
 
 if [ ! -f "$STUDY/manifest.csv" ]; then
@@ -62,6 +71,11 @@ train() {
     { tail -20 "$STUDY/runs/$name.out"; exit 2; }
   echo $((SECONDS - start)) >> "$STUDY/runs/$name.seconds"
   publish "runs/$name.seconds"
+  case "$name" in # stage 0 and 1 models: kept with the results, restored on a new machine
+    coarse-* | pre-*)
+      mkdir -p "$PUBLISH/models"
+      cp "$dir/model.agcl" "$PUBLISH/models/$name.agcl.partial" && mv "$PUBLISH/models/$name.agcl.partial" "$PUBLISH/models/$name.agcl" ;;
+  esac
 }
 # evaluate NAME: segment the val split with runs/NAME/model.agcl -> results/NAME.md/.csv (mIoU),
 # and the coarse network's own label maps -> results/NAME.coarse.md/.csv.
