@@ -25,6 +25,21 @@ namespace {
 // PASCAL VOC's void label: ignored by the losses, attended by no organ.
 constexpr int kVoidLabel = 255;
 
+/** The classes of a label map (label values, any integer tensor): 0 background, i = organ i-1 of
+ *  `config`, other values background; with `voidIgnored`, kVoidLabel -> -1 (ignored by the losses). */
+at::Tensor
+ClassesOfLabels(const at::Tensor & labels, const agcl::ModelConfig & config, bool voidIgnored)
+{
+  std::array<int64_t, 256> classOf{};
+  if (voidIgnored)
+    classOf[kVoidLabel] = -1;
+  for (size_t o = 0; o < config.organs.size(); ++o)
+    if (config.organs[o].label >= 0 && config.organs[o].label < 256)
+      classOf[static_cast<size_t>(config.organs[o].label)] = static_cast<int64_t>(o) + 1;
+  const at::Tensor table = at::tensor(std::vector<int64_t>(classOf.begin(), classOf.end()), at::kLong);
+  return table.index_select(0, labels.to(at::kLong).flatten()).view(labels.sizes());
+}
+
 // itk::ReadVolume, its failures as std::invalid_argument (the trainer's "bad input" exception).
 template <typename TImage>
 typename TImage::Pointer
@@ -252,13 +267,7 @@ ManifestTrainingData::GetPictureLabels(size_t index)
 at::Tensor
 ManifestTrainingData::GetPictureClasses(size_t index)
 {
-  const at::Tensor         values = GetPictureLabels(index);
-  std::array<int64_t, 256> classOf{}; // label value -> class: 0 background, i organ i-1, -1 void
-  classOf[kVoidLabel] = -1;
-  for (size_t o = 0; o < m_Config.organs.size(); ++o)
-    classOf[static_cast<size_t>(m_Config.organs[o].label)] = static_cast<int64_t>(o) + 1;
-  const at::Tensor table = at::tensor(std::vector<int64_t>(classOf.begin(), classOf.end()), at::kLong);
-  return table.index_select(0, values.to(at::kLong).flatten()).view(values.sizes());
+  return ClassesOfLabels(GetPictureLabels(index), m_Config, true);
 }
 
 agcl::PatchSet
@@ -319,15 +328,8 @@ ManifestTrainingData::Coarse(size_t index, const agcl::ModelConfig & config)
   using Attention = CoarseAttentionFilter<CTImageType, LabelImageType>;
   const auto coarse = Attention::ResampleToCoarseGrid(GetImage(index), config);
   const auto labels = Attention::ResampleLabels(GetLabels(index), coarse, coarse->GetLargestPossibleRegion());
-  // label value -> class (0 background, i = organ i-1)
-  std::array<int64_t, 256> classOf{};
-  for (size_t o = 0; o < config.organs.size(); ++o)
-    if (config.organs[o].label >= 0 && config.organs[o].label < 256)
-      classOf[config.organs[o].label] = static_cast<int64_t>(o) + 1;
-  at::Tensor       classes = ImageToTensor<LabelImageType>::Copy(labels).to(at::kLong);
-  const at::Tensor table = at::tensor(std::vector<int64_t>(classOf.begin(), classOf.end()), at::kLong);
   return { ImageToTensor<Attention::CoarseImageType>::Copy(coarse),
-           table.index_select(0, classes.flatten()).view(classes.sizes()) };
+           ClassesOfLabels(ImageToTensor<LabelImageType>::Copy(labels), config, false) };
 }
 
 agcl::PatchSet

@@ -30,21 +30,23 @@ namespace {
 using PictureImage = itk::VectorImage<float, 2>;
 using PictureLabelImage = itk::Image<unsigned char, 2>;
 
-void
-CheckPictureShape(const std::vector<int64_t> & shape, const std::string & what)
+/** A float32 (H, W, C) buffer as a tensor [H, W, C] (copied; finite values only). */
+at::Tensor
+PicturePixels(const std::vector<int64_t> & shape, PyObject * buffer, const std::string & what)
 {
   if (shape.size() != 3 || shape[0] < 1 || shape[1] < 1 || shape[2] < 1)
     throw std::invalid_argument(what + ": expected a picture of shape (H, W, C)");
+  at::Tensor pixels = TensorFromBuffer(what, "float32", shape, buffer);
+  if (!at::isfinite(pixels).all().item<bool>())
+    throw std::invalid_argument(what + ": the picture has values that are not finite (NaN or infinite)");
+  return pixels;
 }
 
 /** A float32 (H, W, C) buffer as a VectorImage (copied; finite values only). */
 PictureImage::Pointer
 PictureOf(const std::vector<int64_t> & shape, PyObject * buffer, const std::string & what)
 {
-  CheckPictureShape(shape, what);
-  const at::Tensor pixels = TensorFromBuffer(what, "float32", shape, buffer);
-  if (!at::isfinite(pixels).all().item<bool>())
-    throw std::invalid_argument(what + ": the picture has values that are not finite (NaN or infinite)");
+  const at::Tensor         pixels = PicturePixels(shape, buffer, what);
   auto                     image = PictureImage::New();
   PictureImage::RegionType region;
   PictureImage::SizeType   size{ { static_cast<itk::SizeValueType>(shape[1]),
@@ -89,6 +91,26 @@ ModelObjectOf(const Model & model)
   return static_cast<itk::AGCLModelObject *>(model.GetITKModel());
 }
 
+/** SetModel of a picture facade whose Impl has `filter` and `model` (the model kept alive). */
+template <typename TImpl>
+void
+SetModelOf(TImpl & impl, const Model & model)
+{
+  impl.model = model;
+  impl.filter->SetModel(ModelObjectOf(model));
+}
+
+/** SetAttentionMap of a picture facade whose Impl has `filter` and `attention` (the maps kept alive). */
+template <typename TImpl>
+void
+SetPictureAttentionMapOf(TImpl & impl, int label, const std::vector<int64_t> & shape, PyObject * buffer)
+{
+  const unsigned char value = OrganLabel(label, "SetAttentionMap");
+  auto                map = LabelMapOf(shape, buffer, "attention map of label " + std::to_string(label));
+  impl.attention[label] = map;
+  impl.filter->SetAttentionMap(value, map);
+}
+
 const at::Tensor &
 ResultOf(const at::Tensor & tensor, const std::string & what)
 {
@@ -103,11 +125,8 @@ ResultOf(const at::Tensor & tensor, const std::string & what)
 TensorView
 SegmentPicture(const Model & model, const std::vector<int64_t> & shape, PyObject * buffer, const std::string & device)
 {
-  CheckPictureShape(shape, "segment_picture");
   agcl::Picture picture;
-  picture.pixels = TensorFromBuffer("segment_picture", "float32", shape, buffer).permute({ 2, 0, 1 }).contiguous();
-  if (!at::isfinite(picture.pixels).all().item<bool>())
-    throw std::invalid_argument("segment_picture: the picture has values that are not finite (NaN or infinite)");
+  picture.pixels = PicturePixels(shape, buffer, "segment_picture").permute({ 2, 0, 1 }).contiguous();
   auto &     networks = ModelObjectOf(model)->GetModel();
   at::Tensor labels;
   {
@@ -144,8 +163,7 @@ PictureCoarseAttentionFilter::SetInput(const std::vector<int64_t> & shape, PyObj
 void
 PictureCoarseAttentionFilter::SetModel(const Model & model)
 {
-  m_Impl->model = model;
-  m_Impl->filter->SetModel(ModelObjectOf(model));
+  SetModelOf(*m_Impl, model);
 }
 AGCL_PYTHON_DEVICE(PictureCoarseAttentionFilter)
 
@@ -217,10 +235,7 @@ PictureQueryPatchSamplerFilter::SetInput(const std::vector<int64_t> & shape, PyO
 void
 PictureQueryPatchSamplerFilter::SetAttentionMap(int label, const std::vector<int64_t> & shape, PyObject * buffer)
 {
-  const unsigned char value = OrganLabel(label, "SetAttentionMap");
-  auto                map = LabelMapOf(shape, buffer, "attention map of label " + std::to_string(label));
-  m_Impl->attention[label] = map;
-  m_Impl->filter->SetAttentionMap(value, map);
+  SetPictureAttentionMapOf(*m_Impl, label, shape, buffer);
 }
 void
 PictureQueryPatchSamplerFilter::SetLabelMap(const std::vector<int64_t> & shape, PyObject * buffer)
@@ -231,8 +246,7 @@ PictureQueryPatchSamplerFilter::SetLabelMap(const std::vector<int64_t> & shape, 
 void
 PictureQueryPatchSamplerFilter::SetModel(const Model & model)
 {
-  m_Impl->model = model;
-  m_Impl->filter->SetModel(ModelObjectOf(model));
+  SetModelOf(*m_Impl, model);
 }
 AGCL_PYTHON_PROPERTY(PictureQueryPatchSamplerFilter, Training, bool)
 AGCL_PYTHON_PROPERTY(PictureQueryPatchSamplerFilter, PatchesPerOrgan, unsigned int)
@@ -298,10 +312,7 @@ PictureLabelFusionFilter::SetPatches(const TensorData & patches)
 void
 PictureLabelFusionFilter::SetAttentionMap(int label, const std::vector<int64_t> & shape, PyObject * buffer)
 {
-  const unsigned char value = OrganLabel(label, "SetAttentionMap");
-  auto                map = LabelMapOf(shape, buffer, "attention map of label " + std::to_string(label));
-  m_Impl->attention[label] = map;
-  m_Impl->filter->SetAttentionMap(value, map);
+  SetPictureAttentionMapOf(*m_Impl, label, shape, buffer);
 }
 void
 PictureLabelFusionFilter::SetCoarseProbabilities(const std::vector<int64_t> & shape, PyObject * buffer)
@@ -313,8 +324,7 @@ PictureLabelFusionFilter::SetCoarseProbabilities(const std::vector<int64_t> & sh
 void
 PictureLabelFusionFilter::SetModel(const Model & model)
 {
-  m_Impl->model = model;
-  m_Impl->filter->SetModel(ModelObjectOf(model));
+  SetModelOf(*m_Impl, model);
 }
 AGCL_PYTHON_PROPERTY(PictureLabelFusionFilter, GaussianWeighting, bool)
 

@@ -665,24 +665,34 @@ class LabelFusionFilter(_Filter):
         return self._native.GetOrganThreshold(_integer("label", label))
 
 
-class _PictureFilter(_Filter):
-    """What the picture filters share: the input is a numpy picture [H, W, C] or [H, W] (checked
-    against the model's channels when the model is set first; the C++ filter checks it again)."""
+class _PictureModelFilter(_Filter):
+    """What the picture filters share: a 2D model (SetModel) and, for those that read them, the
+    organs' attention maps (numpy [H, W])."""
 
     _example_keyword = "Model"
-    _input = None
     _model_object = None
-
-    def SetInput(self, picture):
-        self._input = _picture_array(self._model_object, picture, "input")
-        self._original = picture
-        self._native.SetInput([int(n) for n in self._input.shape], self._input)
 
     def SetModel(self, model):
         if not isinstance(model, AGCLModelObject):
             raise TypeError("Model: expected an itk_agcl.AGCLModelObject, got %s" % type(model).__name__)
         self._model_object = model
         self._native.SetModel(model._model())
+
+    def _set_attention_map(self, label, attention):
+        array = _map_array(attention, "attention map of label %s" % label)
+        self._native.SetAttentionMap(_integer("label", label), [int(n) for n in array.shape], array)
+
+
+class _PictureFilter(_PictureModelFilter):
+    """A picture filter whose input is a numpy picture [H, W, C] or [H, W] (checked against the
+    model's channels when the model is set first; the C++ filter checks it again)."""
+
+    _input = None
+
+    def SetInput(self, picture):
+        self._input = _picture_array(self._model_object, picture, "input")
+        self._original = picture
+        self._native.SetInput([int(n) for n in self._input.shape], self._input)
 
 
 @_properties(Device="str")
@@ -719,8 +729,7 @@ class PictureQueryPatchSamplerFilter(_PictureFilter):
         self._native = _native.PictureQueryPatchSamplerFilter()
 
     def SetAttentionMap(self, label, attention):
-        array = _map_array(attention, "attention map of label %s" % label)
-        self._native.SetAttentionMap(_integer("label", label), [int(n) for n in array.shape], array)
+        self._set_attention_map(label, attention)
 
     def SetLabelMap(self, labels):
         array = _map_array(labels, "label map")
@@ -731,7 +740,7 @@ class PictureQueryPatchSamplerFilter(_PictureFilter):
 
 
 @_properties(GaussianWeighting="bool")
-class PictureLabelFusionFilter(_Filter):
+class PictureLabelFusionFilter(_PictureModelFilter):
     """itk::PictureLabelFusionFilter: the patches' "probability" (SetPatches, from
     ASPPDecoderFilter) fused within each organ's attention map (SetAttentionMap(label, map)),
     with the coarse vote of the model's coarse_weight when SetCoarseProbabilities(array) is given
@@ -740,7 +749,6 @@ class PictureLabelFusionFilter(_Filter):
     takes the size of an array [H, W] or [H, W, C])."""
 
     _input_kind = "tensors"
-    _example_keyword = "Model"
 
     def __init__(self):
         self._native = _native.PictureLabelFusionFilter()
@@ -762,20 +770,13 @@ class PictureLabelFusionFilter(_Filter):
         self.SetReferenceSize(array.shape[:2])
 
     def SetAttentionMap(self, label, attention):
-        array = _map_array(attention, "attention map of label %s" % label)
-        self._native.SetAttentionMap(_integer("label", label), [int(n) for n in array.shape], array)
+        self._set_attention_map(label, attention)
 
     def SetCoarseProbabilities(self, probabilities):
         if not isinstance(probabilities, _np.ndarray):
             raise TypeError("coarse probabilities: expected a numpy.ndarray, got %s" % type(probabilities).__name__)
         array = _np.ascontiguousarray(probabilities, dtype=_np.float32)
         self._native.SetCoarseProbabilities([int(n) for n in array.shape], array)
-
-    def SetModel(self, model):
-        if not isinstance(model, AGCLModelObject):
-            raise TypeError("Model: expected an itk_agcl.AGCLModelObject, got %s" % type(model).__name__)
-        self._model_object = model
-        self._native.SetModel(model._model())
 
     def GetOutput(self):
         return _owned(self._native.GetOutput())
