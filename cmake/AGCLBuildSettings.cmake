@@ -39,13 +39,18 @@ endif()
 option(AGCL_BUILD_BENCHMARKS "Build the Google Benchmark programs under benchmarks/" ON)
 option(AGCL_BUILD_EXAMPLES "Build the example programs under examples/" ON)
 
-# agcl_torch_pch(<target>): precompile <torch/torch.h> for a target with several
-# torch-heavy translation units (~25 s and ~1.1 GB each without it, on 2 cores).
-# No target needs it yet (the foundation has no torch/torch.h translation unit);
-# the networks of later issues will.
+# agcl_torch_pch(<target> [<other>]): precompile <torch/torch.h> for a target with several
+# torch-heavy translation units (~25 s and ~1.1 GB each without it, on 2 cores); with <other>,
+# use <other>'s precompiled header instead of making one more (the targets must be compiled with
+# the same options: two test programs of the core, not a shared library and a program). One
+# precompiled header costs as much as ~4 torch translation units (~90 s on 2 cores).
 function(agcl_torch_pch target)
   if(AGCL_USE_PCH)
-    target_precompile_headers(${target} PRIVATE <torch/torch.h>)
+    if(ARGC GREATER 1)
+      target_precompile_headers(${target} REUSE_FROM ${ARGV1})
+    else()
+      target_precompile_headers(${target} PRIVATE <torch/torch.h>)
+    endif()
   endif()
 endfunction()
 

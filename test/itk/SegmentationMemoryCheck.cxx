@@ -26,14 +26,17 @@
 //   peak_minus_volumes = peak RSS - input bytes - output bytes  (the measure; the filter
 //                        keeps no per-organ volume-sized accumulators, so there are none to subtract)
 //   growth             = peak RSS - RSS before Update - output bytes (what the run itself added)
-// Each size is measured three times and the medians are compared. With glibc's default (dynamic)
-// mmap threshold a run's peak varied with the order in which LibTorch's threads freed their
-// buffers (growth medians 122 vs 158 MiB on the CI machine, a false failure, where this machine
-// gave 134 vs 137): each child now fixes the threshold and uses two threads, after which the
-// three runs of a size agree within 1 MiB (with a 4 MiB threshold they spread over 20 MiB; the
-// 256 KiB one costs ~35 s more, 107 s in all, for the mapping and unmapping). The check fails
-// when either median at 128 slices exceeds the one at 64 slices by more than 20% (bounded
-// memory; less is not a failure).
+// With glibc's default (dynamic) mmap threshold a run's peak varied with the order in which
+// LibTorch's threads freed their buffers (growth medians 122 vs 158 MiB on the CI machine, a
+// false failure, where this machine gave 134 vs 137): each child now fixes the threshold and uses
+// two threads, after which the runs of a size agree within 1 MiB (with a 4 MiB threshold they
+// spread over 20 MiB; the 256 KiB one costs ~35 s more for the mapping and unmapping). Each size
+// is measured once; only when a ratio is over the limit are both sizes measured twice more and
+// the medians of three compared, so that one odd run cannot fail the check. (Three runs per size
+// always took 175 s on 2026-12-07, 115 s before on a faster day and 439-949 s on slow or busy
+// days, the largest share of the CTest suite; the three runs of each size spread by at most
+// 1.1 MiB of 30-242 MiB that day.) The check fails when either measure at 128 slices exceeds the
+// one at 64 slices by more than 20% (bounded memory; less is not a failure).
 // What still grows is the coarse grid (4 mm, whole volume): its input, seeds and labels
 // (network growth 102.5 -> 113.1 MiB here); with a coarse vote (weight > 0, as the shipped model)
 // also the organs' float probability maps, 48 bytes per coarse voxel: 106 -> 125.7 MiB, ratio
@@ -161,6 +164,57 @@ Measure(unsigned long slices, Scenario labels, int fd)
   const std::string text = os.str();
   return write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) ? 0 : 1;
 }
+
+// One child process measuring `slices` slices: appends its two measures to `peaks` and `growths`
+// and prints its JSON line; false when the child failed.
+bool
+MeasureInChild(unsigned long         slices,
+               Scenario              labels,
+               const char *          scenario,
+               int                   run,
+               std::vector<double> & peaks,
+               std::vector<double> & growths)
+{
+  int pipeFd[2];
+  if (pipe(pipeFd) != 0)
+    return false;
+  const pid_t child = fork();
+  if (child == 0)
+  {
+    close(pipeFd[0]);
+    _exit(Measure(slices, labels, pipeFd[1]));
+  }
+  close(pipeFd[1]);
+  char       buffer[256] = {};
+  const auto n = read(pipeFd[0], buffer, sizeof(buffer) - 1);
+  int        status = 0;
+  waitpid(child, &status, 0);
+  close(pipeFd[0]);
+  long input = 0, output = 0, before = 0, peak = 0, patches = 0, copy = 0;
+  if (n <= 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0 ||
+      std::sscanf(buffer, "%ld %ld %ld %ld %ld %ld", &input, &output, &before, &peak, &patches, &copy) != 6)
+  {
+    std::cerr << "the measurement at " << slices << " slices (" << scenario << ") failed\n";
+    return false;
+  }
+  peaks.push_back(static_cast<double>(peak - input - output));
+  growths.push_back(static_cast<double>(peak - before - output - copy));
+  std::printf("{\"scenario\": \"%s\", \"slices\": %lu, \"run\": %d, \"patches\": %ld, \"input_MiB\": %.1f, "
+              "\"output_MiB\": %.1f, \"rss_before_MiB\": %.1f, \"peak_MiB\": %.1f, "
+              "\"peak_minus_volumes_MiB\": %.1f, \"growth_MiB\": %.1f}\n",
+              scenario,
+              slices,
+              run,
+              patches,
+              input / 1048576.0,
+              output / 1048576.0,
+              before / 1048576.0,
+              peak / 1048576.0,
+              (peak - input - output) / 1048576.0,
+              (peak - before - output - copy) / 1048576.0);
+  std::fflush(stdout);
+  return true;
+}
 } // namespace
 
 int
@@ -170,68 +224,40 @@ main()
     std::sort(values.begin(), values.end());
     return values[values.size() / 2];
   };
-  int failures = 0;
+  const double limit = 1.2; // at most 20% more at 128 slices than at 64
+  const char * names[2] = { "peak minus input and output", "growth during Update minus output" };
+  int          failures = 0;
   for (const Scenario labels : { Scenario::Network, Scenario::Labels, Scenario::Tensors })
   {
     const char * scenario =
       labels == Scenario::Network ? "network" : (labels == Scenario::Labels ? "labels" : "tensors");
-    double measures[2][2] = {};
-    int    row = 0;
-    for (const unsigned long slices : { 64ul, 128ul })
+    // [size][measure]: every run's value; one run per size, and two more per size (medians of
+    // three decide) only when a ratio of the first runs is over the limit.
+    const unsigned long sizes[2] = { 64ul, 128ul };
+    std::vector<double> values[2][2];
+    double              ratios[2] = {};
+    for (int runs = 1; runs <= 3; runs += 2)
     {
-      long                input = 0, output = 0, before = 0, peak = 0, patches = 0, copy = 0;
-      std::vector<double> peaks, growths;
-      for (int repeat = 0; repeat < 3; ++repeat)
-      {
-        int pipeFd[2];
-        if (pipe(pipeFd) != 0)
-          return 2;
-        const pid_t child = fork();
-        if (child == 0)
-        {
-          close(pipeFd[0]);
-          _exit(Measure(slices, labels, pipeFd[1]));
-        }
-        close(pipeFd[1]);
-        char       buffer[256] = {};
-        const auto n = read(pipeFd[0], buffer, sizeof(buffer) - 1);
-        int        status = 0;
-        waitpid(child, &status, 0);
-        close(pipeFd[0]);
-        if (n <= 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0 ||
-            std::sscanf(buffer, "%ld %ld %ld %ld %ld %ld", &input, &output, &before, &peak, &patches, &copy) != 6)
-        {
-          std::cerr << "the measurement at " << slices << " slices (" << scenario << ") failed\n";
-          return 2;
-        }
-        peaks.push_back(static_cast<double>(peak - input - output));
-        growths.push_back(static_cast<double>(peak - before - output - copy));
-        std::printf("{\"scenario\": \"%s\", \"slices\": %lu, \"run\": %d, \"patches\": %ld, \"input_MiB\": %.1f, "
-                    "\"output_MiB\": %.1f, \"rss_before_MiB\": %.1f, \"peak_MiB\": %.1f, "
-                    "\"peak_minus_volumes_MiB\": %.1f, \"growth_MiB\": %.1f}\n",
-                    scenario,
-                    slices,
-                    repeat,
-                    patches,
-                    input / 1048576.0,
-                    output / 1048576.0,
-                    before / 1048576.0,
-                    peak / 1048576.0,
-                    (peak - input - output) / 1048576.0,
-                    (peak - before - output - copy) / 1048576.0);
-      }
-      measures[row][0] = median(peaks);
-      measures[row][1] = median(growths);
-      ++row;
+      for (int row = 0; row < 2; ++row)
+        while (static_cast<int>(values[row][0].size()) < runs)
+          if (!MeasureInChild(
+                sizes[row], labels, scenario, static_cast<int>(values[row][0].size()), values[row][0], values[row][1]))
+            return 2;
+      for (int m = 0; m < 2; ++m)
+        ratios[m] = median(values[1][m]) / median(values[0][m]);
+      if (ratios[0] <= limit && ratios[1] <= limit)
+        break;
+      if (runs == 1)
+        std::printf("%s: a ratio is over %.2f after one run per size; two more runs per size\n", scenario, limit);
     }
-    const char * names[2] = { "peak minus input and output", "growth during Update minus output" };
     for (int m = 0; m < 2; ++m)
     {
-      const double ratio = measures[1][m] / measures[0][m];
-      std::printf("%s: %s, medians: 128 / 64 slices = %.3f\n", scenario, names[m], ratio);
-      if (!(ratio <= 1.2))
+      std::printf(
+        "%s: %s, medians of %zu run(s): 128 / 64 slices = %.3f\n", scenario, names[m], values[0][m].size(), ratios[m]);
+      if (!(ratios[m] <= limit))
       {
-        std::printf("FAILED: %s: %s grows by more than 20%% from 64 to 128 slices\n", scenario, names[m]);
+        std::printf(
+          "FAILED: %s: %s grows by more than %.0f%% from 64 to 128 slices\n", scenario, names[m], (limit - 1) * 100);
         ++failures;
       }
     }
