@@ -165,17 +165,20 @@ Measure(unsigned long slices, Scenario labels, int fd)
   return write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) ? 0 : 1;
 }
 
-// One child process measuring `slices` slices: appends its two measures to `peaks` and `growths`
-// and prints its JSON line; false when the child failed.
-bool
-MeasureInChild(unsigned long         slices,
-               Scenario              labels,
-               const char *          scenario,
-               int                   run,
-               std::vector<double> & peaks,
-               std::vector<double> & growths)
+const char *
+Name(Scenario scenario)
 {
-  int pipeFd[2];
+  return scenario == Scenario::Network ? "network" : (scenario == Scenario::Labels ? "labels" : "tensors");
+}
+
+// One more run at `slices` slices in a child process: appends its two measures to `peaks` and
+// `growths` (run number: their size before) and prints its JSON line; false when the child failed.
+bool
+MeasureInChild(unsigned long slices, Scenario labels, std::vector<double> & peaks, std::vector<double> & growths)
+{
+  const char * scenario = Name(labels);
+  const int    run = static_cast<int>(peaks.size());
+  int          pipeFd[2];
   if (pipe(pipeFd) != 0)
     return false;
   const pid_t child = fork();
@@ -229,8 +232,7 @@ main()
   int          failures = 0;
   for (const Scenario labels : { Scenario::Network, Scenario::Labels, Scenario::Tensors })
   {
-    const char * scenario =
-      labels == Scenario::Network ? "network" : (labels == Scenario::Labels ? "labels" : "tensors");
+    const char * scenario = Name(labels);
     // [size][measure]: every run's value; one run per size, and two more per size (medians of
     // three decide) only when a ratio of the first runs is over the limit.
     const unsigned long sizes[2] = { 64ul, 128ul };
@@ -240,8 +242,7 @@ main()
     {
       for (int row = 0; row < 2; ++row)
         while (static_cast<int>(values[row][0].size()) < runs)
-          if (!MeasureInChild(
-                sizes[row], labels, scenario, static_cast<int>(values[row][0].size()), values[row][0], values[row][1]))
+          if (!MeasureInChild(sizes[row], labels, values[row][0], values[row][1]))
             return 2;
       for (int m = 0; m < 2; ++m)
         ratios[m] = median(values[1][m]) / median(values[0][m]);
