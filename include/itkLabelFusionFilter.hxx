@@ -614,46 +614,12 @@ LabelFusionFilter<TLabelImage>::GenerateData()
   // The largest margin of the score above the organ's threshold (>= 0), inside the organ's
   // attention; ties: the organ first in label order (a later organ must be strictly higher to
   // take a voxel). Margins in double: the subtraction's rounding error is far below the spacing
-  // of float scores, so with one threshold for all organs the order is the scores' own.
+  // of float scores, so with one threshold for all organs the order is the scores' own. Then the
+  // score map. Each voxel's decision depends on that voxel alone: the slices (the last axis) are
+  // decided in parallel, each by all organs in label order.
   LabelType * labels = output->GetBufferPointer();
-  for (const auto & [organ, a] : accumulators)
-  {
-    if (a.sum.empty())
-      continue;
-    const LabelType *    attention = m_Attention[organ]->GetBufferPointer();
-    size_t               v = 0;
-    const IndexValueType width = static_cast<IndexValueType>(a.box.GetSize(0));
-    RegionType           rows = a.box; // the box's rows in raster order, each walked along x
-    rows.SetSize(0, 1);
-    for (ImageRegionConstIteratorWithIndex<LabelImageType> row(output, rows); !row.IsAtEnd(); ++row)
-    {
-      IndexType  index = row.GetIndex();
-      const auto rowOffset = output->ComputeOffset(index);
-      for (IndexValueType x = 0; x < width; ++x, ++v)
-      {
-        const double margin = static_cast<double>(a.sum[v]) - a.threshold;
-        if (!(margin >= 0.0))
-          continue;
-        const auto offset = rowOffset + x;
-        if (attention[offset] == LabelType{})
-          continue;
-        const LabelType current = labels[offset];
-        if (current == LabelType{})
-        {
-          labels[offset] = organ;
-        }
-        else
-        {
-          const Accumulator & other = accumulators.at(current);
-          index[0] = a.box.GetIndex(0) + x;
-          if (margin > static_cast<double>(other.sum[other.Offset(index)]) - other.threshold)
-            labels[offset] = organ;
-        }
-      }
-    }
-  }
-
   m_Score = nullptr;
+  unsigned char * score = nullptr;
   if (m_ScoreMap)
   {
     m_Score = ScoreImageType::New();
@@ -661,20 +627,73 @@ LabelFusionFilter<TLabelImage>::GenerateData()
     m_Score->SetRegions(region);
     m_Score->Allocate();
     m_Score->FillBuffer(0);
-    unsigned char * score = m_Score->GetBufferPointer();
-    for (const auto & [organ, a] : accumulators)
-    {
-      if (a.sum.empty())
-        continue;
-      size_t v = 0;
-      for (ImageRegionConstIteratorWithIndex<LabelImageType> it(output, a.box); !it.IsAtEnd(); ++it, ++v)
-      {
-        if (it.Get() == organ)
-          score[output->ComputeOffset(it.GetIndex())] =
-            static_cast<unsigned char>(std::clamp<long>(std::lround(255.0 * a.sum[v]), 1, 255));
-      }
-    }
+    score = m_Score->GetBufferPointer();
   }
+  constexpr unsigned int last = ImageDimension - 1;
+  // The rows (along x) of `a`'s box on slice z in raster order: fn(offset of the row's first
+  // voxel in the image, its index, its first voxel's place in a.sum).
+  auto forRowsOnSlice = [&](const Accumulator & a, IndexValueType z, auto && fn) {
+    if (a.sum.empty() || z < a.box.GetIndex(last) ||
+        z >= a.box.GetIndex(last) + static_cast<IndexValueType>(a.box.GetSize(last)))
+      return;
+    RegionType rows = a.box;
+    rows.SetIndex(last, z);
+    rows.SetSize(last, 1);
+    rows.SetSize(0, 1);
+    size_t v = a.Offset(rows.GetIndex());
+    for (ImageRegionConstIteratorWithIndex<LabelImageType> row(output, rows); !row.IsAtEnd(); ++row)
+    {
+      fn(output->ComputeOffset(row.GetIndex()), row.GetIndex(), v);
+      v += a.box.GetSize(0);
+    }
+  };
+  auto decideSlice = [&](SizeValueType k) {
+    const IndexValueType z = region.GetIndex(last) + static_cast<IndexValueType>(k);
+    for (const auto & entry : accumulators) // (no structured bindings: captured below)
+    {
+      const LabelType      organ = entry.first;
+      const Accumulator &  a = entry.second;
+      const LabelType *    attention = m_Attention.at(organ)->GetBufferPointer();
+      const IndexValueType width = static_cast<IndexValueType>(a.box.GetSize(0));
+      forRowsOnSlice(a, z, [&](OffsetValueType rowOffset, IndexType index, size_t v) {
+        for (IndexValueType x = 0; x < width; ++x, ++v)
+        {
+          const double margin = static_cast<double>(a.sum[v]) - a.threshold;
+          if (!(margin >= 0.0))
+            continue;
+          const auto offset = rowOffset + x;
+          if (attention[offset] == LabelType{})
+            continue;
+          const LabelType current = labels[offset];
+          if (current == LabelType{})
+          {
+            labels[offset] = organ;
+          }
+          else
+          {
+            const Accumulator & other = accumulators.at(current);
+            index[0] = a.box.GetIndex(0) + x;
+            if (margin > static_cast<double>(other.sum[other.Offset(index)]) - other.threshold)
+              labels[offset] = organ;
+          }
+        }
+      });
+    }
+    if (!score)
+      return;
+    for (const auto & entry : accumulators)
+    {
+      const LabelType      organ = entry.first;
+      const Accumulator &  a = entry.second;
+      const IndexValueType width = static_cast<IndexValueType>(a.box.GetSize(0));
+      forRowsOnSlice(a, z, [&](OffsetValueType rowOffset, const IndexType &, size_t v) {
+        for (IndexValueType x = 0; x < width; ++x, ++v)
+          if (labels[rowOffset + x] == organ)
+            score[rowOffset + x] = static_cast<unsigned char>(std::clamp<long>(std::lround(255.0 * a.sum[v]), 1, 255));
+      });
+    }
+  };
+  this->GetMultiThreader()->ParallelizeArray(0, region.GetSize(last), decideSlice, nullptr);
 
   m_Probability.clear();
   if (m_ProbabilityMaps)

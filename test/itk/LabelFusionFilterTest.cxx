@@ -9,6 +9,7 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <map>
@@ -435,6 +436,7 @@ TEST(LabelFusionFilter, RandomPatchesMatchABruteForceFusionOnAnObliqueGrid)
       fusion->SetGaussianWeighting(gaussian);
       fusion->PostProcessingOff();
       fusion->ProbabilityMapsOn();
+      fusion->ScoreMapOn();
       fusion->Update();
 
       std::map<unsigned char, std::vector<double>> sum, weight;
@@ -476,7 +478,7 @@ TEST(LabelFusionFilter, RandomPatchesMatchABruteForceFusionOnAnObliqueGrid)
       {
         const auto    offset = reference->ComputeOffset(it.GetIndex());
         unsigned char expected = 0, plain = 0;
-        double        best = -1.0, plainBest = -1.0;
+        double        best = -1.0, plainBest = -1.0, expectedMean = 0.0;
         for (unsigned char organ : { 1, 2, 3 })
         {
           const bool   attended = attention[organ]->GetPixel(it.GetIndex()) != 0;
@@ -488,6 +490,7 @@ TEST(LabelFusionFilter, RandomPatchesMatchABruteForceFusionOnAnObliqueGrid)
           {
             best = mean - threshold;
             expected = organ;
+            expectedMean = mean;
           }
           if (attended && mean >= 0.5 && mean > plainBest)
           {
@@ -496,6 +499,13 @@ TEST(LabelFusionFilter, RandomPatchesMatchABruteForceFusionOnAnObliqueGrid)
           }
         }
         changed += expected != plain;
+        // The score map: max(1, round(255 x the voxel's organ's mean)), 0 for background (one
+        // step allowed: float sums against double at a rounding half).
+        const double score = fusion->GetScoreImage()->GetPixel(it.GetIndex());
+        if (expected == 0)
+          ASSERT_EQ(score, 0.0) << it.GetIndex();
+        else
+          ASSERT_NEAR(score, std::clamp(std::round(255.0 * expectedMean), 1.0, 255.0), 1.0) << it.GetIndex();
         ASSERT_EQ(it.Get(), expected) << it.GetIndex() << (gaussian ? " gaussian" : "") << " thresholds "
                                       << thresholds.size();
         labelled += expected != 0;
