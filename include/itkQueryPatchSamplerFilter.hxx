@@ -434,37 +434,70 @@ QueryPatchSamplerFilter<TInputImage, TLabelImage>::GenerateData()
         z.weight = 0.0;
         z.interior = z.inside;
       }
+      // One pixel, any case (as below on the fast rows, with ITK's interpolator at the border).
+      auto pixel = [&](int64_t r, int64_t q) {
+        const Axis &  x = columns[q];
+        const Axis &  y = rows[r];
+        const bool    inside = x.inside && y.inside && z.inside;
+        const int64_t voxel = inside ? z.nearest * strideZ + y.nearest * strideY + x.nearest : 0;
+        double        value;
+        if (x.interior && y.interior && z.interior)
+        {
+          const int64_t at0 = z.base * strideZ + y.base * strideY + x.base;
+          auto          v = [&](int64_t dz, int64_t dy, int64_t dx) {
+            return static_cast<double>(buffer[at0 + dz * strideZ + dy * strideY + dx]);
+          };
+          const double x00 = v(0, 0, 0) + x.weight * (v(0, 0, 1) - v(0, 0, 0));
+          const double x10 = v(0, 1, 0) + x.weight * (v(0, 1, 1) - v(0, 1, 0));
+          const double y0 = x00 + y.weight * (x10 - x00);
+          if (planar)
+            value = y0;
+          else
+          {
+            const double x01 = v(1, 0, 0) + x.weight * (v(1, 0, 1) - v(1, 0, 0));
+            const double x11 = v(1, 1, 0) + x.weight * (v(1, 1, 1) - v(1, 1, 0));
+            const double y1 = x01 + y.weight * (x11 - x01);
+            value = y0 + z.weight * (y1 - y0);
+          }
+        }
+        else
+          value = evaluate(r, q);
+        store(r, q, value, inside, voxel);
+      };
+      const double low = m_WindowLow;
       for (int64_t r = 0; r < P; ++r)
+      {
+        const Axis & y = rows[r];
+        if (!(planar && y.interior && y.inside && z.interior && z.inside && outLabel == nullptr))
+        {
+          for (int64_t q = 0; q < P; ++q)
+            pixel(r, q);
+          continue;
+        }
+        // A row of a planar patch inside the slab (nearly every row at inference): the two
+        // buffer rows it blends are fixed, so each pixel is the bilinear formula above on them.
+        const auto *  row0 = buffer + z.base * strideZ + y.base * strideY;
+        const auto *  row1 = row0 + strideY;
+        const int64_t nearestRow = z.nearest * strideZ + y.nearest * strideY;
+        float *       image = out + ((n * 2) * P + r) * P;
+        float *       mask = image + P * P;
         for (int64_t q = 0; q < P; ++q)
         {
-          const Axis &  x = columns[q];
-          const Axis &  y = rows[r];
-          const bool    inside = x.inside && y.inside && z.inside;
-          const int64_t voxel = inside ? z.nearest * strideZ + y.nearest * strideY + x.nearest : 0;
-          double        value;
-          if (x.interior && y.interior && z.interior)
+          const Axis & x = columns[q];
+          if (!(x.interior && x.inside))
           {
-            const int64_t at0 = z.base * strideZ + y.base * strideY + x.base;
-            auto          v = [&](int64_t dz, int64_t dy, int64_t dx) {
-              return static_cast<double>(buffer[at0 + dz * strideZ + dy * strideY + dx]);
-            };
-            const double x00 = v(0, 0, 0) + x.weight * (v(0, 0, 1) - v(0, 0, 0));
-            const double x10 = v(0, 1, 0) + x.weight * (v(0, 1, 1) - v(0, 1, 0));
-            const double y0 = x00 + y.weight * (x10 - x00);
-            if (planar)
-              value = y0;
-            else
-            {
-              const double x01 = v(1, 0, 0) + x.weight * (v(1, 0, 1) - v(1, 0, 0));
-              const double x11 = v(1, 1, 0) + x.weight * (v(1, 1, 1) - v(1, 1, 0));
-              const double y1 = x01 + y.weight * (x11 - x01);
-              value = y0 + z.weight * (y1 - y0);
-            }
+            pixel(r, q);
+            continue;
           }
-          else
-            value = evaluate(r, q);
-          store(r, q, value, inside, voxel);
+          const double v00 = static_cast<double>(row0[x.base]), v01 = static_cast<double>(row0[x.base + 1]);
+          const double v10 = static_cast<double>(row1[x.base]), v11 = static_cast<double>(row1[x.base + 1]);
+          const double x00 = v00 + x.weight * (v01 - v00);
+          const double x10 = v10 + x.weight * (v11 - v10);
+          const double value = x00 + y.weight * (x10 - x00);
+          image[q] = static_cast<float>(std::clamp((value - low) / width, 0.0, 1.0));
+          mask[q] = attentionBuffer[nearestRow + x.nearest] != LabelType{} ? 1.0f : 0.0f;
         }
+      }
     }
     else
       for (int64_t r = 0; r < P; ++r)
