@@ -26,6 +26,22 @@ TinyModelConfig()
   return config;
 }
 
+/** The tests' model for 2D RGB pictures: TinyModelConfig's networks for two classes ("disc" 1,
+ *  "box" 2) of one source ("voc"), 3 channels, 16-pixel patches, the coarse network at 4 mm.
+ *  Each test sets what it needs beyond that (channel statistics, margin, patch spacing). */
+inline ModelConfig
+TinyPictureConfig()
+{
+  ModelConfig config = TinyModelConfig();
+  config.organs = { { "disc", 1 }, { "box", 2 } };
+  config.modalities = { "voc" };
+  config.image_dimensions = 2;
+  config.image_channels = 3;
+  config.patch_size = 16;
+  config.coarse_spacing_mm = { 4.0, 4.0, 4.0 };
+  return config;
+}
+
 } // namespace agcl::test
 
 #endif

@@ -23,11 +23,7 @@ namespace {
 agcl::ModelConfig
 PictureConfig()
 {
-  agcl::ModelConfig config = agcl::test::TinyModelConfig();
-  config.organs = { { "disc", 1 }, { "box", 2 } };
-  config.modalities = { "voc" };
-  config.image_dimensions = 2;
-  config.image_channels = 3;
+  agcl::ModelConfig config = agcl::test::TinyPictureConfig();
   config.channel_mean = { 120.0, 110.0, 100.0 };
   config.channel_std = { 60.0, 55.0, 50.0 };
   config.patch_size = 8;

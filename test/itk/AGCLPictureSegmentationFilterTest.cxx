@@ -36,19 +36,13 @@ constexpr double  kSpacing[2] = { 0.3, 0.7 }, kOrigin[2] = { 5.0, -2.0 };
 itk::AGCLModelObject::Pointer
 PictureModel(uint64_t seed, double threshold = 0.0, double coarseWeight = 0.0)
 {
-  agcl::ModelConfig config = agcl::test::TinyModelConfig();
-  config.organs = { { "disc", 1 }, { "box", 2 } };
-  config.modalities = { "voc" };
-  config.image_dimensions = 2;
-  config.image_channels = 3;
+  agcl::ModelConfig config = agcl::test::TinyPictureConfig();
   config.channel_mean = { 124, 116, 104 };
   config.channel_std = { 58, 57, 57 };
-  config.patch_size = 16;
   config.margin_mm = 3;
   config.threshold = threshold;
   config.coarse_weight = coarseWeight;
   config.coarse_vote_scaled_to_peak = coarseWeight > 0;
-  config.coarse_spacing_mm = { 4, 4, 4 };
   torch::manual_seed(seed);
   auto model = itk::AGCLModelObject::New();
   model->SetModel(std::make_shared<agcl::AGCLModel>(config));

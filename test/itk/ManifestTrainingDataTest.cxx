@@ -340,14 +340,8 @@ TEST(ManifestTrainingData, PictureCacheStaysWithinItsLimit)
     rows += name + "," + name + ".png," + name + "_label.png,voc," + (i < 4 ? "train" : "val") + "\n";
   }
   WriteManifest(d / "manifest.csv", rows);
-  agcl::ModelConfig config = agcl::test::TinyModelConfig();
-  config.organs = { { "disc", 1 }, { "box", 2 } };
-  config.modalities = { "voc" };
-  config.image_dimensions = 2;
-  config.image_channels = 3;
-  config.patch_size = 16;
+  agcl::ModelConfig config = agcl::test::TinyPictureConfig();
   config.margin_mm = 2;
-  config.coarse_spacing_mm = { 4, 4, 4 };
   agcl::AGCLModel           model(config);
   itk::ManifestTrainingData all((d / "manifest.csv").string(), config);
   itk::ManifestTrainingData bounded((d / "manifest.csv").string(), config);
