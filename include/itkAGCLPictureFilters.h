@@ -252,13 +252,23 @@ public:
   {
     this->SetNthInput(0, const_cast<TInputImage *>(image));
   }
+  /** The attention map (non-zero = attended) of the class with label value `label`; nullptr
+   *  removes it. */
   void
   SetAttentionMap(int64_t label, const LabelImageType * attention)
   {
     const std::string name = "Attention" + std::to_string(label);
-    this->AddOptionalInputName(name);
-    this->ProcessObject::SetInput(name, const_cast<LabelImageType *>(attention));
-    m_Attention[label] = attention;
+    if (attention == nullptr) // as ITK's SetInput(nullptr): the label's map is removed
+    {
+      m_Attention.erase(label);
+      this->RemoveInput(name);
+    }
+    else
+    {
+      this->AddOptionalInputName(name);
+      this->ProcessObject::SetInput(name, const_cast<LabelImageType *>(attention));
+      m_Attention[label] = attention;
+    }
     this->Modified();
   }
   /** Training: the label map (label values; 255 void). */
@@ -398,13 +408,23 @@ public:
   {
     this->ProcessObject::SetInput("Patches", const_cast<TensorDataObject *>(patches));
   }
+  /** The attention map (non-zero = attended) of the class with label value `label`; nullptr
+   *  removes it. */
   void
   SetAttentionMap(int64_t label, const LabelImageType * attention)
   {
     const std::string name = "Attention" + std::to_string(label);
-    this->AddOptionalInputName(name);
-    this->ProcessObject::SetInput(name, const_cast<LabelImageType *>(attention));
-    m_Attention[label] = attention;
+    if (attention == nullptr) // as ITK's SetInput(nullptr): the label's map is removed
+    {
+      m_Attention.erase(label);
+      this->RemoveInput(name);
+    }
+    else
+    {
+      this->AddOptionalInputName(name);
+      this->ProcessObject::SetInput(name, const_cast<LabelImageType *>(attention));
+      m_Attention[label] = attention;
+    }
     this->Modified();
   }
   /** The coarse network's probabilities [O, 1, h, w] (PictureCoarseAttentionFilter) for the vote. */

@@ -67,6 +67,7 @@ public:
   SetPatches(const TensorDataObject * patches);
   void
   SetReferenceImage(const ReferenceType * reference);
+  /** The attention map of organ `organ` (not 0, the background); nullptr removes it. */
   void
   SetAttentionMap(LabelType organ, const LabelImageType * attention);
   /** The coarse network's probability of `organ` (0..1, any grid: sampled at each voxel's

@@ -49,9 +49,17 @@ LabelFusionFilter<TLabelImage>::SetAttentionMap(LabelType organ, const LabelImag
     itkExceptionMacro(<< "SetAttentionMap: organ label 0 is background");
   }
   const std::string name = "Attention" + std::to_string(static_cast<long long>(organ));
-  this->AddOptionalInputName(name);
-  this->ProcessObject::SetInput(name, const_cast<LabelImageType *>(attention));
-  m_Attention[organ] = attention;
+  if (attention == nullptr) // as ITK's SetInput(nullptr): the organ's map is removed
+  {
+    m_Attention.erase(organ);
+    this->RemoveInput(name);
+  }
+  else
+  {
+    this->AddOptionalInputName(name);
+    this->ProcessObject::SetInput(name, const_cast<LabelImageType *>(attention));
+    m_Attention[organ] = attention;
+  }
   this->Modified();
 }
 

@@ -65,7 +65,8 @@ public:
   SetInput(const InputImageType * image);
   const InputImageType *
   GetInput() const;
-  /** The attention map (non-zero = attended) of the organ with label value `organ`. */
+  /** The attention map (non-zero = attended) of the organ with label value `organ`; nullptr
+   *  removes that organ's map (as ITK's SetInput(nullptr)). */
   void
   SetAttentionMap(LabelType organ, const LabelImageType * attention);
   /** Training: the ground-truth label map, for the "label" tensor. */

@@ -276,6 +276,26 @@ TEST(AGCLPictureFilters, TheSingleFiltersGiveTheOneCallFiltersLabels)
   EXPECT_EQ(coarseDifferences, 0);
   EXPECT_GT(labelled, 0);
 
+  // A null map removes the label's attention (as ITK's SetInput(nullptr)): the sampler gives label
+  // 1's patches alone, and the fusion labels no pixel 2.
+  sampler->SetAttentionMap(2, nullptr);
+  sampler->Update();
+  ASSERT_GT(sampler->GetOutput()->GetNumberOfItems(), 0u);
+  for (const auto & m : sampler->GetOutput()->GetMetadata())
+    EXPECT_EQ(m.organ, 1);
+  sampler->SetAttentionMap(2, coarse->GetAttentionMap(2));
+  fusion->SetAttentionMap(2, nullptr);
+  fusion->Update();
+  int labelledTwo = 0, labelledTwoBefore = 0;
+  for (int64_t y = 0; y < H; ++y)
+    for (int64_t x = 0; x < W; ++x)
+    {
+      labelledTwo += fusion->GetOutput()->GetPixel({ { x, y } }) == 2;
+      labelledTwoBefore += whole->GetOutput()->GetPixel({ { x, y } }) == 2;
+    }
+  EXPECT_GT(labelledTwoBefore, 0);
+  EXPECT_EQ(labelledTwo, 0);
+
   // Training mode: labels of the patches' organ, 255 where void or outside.
   auto labelMap = Labels::New();
   labelMap->SetRegions(rgb->GetLargestPossibleRegion());

@@ -348,6 +348,17 @@ TEST(LabelFusionFilter, MissingAttentionWrongShapesAndGeometryAreRefused)
   EXPECT_THROW(mismatched->Update(), itk::ExceptionObject);
   EXPECT_THROW(mismatched->SetAttentionMap(0, everywhere), itk::ExceptionObject);
 
+  // A null map removes the organ's map (as ITK's SetInput(nullptr)): its patches are refused again.
+  auto removed = Fusion::New();
+  removed->SetPatches(Patches({ Patch(reference, 1, 0, 0, 0) }, { 0.9f }));
+  removed->SetReferenceImage(reference);
+  removed->SetAttentionMap(2, everywhere);
+  removed->SetAttentionMap(1, everywhere);
+  removed->SetAttentionMap(1, nullptr);
+  EXPECT_THROW(removed->Update(), itk::ExceptionObject); // organ 1 has no attention map any more
+  removed->SetAttentionMap(1, everywhere);
+  EXPECT_NO_THROW(removed->Update());
+
   // An organ's own threshold: a probability, for an organ that has an attention map.
   auto thresholds = Fusion::New();
   EXPECT_THROW(thresholds->SetOrganThreshold(1, 1.5), itk::ExceptionObject);

@@ -345,6 +345,18 @@ TEST(QueryPatchSamplerFilter, BadParametersAndGeometryAreRefused)
   auto mismatched = MakeSampler(image, { 1 }, { other->GetLabelOutput() });
   EXPECT_THROW(mismatched->Update(), itk::ExceptionObject);
 
+  // A null map removes the organ's attention (as ITK's SetInput(nullptr)): with none left, an
+  // error; with another organ left, only that organ's patches.
+  auto nullOnly = MakeSampler(image, { 1 }, { nullptr });
+  EXPECT_THROW(nullOnly->Update(), itk::ExceptionObject);
+  auto removed = MakeSampler(image, { 4, 8 }, { d.attention->GetAttentionMap(4), d.attention->GetAttentionMap(8) });
+  removed->SetMode(Sampler::ModeEnum::Inference);
+  removed->SetAttentionMap(8, nullptr);
+  removed->Update();
+  ASSERT_FALSE(removed->GetOutput()->GetMetadata().empty());
+  for (const auto & m : removed->GetOutput()->GetMetadata())
+    EXPECT_EQ(m.organ, 4);
+
   // A tile grid too dense to hold: an itk::ExceptionObject naming the limit.
   auto dense = MakeSampler(image, { 4, 8 }, { d.attention->GetAttentionMap(4), d.attention->GetAttentionMap(8) });
   dense->SetMode(Sampler::ModeEnum::Inference);
