@@ -633,8 +633,9 @@ AGCLSegmentationFilter<TInputImage, TLabelImage>::GenerateData()
             frames[n].organ = plan.frames[n].organ;
           agcl::FusionOptions options;
           options.gaussianWeighting = m_GaussianWeighting;
-          options.subdivisions = { LabelFusionFilter<LabelImageType>::Subdivisions(*ct, plan.metadata[0].spacing[0]),
-                                   LabelFusionFilter<LabelImageType>::Subdivisions(*ct, plan.metadata[0].spacing[1]) };
+          // The slab's tiles share their axes and spacing: the first one's steps hold for all.
+          options.subdivisions = { LabelFusionFilter<LabelImageType>::Subdivisions(frames[0].column),
+                                   LabelFusionFilter<LabelImageType>::Subdivisions(frames[0].row) };
           options.coarseWeight = votes.empty() ? 0.0 : config.coarse_weight;
           at::Tensor labels, score;
           agclTorchTryMacro("AGCLSegmentationFilter", {

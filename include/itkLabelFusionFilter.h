@@ -115,10 +115,15 @@ public:
    *  caller sets the organ). For running the fusion elsewhere (agcl::FusePatchScores). 3-D. */
   static std::vector<agcl::PatchFrame>
   PatchFrames(const ReferenceType & reference, const TensorDataObject::MetadataType & metadata);
-  /** The sub-pixels per patch pixel along a patch axis of `patchSpacing` mm on `reference`'s
-   *  grid: ceil(patch spacing / finest voxel spacing), 1 when the patch is not coarser. */
+  /** The sub-pixels per patch pixel along a patch axis whose one-pixel step in the reference's
+   *  continuous index is `step` (a PatchFrame's column or row): ceil(|step|), the step's length
+   *  in voxels (0.1% tolerance), 1 when it is not longer than a voxel. Measured along the
+   *  patch's own axes: an axial patch at the in-plane voxel spacing is not split because the
+   *  slices are thinner than the pixels (it was, up to 2026-12-08, with the finest spacing of any
+   *  axis: 4x the painting work at 512 x 512 x 397), and with isotropic voxels the value is
+   *  ceil(patch spacing / voxel spacing) as before. */
   static int64_t
-  Subdivisions(const ReferenceType & reference, double patchSpacing);
+  Subdivisions(const std::array<double, 3> & step);
   /** The affine map from `reference`'s voxel index v to `coarse`'s continuous index relative to
    *  its start index, c = M v + t, as rows (M | t); BlendCoarseProbability's arithmetic when the
    *  coarse start index is 0 (otherwise the start is folded into t: last-bit differences). 3-D. */

@@ -361,14 +361,11 @@ LabelFusionFilter<TLabelImage>::PatchFrames(const ReferenceType &               
 
 template <typename TLabelImage>
 int64_t
-LabelFusionFilter<TLabelImage>::Subdivisions(const ReferenceType & reference, double patchSpacing)
+LabelFusionFilter<TLabelImage>::Subdivisions(const std::array<double, 3> & step)
 {
-  const auto spacing = reference.GetSpacing();
-  double     finestSpacing = spacing[0];
-  for (unsigned int i = 1; i < ImageDimension; ++i)
-    finestSpacing = std::min(finestSpacing, spacing[i]);
-  // A patch spacing within 0.1% of the voxel spacing (e.g. a float-rounded copy of it) is not coarser.
-  return std::max<int64_t>(1, static_cast<int64_t>(std::ceil(patchSpacing / finestSpacing - 1e-3)));
+  const double length = std::sqrt(step[0] * step[0] + step[1] * step[1] + step[2] * step[2]);
+  // A step within 0.1% of a voxel (e.g. a float-rounded copy of the voxel spacing) is not longer.
+  return std::max<int64_t>(1, static_cast<int64_t>(std::ceil(length - 1e-3)));
 }
 
 template <typename TLabelImage>
@@ -466,16 +463,9 @@ LabelFusionFilter<TLabelImage>::GenerateData()
   const auto inverseDirection = reference->GetInverseDirection();
   const auto spacing = reference->GetSpacing();
   // Patch pixels coarser than the voxels would leave voxels that no pixel centre falls in:
-  // each pixel is split into k_q x k_r sub-pixels (k = ceil(patch spacing / smallest voxel
-  // spacing), 1 when the patch is not coarser), each carrying the pixel's value with 1/(k_q k_r)
-  // of its weight.
-  double finestSpacing = spacing[0];
-  for (unsigned int i = 1; i < ImageDimension; ++i)
-    finestSpacing = std::min(finestSpacing, spacing[i]);
-  auto subdivisions = [&](double patchSpacing) {
-    // A patch spacing within 0.1% of the voxel spacing (e.g. a float-rounded copy of it) is not coarser.
-    return std::max<int64_t>(1, static_cast<int64_t>(std::ceil(patchSpacing / finestSpacing - 1e-3)));
-  };
+  // each pixel is split into k_q x k_r sub-pixels (Subdivisions: k = ceil(the length in voxels
+  // of a one-pixel step along the patch's columns, or rows), 1 when it is not longer than a
+  // voxel), each carrying the pixel's value with 1/(k_q k_r) of its weight.
   const auto origin = reference->GetOrigin();
   auto       toIndex = [&](unsigned int i, unsigned int d) { return inverseDirection(i, d) / spacing[i]; };
   // Patches grouped by organ; organs (separate accumulators) are fused in parallel.
@@ -509,8 +499,14 @@ LabelFusionFilter<TLabelImage>::GenerateData()
           dr[i] += toIndex(i, d) * m.spacing[1] * m.axes[3 + d];
         }
       }
-      const float * patch = prob + n * P * P;
-      const int64_t kq = subdivisions(m.spacing[0]), kr = subdivisions(m.spacing[1]);
+      const float *         patch = prob + n * P * P;
+      std::array<double, 3> stepQ{}, stepR{};
+      for (unsigned int i = 0; i < ImageDimension && i < 3; ++i)
+      {
+        stepQ[i] = dq[i];
+        stepR[i] = dr[i];
+      }
+      const int64_t kq = Subdivisions(stepQ), kr = Subdivisions(stepR);
       const float   share = 1.0f / static_cast<float>(kq * kr);
       bool          aligned = kq == 1 && kr == 1 && dq[1] == 0.0 && dr[0] == 0.0;
       for (unsigned int i = 2; i < ImageDimension; ++i)

@@ -528,6 +528,33 @@ TEST(LabelFusionFilter, RandomPatchesMatchABruteForceFusionOnAnObliqueGrid)
   }
 }
 
+TEST(LabelFusionFilter, SubdivisionsFollowThePatchsOwnAxesNotTheFinestSpacing)
+{
+  // Slices (0.5 mm) thinner than the in-plane voxels (1.5 mm): a patch pixel's step, in voxels
+  // along each index axis, is worked out here by hand from the geometry.
+  auto                          reference = Volume(0, 8);
+  const itk::SpacePrecisionType spacing[3] = { 1.5, 1.5, 0.5 };
+  reference->SetSpacing(spacing);
+  auto m = Patch(reference, 1, 0, 0, 0);
+  auto kOf = [&](double sq, double sr, std::array<double, 6> axes) {
+    m.spacing = { sq, sr };
+    m.axes = axes;
+    const auto frames = Fusion::PatchFrames(*reference, { m });
+    return std::make_pair(Fusion::Subdivisions(frames[0].column), Fusion::Subdivisions(frames[0].row));
+  };
+  // Axial at the in-plane spacing: steps (1, 0, 0) and (0, 1, 0) voxels: not split (2 and 2 with
+  // the finest-spacing rule this replaced, 1.5 / 0.5 = 3 -> 3 and 3).
+  EXPECT_EQ(kOf(1.5, 1.5, { 1, 0, 0, 0, 1, 0 }), std::make_pair(int64_t{ 1 }, int64_t{ 1 }));
+  // Axial at twice the voxels: (2, 0, 0) -> 2; rows of 1.51 mm (1.0067 voxels) -> 2.
+  EXPECT_EQ(kOf(3.0, 1.51, { 1, 0, 0, 0, 1, 0 }), std::make_pair(int64_t{ 2 }, int64_t{ 2 }));
+  // Rows tilted 45 degrees between y and z at 1.5 mm: (0, 1.5 cos 45 / 1.5, 1.5 sin 45 / 0.5) =
+  // (0, 0.707, 2.121) voxels, length 2.236 -> 3; columns along x at 1.5 mm -> 1.
+  const double c = std::sqrt(0.5);
+  EXPECT_EQ(kOf(1.5, 1.5, { 1, 0, 0, 0, c, c }), std::make_pair(int64_t{ 1 }, int64_t{ 3 }));
+  // Along z at 0.5 mm: one slice per pixel -> 1; at 0.6 mm: 1.2 slices -> 2.
+  EXPECT_EQ(kOf(0.5, 0.6, { 0, 0, 1, 0, 0, 1 }), std::make_pair(int64_t{ 1 }, int64_t{ 2 }));
+}
+
 TEST(LabelFusionFilter, PatchesCoarserThanTheVoxelsLeaveNoHoles)
 {
   // A 16 x 16 patch of 3 mm pixels (twice the 1.5 mm voxels) from voxel (0, 0, 0): its footprint
@@ -549,4 +576,27 @@ TEST(LabelFusionFilter, PatchesCoarserThanTheVoxelsLeaveNoHoles)
     (it.GetIndex()[2] == 0 ? slice0 : slice1) += it.Get() == 1;
   EXPECT_EQ(slice0, 32 * 32);
   EXPECT_EQ(slice1, 0);
+
+  // The same on slices thinner than the pixels (0.5 mm): split by the in-plane step (2), and
+  // still every voxel of slice 0 and none of the others.
+  auto                          thin = Volume(0, 4);
+  auto                          thinAttention = Volume(1, 4);
+  const itk::SpacePrecisionType spacing[3] = { 1.5, 1.5, 0.5 };
+  thin->SetSpacing(spacing);
+  thinAttention->SetSpacing(spacing);
+  auto t = Patch(thin, 1, 0, 0, 0);
+  t.spacing = { 3.0, 3.0 };
+  auto thinFusion = Fusion::New();
+  thinFusion->SetPatches(Patches({ t }, { 0.9f }));
+  thinFusion->SetReferenceImage(thin);
+  thinFusion->SetAttentionMap(1, thinAttention);
+  thinFusion->PostProcessingOff();
+  thinFusion->Update();
+  long first = 0, others = 0;
+  for (itk::ImageRegionConstIteratorWithIndex<Labels> it(thinFusion->GetOutput(), thin->GetLargestPossibleRegion());
+       !it.IsAtEnd();
+       ++it)
+    (it.GetIndex()[2] == 0 ? first : others) += it.Get() == 1;
+  EXPECT_EQ(first, 32 * 32);
+  EXPECT_EQ(others, 0);
 }
