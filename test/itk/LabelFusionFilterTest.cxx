@@ -542,8 +542,8 @@ TEST(LabelFusionFilter, SubdivisionsFollowThePatchsOwnAxesNotTheFinestSpacing)
     const auto frames = Fusion::PatchFrames(*reference, { m });
     return std::make_pair(Fusion::Subdivisions(frames[0].column), Fusion::Subdivisions(frames[0].row));
   };
-  // Axial at the in-plane spacing: steps (1, 0, 0) and (0, 1, 0) voxels: not split (2 and 2 with
-  // the finest-spacing rule this replaced, 1.5 / 0.5 = 3 -> 3 and 3).
+  // Axial at the in-plane spacing: steps (1, 0, 0) and (0, 1, 0) voxels: not split (the
+  // finest-spacing rule this replaced gave ceil(1.5 / 0.5) = 3 along both).
   EXPECT_EQ(kOf(1.5, 1.5, { 1, 0, 0, 0, 1, 0 }), std::make_pair(int64_t{ 1 }, int64_t{ 1 }));
   // Axial at twice the voxels: (2, 0, 0) -> 2; rows of 1.51 mm (1.0067 voxels) -> 2.
   EXPECT_EQ(kOf(3.0, 1.51, { 1, 0, 0, 0, 1, 0 }), std::make_pair(int64_t{ 2 }, int64_t{ 2 }));
