@@ -364,6 +364,11 @@ int64_t
 LabelFusionFilter<TLabelImage>::Subdivisions(const std::array<double, 3> & step)
 {
   const double length = std::sqrt(step[0] * step[0] + step[1] * step[1] + step[2] * step[2]);
+  if (!std::isfinite(length) || length > 64.0)
+  {
+    itkGenericExceptionMacro(<< "LabelFusionFilter: a patch pixel spans " << length
+                             << " voxels; expected a finite step of at most 64 voxels (check the patches' spacing)");
+  }
   // A step within 0.1% of a voxel (e.g. a float-rounded copy of the voxel spacing) is not longer.
   return std::max<int64_t>(1, static_cast<int64_t>(std::ceil(length - 1e-3)));
 }

@@ -553,6 +553,19 @@ TEST(LabelFusionFilter, SubdivisionsFollowThePatchsOwnAxesNotTheFinestSpacing)
   EXPECT_EQ(kOf(1.5, 1.5, { 1, 0, 0, 0, c, c }), std::make_pair(int64_t{ 1 }, int64_t{ 3 }));
   // Along z at 0.5 mm: one slice per pixel -> 1; at 0.6 mm: 1.2 slices -> 2.
   EXPECT_EQ(kOf(0.5, 0.6, { 0, 0, 1, 0, 0, 1 }), std::make_pair(int64_t{ 1 }, int64_t{ 2 }));
+  // A pixel longer than 64 voxels, or not finite: refused, not a near-endless painting loop.
+  EXPECT_THROW(kOf(1.5 * 65, 1.5, { 1, 0, 0, 0, 1, 0 }), itk::ExceptionObject);
+  EXPECT_THROW(kOf(std::nan(""), 1.5, { 1, 0, 0, 0, 1, 0 }), itk::ExceptionObject);
+  // ... also from Update (the patches are fused on ITK's threads).
+  auto attention = Volume(1, 8);
+  attention->SetSpacing(spacing);
+  m.spacing = { 1.5 * 65, 1.5 };
+  m.axes = { 1, 0, 0, 0, 1, 0 };
+  auto fusion = Fusion::New();
+  fusion->SetPatches(Patches({ m }, { 0.9f }));
+  fusion->SetReferenceImage(reference);
+  fusion->SetAttentionMap(1, attention);
+  EXPECT_THROW(fusion->Update(), itk::ExceptionObject);
 }
 
 TEST(LabelFusionFilter, PatchesCoarserThanTheVoxelsLeaveNoHoles)
