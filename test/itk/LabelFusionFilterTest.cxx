@@ -572,44 +572,29 @@ TEST(LabelFusionFilter, PatchesCoarserThanTheVoxelsLeaveNoHoles)
 {
   // A 16 x 16 patch of 3 mm pixels (twice the 1.5 mm voxels) from voxel (0, 0, 0): its footprint
   // is the whole 32 x 32 slice 0, and every voxel of it must be labelled, not every other one.
-  auto reference = Volume(0);
-  auto attention = Volume(1);
-  auto m = Patch(reference, 1, 0, 0, 0);
-  m.spacing = { 3.0, 3.0 };
-  auto fusion = Fusion::New();
-  fusion->SetPatches(Patches({ m }, { 0.9f }));
-  fusion->SetReferenceImage(reference);
-  fusion->SetAttentionMap(1, attention);
-  fusion->PostProcessingOff();
-  fusion->Update();
-  long slice0 = 0, slice1 = 0;
-  for (itk::ImageRegionConstIteratorWithIndex<Labels> it(fusion->GetOutput(), reference->GetLargestPossibleRegion());
-       !it.IsAtEnd();
-       ++it)
-    (it.GetIndex()[2] == 0 ? slice0 : slice1) += it.Get() == 1;
-  EXPECT_EQ(slice0, 32 * 32);
-  EXPECT_EQ(slice1, 0);
-
-  // The same on slices thinner than the pixels (0.5 mm): split by the in-plane step (2), and
-  // still every voxel of slice 0 and none of the others.
-  auto                          thin = Volume(0, 4);
-  auto                          thinAttention = Volume(1, 4);
-  const itk::SpacePrecisionType spacing[3] = { 1.5, 1.5, 0.5 };
-  thin->SetSpacing(spacing);
-  thinAttention->SetSpacing(spacing);
-  auto t = Patch(thin, 1, 0, 0, 0);
-  t.spacing = { 3.0, 3.0 };
-  auto thinFusion = Fusion::New();
-  thinFusion->SetPatches(Patches({ t }, { 0.9f }));
-  thinFusion->SetReferenceImage(thin);
-  thinFusion->SetAttentionMap(1, thinAttention);
-  thinFusion->PostProcessingOff();
-  thinFusion->Update();
-  long first = 0, others = 0;
-  for (itk::ImageRegionConstIteratorWithIndex<Labels> it(thinFusion->GetOutput(), thin->GetLargestPossibleRegion());
-       !it.IsAtEnd();
-       ++it)
-    (it.GetIndex()[2] == 0 ? first : others) += it.Get() == 1;
-  EXPECT_EQ(first, 32 * 32);
-  EXPECT_EQ(others, 0);
+  // Slices of 4 mm, and slices thinner than the pixels (0.5 mm: split by the in-plane step, 2).
+  for (const double sliceSpacing : { 4.0, 0.5 })
+  {
+    SCOPED_TRACE(::testing::Message() << "slices of " << sliceSpacing << " mm");
+    auto                          reference = Volume(0, 4);
+    auto                          attention = Volume(1, 4);
+    const itk::SpacePrecisionType spacing[3] = { 1.5, 1.5, sliceSpacing };
+    reference->SetSpacing(spacing);
+    attention->SetSpacing(spacing);
+    auto m = Patch(reference, 1, 0, 0, 0);
+    m.spacing = { 3.0, 3.0 };
+    auto fusion = Fusion::New();
+    fusion->SetPatches(Patches({ m }, { 0.9f }));
+    fusion->SetReferenceImage(reference);
+    fusion->SetAttentionMap(1, attention);
+    fusion->PostProcessingOff();
+    fusion->Update();
+    long slice0 = 0, others = 0;
+    for (itk::ImageRegionConstIteratorWithIndex<Labels> it(fusion->GetOutput(), reference->GetLargestPossibleRegion());
+         !it.IsAtEnd();
+         ++it)
+      (it.GetIndex()[2] == 0 ? slice0 : others) += it.Get() == 1;
+    EXPECT_EQ(slice0, 32 * 32);
+    EXPECT_EQ(others, 0);
+  }
 }
